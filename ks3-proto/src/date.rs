@@ -1,0 +1,142 @@
+//! HTTP dates (RFC 1123, `Date`/`Last-Modified`) and ISO 8601 (`LastModified` in XML),
+//! without a calendar crate: the civil-from-days algorithm is a dozen lines.
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn split(secs: i64) -> (i64, u32, u32, i64, i64, i64) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `Wed, 25 Nov 2026 08:00:00 GMT`
+pub fn http_date(unix_secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = split(unix_secs);
+    let wd = DAYS[unix_secs.div_euclid(86_400).rem_euclid(7) as usize];
+    format!(
+        "{wd}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} GMT",
+        MONTHS[(m - 1) as usize]
+    )
+}
+
+/// Parses an RFC 1123 date (`Wed, 25 Nov 2026 08:00:00 GMT`) into Unix seconds.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (_, rest) = s.split_once(", ")?;
+    let mut it = rest.split(' ');
+    let d: u32 = it.next()?.parse().ok()?;
+    let mon = it.next()?;
+    let m = MONTHS.iter().position(|x| *x == mon)? as u32 + 1;
+    let y: i64 = it.next()?.parse().ok()?;
+    let time = it.next()?;
+    if it.next()? != "GMT" || it.next().is_some() {
+        return None;
+    }
+    let (hh, mm, ss) = parse_hms(time)?;
+    if !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+fn parse_hms(t: &str) -> Option<(i64, i64, i64)> {
+    let mut p = t.split(':');
+    let hh: i64 = p.next()?.parse().ok()?;
+    let mm: i64 = p.next()?.parse().ok()?;
+    let ss: i64 = p.next()?.parse().ok()?;
+    if p.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    Some((hh, mm, ss))
+}
+
+/// `2026-11-25T08:00:00.123Z` from Unix nanoseconds.
+pub fn iso8601(unix_nanos: i128) -> String {
+    let secs = unix_nanos.div_euclid(1_000_000_000) as i64;
+    let millis = (unix_nanos.rem_euclid(1_000_000_000) / 1_000_000) as u32;
+    let (y, m, d, hh, mm, ss) = split(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{millis:03}Z")
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (or `+00:00`) into Unix nanoseconds.
+pub fn parse_iso8601(s: &str) -> Option<i128> {
+    let s = s.trim();
+    let (date, time) = s.split_once('T')?;
+    let mut dp = date.split('-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let m: u32 = dp.next()?.parse().ok()?;
+    let d: u32 = dp.next()?.parse().ok()?;
+    if dp.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let time = time
+        .strip_suffix('Z')
+        .or_else(|| time.strip_suffix("+00:00"))?;
+    let (hms, frac) = match time.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (time, ""),
+    };
+    let (hh, mm, ss) = parse_hms(hms)?;
+    let mut nanos: i128 = 0;
+    if !frac.is_empty() {
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits = &frac[..frac.len().min(9)];
+        nanos = digits.parse::<i128>().ok()? * 10i128.pow(9 - digits.len() as u32);
+    }
+    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(secs as i128 * 1_000_000_000 + nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_date_round_trip() {
+        let t = 1_795_593_600; // 2026-11-25T08:00:00Z
+        assert_eq!(http_date(t), "Wed, 25 Nov 2026 08:00:00 GMT");
+        assert_eq!(parse_http_date("Wed, 25 Nov 2026 08:00:00 GMT"), Some(t));
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(parse_http_date("garbage"), None);
+        assert_eq!(parse_http_date("Wed, 25 Nov 2026 25:00:00 GMT"), None);
+    }
+
+    #[test]
+    fn iso_round_trip() {
+        let n = 1_795_593_600_123_000_000i128;
+        assert_eq!(iso8601(n), "2026-11-25T08:00:00.123Z");
+        assert_eq!(parse_iso8601("2026-11-25T08:00:00.123Z"), Some(n));
+        assert_eq!(parse_iso8601("2026-11-25T08:00:00Z"), Some(n - 123_000_000));
+        assert_eq!(parse_iso8601("2026-13-25T08:00:00Z"), None);
+    }
+}

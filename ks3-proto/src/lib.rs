@@ -1,0 +1,13 @@
+//! KS3 protocol primitives, shared by the driver component and the local KS3 server.
+//!
+//! Everything here is a pure function over strings and bytes so it can be checked against
+//! fixed vectors computed with the official KS3 SDK (see `tests/vectors.rs`).
+
+pub mod crc64;
+pub mod date;
+pub mod digest;
+pub mod encode;
+pub mod sign;
+
+pub use crc64::Crc64;
+pub use sign::{SignedRequest, StringToSign};
