@@ -173,6 +173,9 @@ mod tests {
             Crc64::combine(Crc64::checksum(&a), Crc64::checksum(&b), b.len() as u64),
             Crc64::checksum(&whole)
         );
-        assert_eq!(Crc64::combine(Crc64::checksum(&a), 0, 0), Crc64::checksum(&a));
+        assert_eq!(
+            Crc64::combine(Crc64::checksum(&a), 0, 0),
+            Crc64::checksum(&a)
+        );
     }
 }

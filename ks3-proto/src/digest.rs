@@ -14,7 +14,9 @@ pub fn content_md5(data: &[u8]) -> String {
 
 /// Decodes a `Content-MD5` header; `None` if it is not base64 of 16 bytes.
 pub fn decode_content_md5(value: &str) -> Option<[u8; 16]> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
     raw.try_into().ok()
 }
 
@@ -54,7 +56,10 @@ mod tests {
     #[test]
     fn content_md5_of_hello_world() {
         assert_eq!(content_md5(b"hello world"), "XrY7u+Ae7tCTyyK7j1rNww==");
-        assert_eq!(decode_content_md5("XrY7u+Ae7tCTyyK7j1rNww=="), Some(md5(b"hello world")));
+        assert_eq!(
+            decode_content_md5("XrY7u+Ae7tCTyyK7j1rNww=="),
+            Some(md5(b"hello world"))
+        );
         assert_eq!(decode_content_md5("nope"), None);
         assert_eq!(etag(&md5(b"")), "\"d41d8cd98f00b204e9800998ecf8427e\"");
     }

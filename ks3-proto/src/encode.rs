@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn key_encoding_matches_sdk() {
-        assert_eq!(encode_key("a dir/ü+file=1&x.txt"), "a%20dir/%C3%BC%2Bfile%3D1%26x.txt");
+        assert_eq!(
+            encode_key("a dir/ü+file=1&x.txt"),
+            "a%20dir/%C3%BC%2Bfile%3D1%26x.txt"
+        );
         assert_eq!(encode_key("a~b_c-d.e/f"), "a~b_c-d.e/f");
         assert_eq!(encode_component("a/b c"), "a%2Fb%20c");
     }
@@ -105,7 +108,11 @@ mod tests {
     fn query_split() {
         assert_eq!(
             split_query("uploads&prefix=&max-keys=5"),
-            vec![("uploads", None), ("prefix", Some("")), ("max-keys", Some("5"))]
+            vec![
+                ("uploads", None),
+                ("prefix", Some("")),
+                ("max-keys", Some("5"))
+            ]
         );
     }
 }

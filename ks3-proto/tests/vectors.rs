@@ -32,8 +32,18 @@ fn check(c: &Case<'_>) {
         headers: c.headers.to_vec(),
         resource: &resource,
     };
-    assert_eq!(sts.build(), c.sts.replace("\\n", "\n"), "{}: string to sign", c.name);
-    assert_eq!(SignedRequest::authorization(AK, SK, &sts), c.auth, "{}: authorization", c.name);
+    assert_eq!(
+        sts.build(),
+        c.sts.replace("\\n", "\n"),
+        "{}: string to sign",
+        c.name
+    );
+    assert_eq!(
+        SignedRequest::authorization(AK, SK, &sts),
+        c.auth,
+        "{}: authorization",
+        c.name
+    );
 }
 
 #[test]

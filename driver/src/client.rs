@@ -1,0 +1,352 @@
+//! The KS3 client: builds each API call, signs it (KSS V2), sends it through the
+//! [`Transport`], retries what is safe to retry, and maps KS3's errors. Every request of
+//! the driver goes through [`Client::call`].
+use std::time::Duration;
+
+use ks3_proto::encode::{encode_component, encode_key};
+use ks3_proto::sign::{canonical_resource, presigned_query, StringToSign};
+use ks3_proto::{Crc64, SignedRequest};
+
+use crate::config::Config;
+use crate::error::{BackendError, DriverError};
+use crate::http::{Request, Response, Transport, TransportError};
+use crate::xml;
+
+/// Largest error or XML response body the driver reads.
+const MAX_XML: usize = 16 << 20;
+
+/// What to send: everything but the signature and the date.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub method: &'static str,
+    /// Object key; empty for bucket-level calls.
+    pub key: &'a str,
+    /// Query parameters, unencoded. `None` value = bare sub-resource (`?uploads`).
+    pub query: Vec<(&'static str, Option<String>)>,
+    /// Extra headers (lower-case `x-kss-*`, `range`, …).
+    pub headers: Vec<(&'static str, String)>,
+    pub content_type: Option<&'static str>,
+    /// Send `Content-MD5` of the body.
+    pub md5: bool,
+    pub body: &'a [u8],
+    /// The driver path the call serves, for error messages.
+    pub path: &'a str,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(method: &'static str, key: &'a str, path: &'a str) -> Self {
+        Call {
+            method,
+            key,
+            query: Vec::new(),
+            headers: Vec::new(),
+            content_type: None,
+            md5: false,
+            body: &[],
+            path,
+        }
+    }
+    pub fn query(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.query.push((k, Some(v.into())));
+        self
+    }
+    pub fn sub(mut self, k: &'static str) -> Self {
+        self.query.push((k, None));
+        self
+    }
+    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.headers.push((k, v.into()));
+        self
+    }
+    pub fn body(mut self, body: &'a [u8], content_type: &'static str, md5: bool) -> Self {
+        self.body = body;
+        self.content_type = Some(content_type);
+        self.md5 = md5;
+        self
+    }
+}
+
+pub struct Client<T> {
+    pub config: Config,
+    pub transport: T,
+}
+
+impl<T: Transport> Client<T> {
+    pub fn new(config: Config, transport: T) -> Self {
+        Client { config, transport }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.config.request_timeout_secs)
+    }
+
+    /// `/bucket/key` (path style) or `/key`, percent-encoded.
+    fn url_path(&self, key: &str) -> String {
+        if self.config.endpoint.path_style {
+            format!("/{}/{}", self.config.bucket, encode_key(key))
+        } else {
+            format!("/{}", encode_key(key))
+        }
+    }
+
+    fn encoded_query(
+        query: &[(&'static str, Option<String>)],
+    ) -> Vec<(&'static str, Option<String>)> {
+        query
+            .iter()
+            .map(|(k, v)| (*k, v.as_ref().map(|v| encode_component(v))))
+            .collect()
+    }
+
+    /// Builds and signs the request for `call` at the current time.
+    pub fn sign(&self, call: &Call<'_>) -> Request {
+        let query = Self::encoded_query(&call.query);
+        let mut path_and_query = self.url_path(call.key);
+        for (i, (k, v)) in query.iter().enumerate() {
+            path_and_query.push(if i == 0 { '?' } else { '&' });
+            path_and_query.push_str(k);
+            if let Some(v) = v {
+                path_and_query.push('=');
+                path_and_query.push_str(v);
+            }
+        }
+        let date = ks3_proto::date::http_date(self.transport.now_unix());
+        let md5 = if call.md5 {
+            ks3_proto::digest::content_md5(call.body)
+        } else {
+            String::new()
+        };
+        let qrefs: Vec<(&str, Option<&str>)> =
+            query.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+        let resource = canonical_resource(&self.config.bucket, call.key, &qrefs);
+        let sts = StringToSign {
+            method: call.method,
+            content_md5: &md5,
+            content_type: call.content_type.unwrap_or(""),
+            date: &date,
+            headers: call.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            resource: &resource,
+        };
+        let auth = SignedRequest::authorization(
+            self.config.access_key.expose(),
+            self.config.secret_key.expose(),
+            &sts,
+        );
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(call.headers.len() + 5);
+        headers.push(("date".into(), date));
+        if let Some(ct) = call.content_type {
+            headers.push(("content-type".into(), ct.into()));
+        }
+        if call.md5 {
+            headers.push(("content-md5".into(), md5));
+        }
+        if !call.body.is_empty() || matches!(call.method, "PUT" | "POST") {
+            headers.push(("content-length".into(), call.body.len().to_string()));
+        }
+        for (k, v) in &call.headers {
+            headers.push(((*k).into(), v.clone()));
+        }
+        headers.push(("authorization".into(), auth));
+        Request {
+            method: call.method,
+            path_and_query,
+            headers,
+        }
+    }
+
+    /// A presigned URL for `method` on `key`, valid until `expires_unix`.
+    pub fn presign(&self, method: &str, key: &str, expires_unix: i64) -> String {
+        let resource = canonical_resource(&self.config.bucket, key, &[]);
+        let q = presigned_query(
+            self.config.access_key.expose(),
+            self.config.secret_key.expose(),
+            method,
+            &resource,
+            expires_unix,
+        );
+        format!(
+            "{}{}?{q}",
+            self.config.endpoint.base_url(),
+            self.url_path(key)
+        )
+    }
+
+    fn backoff(&self, attempt: u32) {
+        // Capped exponential backoff with full jitter: 50 ms, 100 ms, … up to 2 s.
+        let cap_ms = (50u64 << attempt.min(10)).min(2_000);
+        let ms = cap_ms / 2 + self.transport.random_u64() % (cap_ms / 2 + 1);
+        self.transport.sleep(Duration::from_millis(ms));
+    }
+
+    /// Sends `call`, retrying connection failures, timeouts, 5xx and throttling; returns
+    /// a 2xx response (body unread) or the error. `ok_statuses` lists non-2xx statuses the
+    /// caller handles itself (404 for HEAD, 416 for ranged reads).
+    pub fn call(&self, call: &Call<'_>, ok_statuses: &[u16]) -> Result<Response, DriverError> {
+        let mut attempt = 0;
+        loop {
+            let req = self.sign(call);
+            let outcome = self.transport.send(&req, call.body, self.timeout());
+            match outcome {
+                Ok(resp)
+                    if (200..300).contains(&resp.status) || ok_statuses.contains(&resp.status) =>
+                {
+                    return Ok(resp)
+                }
+                Ok(resp) => {
+                    let err = self.backend_error(resp, call.path);
+                    if attempt < self.config.max_retries && retryable_status(&err) {
+                        attempt += 1;
+                        self.backoff(attempt);
+                        continue;
+                    }
+                    return Err(DriverError::Backend(err));
+                }
+                Err(e) if e.retryable() && attempt < self.config.max_retries => {
+                    attempt += 1;
+                    self.backoff(attempt);
+                }
+                Err(e) => return Err(transport_error(call, &e, attempt)),
+            }
+        }
+    }
+
+    /// Like [`call`](Self::call) for several independent calls at once (multipart copy
+    /// parts); each is retried on its own.
+    pub fn call_all(&self, calls: &[Call<'_>]) -> Vec<Result<Response, DriverError>> {
+        let reqs: Vec<(Request, &[u8])> = calls.iter().map(|c| (self.sign(c), c.body)).collect();
+        let first = self.transport.send_all(&reqs, self.timeout());
+        first
+            .into_iter()
+            .zip(calls)
+            .map(|(r, c)| match r {
+                Ok(resp) if (200..300).contains(&resp.status) => Ok(resp),
+                _ => self.call(c, &[]),
+            })
+            .collect()
+    }
+
+    /// Reads a 2xx XML body; a 200 carrying `<Error>` (KS3 does that for complete and copy)
+    /// becomes a backend error.
+    pub fn read_xml(&self, mut resp: Response, path: &str) -> Result<xml::Node, DriverError> {
+        let request_id = resp.header("x-kss-request-id").unwrap_or("").to_string();
+        let body = resp
+            .read_all(MAX_XML)
+            .map_err(|e| DriverError::io(path, format!("reading KS3's response: {e}")))?;
+        let node = xml::parse(&body).map_err(|e| {
+            DriverError::Backend(BackendError {
+                code: String::new(),
+                status: resp.status,
+                message: format!("unreadable response body: {e}"),
+                request_id: request_id.clone(),
+                path: path.into(),
+            })
+        })?;
+        if node.name == "Error" {
+            return Err(DriverError::Backend(error_from_node(
+                &node,
+                resp.status,
+                &request_id,
+                path,
+            )));
+        }
+        Ok(node)
+    }
+
+    /// Turns an error response into a [`BackendError`], reading its XML body if any.
+    pub fn backend_error(&self, mut resp: Response, path: &str) -> BackendError {
+        let request_id = resp.header("x-kss-request-id").unwrap_or("").to_string();
+        let status = resp.status;
+        let body = resp.read_all(64 << 10).unwrap_or_default();
+        match xml::parse(&body) {
+            Ok(node) if node.name == "Error" => error_from_node(&node, status, &request_id, path),
+            _ => BackendError {
+                code: default_code(status).into(),
+                status,
+                message: if body.is_empty() {
+                    format!("HTTP {status} without an error body")
+                } else {
+                    format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    )
+                },
+                request_id,
+                path: path.into(),
+            },
+        }
+    }
+
+    /// Checks KS3's CRC-64 of what it stored against ours, when it sent one.
+    pub fn verify_crc(
+        &self,
+        resp: &Response,
+        expected: u64,
+        path: &str,
+    ) -> Result<(), DriverError> {
+        match resp.header("x-kss-checksum-crc64ecma") {
+            None => Ok(()),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(got) if got == expected => Ok(()),
+                _ => Err(DriverError::io(
+                    path,
+                    format!("integrity check failed: KS3 stored CRC-64 {v}, the driver sent data with CRC-64 {expected}"),
+                )),
+            },
+        }
+    }
+}
+
+/// CRC-64 of a buffer, the way KS3 reports it.
+pub fn crc64(data: &[u8]) -> u64 {
+    Crc64::checksum(data)
+}
+
+fn retryable_status(e: &BackendError) -> bool {
+    matches!(e.status, 500 | 502 | 503 | 504)
+        || matches!(
+            e.code.as_str(),
+            "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
+        )
+}
+
+fn default_code(status: u16) -> &'static str {
+    match status {
+        400 => "InvalidArgument",
+        403 => "AccessDenied",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        416 => "InvalidRange",
+        _ => "",
+    }
+}
+
+fn error_from_node(node: &xml::Node, status: u16, request_id: &str, path: &str) -> BackendError {
+    let rid = node.text_of("RequestId");
+    BackendError {
+        code: node.text_of("Code").to_string(),
+        status,
+        message: node.text_of("Message").to_string(),
+        request_id: if rid.is_empty() {
+            request_id.to_string()
+        } else {
+            rid.to_string()
+        },
+        path: path.to_string(),
+    }
+}
+
+fn transport_error(call: &Call<'_>, e: &TransportError, retries: u32) -> DriverError {
+    let tried = if retries > 0 {
+        format!(" after {} attempts", retries + 1)
+    } else {
+        String::new()
+    };
+    DriverError::io(
+        call.path,
+        format!(
+            "{} {} failed{tried}: {e}",
+            call.method,
+            if call.key.is_empty() { "/" } else { call.key }
+        ),
+    )
+}

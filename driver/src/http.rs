@@ -1,0 +1,158 @@
+//! The transport seam: the driver builds and signs requests; a [`Transport`] moves bytes.
+//! In the component that is wasi:http (`crate::wasm::transport`); natively the host can
+//! plug in its own client (the benchmark's baseline does).
+use std::fmt;
+use std::time::Duration;
+
+/// A request ready to send: the path is already percent-encoded and the headers signed.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: &'static str,
+    /// `/key?query` (or `/bucket/key?query` in path style).
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// Case-insensitive header lookup.
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A streamed response body.
+pub trait Body {
+    /// Up to `max` more bytes; `Ok(None)` at the end.
+    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, TransportError>;
+}
+
+/// An empty body.
+pub struct NoBody;
+impl Body for NoBody {
+    fn read(&mut self, _max: usize) -> Result<Option<Vec<u8>>, TransportError> {
+        Ok(None)
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Box<dyn Body>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// Reads the whole body, failing if it exceeds `limit` bytes.
+    pub fn read_all(&mut self, limit: usize) -> Result<Vec<u8>, TransportError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.body.read(1 << 20)? {
+            if out.len() + chunk.len() > limit {
+                return Err(TransportError::new(
+                    TransportErrorKind::Protocol,
+                    format!("response body larger than {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    /// Could not connect (refused, DNS, TLS handshake).
+    Connect,
+    /// No response, or no body bytes, within the timeout.
+    Timeout,
+    /// The connection broke mid-request or mid-response.
+    Dropped,
+    /// The host's sandbox refused the destination.
+    Denied,
+    /// A malformed response or another failure that a retry will not fix.
+    Protocol,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportError {
+    pub kind: TransportErrorKind,
+    pub message: String,
+}
+
+impl TransportError {
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            TransportErrorKind::Connect | TransportErrorKind::Timeout | TransportErrorKind::Dropped
+        )
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            TransportErrorKind::Connect => "connection failed",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::Dropped => "connection dropped",
+            TransportErrorKind::Denied => "request denied by the sandbox",
+            TransportErrorKind::Protocol => "bad response",
+        };
+        write!(f, "{what}: {}", self.message)
+    }
+}
+
+/// Moves requests and responses. Implementations own connections; the driver owns
+/// signing, retries and semantics.
+pub trait Transport {
+    /// Sends `req` with `body` and waits for the response head.
+    fn send(
+        &self,
+        req: &Request,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, TransportError>;
+
+    /// Sends several requests at once and waits for all; the default sends them one by one.
+    fn send_all(
+        &self,
+        reqs: &[(Request, &[u8])],
+        timeout: Duration,
+    ) -> Vec<Result<Response, TransportError>> {
+        reqs.iter().map(|(r, b)| self.send(r, b, timeout)).collect()
+    }
+
+    /// Blocks for `d` (retry backoff).
+    fn sleep(&self, d: Duration);
+
+    /// Wall-clock time, Unix seconds (request dates, presigned expiry).
+    fn now_unix(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+
+    /// Some randomness for backoff jitter.
+    fn random_u64(&self) -> u64 {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+        n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}

@@ -1,0 +1,125 @@
+//! Recursive delete: the object at `path` and every key under `path/` (never a sibling
+//! such as `path-2`), in multi-object batches of at most 1000 keys.
+use super::listing::PAGE_FLAT;
+use super::Driver;
+use crate::client::Call;
+use crate::error::{BackendError, DriverError};
+use crate::http::Transport;
+use crate::path;
+use crate::xml;
+
+/// KS3 deletes at most this many keys in one `POST ?delete`.
+pub(crate) const MAX_BATCH: usize = 1000;
+
+impl<T: Transport> Driver<T> {
+    pub fn delete(&self, p: &str) -> Result<(), DriverError> {
+        path::check(p)?;
+        let prefix = self.keys.dir_prefix(p);
+        let mut deleted_any = false;
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self.list_page(&prefix, false, marker.as_deref(), PAGE_FLAT, p)?;
+            let keys: Vec<String> = page.entries.into_iter().map(|e| e.key).collect();
+            if !keys.is_empty() {
+                deleted_any = true;
+                self.delete_keys(&keys, p)?;
+            }
+            match page.next_marker {
+                Some(m) => marker = Some(m),
+                None => break,
+            }
+        }
+        if self.delete_object(&self.keys.key(p), p)? {
+            deleted_any = true;
+        }
+        if deleted_any {
+            Ok(())
+        } else {
+            Err(DriverError::PathNotFound(p.to_string()))
+        }
+    }
+
+    /// DELETE of one key; `false` when it did not exist (KS3 answers 404 `NoSuchKey`).
+    pub(crate) fn delete_object(&self, key: &str, p: &str) -> Result<bool, DriverError> {
+        let resp = self.client.call(&Call::new("DELETE", key, p), &[404])?;
+        if resp.status == 404 {
+            let err = self.client.backend_error(resp, p);
+            return if err.code == "NoSuchBucket" {
+                Err(DriverError::Backend(err))
+            } else {
+                Ok(false)
+            };
+        }
+        Ok(true)
+    }
+
+    /// Deletes `keys` in batches; when a batch call itself fails, falls back to one DELETE
+    /// per key. Keys KS3 refuses to delete are reported together.
+    pub(crate) fn delete_keys(&self, keys: &[String], p: &str) -> Result<(), DriverError> {
+        let mut failures: Vec<(String, String)> = Vec::new();
+        for batch in keys.chunks(MAX_BATCH) {
+            match self.delete_batch(batch, p) {
+                Ok(errs) => failures.extend(errs),
+                Err(_) => {
+                    for k in batch {
+                        if let Err(e) = self.delete_object(k, p) {
+                            failures.push((k.clone(), e.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<String> = failures
+            .iter()
+            .take(10)
+            .map(|(k, e)| format!("{k}: {e}"))
+            .collect();
+        Err(DriverError::Backend(BackendError {
+            code: "DeleteFailed".into(),
+            status: 0,
+            message: format!(
+                "{} of {} keys could not be deleted: {}{}",
+                failures.len(),
+                keys.len(),
+                shown.join("; "),
+                if failures.len() > 10 { "; …" } else { "" }
+            ),
+            request_id: String::new(),
+            path: p.into(),
+        }))
+    }
+
+    /// One `POST ?delete`; returns the per-key errors other than "already gone".
+    fn delete_batch(
+        &self,
+        batch: &[String],
+        p: &str,
+    ) -> Result<Vec<(String, String)>, DriverError> {
+        let body = xml::delete_body(batch);
+        let call =
+            Call::new("POST", "", p)
+                .sub("delete")
+                .body(body.as_bytes(), "application/xml", true);
+        let resp = self.client.call(&call, &[])?;
+        let node = self.client.read_xml(resp, p)?;
+        if node.name != "DeleteResult" {
+            return Err(DriverError::io(
+                p,
+                format!("unexpected <{}> in a delete response", node.name),
+            ));
+        }
+        Ok(node
+            .children("Error")
+            .filter(|e| e.text_of("Code") != "NoSuchKey")
+            .map(|e| {
+                (
+                    e.text_of("Key").to_string(),
+                    format!("{}: {}", e.text_of("Code"), e.text_of("Message")),
+                )
+            })
+            .collect())
+    }
+}

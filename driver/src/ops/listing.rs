@@ -1,0 +1,176 @@
+//! ListObjects (v1) pages, and the listings built on them: direct children and "does this
+//! directory have anything in it".
+use super::{Driver, FileInfo};
+use crate::client::Call;
+use crate::error::DriverError;
+use crate::http::Transport;
+use crate::path;
+
+/// KS3 returns at most 100 entries per page when a delimiter is given, 1000 otherwise.
+pub(crate) const PAGE_WITH_DELIMITER: u32 = 100;
+pub(crate) const PAGE_FLAT: u32 = 1000;
+
+pub(crate) struct Entry {
+    pub key: String,
+    pub size: u64,
+    pub mod_time_ns: u64,
+}
+
+pub(crate) struct Page {
+    pub entries: Vec<Entry>,
+    pub prefixes: Vec<String>,
+    /// Where the next page starts, if the listing is truncated.
+    pub next_marker: Option<String>,
+}
+
+impl<T: Transport> Driver<T> {
+    pub(crate) fn list_page(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+        marker: Option<&str>,
+        max_keys: u32,
+        p: &str,
+    ) -> Result<Page, DriverError> {
+        let mut call = Call::new("GET", "", p)
+            .query("prefix", prefix)
+            .query("max-keys", max_keys.to_string());
+        if delimiter {
+            call = call.query("delimiter", "/");
+        }
+        if let Some(m) = marker {
+            call = call.query("marker", m);
+        }
+        let resp = self.client.call(&call, &[404])?;
+        if resp.status == 404 {
+            return Err(DriverError::Backend(self.client.backend_error(resp, p)));
+        }
+        let node = self.client.read_xml(resp, p)?;
+        if node.name != "ListBucketResult" {
+            return Err(DriverError::io(
+                p,
+                format!("unexpected <{}> in a list response", node.name),
+            ));
+        }
+        let mut entries = Vec::new();
+        for c in node.children("Contents") {
+            let size = c.text_of("Size").trim().parse::<u64>().map_err(|_| {
+                DriverError::io(
+                    p,
+                    format!(
+                        "list response: bad <Size> `{}` for key {}",
+                        c.text_of("Size"),
+                        c.text_of("Key")
+                    ),
+                )
+            })?;
+            let mod_time_ns = ks3_proto::date::parse_iso8601(c.text_of("LastModified"))
+                .map(|n| n.max(0) as u64)
+                .unwrap_or(0);
+            entries.push(Entry {
+                key: c.text_of("Key").to_string(),
+                size,
+                mod_time_ns,
+            });
+        }
+        let prefixes: Vec<String> = node
+            .children("CommonPrefixes")
+            .map(|c| c.text_of("Prefix").to_string())
+            .collect();
+        let truncated = node.text_of("IsTruncated").trim() == "true";
+        let next_marker = if truncated {
+            let nm = node.text_of("NextMarker");
+            let last = entries
+                .last()
+                .map(|e| e.key.as_str())
+                .into_iter()
+                .chain(prefixes.last().map(|s| s.as_str()))
+                .max();
+            let m = if !nm.is_empty() {
+                Some(nm.to_string())
+            } else {
+                last.map(str::to_string)
+            };
+            // A truncated page that does not move the marker forward would loop forever.
+            match (&m, marker) {
+                (None, _) => {
+                    return Err(DriverError::io(
+                        p,
+                        "list response is truncated but gives no marker",
+                    ))
+                }
+                (Some(m), Some(old)) if m.as_str() <= old => {
+                    return Err(DriverError::io(
+                        p,
+                        "list response is truncated but its marker does not advance",
+                    ))
+                }
+                _ => m,
+            }
+        } else {
+            None
+        };
+        Ok(Page {
+            entries,
+            prefixes,
+            next_marker,
+        })
+    }
+
+    /// True when anything the driver can see lives under `p/`.
+    pub(crate) fn has_children(&self, p: &str) -> Result<bool, DriverError> {
+        let prefix = self.keys.dir_prefix(p);
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self.list_page(&prefix, false, marker.as_deref(), PAGE_FLAT, p)?;
+            if page
+                .entries
+                .iter()
+                .any(|e| path::is_file_key(&self.keys, &e.key).is_some())
+            {
+                return Ok(true);
+            }
+            match page.next_marker {
+                Some(m) => marker = Some(m),
+                None => return Ok(false),
+            }
+        }
+    }
+
+    pub fn list(&self, p: &str) -> Result<Vec<String>, DriverError> {
+        path::check_dir(p)?;
+        let prefix = self.keys.dir_prefix(p);
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self.list_page(&prefix, true, marker.as_deref(), PAGE_WITH_DELIMITER, p)?;
+            out.extend(
+                page.entries
+                    .iter()
+                    .filter_map(|e| path::is_file_key(&self.keys, &e.key)),
+            );
+            out.extend(
+                page.prefixes
+                    .iter()
+                    .filter_map(|pre| self.keys.path_of(pre)),
+            );
+            match page.next_marker {
+                Some(m) => marker = Some(m),
+                None => break,
+            }
+        }
+        if out.is_empty() && p != "/" {
+            return Err(DriverError::PathNotFound(p.to_string()));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn entry_info(&self, e: &Entry) -> Option<FileInfo> {
+        path::is_file_key(&self.keys, &e.key).map(|path| FileInfo {
+            path,
+            size: e.size,
+            mod_time_ns: e.mod_time_ns,
+            is_dir: false,
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! The storage-driver operations over KS3, independent of how bytes travel.
+//!
+//! Each public method validates its paths first (distribution's `base` rule), then maps
+//! them to keys, then speaks KS3 through [`Client`]. KS3's "not found" answers become
+//! [`DriverError::PathNotFound`] here and nowhere else.
+mod delete;
+mod listing;
+mod multipart;
+mod mv;
+mod reader;
+mod walk;
+mod writer;
+
+use std::sync::Arc;
+
+use crate::client::{crc64, Call, Client};
+use crate::config::Config;
+use crate::error::DriverError;
+use crate::http::Transport;
+use crate::path::{self, Keys};
+
+pub use reader::FileReader;
+pub use walk::Walker;
+pub use writer::FileWriter;
+
+/// Presigned URLs live this long, as in distribution's S3 driver.
+pub const REDIRECT_EXPIRY_SECS: i64 = 20 * 60;
+
+/// Metadata of a file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: String,
+    pub size: u64,
+    pub mod_time_ns: u64,
+    pub is_dir: bool,
+}
+
+impl FileInfo {
+    fn dir(path: String) -> Self {
+        FileInfo {
+            path,
+            size: 0,
+            mod_time_ns: 0,
+            is_dir: true,
+        }
+    }
+}
+
+pub struct Driver<T> {
+    pub(crate) client: Client<T>,
+    pub(crate) keys: Keys,
+}
+
+impl<T: Transport> Driver<T> {
+    pub fn new(config: Config, transport: T) -> Arc<Self> {
+        let keys = Keys::new(&config.root_directory);
+        Arc::new(Driver {
+            client: Client::new(config, transport),
+            keys,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.client.config
+    }
+
+    /// Headers every new object (put, initiate, copy) carries.
+    pub(crate) fn object_headers<'a>(&self, mut call: Call<'a>) -> Call<'a> {
+        let c = &self.client.config;
+        call = call.header("x-kss-acl", c.object_acl.clone());
+        if c.encrypt {
+            call = call.header("x-kss-server-side-encryption", "AES256");
+        }
+        if let Some(sc) = &c.storage_class {
+            call = call.header("x-kss-storage-class", sc.clone());
+        }
+        call
+    }
+
+    pub fn get_content(&self, p: &str) -> Result<Vec<u8>, DriverError> {
+        path::check(p)?;
+        let key = self.keys.key(p);
+        let mut resp = self.client.call(&Call::new("GET", &key, p), &[404])?;
+        if resp.status == 404 {
+            return Err(self.not_found(resp, p));
+        }
+        let expected = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        let data = resp
+            .read_all(usize::MAX)
+            .map_err(|e| DriverError::io(p, format!("reading the object: {e}")))?;
+        if let Some(n) = expected {
+            if n != data.len() as u64 {
+                return Err(DriverError::io(
+                    p,
+                    format!("object truncated: got {} of {n} bytes", data.len()),
+                ));
+            }
+        }
+        if let Some(v) = resp.header("x-kss-checksum-crc64ecma") {
+            if v.trim().parse::<u64>().ok() != Some(crc64(&data)) {
+                return Err(DriverError::io(
+                    p,
+                    "integrity check failed: the object's CRC-64 does not match KS3's",
+                ));
+            }
+        }
+        Ok(data)
+    }
+
+    pub fn put_content(&self, p: &str, content: &[u8]) -> Result<(), DriverError> {
+        path::check(p)?;
+        let key = self.keys.key(p);
+        self.put_object(&key, p, content)
+    }
+
+    pub(crate) fn put_object(&self, key: &str, p: &str, content: &[u8]) -> Result<(), DriverError> {
+        let call = self.object_headers(Call::new("PUT", key, p).body(
+            content,
+            "application/octet-stream",
+            true,
+        ));
+        let resp = self.client.call(&call, &[])?;
+        self.client.verify_crc(&resp, crc64(content), p)
+    }
+
+    pub fn stat(&self, p: &str) -> Result<FileInfo, DriverError> {
+        path::check_dir(p)?;
+        if p != "/" {
+            let key = self.keys.key(p);
+            if let Some(info) = self.head(&key, p)? {
+                return Ok(info);
+            }
+        }
+        if self.has_children(p)? {
+            Ok(FileInfo::dir(p.to_string()))
+        } else {
+            Err(DriverError::PathNotFound(p.to_string()))
+        }
+    }
+
+    /// HEAD of an object: `None` when there is none.
+    pub(crate) fn head(&self, key: &str, p: &str) -> Result<Option<FileInfo>, DriverError> {
+        let resp = self.client.call(&Call::new("HEAD", key, p), &[404])?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        let size = resp
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| DriverError::io(p, "KS3's HEAD response has no valid Content-Length"))?;
+        let mod_time_ns = resp
+            .header("last-modified")
+            .and_then(ks3_proto::date::parse_http_date)
+            .map(|s| (s.max(0) as u64).saturating_mul(1_000_000_000))
+            .unwrap_or(0);
+        Ok(Some(FileInfo {
+            path: p.to_string(),
+            size,
+            mod_time_ns,
+            is_dir: false,
+        }))
+    }
+
+    pub fn redirect_url(&self, method: &str, p: &str) -> Result<Option<String>, DriverError> {
+        path::check(p)?;
+        let method = method.to_ascii_uppercase();
+        if method != "GET" && method != "HEAD" {
+            return Ok(None);
+        }
+        let expires = self.client.transport.now_unix() + REDIRECT_EXPIRY_SECS;
+        Ok(Some(self.client.presign(
+            &method,
+            &self.keys.key(p),
+            expires,
+        )))
+    }
+
+    /// A 404's body tells a missing key from a missing bucket; only the former is
+    /// "path not found".
+    pub(crate) fn not_found(&self, resp: crate::http::Response, p: &str) -> DriverError {
+        let err = self.client.backend_error(resp, p);
+        if err.code == "NoSuchBucket" {
+            DriverError::Backend(err)
+        } else {
+            DriverError::PathNotFound(p.to_string())
+        }
+    }
+}

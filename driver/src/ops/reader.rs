@@ -1,0 +1,205 @@
+//! A ranged GET streamed in chunks; a connection that breaks mid-body is resumed with a
+//! new ranged GET from where it stopped.
+use std::sync::Arc;
+
+use ks3_proto::Crc64;
+
+use super::Driver;
+use crate::client::Call;
+use crate::error::DriverError;
+use crate::http::{Response, Transport};
+use crate::path;
+
+/// The largest chunk one `read` returns.
+pub const MAX_READ: usize = 4 << 20;
+
+pub struct FileReader<T> {
+    driver: Arc<Driver<T>>,
+    path: String,
+    key: String,
+    pos: u64,
+    /// Where the object ends (from Content-Range / Content-Length).
+    end: Option<u64>,
+    resp: Option<Response>,
+    /// Running CRC of a whole-object read and KS3's value for it.
+    crc: Option<(Crc64, u64)>,
+    resumes: u32,
+    eof: bool,
+}
+
+impl<T: Transport> Driver<T> {
+    pub fn reader(self: &Arc<Self>, p: &str, offset: i64) -> Result<FileReader<T>, DriverError> {
+        if offset < 0 {
+            return Err(DriverError::InvalidOffset {
+                path: p.to_string(),
+                offset,
+            });
+        }
+        path::check(p)?;
+        let mut r = FileReader {
+            driver: Arc::clone(self),
+            path: p.to_string(),
+            key: self.keys.key(p),
+            pos: offset as u64,
+            end: None,
+            resp: None,
+            crc: None,
+            resumes: 0,
+            eof: false,
+        };
+        r.open()?;
+        Ok(r)
+    }
+}
+
+impl<T: Transport> FileReader<T> {
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    fn open(&mut self) -> Result<(), DriverError> {
+        let d = Arc::clone(&self.driver);
+        let mut call = Call::new("GET", &self.key, &self.path);
+        if self.pos > 0 {
+            call = call.header("range", format!("bytes={}-", self.pos));
+        }
+        let resp = d.client.call(&call, &[404, 416])?;
+        match resp.status {
+            404 => Err(d.not_found(resp, &self.path)),
+            // Offset at or past the end: an empty reader, as distribution expects. A 416
+            // for a missing key would have been a 404 first.
+            416 => {
+                self.eof = true;
+                Ok(())
+            }
+            206 => {
+                let total = resp
+                    .header("content-range")
+                    .and_then(|v| v.rsplit('/').next())
+                    .and_then(|t| t.trim().parse::<u64>().ok());
+                let start = resp
+                    .header("content-range")
+                    .and_then(|v| v.trim().strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|s| s.parse::<u64>().ok());
+                if start != Some(self.pos) {
+                    return Err(DriverError::io(
+                        &self.path,
+                        "KS3 answered a ranged read with the wrong range",
+                    ));
+                }
+                self.end = total;
+                self.resp = Some(resp);
+                Ok(())
+            }
+            _ => {
+                let len = resp
+                    .header("content-length")
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if self.pos > 0 {
+                    // A server that ignored Range sent the whole object: skip to the offset.
+                    self.end = len;
+                    let mut skip = self.pos;
+                    let mut resp = resp;
+                    while skip > 0 {
+                        match resp.body.read(skip.min(1 << 20) as usize) {
+                            Ok(Some(c)) => skip -= c.len() as u64,
+                            Ok(None) => {
+                                self.eof = true;
+                                return Ok(());
+                            }
+                            Err(e) => {
+                                return Err(DriverError::io(
+                                    &self.path,
+                                    format!("reading the object: {e}"),
+                                ))
+                            }
+                        }
+                    }
+                    self.resp = Some(resp);
+                    return Ok(());
+                }
+                self.end = len;
+                if self.resumes == 0 {
+                    self.crc = resp
+                        .header("x-kss-checksum-crc64ecma")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|want| (Crc64::new(), want));
+                }
+                self.resp = Some(resp);
+                Ok(())
+            }
+        }
+    }
+
+    /// Up to `max` bytes; empty at the end.
+    pub fn read(&mut self, max: usize) -> Result<Vec<u8>, DriverError> {
+        let max = max.clamp(1, MAX_READ);
+        loop {
+            if self.eof {
+                return Ok(Vec::new());
+            }
+            let Some(resp) = self.resp.as_mut() else {
+                self.open()?;
+                continue;
+            };
+            match resp.body.read(max) {
+                Ok(Some(chunk)) if !chunk.is_empty() => {
+                    self.pos += chunk.len() as u64;
+                    if let Some((crc, _)) = self.crc.as_mut() {
+                        crc.update(&chunk);
+                    }
+                    return Ok(chunk);
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    if let Some(end) = self.end {
+                        if self.pos < end {
+                            self.reconnect(format!("body ended at byte {} of {end}", self.pos))?;
+                            continue;
+                        }
+                    }
+                    self.eof = true;
+                    self.resp = None;
+                    if let Some((crc, want)) = self.crc.take() {
+                        if crc.value() != want {
+                            return Err(DriverError::io(
+                                &self.path,
+                                format!(
+                                "integrity check failed: read data has CRC-64 {}, KS3 says {want}",
+                                crc.value()
+                            ),
+                            ));
+                        }
+                    }
+                    return Ok(Vec::new());
+                }
+                Err(e) if e.retryable() => self.reconnect(e.to_string())?,
+                Err(e) => {
+                    return Err(DriverError::io(
+                        &self.path,
+                        format!("reading the object: {e}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Drops the broken response so the next read re-opens at the current position.
+    fn reconnect(&mut self, why: String) -> Result<(), DriverError> {
+        self.resp = None;
+        if self.resumes >= self.driver.config().max_retries {
+            return Err(DriverError::io(
+                &self.path,
+                format!(
+                    "reading the object failed after {} resumes: {why}",
+                    self.resumes
+                ),
+            ));
+        }
+        self.resumes += 1;
+        // The CRC covers a single whole-object response; after a resume it keeps running
+        // over the concatenation, which is still the whole object.
+        Ok(())
+    }
+}

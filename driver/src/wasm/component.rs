@@ -1,0 +1,173 @@
+//! The WIT exports: each one converts arguments, calls the operation, converts the result.
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+
+use super::transport::WasiTransport;
+use crate::config::Config;
+use crate::error::DriverError as Error;
+use crate::ops;
+
+wit_bindgen::generate!({
+    world: "storage-driver",
+    path: "../wit",
+});
+
+use exports::ks3::storage_driver::driver::{
+    FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter, GuestWalker, Walker,
+};
+use ks3::storage_driver::types::{BackendError, ConfigError, DriverError, FileInfo, OffsetError};
+
+type Driver = ops::Driver<WasiTransport>;
+
+/// One driver per instance, configured from the environment the host gave it.
+fn driver() -> Result<Arc<Driver>, DriverError> {
+    static DRIVER: OnceLock<Result<Arc<Driver>, Error>> = OnceLock::new();
+    DRIVER
+        .get_or_init(|| {
+            let config = Config::from_env_vars(std::env::vars())?;
+            let transport = WasiTransport::new(&config.endpoint);
+            Ok(ops::Driver::new(config, transport))
+        })
+        .clone()
+        .map_err(convert)
+}
+
+fn convert(e: Error) -> DriverError {
+    match e {
+        Error::PathNotFound(p) => DriverError::PathNotFound(p),
+        Error::InvalidPath(p) => DriverError::InvalidPath(p),
+        Error::InvalidOffset { path, offset } => {
+            DriverError::InvalidOffset(OffsetError { path, offset })
+        }
+        Error::UnsupportedMethod(m) => DriverError::UnsupportedMethod(m),
+        Error::Backend(b) => DriverError::Backend(BackendError {
+            code: b.code,
+            status: b.status,
+            message: b.message,
+            request_id: b.request_id,
+            path: b.path,
+        }),
+        Error::Config { parameter, message } => {
+            DriverError::Config(ConfigError { parameter, message })
+        }
+        Error::Io(m) => DriverError::Io(m),
+        Error::InvalidState(m) => DriverError::InvalidState(m),
+    }
+}
+
+fn info(i: ops::FileInfo) -> FileInfo {
+    FileInfo {
+        path: i.path,
+        size: i.size,
+        mod_time_ns: i.mod_time_ns,
+        is_dir: i.is_dir,
+    }
+}
+
+struct Component;
+export!(Component);
+
+impl Guest for Component {
+    type FileReader = ReaderResource;
+    type FileWriter = WriterResource;
+    type Walker = WalkerResource;
+
+    fn name() -> String {
+        crate::DRIVER_NAME.to_string()
+    }
+
+    fn validate_config() -> Result<(), DriverError> {
+        driver().map(|_| ())
+    }
+
+    fn get_content(path: String) -> Result<Vec<u8>, DriverError> {
+        driver()?.get_content(&path).map_err(convert)
+    }
+
+    fn put_content(path: String, content: Vec<u8>) -> Result<(), DriverError> {
+        driver()?.put_content(&path, &content).map_err(convert)
+    }
+
+    fn reader(path: String, offset: i64) -> Result<FileReader, DriverError> {
+        let r = driver()?.reader(&path, offset).map_err(convert)?;
+        Ok(FileReader::new(ReaderResource(RefCell::new(r))))
+    }
+
+    fn writer(path: String, append: bool) -> Result<FileWriter, DriverError> {
+        let w = driver()?.writer(&path, append).map_err(convert)?;
+        Ok(FileWriter::new(WriterResource(RefCell::new(w))))
+    }
+
+    fn stat(path: String) -> Result<FileInfo, DriverError> {
+        driver()?.stat(&path).map(info).map_err(convert)
+    }
+
+    fn list(path: String) -> Result<Vec<String>, DriverError> {
+        driver()?.list(&path).map_err(convert)
+    }
+
+    fn move_(source: String, dest: String) -> Result<(), DriverError> {
+        driver()?.mv(&source, &dest).map_err(convert)
+    }
+
+    fn delete(path: String) -> Result<(), DriverError> {
+        driver()?.delete(&path).map_err(convert)
+    }
+
+    fn redirect_url(method: String, path: String) -> Result<Option<String>, DriverError> {
+        driver()?.redirect_url(&method, &path).map_err(convert)
+    }
+
+    fn walk(path: String, start_after: Option<String>) -> Result<Walker, DriverError> {
+        let w = driver()?
+            .walk(&path, start_after.as_deref())
+            .map_err(convert)?;
+        Ok(Walker::new(WalkerResource(RefCell::new(w))))
+    }
+}
+
+struct ReaderResource(RefCell<ops::FileReader<WasiTransport>>);
+
+impl GuestFileReader for ReaderResource {
+    fn read(&self, max: u32) -> Result<Vec<u8>, DriverError> {
+        self.0.borrow_mut().read(max as usize).map_err(convert)
+    }
+    fn position(&self) -> u64 {
+        self.0.borrow().position()
+    }
+}
+
+struct WriterResource(RefCell<ops::FileWriter<WasiTransport>>);
+
+impl GuestFileWriter for WriterResource {
+    fn write(&self, data: Vec<u8>) -> Result<(), DriverError> {
+        self.0.borrow_mut().write(&data).map_err(convert)
+    }
+    fn size(&self) -> u64 {
+        self.0.borrow().size()
+    }
+    fn close(&self) -> Result<(), DriverError> {
+        self.0.borrow_mut().close().map_err(convert)
+    }
+    fn cancel(&self) -> Result<(), DriverError> {
+        self.0.borrow_mut().cancel().map_err(convert)
+    }
+    fn commit(&self) -> Result<(), DriverError> {
+        self.0.borrow_mut().commit().map_err(convert)
+    }
+}
+
+struct WalkerResource(RefCell<ops::Walker<WasiTransport>>);
+
+impl GuestWalker for WalkerResource {
+    fn next(&self, max: u32) -> Result<Vec<FileInfo>, DriverError> {
+        self.0
+            .borrow_mut()
+            .next(max as usize)
+            .map(|v| v.into_iter().map(info).collect())
+            .map_err(convert)
+    }
+    fn skip_directory(&self, path: String) {
+        self.0.borrow_mut().skip_directory(&path)
+    }
+}

@@ -1,0 +1,289 @@
+//! wasi:http as the driver's transport. The order of operations follows what wasmtime's
+//! implementation requires: send the head (`handle`) before streaming the body, honour
+//! `check-write`, and drop child streams before their parents.
+use std::time::Duration;
+
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+    OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
+
+use crate::config::{self, Endpoint};
+use crate::http::{Body, Request, Response, Transport, TransportError, TransportErrorKind};
+
+pub struct WasiTransport {
+    https: bool,
+    authority: String,
+}
+
+impl WasiTransport {
+    pub fn new(endpoint: &Endpoint) -> Self {
+        WasiTransport {
+            https: endpoint.scheme == config::Scheme::Https,
+            authority: endpoint.authority(),
+        }
+    }
+
+    fn start(
+        &self,
+        req: &Request,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Pending, TransportError> {
+        let entries: Vec<(String, Vec<u8>)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        let fields = Fields::from_list(&entries).map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::Protocol,
+                format!("request header rejected: {e:?}"),
+            )
+        })?;
+        let out = OutgoingRequest::new(fields);
+        let method = match req.method {
+            "GET" => Method::Get,
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "HEAD" => Method::Head,
+            "DELETE" => Method::Delete,
+            other => Method::Other(other.to_string()),
+        };
+        let bad = |what: &str| {
+            TransportError::new(
+                TransportErrorKind::Protocol,
+                format!("invalid request {what}"),
+            )
+        };
+        out.set_method(&method).map_err(|_| bad("method"))?;
+        out.set_scheme(Some(if self.https {
+            &Scheme::Https
+        } else {
+            &Scheme::Http
+        }))
+        .map_err(|_| bad("scheme"))?;
+        out.set_authority(Some(&self.authority))
+            .map_err(|_| bad("authority"))?;
+        out.set_path_with_query(Some(&req.path_and_query))
+            .map_err(|_| bad("path"))?;
+
+        let opts = RequestOptions::new();
+        let nanos = timeout.as_nanos().min(u64::MAX as u128) as u64;
+        let _ = opts.set_connect_timeout(Some(nanos.min(10_000_000_000)));
+        let _ = opts.set_first_byte_timeout(Some(nanos));
+        let _ = opts.set_between_bytes_timeout(Some(nanos));
+
+        let has_body = !body.is_empty() || matches!(req.method, "PUT" | "POST");
+        if !has_body {
+            return outgoing_handler::handle(out, Some(opts))
+                .map(Pending::Future)
+                .map_err(error_code);
+        }
+        let outgoing_body = out.body().map_err(|_| bad("body"))?;
+        let stream = match outgoing_body.write() {
+            Ok(s) => s,
+            Err(_) => return Err(bad("body stream")),
+        };
+        // The head must go out before the body, or a body larger than the host's buffer
+        // deadlocks.
+        let fut = match outgoing_handler::handle(out, Some(opts)) {
+            Ok(f) => f,
+            Err(e) => {
+                drop(stream);
+                drop(outgoing_body);
+                return Err(error_code(e));
+            }
+        };
+        let written = write_all(&stream, body);
+        drop(stream);
+        if let Err(e) = written {
+            drop(outgoing_body);
+            // A server that refuses the body early (bad digest, too large) answers before
+            // reading it all; its answer says more than the broken write.
+            return match wait(fut) {
+                Ok(resp) => Ok(Pending::Ready(resp)),
+                Err(_) => Err(e),
+            };
+        }
+        OutgoingBody::finish(outgoing_body, None).map_err(error_code)?;
+        Ok(Pending::Future(fut))
+    }
+}
+
+fn write_all(out: &OutputStream, mut buf: &[u8]) -> Result<(), TransportError> {
+    let dropped = |e: StreamError| {
+        let msg = match e {
+            StreamError::Closed => "connection closed while sending the body".to_string(),
+            StreamError::LastOperationFailed(err) => {
+                format!("sending the body failed: {}", err.to_debug_string())
+            }
+        };
+        TransportError::new(TransportErrorKind::Dropped, msg)
+    };
+    while !buf.is_empty() {
+        let permit = loop {
+            match out.check_write() {
+                Ok(0) => out.subscribe().block(),
+                Ok(n) => break n as usize,
+                Err(e) => return Err(dropped(e)),
+            }
+        };
+        let n = permit.min(buf.len());
+        out.write(&buf[..n]).map_err(dropped)?;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// A request whose head has gone out.
+enum Pending {
+    Future(FutureIncomingResponse),
+    Ready(IncomingResponse),
+}
+
+impl Pending {
+    fn response(self) -> Result<Response, TransportError> {
+        match self {
+            Pending::Future(f) => into_response(wait(f)?),
+            Pending::Ready(r) => into_response(r),
+        }
+    }
+}
+
+fn wait(fut: FutureIncomingResponse) -> Result<IncomingResponse, TransportError> {
+    fut.subscribe().block();
+    match fut.get() {
+        Some(Ok(Ok(resp))) => Ok(resp),
+        Some(Ok(Err(e))) => Err(error_code(e)),
+        Some(Err(())) | None => Err(TransportError::new(
+            TransportErrorKind::Protocol,
+            "response already taken",
+        )),
+    }
+}
+
+fn into_response(resp: IncomingResponse) -> Result<Response, TransportError> {
+    let status = resp.status();
+    let headers: Vec<(String, String)> = resp
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let body = resp.consume().map_err(|_| {
+        TransportError::new(TransportErrorKind::Protocol, "response body unavailable")
+    })?;
+    let stream = body.stream().map_err(|_| {
+        TransportError::new(
+            TransportErrorKind::Protocol,
+            "response body stream unavailable",
+        )
+    })?;
+    Ok(Response {
+        status,
+        headers,
+        body: Box::new(WasiBody {
+            stream: Some(stream),
+            _body: Some(body),
+            _resp: resp,
+        }),
+    })
+}
+
+/// Fields drop in declaration order: the stream before the body before the response.
+struct WasiBody {
+    stream: Option<InputStream>,
+    _body: Option<IncomingBody>,
+    _resp: IncomingResponse,
+}
+
+impl Body for WasiBody {
+    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, TransportError> {
+        let Some(stream) = self.stream.as_ref() else {
+            return Ok(None);
+        };
+        match stream.blocking_read(max as u64) {
+            Ok(chunk) => Ok(Some(chunk)),
+            Err(StreamError::Closed) => {
+                self.stream = None;
+                Ok(None)
+            }
+            Err(StreamError::LastOperationFailed(e)) => {
+                self.stream = None;
+                let msg = e.to_debug_string();
+                let kind = if msg.to_ascii_lowercase().contains("timeout") {
+                    TransportErrorKind::Timeout
+                } else {
+                    TransportErrorKind::Dropped
+                };
+                Err(TransportError::new(
+                    kind,
+                    format!("reading the response body: {msg}"),
+                ))
+            }
+        }
+    }
+}
+
+fn error_code(e: ErrorCode) -> TransportError {
+    use TransportErrorKind::*;
+    let kind = match &e {
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout => Timeout,
+        ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => Connect,
+        ErrorCode::ConnectionTerminated
+        | ErrorCode::ConnectionLimitReached
+        | ErrorCode::HttpResponseIncomplete => Dropped,
+        ErrorCode::HttpRequestDenied => Denied,
+        _ => Protocol,
+    };
+    TransportError::new(kind, format!("{e:?}"))
+}
+
+impl Transport for WasiTransport {
+    fn send(
+        &self,
+        req: &Request,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, TransportError> {
+        self.start(req, body, timeout)?.response()
+    }
+
+    fn send_all(
+        &self,
+        reqs: &[(Request, &[u8])],
+        timeout: Duration,
+    ) -> Vec<Result<Response, TransportError>> {
+        // Start every request, then collect the responses: the host runs them concurrently.
+        let started: Vec<_> = reqs
+            .iter()
+            .map(|(r, b)| self.start(r, b, timeout))
+            .collect();
+        started
+            .into_iter()
+            .map(|p| p.and_then(Pending::response))
+            .collect()
+    }
+
+    fn sleep(&self, d: Duration) {
+        wasi::clocks::monotonic_clock::subscribe_duration(d.as_nanos().min(u64::MAX as u128) as u64).block();
+    }
+
+    fn random_u64(&self) -> u64 {
+        wasi::random::random::get_random_u64()
+    }
+}
