@@ -41,10 +41,7 @@ impl<T: Transport> Driver<T> {
         if let Some(m) = marker {
             call = call.query("marker", m);
         }
-        let resp = self.client.call(&call, &[404])?;
-        if resp.status == 404 {
-            return Err(DriverError::Backend(self.client.backend_error(resp, p)));
-        }
+        let resp = self.client.call(&call, &[])?;
         let node = self.client.read_xml(resp, p)?;
         if node.name != "ListBucketResult" {
             return Err(DriverError::io(
