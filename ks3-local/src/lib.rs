@@ -1,1 +1,158 @@
-pub fn placeholder() {}
+//! `ks3-local`: a strict KS3-compatible object server, for local use and as the backend of
+//! every test of the project.
+//!
+//! * KSS V2 authentication (header and presigned URL), path-style and virtual-hosted
+//!   addressing, KS3's error codes and limits;
+//! * objects in RAM (`data_dir: None`) or under a directory (atomic temp file + rename);
+//! * fault injection in-process ([`RunningServer::faults`]), on the command line
+//!   (`--fault`) or over HTTP (see [`admin`]).
+//!
+//! ```no_run
+//! let server = ks3_local::start_in_background(ks3_local::ServerConfig::memory("bucket", "AK", "SK")).unwrap();
+//! println!("{}", server.endpoint()); // http://127.0.0.1:PORT
+//! ```
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod faults;
+pub mod handlers;
+pub mod server;
+pub mod store;
+pub mod xml;
+
+pub use cli::{cli_main, run_cli, Cli};
+pub use config::ServerConfig;
+pub use error::S3Error;
+pub use faults::{FaultAction, FaultInjector, FaultRule};
+
+/// A server that is accepting connections. Dropping it shuts it down.
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: Arc<server::State>,
+    shutdown: Option<watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The fault injector of this server (a cheap clone handle).
+    pub fn faults(&self) -> FaultInjector {
+        self.state.faults.clone()
+    }
+
+    /// Requests received so far (admin requests excluded).
+    pub fn request_count(&self) -> u64 {
+        self.state.stats.total()
+    }
+
+    /// Requests with this method (`""` or `"*"` = any) whose raw request target
+    /// `PATH?QUERY` contains `query_contains`, e.g. `("GET", "prefix=")`.
+    pub fn requests_matching(&self, method: &str, query_contains: &str) -> u64 {
+        self.state.stats.matching(method, query_contains)
+    }
+
+    /// Stops accepting and closes connections.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts a server on the current tokio runtime.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let (tx, rx) = watch::channel(false);
+    let (addr, state) = server::launch(config, rx).await?;
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        thread: None,
+    })
+}
+
+/// Starts a server on its own thread with its own 2-worker tokio runtime; usable from
+/// synchronous code and from tests that run their own runtime.
+pub fn start_in_background(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let (tx, rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("ks3-local".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("ks3-local-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
+            };
+            let mut wait = rx.clone();
+            rt.block_on(async move {
+                match server::launch(config, rx).await {
+                    Ok(started) => {
+                        let _ = ready_tx.send(Ok(started));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                }
+                while !*wait.borrow_and_update() {
+                    if wait.changed().await.is_err() {
+                        break;
+                    }
+                }
+            });
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok((addr, state))) => Ok(RunningServer {
+            addr,
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            anyhow::bail!("the ks3-local server thread died while starting")
+        }
+    }
+}

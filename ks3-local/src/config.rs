@@ -1,0 +1,117 @@
+//! Server configuration.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// 5 GB: KS3's limit for a single PUT, a part, and a copy source.
+pub const FIVE_GB: u64 = 5_000_000_000;
+/// 5 MiB: the smallest size of every multipart part but the last.
+pub const FIVE_MIB: u64 = 5 * 1024 * 1024;
+
+/// How to run a server. Build it with [`ServerConfig::memory`], [`ServerConfig::on_disk`] or
+/// struct-update syntax over [`Default`]:
+///
+/// ```
+/// # use ks3_local::ServerConfig;
+/// let cfg = ServerConfig {
+///     buckets: vec!["b".into()],
+///     credentials: vec![("AK".into(), "SK".into())],
+///     ..ServerConfig::default()
+/// };
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// `None` keeps everything in RAM (`--memory`); `Some(dir)` stores objects under `dir`,
+    /// where they survive a restart.
+    pub data_dir: Option<PathBuf>,
+    /// Buckets created at start when missing (buckets already in `data_dir` are kept too).
+    pub buckets: Vec<String>,
+    /// `(access key, secret key)` pairs that may sign requests.
+    pub credentials: Vec<(String, String)>,
+    /// Largest copy source (CopyObject, and the copied range of UploadPartCopy); larger →
+    /// 400 `EntityTooLarge`. Default 5 GB, as KS3. Lower it in tests.
+    pub max_copy_size: u64,
+    /// Largest body of a single PUT or upload part; larger → 400 `EntityTooLarge`.
+    /// Default 5 GB, as KS3.
+    pub max_put_size: u64,
+    /// Smallest size of every part but the last at Complete; smaller → 400 `EntityTooSmall`.
+    /// Default 5 MiB.
+    pub min_part_size: u64,
+    /// Log one line per request on stderr (method, path, status; never credentials).
+    pub verbose: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            buckets: Vec::new(),
+            credentials: Vec::new(),
+            max_copy_size: FIVE_GB,
+            max_put_size: FIVE_GB,
+            min_part_size: FIVE_MIB,
+            verbose: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// In-memory server on `127.0.0.1:0` with one bucket and one key pair.
+    pub fn memory(bucket: &str, ak: &str, sk: &str) -> Self {
+        ServerConfig {
+            buckets: vec![bucket.to_string()],
+            credentials: vec![(ak.to_string(), sk.to_string())],
+            ..ServerConfig::default()
+        }
+    }
+
+    /// On-disk server on `127.0.0.1:0` storing under `dir`, with one bucket and one key pair.
+    pub fn on_disk(dir: impl Into<PathBuf>, bucket: &str, ak: &str, sk: &str) -> Self {
+        ServerConfig {
+            data_dir: Some(dir.into()),
+            ..ServerConfig::memory(bucket, ak, sk)
+        }
+    }
+}
+
+/// KS3 bucket naming: `[a-z0-9.-]`, 3-63 characters, starting and ending with a letter or
+/// digit, not an IP address, not starting with `kss`.
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if !(3..=63).contains(&b.len()) {
+        return false;
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+    {
+        return false;
+    }
+    let edge_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !edge_ok(b[0]) || !edge_ok(b[b.len() - 1]) {
+        return false;
+    }
+    if name.contains("..") || name.starts_with("kss") {
+        return false;
+    }
+    name.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        assert!(valid_bucket_name("registry-bucket"));
+        assert!(valid_bucket_name("a.b-c1"));
+        assert!(!valid_bucket_name("ab"));
+        assert!(!valid_bucket_name("Upper"));
+        assert!(!valid_bucket_name("-abc"));
+        assert!(!valid_bucket_name("kss-bucket"));
+        assert!(!valid_bucket_name("192.168.1.1"));
+        assert!(!valid_bucket_name("_ks3local"));
+    }
+}

@@ -1,0 +1,267 @@
+//! ListBuckets, ListObjects (v1) and ListObjectsV2.
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use super::*;
+use crate::store::Object;
+use crate::xml::XmlWriter;
+
+/// Page limits: 1000 keys, or 100 when a delimiter is given (KS3).
+pub const MAX_KEYS: usize = 1000;
+pub const MAX_KEYS_DELIMITED: usize = 100;
+
+pub fn list_buckets(state: &State, _req: &Req) -> HResult {
+    let mut x = XmlWriter::new();
+    x.root("ListAllMyBucketsResult");
+    x.open("Owner");
+    x.elem("ID", OWNER_ID);
+    x.elem("DisplayName", OWNER_ID);
+    x.close("Owner");
+    x.open("Buckets");
+    for b in state.store.buckets() {
+        x.open("Bucket");
+        x.elem("Name", &b.name);
+        x.elem("CreationDate", &iso(b.created_ms));
+        x.close("Bucket");
+    }
+    x.close("Buckets");
+    x.close("ListAllMyBucketsResult");
+    Ok(xml_response(StatusCode::OK, x.finish()))
+}
+
+/// The smallest string greater than every string starting with `p`, if any.
+pub fn successor(p: &str) -> Option<String> {
+    let mut s: Vec<char> = p.chars().collect();
+    while let Some(c) = s.pop() {
+        let mut n = c as u32 + 1;
+        while n <= char::MAX as u32 {
+            if let Some(nc) = char::from_u32(n) {
+                s.push(nc);
+                return Some(s.into_iter().collect());
+            }
+            n += 1;
+        }
+    }
+    None
+}
+
+pub struct Page {
+    pub contents: Vec<Arc<ObjectMeta>>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix returned, when truncated.
+    pub next_marker: Option<String>,
+}
+
+/// One page of keys after `marker` (exclusive) under `prefix`, rolled up at `delimiter`.
+pub fn page(
+    objects: &BTreeMap<String, Object>,
+    prefix: &str,
+    delimiter: Option<&str>,
+    marker: &str,
+    max: usize,
+) -> Page {
+    let mut out = Page {
+        contents: Vec::new(),
+        prefixes: Vec::new(),
+        truncated: false,
+        next_marker: None,
+    };
+    let mut lower: Bound<String> = if marker >= prefix {
+        Bound::Excluded(marker.to_string())
+    } else {
+        Bound::Included(prefix.to_string())
+    };
+    let mut last: Option<String> = None;
+    'scan: loop {
+        let mut reseek = None;
+        for (k, o) in objects.range::<String, _>((lower.clone(), Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                break 'scan;
+            }
+            let rolled = delimiter.and_then(|d| {
+                k[prefix.len()..]
+                    .find(d)
+                    .map(|i| k[..prefix.len() + i + d.len()].to_string())
+            });
+            match rolled {
+                Some(cp) => {
+                    let seen = cp.as_str() <= marker || out.prefixes.last() == Some(&cp);
+                    if !seen {
+                        if out.contents.len() + out.prefixes.len() == max {
+                            out.truncated = true;
+                            break 'scan;
+                        }
+                        out.prefixes.push(cp.clone());
+                        last = Some(cp.clone());
+                    }
+                    // Skip the rest of this common prefix in one seek.
+                    if let Some(next) = successor(&cp) {
+                        reseek = Some(Bound::Included(next));
+                        break;
+                    }
+                }
+                None => {
+                    if out.contents.len() + out.prefixes.len() == max {
+                        out.truncated = true;
+                        break 'scan;
+                    }
+                    out.contents.push(o.meta.clone());
+                    last = Some(k.clone());
+                }
+            }
+        }
+        match reseek {
+            Some(b) => lower = b,
+            None => break,
+        }
+    }
+    if out.truncated {
+        out.next_marker = last;
+    }
+    out
+}
+
+fn contents(x: &mut XmlWriter, m: &ObjectMeta, url: bool, owner: bool) {
+    x.open("Contents");
+    x.elem("Key", &enc(&m.key, url));
+    x.elem("LastModified", &iso(m.last_modified_ms));
+    x.elem("ETag", &m.etag);
+    x.elem("Size", &m.size.to_string());
+    if owner {
+        x.open("Owner");
+        x.elem("ID", OWNER_ID);
+        x.elem("DisplayName", OWNER_ID);
+        x.close("Owner");
+    }
+    x.elem(
+        "StorageClass",
+        m.attrs.storage_class.as_deref().unwrap_or("STANDARD"),
+    );
+    x.elem(
+        "Type",
+        if m.parts.is_some() {
+            "Multipart"
+        } else {
+            "Normal"
+        },
+    );
+    x.close("Contents");
+}
+
+fn hex_decode(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+pub fn list_objects(state: &State, req: &Req) -> HResult {
+    let bucket = bucket_of(state, &req.bucket)?;
+    let v2 = match req.query.get("list-type") {
+        None => false,
+        Some("2") => true,
+        Some(v) => {
+            return Err(S3Error::invalid_argument("Invalid list-type.")
+                .with("ArgumentName", "list-type")
+                .with("ArgumentValue", v.to_string()))
+        }
+    };
+    let url = url_encoding(req)?;
+    let prefix = req.query.get("prefix").unwrap_or("");
+    let delimiter = req.query.get_nonempty("delimiter");
+    let max = if delimiter.is_some() {
+        page_size(req, "max-keys", MAX_KEYS_DELIMITED, MAX_KEYS_DELIMITED)?
+    } else {
+        page_size(req, "max-keys", MAX_KEYS, MAX_KEYS)?
+    };
+    let token = req.query.get_nonempty("continuation-token");
+    let start_after = req.query.get("start-after").unwrap_or("");
+    let marker = if v2 {
+        match token {
+            Some(t) => hex_decode(t).ok_or_else(|| {
+                S3Error::invalid_argument("The continuation token provided is incorrect")
+                    .with("ArgumentName", "continuation-token")
+            })?,
+            None => start_after.to_string(),
+        }
+    } else {
+        req.query.get("marker").unwrap_or("").to_string()
+    };
+    let page = bucket.with_objects(|objs| page(objs, prefix, delimiter, &marker, max));
+
+    let mut x = XmlWriter::new();
+    x.root("ListBucketResult");
+    x.elem("Name", &bucket.name);
+    x.elem("Prefix", &enc(prefix, url));
+    if !v2 {
+        x.elem("Marker", &enc(&marker, url));
+    }
+    x.elem("MaxKeys", &max.to_string());
+    if let Some(d) = delimiter {
+        x.elem("Delimiter", &enc(d, url));
+    }
+    if url {
+        x.elem("EncodingType", "url");
+    }
+    if v2 {
+        x.elem(
+            "KeyCount",
+            &(page.contents.len() + page.prefixes.len()).to_string(),
+        );
+        if let Some(t) = token {
+            x.elem("ContinuationToken", t);
+        }
+        if let Some(n) = &page.next_marker {
+            x.elem(
+                "NextContinuationToken",
+                &ks3_proto::digest::hex(n.as_bytes()),
+            );
+        }
+        if !start_after.is_empty() {
+            x.elem("StartAfter", &enc(start_after, url));
+        }
+    }
+    x.elem("IsTruncated", if page.truncated { "true" } else { "false" });
+    if !v2 {
+        if let Some(n) = &page.next_marker {
+            x.elem("NextMarker", &enc(n, url));
+        }
+    }
+    let owner = !v2 || req.query.get("fetch-owner") == Some("true");
+    for m in &page.contents {
+        contents(&mut x, m, url, owner);
+    }
+    for p in &page.prefixes {
+        x.open("CommonPrefixes");
+        x.elem("Prefix", &enc(p, url));
+        x.close("CommonPrefixes");
+    }
+    x.close("ListBucketResult");
+    Ok(xml_response(StatusCode::OK, x.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successors() {
+        assert_eq!(successor("a/b/").as_deref(), Some("a/b0"));
+        assert_eq!(successor("a").as_deref(), Some("b"));
+        assert_eq!(successor(""), None);
+        assert_eq!(successor("\u{10FFFF}"), None);
+        assert_eq!(successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(hex_decode("6162").as_deref(), Some("ab"));
+        assert_eq!(hex_decode("zz"), None);
+        assert_eq!(hex_decode("616"), None);
+    }
+}

@@ -1,0 +1,437 @@
+//! Accept loop, per-request pipeline (stats, faults, addressing, auth, dispatch, errors).
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::{Body, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{authenticate, AuthInput};
+use crate::body::{drain, full, RespBody, Truncate};
+use crate::config::ServerConfig;
+use crate::error::S3Error;
+use crate::faults::{FaultAction, FaultInjector};
+use crate::handlers::{self, set, Query, Req};
+use crate::store::{lock, Store};
+
+/// Headers larger than this get hyper's 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Request-log entries kept for [`Stats::matching`].
+const MAX_LOG: usize = 2_000_000;
+/// Unread request bodies up to this size are drained before an early answer.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Request counters.
+#[derive(Default)]
+pub struct Stats {
+    total: AtomicU64,
+    log: Mutex<Vec<(Method, Box<str>)>>,
+}
+
+impl Stats {
+    fn record(&self, method: &Method, target: &str) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let mut log = lock(&self.log);
+        if log.len() >= MAX_LOG {
+            log.drain(..MAX_LOG / 2);
+        }
+        log.push((method.clone(), target.into()));
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Requests whose method equals `method` (`""`/`"*"` = any) and whose raw target
+    /// (`PATH?QUERY`) contains `needle`.
+    pub fn matching(&self, method: &str, needle: &str) -> u64 {
+        lock(&self.log)
+            .iter()
+            .filter(|(m, t)| {
+                (method.is_empty() || method == "*" || m.as_str().eq_ignore_ascii_case(method))
+                    && t.contains(needle)
+            })
+            .count() as u64
+    }
+}
+
+pub struct State {
+    pub config: ServerConfig,
+    pub store: Store,
+    pub creds: HashMap<String, String>,
+    pub faults: FaultInjector,
+    pub stats: Stats,
+    seq: AtomicU64,
+    id_prefix: u32,
+}
+
+impl State {
+    pub fn new(config: ServerConfig) -> anyhow::Result<State> {
+        let store = Store::open(config.data_dir.clone(), &config.buckets)?;
+        let creds = config.credentials.iter().cloned().collect();
+        Ok(State {
+            config,
+            store,
+            creds,
+            faults: FaultInjector::new(),
+            stats: Stats::default(),
+            seq: AtomicU64::new(0),
+            id_prefix: rand::random(),
+        })
+    }
+
+    fn request_id(&self) -> String {
+        format!(
+            "{:08X}{:016X}",
+            self.id_prefix,
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// Returned by the service to make hyper close the connection without (more of) a response.
+#[derive(Debug)]
+struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped (fault injection)")
+    }
+}
+impl std::error::Error for DropConnection {}
+
+/// Accepts connections until `shutdown` flips (or its sender goes away).
+pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => spawn_connection(stream, state.clone(), shutdown.clone()),
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    if state.config.verbose {
+                        eprintln!("ks3-local: accept: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn spawn_connection(
+    stream: tokio::net::TcpStream,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let _ = stream.set_nodelay(true);
+        let svc = service_fn(move |req| {
+            let state = state.clone();
+            async move { handle(state, req).await }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_header_size(MAX_HEADER_BYTES)
+            .serve_connection(TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = shutdown.changed() => {}
+        }
+    });
+}
+
+fn host_of(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+/// The bucket addressed by a virtual-hosted `Host: bucket.<anything>`, if any.
+fn vhost_bucket(state: &State, host: &str) -> Option<String> {
+    let host = host.trim().to_ascii_lowercase();
+    if host.starts_with('[') {
+        return None; // an IPv6 literal
+    }
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host.as_str(),
+    };
+    state
+        .store
+        .buckets()
+        .into_iter()
+        .map(|b| b.name.clone())
+        .filter(|b| {
+            name.len() > b.len() + 1
+                && name.starts_with(b.as_str())
+                && name.as_bytes()[b.len()] == b'.'
+        })
+        .max_by_key(|b| b.len())
+}
+
+/// `(bucket, key)` of a request path (raw, percent-encoded).
+fn address(state: &State, host: &str, path: &str) -> Result<(String, String), S3Error> {
+    let decode = |s: &str| ks3_proto::encode::decode(s, false).ok_or_else(S3Error::invalid_uri);
+    let rest = path.strip_prefix('/').ok_or_else(S3Error::invalid_uri)?;
+    if let Some(b) = vhost_bucket(state, host) {
+        return Ok((b, decode(rest)?));
+    }
+    match rest.split_once('/') {
+        Some((b, k)) => Ok((decode(b)?, decode(k)?)),
+        None => Ok((decode(rest)?, String::new())),
+    }
+}
+
+fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool) -> Response<RespBody> {
+    let mut r = if head {
+        let mut r = Response::new(crate::body::empty());
+        set(&mut r, "content-length", "0");
+        r
+    } else {
+        let body = e.body(resource, request_id);
+        let len = body.len();
+        let mut r = Response::new(full(body));
+        set(&mut r, "content-type", "application/xml");
+        set(&mut r, "content-length", &len.to_string());
+        r
+    };
+    *r.status_mut() = e.status;
+    for (n, v) in &e.headers {
+        set(&mut r, n, v);
+    }
+    if e.close {
+        r.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+fn now_secs() -> i64 {
+    crate::store::now_ms().div_euclid(1000)
+}
+
+/// Everything below the connection: one request in, one response out (or a dropped
+/// connection for fault injection).
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, DropConnection> {
+    let request_id = state.request_id();
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let host = host_of(&req);
+    let head = method == Method::HEAD;
+
+    if target.starts_with(crate::admin::PREFIX) && vhost_bucket(&state, &host).is_none() {
+        let mut resp = crate::admin::handle(&state, req).await;
+        set(&mut resp, "x-kss-request-id", &request_id);
+        return Ok(resp);
+    }
+
+    state.stats.record(&method, &target);
+    let mut drop_response = false;
+    match state.faults.take(method.as_str(), &target) {
+        None => {}
+        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
+        Some(FaultAction::Error { status, code }) => {
+            let (_, mut body) = req.into_parts();
+            let drained = drain(&mut body, DRAIN_LIMIT).await;
+            let mut e = S3Error::new(status, &code, "Fault injected by ks3-local.");
+            e.close = !drained;
+            let mut resp = error_response(&e, &target, &request_id, head);
+            set(&mut resp, "x-kss-request-id", &request_id);
+            log(&state, &method, &target, resp.status());
+            return Ok(resp);
+        }
+        Some(FaultAction::DropMidBody) => {
+            let declared = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let chunked = req.headers().contains_key(http::header::TRANSFER_ENCODING);
+            if declared.unwrap_or(0) > 0 || chunked {
+                use http_body_util::BodyExt;
+                let (_, mut body) = req.into_parts();
+                let half = declared.unwrap_or(1).div_ceil(2);
+                let mut got = 0u64;
+                while got < half {
+                    match body.frame().await {
+                        Some(Ok(f)) => got += f.data_ref().map_or(0, |d| d.len() as u64),
+                        _ => break,
+                    }
+                }
+                log(
+                    &state,
+                    &method,
+                    &target,
+                    StatusCode::from_u16(499).unwrap_or_default(),
+                );
+                return Err(DropConnection);
+            }
+            drop_response = true;
+        }
+    }
+
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let mut resource = path.clone();
+    let result = async {
+        let (bucket, key) = address(&state, &host, &path)?;
+        resource = if bucket.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{bucket}/{key}")
+        };
+        authenticate(
+            &AuthInput {
+                method: method.as_str(),
+                headers: &parts.headers,
+                bucket: &bucket,
+                key: &key,
+                raw_query: &raw_query,
+            },
+            &state.creds,
+            now_secs(),
+        )?;
+        let query = Query::parse(&raw_query)?;
+        Ok::<_, S3Error>((bucket, key, query))
+    }
+    .await;
+    let (mut resp, body) = match result {
+        Err(e) => (error_response(&e, &resource, &request_id, head), body),
+        Ok((bucket, key, query)) => {
+            let mut r = Req {
+                method: method.clone(),
+                headers: parts.headers,
+                query,
+                bucket,
+                key,
+                body,
+                host: host.clone(),
+            };
+            let resp = match handlers::dispatch(&state, &mut r).await {
+                Ok(resp) => resp,
+                Err(e) => error_response(&e, &resource, &request_id, head),
+            };
+            (resp, r.body)
+        }
+    };
+    // Never leave a half-read body on a keep-alive connection.
+    let mut body = body;
+    if !body.is_end_stream() && !drain(&mut body, DRAIN_LIMIT).await {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    set(&mut resp, "x-kss-request-id", &request_id);
+    set(&mut resp, "server", "ks3-local");
+    log(&state, &method, &target, resp.status());
+
+    if drop_response {
+        let size = resp.body().size_hint().exact().unwrap_or(0);
+        if size == 0 {
+            return Err(DropConnection);
+        }
+        let (p, b) = resp.into_parts();
+        use http_body_util::BodyExt;
+        return Ok(Response::from_parts(
+            p,
+            Truncate::new(b, size / 2).boxed_unsync(),
+        ));
+    }
+    Ok(resp)
+}
+
+fn log(state: &State, method: &Method, target: &str, status: StatusCode) {
+    if state.config.verbose {
+        // Presigned URLs carry a signature: never print it.
+        let shown = match target.split_once('?') {
+            Some((p, q)) if q.contains("Signature=") => format!("{p}?<presigned>"),
+            _ => target.to_string(),
+        };
+        eprintln!("ks3-local: {method} {shown} -> {}", status.as_u16());
+    }
+}
+
+/// Binds and starts serving on the current runtime.
+pub async fn launch(
+    config: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, Arc<State>)> {
+    let addr = config.addr;
+    let state = Arc::new(State::new(config)?);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    tokio::spawn(serve(listener, state.clone(), shutdown));
+    Ok((local, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_host_detection() {
+        let state = State::new(ServerConfig {
+            buckets: vec!["reg".into(), "reg.x".into()],
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            vhost_bucket(&state, "reg.localhost:9000").as_deref(),
+            Some("reg")
+        );
+        assert_eq!(
+            vhost_bucket(&state, "reg.x.localhost").as_deref(),
+            Some("reg.x")
+        );
+        assert_eq!(
+            vhost_bucket(&state, "REG.ks3-cn-beijing.ksyuncs.com").as_deref(),
+            Some("reg")
+        );
+        assert_eq!(vhost_bucket(&state, "127.0.0.1:9000"), None);
+        assert_eq!(vhost_bucket(&state, "reg"), None);
+        assert_eq!(vhost_bucket(&state, "other.localhost"), None);
+        assert_eq!(vhost_bucket(&state, "[::1]:9000"), None);
+        assert_eq!(
+            address(&state, "127.0.0.1", "/reg/a%20b/c").unwrap(),
+            ("reg".to_string(), "a b/c".to_string())
+        );
+        assert_eq!(
+            address(&state, "reg.localhost", "/a%2Bb").unwrap(),
+            ("reg".to_string(), "a+b".to_string())
+        );
+        assert_eq!(
+            address(&state, "h", "/").unwrap(),
+            (String::new(), String::new())
+        );
+        assert_eq!(
+            address(&state, "h", "/reg").unwrap(),
+            ("reg".to_string(), String::new())
+        );
+        assert!(address(&state, "h", "/reg/%FF").is_err());
+    }
+}
