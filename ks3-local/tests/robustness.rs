@@ -1,0 +1,468 @@
+//! Malformed and truncated requests, concurrency, persistence, fault injection, admin
+//! endpoint and the command line.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use ks3_local::{FaultAction, FaultRule, ServerConfig};
+
+fn signed_head(c: &Client, method: &str, key: &str, extra: &str) -> String {
+    let req = c.build(method, key, "", &[], Bytes::new());
+    let mut s = format!("{method} {} HTTP/1.1\r\n", req.uri());
+    for (n, v) in req.headers() {
+        s.push_str(&format!("{}: {}\r\n", n, v.to_str().unwrap()));
+    }
+    s.push_str(extra);
+    s.push_str("\r\n");
+    s
+}
+
+fn tmp_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join(".tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_body_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = ks3_local::start(ServerConfig::on_disk(dir.path(), BUCKET, AK, SK))
+        .await
+        .unwrap();
+    let c = Client::new(&s);
+    c.put("k", "old").await.ok();
+    // Content-Length 1000, 500 bytes sent, then the client half-closes.
+    let mut req = signed_head(&c, "PUT", "k", "content-length: 1000\r\n").into_bytes();
+    req.extend_from_slice(&[b'x'; 500]);
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+        sock.write_all(&req).await.unwrap();
+        sock.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+    }
+    // Same for a multipart part.
+    let id = c.initiate("mp").await;
+    let head = {
+        let req = c.build(
+            "PUT",
+            "mp",
+            &format!("partNumber=1&uploadId={id}"),
+            &[],
+            Bytes::new(),
+        );
+        let mut s = format!("PUT {} HTTP/1.1\r\n", req.uri());
+        for (n, v) in req.headers() {
+            s.push_str(&format!("{}: {}\r\n", n, v.to_str().unwrap()));
+        }
+        s + "content-length: 100\r\n\r\n0123456789"
+    };
+    raw(s.addr(), head.as_bytes(), 300).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(c.get("k").await.ok().body, "old");
+    let r = c
+        .req("GET", "mp", &format!("uploadId={id}"), &[], Bytes::new())
+        .await;
+    assert!(r.ok().xml_all("PartNumber").is_empty());
+    assert_eq!(tmp_files(dir.path()), 0, "temp files are cleaned up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_4xx() {
+    let s = memory_server().await;
+    let c = Client::new(&s);
+    // Garbage request line.
+    let out = raw(s.addr(), b"GARBAGE\r\n\r\n", 2000).await;
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    // Oversized headers.
+    let big = format!(
+        "GET /{BUCKET}/k HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let out = raw(s.addr(), big.as_bytes(), 2000).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("HTTP/1.1 431") || text.is_empty(),
+        "{text}"
+    );
+    // Chunked PUT without Content-Length.
+    let head = signed_head(&c, "PUT", "chunked", "transfer-encoding: chunked\r\n");
+    let req = format!("{head}5\r\nhello\r\n0\r\n\r\n");
+    let out = raw(s.addr(), req.as_bytes(), 2000).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 411"), "{text}");
+    assert!(text.contains("<Code>MissingContentLength</Code>"));
+    c.get("chunked").await.expect(404, "NoSuchKey");
+    // Non-numeric Content-Length is refused by the HTTP layer.
+    let head = signed_head(&c, "PUT", "bad", "content-length: abc\r\n");
+    let out = raw(s.addr(), head.as_bytes(), 2000).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"));
+    // The server is still fine.
+    c.put("after", "ok").await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dozens_of_concurrent_connections() {
+    let s = memory_server().await;
+    let c = Client::new(&s);
+    // Every GET is delayed 300 ms: 48 in parallel must take far less than 48 × 300 ms.
+    s.faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_pattern: "/conc/".into(),
+        count: 48,
+        action: FaultAction::Delay(Duration::from_millis(300)),
+    });
+    let mut tasks = Vec::new();
+    for i in 0..48u8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = data(50_000, i);
+            c.put(&format!("conc/{i}"), body.clone()).await.ok();
+            let g = c.get(&format!("conc/{i}")).await;
+            assert_eq!(g.ok().body, body);
+        }));
+    }
+    let t = Instant::now();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(s.faults().remaining(), 0);
+    assert_eq!(s.requests_matching("GET", "/conc/"), 48);
+    assert_eq!(s.requests_matching("PUT", "/conc/"), 48);
+    assert_eq!(s.request_count(), 96);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || ServerConfig {
+        min_part_size: 10,
+        ..ServerConfig::on_disk(dir.path(), BUCKET, AK, SK)
+    };
+    let (id, tag1) = {
+        let s = ks3_local::start(cfg()).await.unwrap();
+        let c = Client::new(&s);
+        c.req(
+            "PUT",
+            "keep/me",
+            "",
+            &[
+                ("content-type", "text/x"),
+                ("x-kss-server-side-encryption", "AES256"),
+            ],
+            "persisted",
+        )
+        .await
+        .ok();
+        c.put("gone", "x").await.ok();
+        c.delete("gone").await;
+        let id = c.initiate("mp").await;
+        let tag1 = c
+            .upload_part("mp", &id, 1, "part-one-data")
+            .await
+            .header("etag")
+            .unwrap();
+        s.shutdown();
+        (id, tag1)
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let s = ks3_local::start(cfg()).await.unwrap();
+    let c = Client::new(&s);
+    let g = c.get("keep/me").await;
+    assert_eq!(g.ok().body, "persisted");
+    assert_eq!(g.header("content-type").unwrap(), "text/x");
+    assert_eq!(g.header("x-kss-server-side-encryption").unwrap(), "AES256");
+    c.get("gone").await.expect(404, "NoSuchKey");
+    assert_eq!(c.list("").await.xml_all("Key"), vec!["keep/me"]);
+    let tag2 = c
+        .upload_part("mp", &id, 2, "two")
+        .await
+        .header("etag")
+        .unwrap();
+    c.complete("mp", &id, &[(1, tag1), (2, tag2)]).await.ok();
+    assert_eq!(c.get("mp").await.body, "part-one-datatwo");
+    // A stray file in the store is ignored, not fatal.
+    s.shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(dir.path().join(BUCKET).join("obj").join("zz"), b"junk").ok();
+    std::fs::create_dir_all(dir.path().join(BUCKET).join("obj").join("ab")).unwrap();
+    std::fs::write(
+        dir.path().join(BUCKET).join("obj").join("ab").join("junk"),
+        b"junk",
+    )
+    .unwrap();
+    let s = ks3_local::start(cfg()).await.unwrap();
+    let c = Client::new(&s);
+    assert_eq!(c.list("").await.xml_all("Key"), vec!["keep/me", "mp"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_errors_count_down_and_match() {
+    let s = memory_server().await;
+    let c = Client::new(&s);
+    c.put("f/1", "v").await.ok();
+    let f = s.faults();
+    f.inject(FaultRule::parse("GET:/f/1:2:503:SlowDown").unwrap());
+    f.inject(FaultRule {
+        method: None,
+        path_pattern: "uploads".into(),
+        count: 1,
+        action: FaultAction::Error {
+            status: 500,
+            code: "InternalError".into(),
+        },
+    });
+    assert_eq!(f.remaining(), 3);
+    c.head("f/1").await.ok(); // wrong method: not affected
+    c.get("f/1").await.expect(503, "SlowDown");
+    c.get("f/1").await.expect(503, "SlowDown");
+    c.get("f/1").await.ok();
+    c.req("POST", "f/2", "uploads", &[], Bytes::new())
+        .await
+        .expect(500, "InternalError");
+    c.initiate("f/2").await;
+    assert_eq!(f.remaining(), 0);
+    // An error fault on a PUT stores nothing, and the body is drained (the client sees the 500).
+    f.inject(FaultRule::parse("PUT::1:500:InternalError").unwrap());
+    c.put("f/3", data(200_000, 1))
+        .await
+        .expect(500, "InternalError");
+    c.get("f/3").await.expect(404, "NoSuchKey");
+    f.inject(FaultRule::parse("*::5:500:InternalError").unwrap());
+    f.clear();
+    assert_eq!(f.remaining(), 0);
+    c.get("f/1").await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_drop_mid_body() {
+    let s = memory_server().await;
+    let c = Client::new(&s);
+    let body = data(100_000, 3);
+    c.put("d/1", body.clone()).await.ok();
+    s.faults()
+        .inject(FaultRule::parse("GET:/d/1:1:drop").unwrap());
+    // Headers arrive, the body is cut.
+    let stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(c.build("GET", "d/1", "", &[], Bytes::new()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-length"], "100000");
+    assert!(
+        resp.into_body().collect().await.is_err(),
+        "body must be cut short"
+    );
+    assert_eq!(c.get("d/1").await.ok().body, body);
+
+    // A PUT loses its connection after part of the body: nothing stored.
+    s.faults()
+        .inject(FaultRule::parse("PUT:/d/2:1:drop").unwrap());
+    let stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let r = sender
+        .send_request(c.build("PUT", "d/2", "", &[], Bytes::from(data(1_000_000, 4))))
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    c.get("d/2").await.expect(404, "NoSuchKey");
+
+    // Without a response body (HEAD): the connection closes without an answer.
+    s.faults().inject(FaultRule::parse("HEAD::1:drop").unwrap());
+    let stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert!(sender
+        .send_request(c.build("HEAD", "d/1", "", &[], Bytes::new()))
+        .await
+        .is_err());
+    c.head("d/1").await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoint() {
+    let s = memory_server().await;
+    let c = Client::new(&s);
+    let admin = |method: &str, path: &str, body: &str| {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1")
+            .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        send(s.addr(), req)
+    };
+    let r = admin(
+        "POST",
+        "/_ks3local/faults",
+        "# comment\nGET:/admin/:1:503:SlowDown\n\nPUT::2:delay=10\n",
+    )
+    .await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "ok 2\n"));
+    assert_eq!(s.faults().remaining(), 3);
+    let r = admin("GET", "/_ks3local/faults", "").await;
+    assert_eq!(r.text(), "GET:/admin/:1:503:SlowDown\nPUT::2:delay=10\n");
+    let r = admin("POST", "/_ks3local/faults", "GET:x:1:200:OK\n").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(s.faults().remaining(), 3, "all or nothing");
+    c.get("admin/x").await.expect(503, "SlowDown");
+    assert_eq!(admin("DELETE", "/_ks3local/faults", "").await.status, 204);
+    assert_eq!(s.faults().remaining(), 0);
+    c.list("prefix=a").await;
+    let r = admin("GET", "/_ks3local/stats?method=GET&contains=prefix%3D", "").await;
+    assert_eq!(r.text(), "{\"requests\":2,\"matching\":1}\n");
+    assert_eq!(admin("GET", "/_ks3local/nothing", "").await.status, 404);
+    assert_eq!(s.request_count(), 2, "admin requests are not counted");
+}
+
+#[test]
+fn background_server_from_sync_code() {
+    let s = ks3_local::start_in_background(ServerConfig::memory(BUCKET, AK, SK)).unwrap();
+    assert!(s.endpoint().starts_with("http://127.0.0.1:"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = Client::new(&s);
+        c.put("bg", "x").await.ok();
+        assert_eq!(c.get("bg").await.body, "x");
+    });
+    let addr = s.addr();
+    s.shutdown();
+    // The port is released.
+    assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
+    // Bad configuration is an error, not a panic.
+    assert!(ks3_local::start_in_background(ServerConfig::memory("Bad_Bucket", AK, SK)).is_err());
+}
+
+#[test]
+fn command_line() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = env!("CARGO_BIN_EXE_ks3-local");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(exe)
+        .args(["--addr", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args(["--bucket", BUCKET, "--bucket", "second-bucket"])
+        .args([
+            "--access-key",
+            "AK1",
+            "--secret-key",
+            "SK1",
+            "--access-key",
+            AK,
+            "--secret-key",
+            SK,
+        ])
+        .args(["--fault", "GET:/registry-bucket/:1:503:SlowDown"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let endpoint = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let addr: std::net::SocketAddr = endpoint.parse().unwrap();
+    assert_ne!(addr.port(), 0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = Client {
+            addr,
+            ak: AK.into(),
+            sk: SK.into(),
+            bucket: BUCKET.into(),
+            skew: 0,
+            host: None,
+            path_style: true,
+        };
+        c.get("k").await.expect(503, "SlowDown");
+        c.get("k").await.expect(404, "NoSuchKey");
+        let c1 = Client {
+            ak: "AK1".into(),
+            sk: "SK1".into(),
+            bucket: "second-bucket".into(),
+            ..c.clone()
+        };
+        c1.put("k", "v").await.ok();
+    });
+    stop_child(&mut child);
+    assert!(dir.path().join("second-bucket").is_dir());
+
+    // Usage errors exit non-zero without serving.
+    for args in [
+        vec!["--memory", "--access-key", "a"],
+        vec!["--access-key", "a", "--secret-key", "b"],
+        vec![
+            "--memory",
+            "--data",
+            "/tmp/x",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "b",
+        ],
+        vec![
+            "--memory",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "b",
+            "--fault",
+            "nope",
+        ],
+        vec![
+            "--memory",
+            "--bucket",
+            "Bad_Name",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "b",
+            "--addr",
+            "127.0.0.1:0",
+        ],
+    ] {
+        let out = Command::new(exe).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("listening on"),
+            "{args:?}"
+        );
+    }
+}
+
+fn stop_child(child: &mut std::process::Child) {
+    // SIGTERM would be nicer, but Child only offers SIGKILL without libc; that is fine here.
+    let _ = child.kill();
+    let _ = child.wait();
+}
