@@ -294,6 +294,10 @@ async fn handle(
     }
 
     let (parts, body) = req.into_parts();
+    let expect_continue = parts
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let mut resource = path.clone();
@@ -338,9 +342,10 @@ async fn handle(
             (resp, r.body)
         }
     };
-    // Never leave a half-read body on a keep-alive connection.
+    // Never leave a half-read body on a keep-alive connection. A client waiting for
+    // `100 Continue` is not made to send a body we would throw away.
     let mut body = body;
-    if !body.is_end_stream() && !drain(&mut body, DRAIN_LIMIT).await {
+    if !body.is_end_stream() && (expect_continue || !drain(&mut body, DRAIN_LIMIT).await) {
         resp.headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }

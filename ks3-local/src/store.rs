@@ -126,6 +126,7 @@ pub struct Completed {
     pub key: String,
     pub etag: String,
     pub crc64: u64,
+    pub modified_ms: i64,
 }
 
 /// A temp file removed on drop unless published.
@@ -594,6 +595,7 @@ impl Bucket {
                 key: meta.key.clone(),
                 etag: meta.etag.clone(),
                 crc64: meta.crc64,
+                modified_ms: meta.last_modified_ms,
             },
         );
         Ok(meta)

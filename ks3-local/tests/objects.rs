@@ -57,6 +57,16 @@ async fn put_get_head_delete() {
         Crc64::checksum(&body).to_string()
     );
 
+    // UTF-8 metadata survives.
+    c.req("PUT", "meta", "", &[("x-kss-meta-name", "Jürgen")], "m")
+        .await
+        .ok();
+    let g = c.get("meta").await;
+    assert_eq!(
+        g.headers.get("x-kss-meta-name").unwrap().as_bytes(),
+        "Jürgen".as_bytes()
+    );
+
     // Overwrite.
     c.put("docker/blob", "short").await.ok();
     assert_eq!(c.get("docker/blob").await.body, "short");

@@ -466,3 +466,111 @@ fn stop_child(child: &mut std::process::Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_never_hurts_the_server() {
+    let s = memory_server().await;
+    let c = Client::new(&s);
+    let long_path = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a/".repeat(40_000));
+    let probes: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02\x03\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET /%zz%00 HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+        b"GET /registry-bucket/%FF%FE HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+        b"GET /registry-bucket/k?%ZZ=1 HTTP/1.1\r\nhost: x\r\nauthorization: KSS a:b\r\ndate: x\r\n\r\n".to_vec(),
+        b"PUT /registry-bucket/k HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello".to_vec(),
+        b"PUT /registry-bucket/k HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        b"POST /registry-bucket/?delete HTTP/1.1\r\nhost: x\r\ncontent-length: 99999999999999999999\r\n\r\n".to_vec(),
+        b"GET http://registry-bucket.example/k HTTP/1.1\r\nhost: registry-bucket.example\r\n\r\n".to_vec(),
+        b"OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+        b"GET /registry-bucket/k HTTP/1.1\r\nhost: [::1\r\nrange: bytes=99999999999999999999999-\r\n\r\n".to_vec(),
+        long_path.into_bytes(),
+        vec![b'A'; 200_000],
+    ];
+    let tasks: Vec<_> = probes
+        .into_iter()
+        .map(|p| {
+            let addr = s.addr();
+            tokio::spawn(async move { (raw(addr, &p, 1000).await, p) })
+        })
+        .collect();
+    for t in tasks {
+        let (out, p) = t.await.unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 4") || text.starts_with("HTTP/1.1 5"),
+            "{:?} → {text}",
+            String::from_utf8_lossy(&p[..p.len().min(80)])
+        );
+        assert!(!text.contains("HTTP/1.1 500"), "{text}");
+    }
+    c.put("still", "alive").await.ok();
+    assert_eq!(c.get("still").await.body, "alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_store_streams_large_objects_and_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = ks3_local::start(ServerConfig {
+        min_part_size: 1024 * 1024,
+        ..ServerConfig::on_disk(dir.path(), BUCKET, AK, SK)
+    })
+    .await
+    .unwrap();
+    let c = Client::new(&s);
+    let body = data(3 * 1024 * 1024 + 17, 7);
+    let r = c.put("big", body.clone()).await;
+    assert_eq!(
+        r.ok().header("etag").unwrap(),
+        ks3_proto::digest::etag(&ks3_proto::digest::md5(&body))
+    );
+    assert_eq!(c.get("big").await.body, body);
+    for (a, b) in [
+        (0usize, 0usize),
+        (262_143, 262_145),
+        (1_000_000, 2_999_999),
+        (body.len() - 1, body.len() - 1),
+    ] {
+        let range = format!("bytes={a}-{b}");
+        let r = c
+            .req("GET", "big", "", &[("range", range.as_str())], Bytes::new())
+            .await;
+        assert_eq!(r.status, 206);
+        assert_eq!(r.body, body[a..=b], "{range}");
+    }
+    // Multipart on disk, then a copy of the result.
+    let id = c.initiate("mp").await;
+    let t1 = c
+        .upload_part("mp", &id, 1, body[..2 * 1024 * 1024].to_vec())
+        .await
+        .header("etag")
+        .unwrap();
+    let t2 = c
+        .upload_part("mp", &id, 2, body[2 * 1024 * 1024..].to_vec())
+        .await
+        .header("etag")
+        .unwrap();
+    let r = c.complete("mp", &id, &[(1, t1), (2, t2)]).await;
+    assert_eq!(
+        r.ok().xml("ChecksumCRC64ECMA").unwrap(),
+        ks3_proto::Crc64::checksum(&body).to_string()
+    );
+    c.req(
+        "PUT",
+        "mp-copy",
+        "",
+        &[("x-kss-copy-source", "/registry-bucket/mp")],
+        Bytes::new(),
+    )
+    .await
+    .ok();
+    let g = c.get("mp-copy").await;
+    assert_eq!(g.body, body);
+    assert!(g.header("etag").unwrap().ends_with("-2\""));
+    assert_eq!(tmp_files(dir.path()), 0);
+    assert!(
+        !dir.path().join(BUCKET).join("mpu").join(&id).exists(),
+        "completed upload removed"
+    );
+}

@@ -105,7 +105,7 @@ pub async fn upload_part(state: &State, req: &mut Req) -> HResult {
         .ok_or_else(|| S3Error::no_such_upload(&id))?;
     sse(req)?;
     let copying = req.headers.contains_key("x-kss-copy-source");
-    let (sink, last_modified) = if copying {
+    let (sink, modified_ms) = if copying {
         let (src_bucket, src_key) = copy_source(req)?;
         let src = bucket_of(state, &src_bucket)?;
         let (meta, opened) = src
@@ -137,7 +137,7 @@ pub async fn upload_part(state: &State, req: &mut Req) -> HResult {
         size: sink.len(),
         md5: sink.md5(),
         crc64: sink.crc64(),
-        last_modified_ms: last_modified,
+        last_modified_ms: modified_ms,
     };
     let staged = sink.finish(&meta).await.map_err(S3Error::io)?;
     if !bucket
@@ -159,6 +159,11 @@ pub async fn upload_part(state: &State, req: &mut Req) -> HResult {
         set(&mut r, "etag", &tag);
         r
     };
+    set(
+        &mut r,
+        "last-modified",
+        &last_modified(meta.last_modified_ms),
+    );
     crc_header(&mut r, meta.crc64);
     if let Some(s) = &info.attrs.sse {
         set(&mut r, "x-kss-server-side-encryption", s);
@@ -173,6 +178,7 @@ fn complete_result(
     tag: &str,
     crc: u64,
     sse: Option<&str>,
+    modified_ms: i64,
 ) -> HResult {
     let mut x = XmlWriter::new();
     x.root("CompleteMultipartUploadResult");
@@ -191,6 +197,7 @@ fn complete_result(
     x.elem("ChecksumCRC64ECMA", &crc.to_string());
     x.close("CompleteMultipartUploadResult");
     let mut r = xml_response(StatusCode::OK, x.finish());
+    set(&mut r, "last-modified", &last_modified(modified_ms));
     crc_header(&mut r, crc);
     if let Some(s) = sse {
         set(&mut r, "x-kss-server-side-encryption", s);
@@ -210,7 +217,15 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
         None => {
             return match bucket.completed(&id).filter(|c| c.key == req.key) {
                 // A retried Complete gets the same answer.
-                Some(c) => complete_result(req, &bucket.name, &c.key, &c.etag, c.crc64, None),
+                Some(c) => complete_result(
+                    req,
+                    &bucket.name,
+                    &c.key,
+                    &c.etag,
+                    c.crc64,
+                    None,
+                    c.modified_ms,
+                ),
                 None => Err(S3Error::no_such_upload(&id)),
             };
         }
@@ -218,7 +233,15 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
     let _guard = op_lock.lock().await;
     let Some((info, _)) = bucket.upload_info(&id, &req.key) else {
         return match bucket.completed(&id).filter(|c| c.key == req.key) {
-            Some(c) => complete_result(req, &bucket.name, &c.key, &c.etag, c.crc64, None),
+            Some(c) => complete_result(
+                req,
+                &bucket.name,
+                &c.key,
+                &c.etag,
+                c.crc64,
+                None,
+                c.modified_ms,
+            ),
             None => Err(S3Error::no_such_upload(&id)),
         };
     };
@@ -323,6 +346,7 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
         &meta.etag,
         meta.crc64,
         meta.attrs.sse.as_deref(),
+        meta.last_modified_ms,
     )
 }
 

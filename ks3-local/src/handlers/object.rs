@@ -313,6 +313,11 @@ pub async fn copy_object(state: &State, req: &Req) -> HResult {
     x.elem("ChecksumCRC64ECMA", &new.crc64.to_string());
     x.close("CopyObjectResult");
     let mut r = xml_response(StatusCode::OK, x.finish());
+    set(
+        &mut r,
+        "last-modified",
+        &last_modified(new.last_modified_ms),
+    );
     crc_header(&mut r, new.crc64);
     if let Some(s) = &new.attrs.sse {
         set(&mut r, "x-kss-server-side-encryption", s);
