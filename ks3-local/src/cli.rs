@@ -13,7 +13,7 @@ use crate::faults::FaultRule;
 /// A strict KS3-compatible local object server.
 ///
 /// Once it accepts connections, the first line on stdout is `listening on http://HOST:PORT`.
-#[derive(Parser, Debug, Clone)]
+#[derive(Parser, Clone)]
 #[command(name = "ks3-local", version, about, long_about = None)]
 #[command(group(ArgGroup::new("storage").required(true).args(["data", "memory"])))]
 pub struct Cli {
@@ -52,6 +52,25 @@ pub struct Cli {
     /// Log every request (method, path, status) on stderr. Credentials are never logged.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// Secret keys are never printed.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("addr", &self.addr)
+            .field("data", &self.data)
+            .field("memory", &self.memory)
+            .field("buckets", &self.buckets)
+            .field("access_keys", &self.access_keys)
+            .field(
+                "secret_keys",
+                &format!("<{} redacted>", self.secret_keys.len()),
+            )
+            .field("faults", &self.faults)
+            .field("verbose", &self.verbose)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cli {

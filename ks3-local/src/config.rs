@@ -18,7 +18,7 @@ pub const FIVE_MIB: u64 = 5 * 1024 * 1024;
 ///     ..ServerConfig::default()
 /// };
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Where to listen; port 0 picks a free port.
     pub addr: SocketAddr,
@@ -40,6 +40,29 @@ pub struct ServerConfig {
     pub min_part_size: u64,
     /// Log one line per request on stderr (method, path, status; never credentials).
     pub verbose: bool,
+}
+
+/// Secret keys are never printed.
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("buckets", &self.buckets)
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .iter()
+                    .map(|(ak, _)| (ak.as_str(), "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("max_copy_size", &self.max_copy_size)
+            .field("max_put_size", &self.max_put_size)
+            .field("min_part_size", &self.min_part_size)
+            .field("verbose", &self.verbose)
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -113,5 +136,11 @@ mod tests {
         assert!(!valid_bucket_name("kss-bucket"));
         assert!(!valid_bucket_name("192.168.1.1"));
         assert!(!valid_bucket_name("_ks3local"));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let d = format!("{:?}", ServerConfig::memory("b", "AKID", "TOPSECRET"));
+        assert!(d.contains("AKID") && !d.contains("TOPSECRET"), "{d}");
     }
 }

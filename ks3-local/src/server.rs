@@ -21,6 +21,7 @@ use crate::handlers::{self, set, Query, Req};
 use crate::store::{lock, Store};
 
 /// Headers larger than this get hyper's 431.
+/// (Idle keep-alive connections close after 75 s without a new request head, as nginx.)
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Request-log entries kept for [`Stats::matching`].
 const MAX_LOG: usize = 2_000_000;
@@ -142,7 +143,7 @@ fn spawn_connection(
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(Duration::from_secs(75))
             .max_header_size(MAX_HEADER_BYTES)
             .serve_connection(TokioIo::new(stream), svc);
         tokio::pin!(conn);
