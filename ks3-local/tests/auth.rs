@@ -160,6 +160,14 @@ async fn presigned_urls() {
     // Tampered key.
     let tampered = url.replace("x.txt", "y.txt");
     get(tampered).await.expect(403, "SignatureDoesNotMatch");
+    // Unknown access key in a URL.
+    let stranger = Client {
+        ak: "AKLTnobody".into(),
+        ..c.clone()
+    };
+    get(stranger.presign("GET", "a dir/ü+file=1&x.txt", now() + 60))
+        .await
+        .expect(403, "InvalidAccessKeyId");
     // Incomplete parameters.
     let no_expires = url.split("&Expires").next().unwrap().to_string();
     get(no_expires).await.expect(403, "AccessDenied");
