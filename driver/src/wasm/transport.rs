@@ -102,9 +102,11 @@ impl WasiTransport {
         if let Err(e) = written {
             drop(outgoing_body);
             // A server that refuses the body early (bad digest, too large) answers before
-            // reading it all; its answer says more than the broken write.
+            // reading it all; its answer says more than the broken write. So does the
+            // sandbox refusing the destination (not retryable, unlike a broken write).
             return match wait(fut) {
                 Ok(resp) => Ok(Pending::Ready(resp)),
+                Err(denied) if denied.kind == TransportErrorKind::Denied => Err(denied),
                 Err(_) => Err(e),
             };
         }
