@@ -1,1 +1,34 @@
-pub fn placeholder() {}
+//! `ks3-driver`: the KS3 storage driver, a WebAssembly component, run in a wasmtime
+//! sandbox behind a typed async Rust API, and the `ks3-driver` command line.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ks3_driver::Error> {
+//! use ks3_driver::{Driver, Params};
+//! let mut p = Params::new();
+//! for (k, v) in [("accesskey", "AK"), ("secretkey", "SK"), ("region", "ks3-cn-beijing"), ("bucket", "registry")] {
+//!     p.insert(k.into(), v.into());
+//! }
+//! let driver = Driver::new(p).await?;
+//! driver.put_content("/hello", b"world").await?;
+//! assert_eq!(driver.get_content("/hello").await?, b"world");
+//! # Ok(()) }
+//! ```
+//!
+//! Sandbox: each operation gets a fresh instance (no filesystem, no sockets, no
+//! environment but the driver's configuration), wasi:http egress only to the configured
+//! endpoint, guest request timeouts capped, a memory limit and a wall-clock limit. A trap
+//! is an [`Error::Runtime`] and does not affect the next operation.
+mod bindings;
+mod cache;
+mod driver;
+mod egress;
+mod error;
+mod runtime;
+pub mod settings;
+
+pub use cache::LoadInfo;
+pub use driver::{Driver, FileInfo, FileReader, FileWriter, WalkControl};
+pub use error::Error;
+pub use ks3_driver_component::config::{Config, Params, PARAMETERS};
+pub use ks3_driver_component::BackendError;
+pub use runtime::{Runtime, RuntimeOptions, EMBEDDED_COMPONENT};

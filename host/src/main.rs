@@ -1,1 +1,6 @@
-fn main() {}
+//! `ks3-driver`: the KS3 storage driver on the command line. See `cli` for the commands.
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

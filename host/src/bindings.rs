@@ -1,0 +1,159 @@
+//! Typed access to the component's `ks3:storage-driver/driver@0.1.0` exports.
+//!
+//! Written by hand rather than with `wasmtime::component::bindgen!`: wasmtime 48's
+//! generator names a struct field after each exported function without escaping Rust
+//! keywords, and the contract has a function called `move`, so the generated code does
+//! not compile ("expected identifier, found keyword `move`"). The types below mirror
+//! `wit/storage-driver.wit`; [`Exports::new`] type-checks every function against the
+//! loaded component once, so a component that drifts from them is refused at load time.
+use std::marker::PhantomData;
+
+use anyhow::anyhow;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{
+    ComponentExportIndex, ComponentType, InstancePre, Lift, Lower, ResourceAny,
+};
+
+/// The exported interface, by its versioned name.
+pub const INTERFACE: &str = "ks3:storage-driver/driver@0.1.0";
+
+#[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
+#[component(record)]
+pub struct WitFileInfo {
+    pub path: String,
+    pub size: u64,
+    #[component(name = "mod-time-ns")]
+    pub mod_time_ns: u64,
+    #[component(name = "is-dir")]
+    pub is_dir: bool,
+}
+
+#[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
+#[component(record)]
+pub struct WitBackendError {
+    pub code: String,
+    pub status: u16,
+    pub message: String,
+    #[component(name = "request-id")]
+    pub request_id: String,
+    pub path: String,
+}
+
+#[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
+#[component(record)]
+pub struct WitConfigError {
+    pub parameter: String,
+    pub message: String,
+}
+
+#[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
+#[component(record)]
+pub struct WitOffsetError {
+    pub path: String,
+    pub offset: i64,
+}
+
+#[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
+#[component(variant)]
+pub enum WitError {
+    #[component(name = "path-not-found")]
+    PathNotFound(String),
+    #[component(name = "invalid-path")]
+    InvalidPath(String),
+    #[component(name = "invalid-offset")]
+    InvalidOffset(WitOffsetError),
+    #[component(name = "unsupported-method")]
+    UnsupportedMethod(String),
+    #[component(name = "backend")]
+    Backend(WitBackendError),
+    #[component(name = "config")]
+    Config(WitConfigError),
+    #[component(name = "io")]
+    Io(String),
+    #[component(name = "invalid-state")]
+    InvalidState(String),
+}
+
+/// A WIT `result<T, driver-error>` as a single-result list.
+pub type Res<T> = (Result<T, WitError>,);
+
+/// A type-checked export whose result list is `R`.
+pub struct Export<R> {
+    pub index: ComponentExportIndex,
+    _result: PhantomData<fn() -> R>,
+}
+
+/// Export indices of every function the host calls, type-checked.
+pub struct Exports {
+    pub validate_config: Export<Res<()>>,
+    pub get_content: Export<Res<Vec<u8>>>,
+    pub put_content: Export<Res<()>>,
+    pub reader: Export<Res<ResourceAny>>,
+    pub writer: Export<Res<ResourceAny>>,
+    pub stat: Export<Res<WitFileInfo>>,
+    pub list: Export<Res<Vec<String>>>,
+    pub move_: Export<Res<()>>,
+    pub delete: Export<Res<()>>,
+    pub redirect_url: Export<Res<Option<String>>>,
+    pub walk: Export<Res<ResourceAny>>,
+    pub reader_read: Export<Res<Vec<u8>>>,
+    pub writer_write: Export<Res<()>>,
+    pub writer_size: Export<(u64,)>,
+    pub writer_close: Export<Res<()>>,
+    pub writer_cancel: Export<Res<()>>,
+    pub writer_commit: Export<Res<()>>,
+    pub walker_next: Export<Res<Vec<WitFileInfo>>>,
+    pub walker_skip_directory: Export<()>,
+}
+
+impl Exports {
+    pub fn new<T: 'static>(pre: &InstancePre<T>) -> anyhow::Result<Exports> {
+        let component = pre.component();
+        let ty = pre.instance_type();
+        let iface = component
+            .get_export_index(None, INTERFACE)
+            .ok_or_else(|| anyhow!("the component does not export `{INTERFACE}`"))?;
+        macro_rules! func {
+            ($name:literal, $params:ty, $results:ty) => {{
+                let (item, index) = component
+                    .get_export(Some(&iface), $name)
+                    .ok_or_else(|| anyhow!("the component does not export `{}`", $name))?;
+                match item {
+                    ComponentItem::ComponentFunc(f) => f
+                        .typecheck::<$params, $results>(&ty)
+                        .map_err(|e| anyhow!("export `{}` has the wrong type: {e}", $name))?,
+                    _ => return Err(anyhow!("export `{}` is not a function", $name)),
+                }
+                Export::<$results> {
+                    index,
+                    _result: PhantomData,
+                }
+            }};
+        }
+        Ok(Exports {
+            validate_config: func!("validate-config", (), Res<()>),
+            get_content: func!("get-content", (&str,), Res<Vec<u8>>),
+            put_content: func!("put-content", (&str, &[u8]), Res<()>),
+            reader: func!("reader", (&str, i64), Res<ResourceAny>),
+            writer: func!("writer", (&str, bool), Res<ResourceAny>),
+            stat: func!("stat", (&str,), Res<WitFileInfo>),
+            list: func!("list", (&str,), Res<Vec<String>>),
+            move_: func!("move", (&str, &str), Res<()>),
+            delete: func!("delete", (&str,), Res<()>),
+            redirect_url: func!("redirect-url", (&str, &str), Res<Option<String>>),
+            walk: func!("walk", (&str, Option<&str>), Res<ResourceAny>),
+            reader_read: func!("[method]file-reader.read", (ResourceAny, u32), Res<Vec<u8>>),
+            writer_write: func!("[method]file-writer.write", (ResourceAny, &[u8]), Res<()>),
+            writer_size: func!("[method]file-writer.size", (ResourceAny,), (u64,)),
+            writer_close: func!("[method]file-writer.close", (ResourceAny,), Res<()>),
+            writer_cancel: func!("[method]file-writer.cancel", (ResourceAny,), Res<()>),
+            writer_commit: func!("[method]file-writer.commit", (ResourceAny,), Res<()>),
+            walker_next: func!(
+                "[method]walker.next",
+                (ResourceAny, u32),
+                Res<Vec<WitFileInfo>>
+            ),
+            walker_skip_directory: func!("[method]walker.skip-directory", (ResourceAny, &str), ()),
+        })
+    }
+}

@@ -1,0 +1,523 @@
+//! The typed async API: every operation runs in a fresh sandboxed instance of the driver
+//! component; readers, writers and walkers own theirs.
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ks3_driver_component::config::{params_to_env, Config, Params};
+use wasmtime::component::ResourceAny;
+
+use crate::bindings::WitFileInfo;
+use crate::egress::{Destination, Egress};
+use crate::error::Error;
+use crate::runtime::{Runtime, Session, SessionSpec};
+
+/// Largest chunk handed to the guest in one `write` call.
+pub const WRITE_CHUNK: usize = 1 << 20;
+/// Largest chunk asked of the guest in one `read` call (the driver caps it there too).
+pub const READ_CHUNK: usize = 4 << 20;
+/// Entries pulled from the guest walker per call.
+pub const WALK_BATCH: u32 = 1000;
+
+/// Metadata of a file or of an implicit directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: String,
+    /// Size in bytes (0 for a directory).
+    pub size: u64,
+    /// Last modification (the Unix epoch for a directory).
+    pub mod_time: SystemTime,
+    pub is_dir: bool,
+}
+
+impl From<WitFileInfo> for FileInfo {
+    fn from(i: WitFileInfo) -> Self {
+        FileInfo {
+            path: i.path,
+            size: i.size,
+            mod_time: UNIX_EPOCH + Duration::from_nanos(i.mod_time_ns),
+            is_dir: i.is_dir,
+        }
+    }
+}
+
+/// What a walk callback wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkControl {
+    Continue,
+    /// Do not descend into this directory (a no-op for a file, as in distribution v3).
+    SkipDir,
+    /// End the walk; `walk` returns `Ok(())`.
+    Stop,
+}
+
+/// The KS3 storage driver, running sandboxed. Cheap to clone; clones share the
+/// connection pool.
+#[derive(Clone)]
+pub struct Driver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Runtime,
+    config: Config,
+    spec: SessionSpec,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn runtime_error(e: anyhow::Error) -> Error {
+    Error::Runtime(format!("{e:#}"))
+}
+
+impl Driver {
+    /// A driver on the process-wide [`Runtime::shared`]. The parameters are validated
+    /// here (with `KS3_ACCESS_KEY_ID` / `KS3_SECRET_ACCESS_KEY` from the process
+    /// environment as the credential fallback) and by the component.
+    pub async fn new(params: Params) -> Result<Driver, Error> {
+        let runtime = Runtime::shared().map_err(runtime_error)?;
+        Self::with_runtime(&runtime, params).await
+    }
+
+    /// A driver on `runtime`.
+    pub async fn with_runtime(runtime: &Runtime, params: Params) -> Result<Driver, Error> {
+        Self::build(runtime, params, None).await
+    }
+
+    /// Test hook for the sandbox: a driver whose egress allow-list is `allowed`
+    /// (`http(s)://host[:port]`) instead of its configured endpoint, so a test can show
+    /// that the guest's requests to the endpoint are refused.
+    #[doc(hidden)]
+    pub async fn with_egress_override(
+        runtime: &Runtime,
+        params: Params,
+        allowed: &str,
+    ) -> Result<Driver, Error> {
+        let dest = Destination::parse(allowed)
+            .ok_or_else(|| Error::Runtime(format!("`{allowed}` is not http(s)://host[:port]")))?;
+        Self::build(runtime, params, Some(dest)).await
+    }
+
+    async fn build(
+        runtime: &Runtime,
+        params: Params,
+        allowed: Option<Destination>,
+    ) -> Result<Driver, Error> {
+        let config = Config::from_params(&params, |k| std::env::var(k).ok())?;
+        // Credentials found through the environment fallback travel explicitly: the
+        // guest sees no environment but its configuration.
+        let mut guest_params = params;
+        guest_params.insert("accesskey".into(), config.access_key.expose().to_string());
+        guest_params.insert("secretkey".into(), config.secret_key.expose().to_string());
+        let allowed = allowed.unwrap_or_else(|| Destination::from_endpoint(&config.endpoint));
+        let egress = Egress::new(&config, allowed, runtime.log_requests())?;
+        let spec = SessionSpec {
+            env: params_to_env(&guest_params),
+            egress,
+            memory_limit: runtime.memory_limit_for(config.chunk_size),
+            redact: Arc::new(vec![
+                config.access_key.expose().to_string(),
+                config.secret_key.expose().to_string(),
+            ]),
+        };
+        let driver = Driver {
+            inner: Arc::new(Inner {
+                runtime: runtime.clone(),
+                config,
+                spec,
+            }),
+        };
+        // The component checks the same configuration with the same code; this also
+        // proves the component loads and runs before the driver is handed out.
+        let mut s = driver.session().await?;
+        s.call("validate-config", |e| &e.validate_config, ())
+            .await?;
+        Ok(driver)
+    }
+
+    async fn session(&self) -> Result<Session, Error> {
+        self.inner.runtime.session(&self.inner.spec).await
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The driver's registration name, `ks3`.
+    pub fn name(&self) -> &'static str {
+        ks3_driver_component::DRIVER_NAME
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The whole content of a (small) object.
+    pub async fn get_content(&self, path: &str) -> Result<Vec<u8>, Error> {
+        let mut s = self.session().await?;
+        s.call(&format!("get-content {path}"), |e| &e.get_content, (path,))
+            .await
+    }
+
+    /// Creates or replaces the object at `path`.
+    pub async fn put_content(&self, path: &str, content: &[u8]) -> Result<(), Error> {
+        let mut s = self.session().await?;
+        s.call(
+            &format!("put-content {path}"),
+            |e| &e.put_content,
+            (path, content),
+        )
+        .await
+    }
+
+    /// A reader from byte `offset`.
+    pub async fn reader(&self, path: &str, offset: i64) -> Result<FileReader, Error> {
+        let mut s = self.session().await?;
+        let handle = s
+            .call(&format!("reader {path}"), |e| &e.reader, (path, offset))
+            .await?;
+        Ok(FileReader {
+            core: Some(ReaderCore {
+                session: s,
+                handle,
+                path: path.to_string(),
+                eof: false,
+            }),
+            pending: None,
+            buf: Vec::new(),
+            buf_pos: 0,
+            position: offset.max(0) as u64,
+        })
+    }
+
+    /// A writer; with `append`, resumes a closed, uncommitted upload.
+    pub async fn writer(&self, path: &str, append: bool) -> Result<FileWriter, Error> {
+        let mut s = self.session().await?;
+        let handle = s
+            .call(&format!("writer {path}"), |e| &e.writer, (path, append))
+            .await?;
+        let mut w = FileWriter {
+            session: s,
+            handle,
+            path: path.to_string(),
+            size: 0,
+        };
+        w.refresh_size().await?;
+        Ok(w)
+    }
+
+    pub async fn stat(&self, path: &str) -> Result<FileInfo, Error> {
+        let mut s = self.session().await?;
+        s.call(&format!("stat {path}"), |e| &e.stat, (path,))
+            .await
+            .map(FileInfo::from)
+    }
+
+    /// The direct children of a directory, as absolute paths.
+    pub async fn list(&self, path: &str) -> Result<Vec<String>, Error> {
+        let mut s = self.session().await?;
+        s.call(&format!("list {path}"), |e| &e.list, (path,)).await
+    }
+
+    pub async fn mv(&self, src: &str, dst: &str) -> Result<(), Error> {
+        let mut s = self.session().await?;
+        s.call(&format!("move {src} {dst}"), |e| &e.move_, (src, dst))
+            .await
+    }
+
+    /// Deletes the object at `path` and everything under `path/`.
+    pub async fn delete(&self, path: &str) -> Result<(), Error> {
+        let mut s = self.session().await?;
+        s.call(&format!("delete {path}"), |e| &e.delete, (path,))
+            .await
+    }
+
+    /// A presigned URL for GET or HEAD; `None` for any other method.
+    pub async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>, Error> {
+        let mut s = self.session().await?;
+        s.call(
+            &format!("redirect-url {path}"),
+            |e| &e.redirect_url,
+            (method, path),
+        )
+        .await
+    }
+
+    /// Walks everything under `path` in key order, calling `f` for each file and
+    /// directory. See [`WalkControl`]; an error from `f` ends the walk and is returned.
+    pub async fn walk<F>(
+        &self,
+        path: &str,
+        start_after: Option<&str>,
+        mut f: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(&FileInfo) -> Result<WalkControl, Error> + Send,
+    {
+        let mut s = self.session().await?;
+        let what = format!("walk {path}");
+        let walker = s.call(&what, |e| &e.walk, (path, start_after)).await?;
+        let mut skipped: Vec<String> = Vec::new();
+        loop {
+            let batch = s
+                .call(&what, |e| &e.walker_next, (walker, WALK_BATCH))
+                .await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for entry in batch {
+                let info = FileInfo::from(entry);
+                if skipped.iter().any(|d| is_under(&info.path, d)) {
+                    continue;
+                }
+                match f(&info)? {
+                    WalkControl::Continue => {}
+                    WalkControl::Stop => return Ok(()),
+                    WalkControl::SkipDir if info.is_dir => {
+                        s.invoke::<_, ()>(
+                            &what,
+                            |e| &e.walker_skip_directory,
+                            (walker, info.path.as_str()),
+                        )
+                        .await?;
+                        skipped.push(info.path);
+                    }
+                    WalkControl::SkipDir => {}
+                }
+            }
+            // Entries of a skipped directory can only follow it in this batch; the
+            // guest leaves them out of the next ones.
+            skipped.clear();
+        }
+    }
+}
+
+fn is_under(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
+
+struct ReaderCore {
+    session: Session,
+    handle: ResourceAny,
+    path: String,
+    eof: bool,
+}
+
+impl ReaderCore {
+    async fn read(mut self: Box<Self>, max: usize) -> (Box<Self>, Result<Vec<u8>, Error>) {
+        let r = self.read_in_place(max).await;
+        (self, r)
+    }
+
+    async fn read_in_place(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+        if self.eof {
+            return Ok(Vec::new());
+        }
+        let max = max.clamp(1, READ_CHUNK) as u32;
+        let handle = self.handle;
+        let what = format!("read {}", self.path);
+        let chunk: Vec<u8> = self
+            .session
+            .call(&what, |e| &e.reader_read, (handle, max))
+            .await?;
+        if chunk.is_empty() {
+            self.eof = true;
+        }
+        Ok(chunk)
+    }
+}
+
+type ReadFuture = Pin<Box<dyn Future<Output = (Box<ReaderCore>, Result<Vec<u8>, Error>)> + Send>>;
+
+/// A stream of an object's bytes, with its own sandboxed instance. Also a
+/// [`tokio::io::AsyncRead`].
+pub struct FileReader {
+    core: Option<ReaderCore>,
+    /// An `AsyncRead` poll in flight (it owns the core meanwhile).
+    pending: Option<ReadFuture>,
+    /// Bytes fetched for `AsyncRead` and not yet consumed.
+    buf: Vec<u8>,
+    buf_pos: usize,
+    /// Start offset plus bytes handed to the caller.
+    position: u64,
+}
+
+impl FileReader {
+    /// Up to `max` bytes (at most 4 MiB a call); an empty result means the end.
+    pub async fn read(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+        if let Some(pending) = self.pending.take() {
+            let (core, r) = pending.await;
+            self.core = Some(*core);
+            let data = r?;
+            self.buf = data;
+            self.buf_pos = 0;
+        }
+        if self.buf_pos < self.buf.len() {
+            let n = max.max(1).min(self.buf.len() - self.buf_pos);
+            let out = self.buf[self.buf_pos..self.buf_pos + n].to_vec();
+            self.buf_pos += n;
+            self.position += n as u64;
+            return Ok(out);
+        }
+        let core = self.core.as_mut().ok_or_else(|| {
+            Error::InvalidState("reader: an earlier read was cancelled".to_string())
+        })?;
+        let out = core.read_in_place(max).await?;
+        self.position += out.len() as u64;
+        Ok(out)
+    }
+
+    /// Everything from the current position to the end.
+    pub async fn read_to_end(&mut self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.read(READ_CHUNK).await?;
+            if chunk.is_empty() {
+                return Ok(out);
+            }
+            if out.is_empty() {
+                out = chunk;
+            } else {
+                out.extend_from_slice(&chunk);
+            }
+        }
+    }
+
+    /// The offset of the next byte `read` returns.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+impl tokio::io::AsyncRead for FileReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.buf_pos < this.buf.len() {
+                let n = out.remaining().min(this.buf.len() - this.buf_pos);
+                out.put_slice(&this.buf[this.buf_pos..this.buf_pos + n]);
+                this.buf_pos += n;
+                this.position += n as u64;
+                return Poll::Ready(Ok(()));
+            }
+            if this.pending.is_none() {
+                let Some(core) = this.core.take() else {
+                    return Poll::Ready(Err(std::io::Error::other(Error::InvalidState(
+                        "reader: an earlier read was cancelled".into(),
+                    ))));
+                };
+                if core.eof {
+                    this.core = Some(core);
+                    return Poll::Ready(Ok(()));
+                }
+                let want = out.remaining().max(1 << 20);
+                this.pending = Some(Box::pin(Box::new(core).read(want)));
+            }
+            let Some(pending) = this.pending.as_mut() else {
+                continue;
+            };
+            let (core, r) = match pending.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(v) => v,
+            };
+            this.pending = None;
+            this.core = Some(*core);
+            match r {
+                Ok(data) if data.is_empty() => return Poll::Ready(Ok(())),
+                Ok(data) => {
+                    this.buf = data;
+                    this.buf_pos = 0;
+                }
+                Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
+            }
+        }
+    }
+}
+
+/// An upload in progress, with its own sandboxed instance.
+pub struct FileWriter {
+    session: Session,
+    handle: ResourceAny,
+    path: String,
+    size: u64,
+}
+
+impl FileWriter {
+    /// Appends `data`, handed to the guest in calls of at most 1 MiB.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let handle = self.handle;
+        let what = format!("write {}", self.path);
+        let result = async {
+            for chunk in data.chunks(WRITE_CHUNK) {
+                self.session
+                    .call::<_, ()>(&what, |e| &e.writer_write, (handle, chunk))
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        // The size is what the guest accepted, even after a failed chunk.
+        let refreshed = self.refresh_size().await;
+        result.and(refreshed)
+    }
+
+    /// Bytes accepted so far (including those of a resumed upload).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Persists what was written, without making it visible, so `writer(path, true)`
+    /// can resume.
+    pub async fn close(&mut self) -> Result<(), Error> {
+        let handle = self.handle;
+        let what = format!("close {}", self.path);
+        self.session
+            .call(&what, |e| &e.writer_close, (handle,))
+            .await
+    }
+
+    /// Aborts the upload; nothing is left behind.
+    pub async fn cancel(&mut self) -> Result<(), Error> {
+        let handle = self.handle;
+        let what = format!("cancel {}", self.path);
+        self.session
+            .call(&what, |e| &e.writer_cancel, (handle,))
+            .await
+    }
+
+    /// Makes the content visible at the path.
+    pub async fn commit(&mut self) -> Result<(), Error> {
+        let handle = self.handle;
+        let what = format!("commit {}", self.path);
+        self.session
+            .call(&what, |e| &e.writer_commit, (handle,))
+            .await
+    }
+
+    async fn refresh_size(&mut self) -> Result<(), Error> {
+        let handle = self.handle;
+        let what = format!("size {}", self.path);
+        let (size,) = self
+            .session
+            .invoke::<_, (u64,)>(&what, |e| &e.writer_size, (handle,))
+            .await?;
+        self.size = size;
+        Ok(())
+    }
+}

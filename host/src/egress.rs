@@ -1,0 +1,648 @@
+//! The guest's only door to the network: wasi:http requests pass [`EgressHooks::send_request`],
+//! which refuses every destination but the configured endpoint, clamps the guest's
+//! timeouts, optionally logs the request line, and sends through a pooled keep-alive
+//! client (hyper-util, rustls for https) instead of wasmtime's one-connection-per-request
+//! default.
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::Scheme;
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use ks3_driver_component::config::{Config, Endpoint};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::error::Error;
+
+/// Longest a connection attempt may take, whatever the guest asks for.
+const CONNECT_CAP: Duration = Duration::from_secs(30);
+/// Idle pooled connections are closed after this long (KS3's own keep-alive is longer).
+const POOL_IDLE: Duration = Duration::from_secs(50);
+
+/// `scheme://host:port` the guest may reach, default ports made explicit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Destination {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Destination {
+    pub(crate) fn from_endpoint(e: &Endpoint) -> Self {
+        Destination {
+            https: e.scheme == ks3_driver_component::config::Scheme::Https,
+            host: bare_host(&e.host),
+            port: e.port_or_default(),
+        }
+    }
+
+    /// Parses `http(s)://host[:port]` (a trailing `/` is allowed, nothing else).
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        let uri: Uri = s.parse().ok()?;
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return None;
+        }
+        Self::of_uri(&uri)
+    }
+
+    fn of_uri(uri: &Uri) -> Option<Self> {
+        let https = match uri.scheme_str()?.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        let auth = uri.authority()?;
+        if auth.as_str().contains('@') {
+            return None;
+        }
+        Some(Destination {
+            https,
+            host: bare_host(auth.host()),
+            port: auth.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        })
+    }
+
+    fn describe_uri(uri: &Uri) -> String {
+        match (uri.scheme_str(), uri.authority()) {
+            (Some(s), Some(a)) => format!("{s}://{a}"),
+            (None, Some(a)) => a.to_string(),
+            _ => "<no authority>".to_string(),
+        }
+    }
+}
+
+/// Lower-case, IPv6 brackets removed.
+fn bare_host(h: &str) -> String {
+    h.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Shared by every store of one driver: the allow-list, the pool, the limits.
+pub(crate) struct Egress {
+    allowed: Destination,
+    client: Client<Connector, WasiBody>,
+    /// Upper bound of the guest's first-byte and between-bytes timeouts.
+    timeout_cap: Duration,
+    log: bool,
+}
+
+impl Egress {
+    pub(crate) fn new(
+        config: &Config,
+        allowed: Destination,
+        log: bool,
+    ) -> Result<Arc<Self>, Error> {
+        let tls = tls_config(config.ca_file.as_deref())?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_CAP));
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        let connector = Connector {
+            http,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(64)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        // The guest asks for `requesttimeout`; never let it ask for more.
+        let timeout_cap = Duration::from_secs(config.request_timeout_secs.max(1));
+        Ok(Arc::new(Egress {
+            allowed,
+            client,
+            timeout_cap,
+            log,
+        }))
+    }
+
+    async fn send(
+        self: Arc<Self>,
+        req: Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<Response<WasiBody>, HttpError> {
+        let o = options.unwrap_or_default();
+        let clamp = |t: Option<Duration>| {
+            t.map_or(self.timeout_cap, |t| t.min(self.timeout_cap))
+                .max(Duration::from_millis(1))
+        };
+        let first_byte = clamp(o.first_byte_timeout);
+        let between_bytes = clamp(o.between_bytes_timeout);
+
+        let method = req.method().clone();
+        // The path only: a query string may carry a signature and is never logged.
+        let path = req.uri().path().to_string();
+        let started = Instant::now();
+        let progress = Progress::new();
+        let req = req.map(|b| {
+            ProgressBody {
+                inner: b,
+                progress: progress.clone(),
+            }
+            .boxed_unsync()
+        });
+        let result = progress_timeout(self.client.request(req), first_byte, &progress).await;
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if self.log {
+                    eprintln!(
+                        "ks3-driver: {method} {path} failed after {:.1} ms: {e}",
+                        ms(started)
+                    );
+                }
+                return Err(e);
+            }
+        };
+        if self.log {
+            let rid = resp
+                .headers()
+                .get("x-kss-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            eprintln!(
+                "ks3-driver: {method} {path} {} {:.1} ms request-id {rid}",
+                resp.status().as_u16(),
+                ms(started)
+            );
+        }
+        Ok(resp.map(|incoming| {
+            ResponseBody {
+                inner: incoming,
+                timeout: between_bytes,
+                last: Instant::now(),
+                sleep: None,
+            }
+            .boxed_unsync()
+        }))
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The per-store hook object: the shared [`Egress`] plus what this store was refused.
+pub(crate) struct EgressHooks {
+    egress: Arc<Egress>,
+    /// Destinations refused during the current operation, for the host-side error.
+    pub(crate) denied: Vec<String>,
+}
+
+impl EgressHooks {
+    pub(crate) fn new(egress: Arc<Egress>) -> Self {
+        EgressHooks {
+            egress,
+            denied: Vec::new(),
+        }
+    }
+
+    /// The one destination the guest may reach.
+    pub(crate) fn allowed(&self) -> &Destination {
+        &self.egress.allowed
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), HttpError>> + Send> {
+        drop(fut);
+        let allowed = Destination::of_uri(request.uri()).as_ref() == Some(&self.egress.allowed);
+        if !allowed {
+            let dest = Destination::describe_uri(request.uri());
+            if self.egress.log {
+                eprintln!(
+                    "ks3-driver: refused {} {dest}{} (only {} is allowed)",
+                    request.method(),
+                    request.uri().path(),
+                    self.egress.allowed
+                );
+            }
+            self.denied.push(dest);
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        let egress = self.egress.clone();
+        Box::new(async move {
+            let resp = egress.send(request, options).await?;
+            // The pool drives the connection; nothing is left for the caller to poll.
+            Ok((resp, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+/// When the request body last moved, in ms since `base`.
+#[derive(Clone)]
+struct Progress {
+    base: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            base: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+    fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Waits for the response head. Fails when neither the request body moved nor the head
+/// arrived for `timeout`: a long upload is not cut off by the first-byte timeout, a
+/// stalled one is.
+async fn progress_timeout(
+    fut: impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<Response<Incoming>, HttpError> {
+    tokio::pin!(fut);
+    loop {
+        let last = progress.last();
+        let sleep = tokio::time::sleep_until((last + timeout).into());
+        tokio::select! {
+            r = &mut fut => return r.map_err(client_error),
+            _ = sleep => {
+                if progress.last() == last {
+                    return Err(HttpError::ConnectionReadTimeout);
+                }
+            }
+        }
+    }
+}
+
+/// The guest's request body, noting progress as it is pulled.
+struct ProgressBody {
+    inner: WasiBody,
+    progress: Progress,
+}
+
+impl Body for ProgressBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &r {
+            self.progress.touch();
+        }
+        r
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response body with the between-bytes timeout; errors in wasi:http terms.
+struct ResponseBody {
+    inner: Incoming,
+    timeout: Duration,
+    last: Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.last = Instant::now();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(hyper_error(&e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                // One timer per body, re-armed only when it fires early (no timer churn
+                // per frame).
+                let deadline = self.last + self.timeout;
+                let this = &mut *self;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+                loop {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let deadline = this.last + this.timeout;
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+                    }
+                    sleep.as_mut().reset(deadline.into());
+                }
+            }
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn hyper_error(e: &hyper::Error) -> HttpError {
+    if e.is_timeout() {
+        HttpError::ConnectionReadTimeout
+    } else if e.is_parse() || e.is_parse_status() || e.is_user() {
+        HttpError::HttpProtocolError
+    } else if e.is_incomplete_message() {
+        HttpError::HttpResponseIncomplete
+    } else {
+        // closed, canceled, io: the connection broke, a retry may work.
+        HttpError::ConnectionTerminated
+    }
+}
+
+fn client_error(e: hyper_util::client::legacy::Error) -> HttpError {
+    use std::error::Error as _;
+    let mut source = e.source();
+    let mut io_err: Option<&io::Error> = None;
+    let mut hyper_err: Option<&hyper::Error> = None;
+    let mut tls_err: Option<&rustls::Error> = None;
+    let mut text = e.to_string();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        if let Some(x) = s.downcast_ref::<io::Error>() {
+            io_err = io_err.or(Some(x));
+            if let Some(t) = x.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                tls_err = Some(t);
+            }
+        }
+        if let Some(x) = s.downcast_ref::<hyper::Error>() {
+            hyper_err = hyper_err.or(Some(x));
+        }
+        if let Some(x) = s.downcast_ref::<rustls::Error>() {
+            tls_err = Some(x);
+        }
+        source = s.source();
+    }
+    if let Some(t) = tls_err {
+        return match t {
+            rustls::Error::InvalidCertificate(_) => HttpError::TlsCertificateError,
+            rustls::Error::AlertReceived(a) => HttpError::TlsAlertReceived {
+                alert_id: Some(u8::from(*a)),
+                alert_message: Some(format!("{a:?}")),
+            },
+            _ => HttpError::TlsProtocolError,
+        };
+    }
+    if e.is_connect() {
+        if let Some(io) = io_err {
+            return match io.kind() {
+                io::ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
+                io::ErrorKind::TimedOut => HttpError::ConnectionTimeout,
+                _ if text.contains("dns error") => HttpError::DnsError {
+                    rcode: Some(text),
+                    info_code: None,
+                },
+                kind => HttpError::Connect(io::Error::new(kind, text)),
+            };
+        }
+        if text.contains("dns error") {
+            return HttpError::DnsError {
+                rcode: Some(text),
+                info_code: None,
+            };
+        }
+        return HttpError::Connect(io::Error::other(text));
+    }
+    if let Some(h) = hyper_err {
+        return hyper_error(h);
+    }
+    if io_err.is_some() {
+        return HttpError::ConnectionTerminated;
+    }
+    HttpError::InternalError(Some(text))
+}
+
+fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    if let Some(path) = ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let bad = |m: String| Error::Config {
+            parameter: "cafile".into(),
+            message: m,
+        };
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(format!("cannot read `{path}`: {e}")))?;
+        let mut n = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| bad(format!("`{path}` is not valid PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("`{path}`: unusable certificate: {e}")))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(bad(format!("`{path}` holds no PEM certificate")));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Runtime(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// TCP, then TLS for https.
+#[derive(Clone)]
+struct Connector {
+    http: HttpConnector,
+    tls: tokio_rustls::TlsConnector,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        tower_service::Service::<Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let connecting = tower_service::Service::<Uri>::call(&mut self.http, uri);
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let tcp: TcpStream = connecting.await?.into_inner();
+            if !https {
+                return Ok(Conn::Plain(TokioIo::new(tcp)));
+            }
+            let name = rustls_pki_types::ServerName::try_from(host)?;
+            let stream = tls.connect(name, tcp).await?;
+            Ok(Conn::Tls(Box::new(TokioIo::new(stream))))
+        })
+    }
+}
+
+enum Conn {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_normalise_default_ports() {
+        let a = Destination::parse("http://127.0.0.1:80").unwrap();
+        let b = Destination::parse("http://127.0.0.1/").unwrap();
+        assert_eq!(a, b);
+        let c = Destination::parse("https://Bucket.KS3-cn-beijing.ksyuncs.com").unwrap();
+        let d = Destination::parse("https://bucket.ks3-cn-beijing.ksyuncs.com:443").unwrap();
+        assert_eq!(c, d);
+        assert_ne!(
+            Destination::parse("http://h:80").unwrap(),
+            Destination::parse("https://h:80").unwrap()
+        );
+        assert_ne!(
+            Destination::parse("http://h:80").unwrap(),
+            Destination::parse("http://h:81").unwrap()
+        );
+        assert!(Destination::parse("http://h/path").is_none());
+        assert!(Destination::parse("ftp://h").is_none());
+        assert!(Destination::parse("http://user@h").is_none());
+        assert_eq!(a.to_string(), "http://127.0.0.1:80");
+    }
+
+    #[test]
+    fn endpoint_destination() {
+        let mut p = ks3_driver_component::config::Params::new();
+        for (k, v) in [
+            ("accesskey", "a"),
+            ("secretkey", "s"),
+            ("region", "ks3-cn-beijing"),
+            ("bucket", "reg"),
+        ] {
+            p.insert(k.into(), v.into());
+        }
+        let c = Config::from_params(&p, |_| None).unwrap();
+        let d = Destination::from_endpoint(&c.endpoint);
+        assert_eq!(
+            Some(d),
+            Destination::parse("https://reg.ks3-cn-beijing.ksyuncs.com")
+        );
+    }
+}

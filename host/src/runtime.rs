@@ -1,0 +1,507 @@
+//! The wasmtime side: one engine, linker and pre-instantiated component per process,
+//! and a fresh sandboxed store + instance per operation.
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{
+    ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
+};
+use wasmtime::{Config as EngineConfig, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::{Export, Exports, Res, WitError};
+use crate::cache::{self, LoadInfo};
+use crate::egress::{Egress, EgressHooks};
+use crate::error::Error;
+
+/// The driver component built by `build.rs` from `driver/`.
+pub static EMBEDDED_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ks3-driver-component.wasm"));
+
+/// Default wall-clock limit of one guest call.
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default memory limit of an instance when none is set: this, or more when `chunksize`
+/// needs it (see [`RuntimeOptions::memory_limit`]).
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+/// How often the engine's epoch advances (the granularity of the wall-clock limit while
+/// guest code runs).
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Bytes of the guest's stderr kept for error messages.
+const GUEST_STDERR_CAPTURE: usize = 16 << 10;
+
+/// How the runtime is built.
+#[derive(Debug, Default, Clone)]
+pub struct RuntimeOptions {
+    /// Load this component file instead of the embedded one.
+    pub component: Option<PathBuf>,
+    /// Linear-memory limit of each instance in bytes. Default: the larger of 512 MiB and
+    /// `2 × chunksize + 64 MiB` of the driver's configuration.
+    pub memory_limit: Option<usize>,
+    /// Wall-clock limit of each guest call (default 10 minutes).
+    pub op_timeout: Option<Duration>,
+    /// Where compiled components are cached; default `KS3_DRIVER_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/ks3-driver`, else `~/.cache/ks3-driver`.
+    pub cache_dir: Option<PathBuf>,
+    /// Log each KS3 request (method, path without query, status, time, request id) and
+    /// the guest's stderr to stderr. Also on with `KS3_DRIVER_LOG=1`.
+    pub log_requests: bool,
+}
+
+/// An engine with the driver component compiled and linked. Cheap to clone; share one
+/// per process ([`Runtime::shared`]).
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    pre: InstancePre<Ctx>,
+    exports: Arc<Exports>,
+    memory_limit: Option<usize>,
+    op_timeout: Duration,
+    log_requests: bool,
+    load: LoadInfo,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("memory_limit", &self.inner.memory_limit)
+            .field("op_timeout", &self.inner.op_timeout)
+            .field("log_requests", &self.inner.log_requests)
+            .field("load", &self.inner.load)
+            .finish()
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
+}
+
+impl Runtime {
+    /// Compiles (or loads from the cache) and links the component.
+    pub fn new(opts: RuntimeOptions) -> anyhow::Result<Runtime> {
+        let mut cfg = EngineConfig::new();
+        cfg.epoch_interruption(true);
+        let engine = Engine::new(&cfg)?;
+
+        let file_bytes;
+        let wasm: &[u8] = match &opts.component {
+            Some(path) => {
+                file_bytes = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read component {}: {e}", path.display())
+                })?;
+                &file_bytes
+            }
+            None => EMBEDDED_COMPONENT,
+        };
+        let dir = cache::cache_dir(opts.cache_dir.as_deref());
+        let (component, load) = cache::load_or_compile(&engine, wasm, dir.as_deref())?;
+
+        let mut linker: Linker<Ctx> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = linker.instantiate_pre(&component)?;
+        let exports = Arc::new(Exports::new(&pre)?);
+
+        spawn_epoch_ticker(&engine);
+
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                pre,
+                exports,
+                memory_limit: opts.memory_limit,
+                op_timeout: opts.op_timeout.unwrap_or(DEFAULT_OP_TIMEOUT),
+                log_requests: opts.log_requests || env_flag("KS3_DRIVER_LOG"),
+                load,
+            }),
+        })
+    }
+
+    /// The process-wide runtime with default options (made on first use).
+    pub fn shared() -> anyhow::Result<Runtime> {
+        static SHARED: OnceLock<Result<Runtime, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| Runtime::new(RuntimeOptions::default()).map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// How the component was loaded (cache hit or compile, and how long it took).
+    pub fn load_info(&self) -> &LoadInfo {
+        &self.inner.load
+    }
+
+    pub fn log_requests(&self) -> bool {
+        self.inner.log_requests
+    }
+
+    pub fn op_timeout(&self) -> Duration {
+        self.inner.op_timeout
+    }
+
+    /// The memory limit for a driver whose parts are `chunk_size` bytes.
+    pub(crate) fn memory_limit_for(&self, chunk_size: u64) -> usize {
+        self.inner.memory_limit.unwrap_or_else(|| {
+            let need = chunk_size
+                .saturating_mul(2)
+                .saturating_add(64 << 20)
+                .min(4 << 30) as usize;
+            need.max(DEFAULT_MEMORY_LIMIT)
+        })
+    }
+
+    /// A fresh store and instance for one operation (or one reader/writer/walker).
+    pub(crate) async fn session(&self, spec: &SessionSpec) -> Result<Session, Error> {
+        let stderr = MemoryOutputPipe::new(GUEST_STDERR_CAPTURE);
+        let wasi = WasiCtx::builder()
+            .envs(&spec.env)
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let ctx = Ctx {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: EgressHooks::new(spec.egress.clone()),
+            limits: Limits {
+                memory: spec.memory_limit,
+                refused: None,
+            },
+            deadline: Instant::now() + self.inner.op_timeout,
+            stderr,
+        };
+        let mut store = Store::new(&self.inner.engine, ctx);
+        store.limiter(|c| &mut c.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            Ok(if Instant::now() >= ctx.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        let timeout = self.inner.op_timeout;
+        let mut session = Session {
+            store,
+            instance: None,
+            exports: self.inner.exports.clone(),
+            timeout,
+            log: self.inner.log_requests,
+            redact: spec.redact.clone(),
+            dead: None,
+            in_call: false,
+        };
+        let r = tokio::time::timeout(
+            timeout,
+            self.inner.pre.instantiate_async(&mut session.store),
+        )
+        .await;
+        match r {
+            Ok(Ok(i)) => {
+                session.instance = Some(i);
+                Ok(session)
+            }
+            Ok(Err(e)) => Err(session.trap_error("instantiating the driver", e)),
+            Err(_) => Err(Error::Runtime(format!(
+                "instantiating the driver took longer than {timeout:?}"
+            ))),
+        }
+    }
+}
+
+/// Advances the engine's epoch while the engine is alive.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let _ = std::thread::Builder::new()
+        .name("ks3-driver-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(e) => e.increment_epoch(),
+                None => return,
+            }
+        });
+}
+
+/// What a driver needs of each store.
+pub(crate) struct SessionSpec {
+    pub env: Vec<(String, String)>,
+    pub egress: Arc<Egress>,
+    pub memory_limit: usize,
+    /// Strings never to repeat from the guest's output (the credentials).
+    pub redact: Arc<Vec<String>>,
+}
+
+/// The data of one store.
+pub(crate) struct Ctx {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: EgressHooks,
+    limits: Limits,
+    deadline: Instant,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Ctx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// A per-memory size limit that remembers the growth it refused.
+struct Limits {
+    memory: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.refused = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// One store + instance. Any trap or timeout makes it dead: later calls fail with the
+/// same error instead of entering a broken instance.
+pub(crate) struct Session {
+    store: Store<Ctx>,
+    instance: Option<Instance>,
+    exports: Arc<Exports>,
+    timeout: Duration,
+    log: bool,
+    redact: Arc<Vec<String>>,
+    dead: Option<Error>,
+    /// A call started and did not finish (its future was dropped): the instance may be
+    /// mid-call and must not be entered again.
+    in_call: bool,
+}
+
+impl Session {
+    /// Calls a function returning `result<T, driver-error>`.
+    pub(crate) async fn call<P, T>(
+        &mut self,
+        what: &str,
+        export: fn(&Exports) -> &Export<Res<T>>,
+        params: P,
+    ) -> Result<T, Error>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        T: Lift + Send + Sync + 'static,
+        (Result<T, WitError>,): ComponentNamedList + Lift,
+    {
+        let (result,) = self
+            .invoke::<P, (Result<T, WitError>,)>(what, export, params)
+            .await?;
+        let r = result.map_err(|e| self.denied_error(what).unwrap_or_else(|| convert(e)));
+        self.store.data_mut().hooks.denied.clear();
+        r
+    }
+
+    /// Calls a function with a plain result list (`()` or `(T,)`).
+    pub(crate) async fn invoke<P, R>(
+        &mut self,
+        what: &str,
+        export: fn(&Exports) -> &Export<R>,
+        params: P,
+    ) -> Result<R, Error>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        if self.in_call {
+            self.dead = Some(Error::Runtime(
+                "an earlier call on this reader/writer was cancelled mid-way".into(),
+            ));
+        }
+        if let Some(e) = &self.dead {
+            return Err(e.clone());
+        }
+        let Some(instance) = self.instance else {
+            return Err(Error::Runtime(
+                "the driver instance is not available".into(),
+            ));
+        };
+        let func = instance
+            .get_func(&mut self.store, export(&self.exports).index)
+            .ok_or_else(|| Error::Runtime(format!("{what}: export missing")))?;
+        let typed = func
+            .typed::<P, R>(&self.store)
+            .map_err(|e| Error::Runtime(format!("{what}: {e}")))?;
+        let data = self.store.data_mut();
+        data.deadline = Instant::now() + self.timeout;
+        data.hooks.denied.clear();
+        data.limits.refused = None;
+        self.in_call = true;
+        let outcome =
+            tokio::time::timeout(self.timeout, typed.call_async(&mut self.store, params)).await;
+        self.in_call = false;
+        self.flush_guest_stderr();
+        match outcome {
+            Err(_) => {
+                let e = Error::Runtime(format!(
+                    "{what} exceeded the wall-clock limit of {:?}",
+                    self.timeout
+                ));
+                self.dead = Some(e.clone());
+                Err(e)
+            }
+            Ok(Err(trap)) => {
+                let e = self.trap_error(what, trap);
+                self.dead = Some(e.clone());
+                Err(e)
+            }
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// The egress refusals of the last call, as the host's error.
+    fn denied_error(&self, what: &str) -> Option<Error> {
+        let data = self.store.data();
+        let first = data.hooks.denied.first()?;
+        Some(Error::Runtime(format!(
+            "{what}: request to {first} refused: the driver may only reach {}",
+            data.hooks.allowed()
+        )))
+    }
+
+    fn trap_error(&mut self, what: &str, trap: wasmtime::Error) -> Error {
+        let data = self.store.data();
+        if let Some(refused) = data.limits.refused {
+            return Error::Runtime(format!(
+                "{what}: the driver exceeded its memory limit of {} (it asked for {})",
+                mib(data.limits.memory),
+                mib(refused)
+            ));
+        }
+        let mut msg = format!(
+            "{what}: the driver trapped: {}",
+            one_line(&trap.to_string())
+        );
+        if let Some(root) = trap.chain().last().map(|e| e.to_string()) {
+            let root = one_line(&root);
+            if !msg.contains(&root) {
+                msg.push_str(&format!(" ({root})"));
+            }
+        }
+        let said = self.guest_stderr_tail();
+        if !said.is_empty() {
+            msg.push_str(&format!("; driver stderr: {said}"));
+        }
+        Error::Runtime(msg)
+    }
+
+    /// The last line of what the guest wrote to stderr, credentials removed.
+    fn guest_stderr_tail(&self) -> String {
+        let bytes = self.store.data().stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let mut line: String = line.chars().take(300).collect();
+        for s in self.redact.iter().filter(|s| !s.is_empty()) {
+            line = line.replace(s.as_str(), "****");
+        }
+        line
+    }
+
+    fn flush_guest_stderr(&mut self) {
+        if !self.log {
+            return;
+        }
+        let bytes = self.store.data().stderr.contents();
+        if bytes.is_empty() {
+            return;
+        }
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        for s in self.redact.iter().filter(|s| !s.is_empty()) {
+            text = text.replace(s.as_str(), "****");
+        }
+        for line in text.lines() {
+            eprintln!("ks3-driver: guest: {line}");
+        }
+        // The pipe cannot be truncated; start a fresh one for the next call.
+        let fresh = MemoryOutputPipe::new(GUEST_STDERR_CAPTURE);
+        self.store.data_mut().stderr = fresh;
+    }
+}
+
+fn mib(n: usize) -> String {
+    if n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The WIT error as the typed error.
+pub(crate) fn convert(e: WitError) -> Error {
+    match e {
+        WitError::PathNotFound(path) => Error::PathNotFound { path },
+        WitError::InvalidPath(path) => Error::InvalidPath { path },
+        WitError::InvalidOffset(o) => Error::InvalidOffset {
+            path: o.path,
+            offset: o.offset,
+        },
+        WitError::UnsupportedMethod(_) => Error::UnsupportedMethod,
+        WitError::Backend(b) => Error::Backend(ks3_driver_component::BackendError {
+            code: b.code,
+            status: b.status,
+            message: b.message,
+            request_id: b.request_id,
+            path: b.path,
+        }),
+        WitError::Config(c) => Error::Config {
+            parameter: c.parameter,
+            message: c.message,
+        },
+        WitError::Io(m) => Error::Io(m),
+        WitError::InvalidState(m) => Error::InvalidState(m),
+    }
+}

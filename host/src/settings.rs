@@ -1,0 +1,349 @@
+//! Where the driver's parameters come from, merged the way the CLI (and distribution)
+//! does it, remembering the source of each value.
+//!
+//! Lowest to highest: a YAML file (`-c`: a map of parameters, or a distribution
+//! `config.yml` whose `storage.ks3` section is used), `REGISTRY_STORAGE_KS3_<KEY>`
+//! environment variables, `-p KEY=VALUE` flags. When `accesskey` / `secretkey` end up
+//! empty, `KS3_ACCESS_KEY_ID` / `KS3_SECRET_ACCESS_KEY` fill them.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ks3_driver_component::config::{
+    param_spec, Params, ENV_ACCESS_KEY, ENV_PREFIX, ENV_SECRET_KEY,
+};
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The `-c` file.
+    File(PathBuf),
+    /// A `REGISTRY_STORAGE_KS3_<KEY>` variable (its name).
+    Env(String),
+    /// A `-p KEY=VALUE` flag.
+    Flag,
+    /// The credential fallback variable (its name).
+    CredentialEnv(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(v) => write!(f, "env {v}"),
+            Source::Flag => f.write_str("-p flag"),
+            Source::CredentialEnv(v) => write!(f, "env {v}"),
+        }
+    }
+}
+
+/// One parameter value and its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    pub source: Source,
+}
+
+impl Setting {
+    /// The value for display: secrets are masked.
+    pub fn display_value(&self, key: &str) -> String {
+        if is_secret(key) && !self.value.is_empty() {
+            "****".to_string()
+        } else {
+            self.value.clone()
+        }
+    }
+}
+
+/// Whether a parameter holds a secret (never print it).
+pub fn is_secret(key: &str) -> bool {
+    param_spec(key).is_some_and(|p| p.secret)
+}
+
+/// A problem with a source of settings (not with a value: values are checked by
+/// `Config::from_params`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingsError {
+    pub message: String,
+}
+
+impl SettingsError {
+    fn new(message: impl Into<String>) -> Self {
+        SettingsError {
+            message: message.into(),
+        }
+    }
+}
+
+/// The merged parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    values: BTreeMap<String, Setting>,
+}
+
+impl Settings {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything in the usual order: `file`, then the `REGISTRY_STORAGE_KS3_*` entries
+    /// of `env_vars`, then `flags` (`KEY=VALUE`), then the credential fallback from
+    /// `env_vars`.
+    pub fn resolve(
+        file: Option<&Path>,
+        env_vars: &BTreeMap<String, String>,
+        flags: &[String],
+    ) -> Result<Settings, SettingsError> {
+        let mut s = Settings::new();
+        if let Some(f) = file {
+            s.load_file(f)?;
+        }
+        s.apply_env(env_vars);
+        s.apply_flags(flags)?;
+        s.apply_credential_fallback(|k| env_vars.get(k).cloned());
+        Ok(s)
+    }
+
+    /// The process environment as a map (non-UTF-8 entries skipped).
+    pub fn process_env() -> BTreeMap<String, String> {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    }
+
+    /// Reads a YAML file (see the module docs).
+    pub fn load_file(&mut self, path: &Path) -> Result<(), SettingsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SettingsError::new(format!("cannot read {}: {e}", path.display())))?;
+        self.apply_yaml(&text, path)
+    }
+
+    /// Applies YAML text as if read from `origin`.
+    pub fn apply_yaml(&mut self, text: &str, origin: &Path) -> Result<(), SettingsError> {
+        let where_ = origin.display();
+        let doc: serde_yaml::Value = serde_yaml::from_str(text)
+            .map_err(|e| SettingsError::new(format!("{where_} is not valid YAML: {e}")))?;
+        let map = match doc {
+            serde_yaml::Value::Mapping(m) => m,
+            serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+            _ => {
+                return Err(SettingsError::new(format!(
+                "{where_}: expected a map of parameters or a distribution config with storage.ks3"
+            )))
+            }
+        };
+        let params = match map.get("storage") {
+            Some(storage) => match storage.get("ks3") {
+                Some(serde_yaml::Value::Mapping(m)) => m.clone(),
+                Some(serde_yaml::Value::Null) => serde_yaml::Mapping::new(),
+                Some(_) => {
+                    return Err(SettingsError::new(format!(
+                        "{where_}: storage.ks3 must be a map of parameters"
+                    )))
+                }
+                None => {
+                    return Err(SettingsError::new(format!(
+                        "{where_}: the storage section has no ks3 driver"
+                    )))
+                }
+            },
+            None => map,
+        };
+        for (k, v) in params {
+            let key = match k {
+                serde_yaml::Value::String(s) => s,
+                other => scalar(&other).ok_or_else(|| {
+                    SettingsError::new(format!("{where_}: a parameter name is not a string"))
+                })?,
+            };
+            let key = key.trim().to_ascii_lowercase();
+            let value = scalar(&v).ok_or_else(|| {
+                SettingsError::new(format!(
+                    "{where_}: parameter `{key}` must be a string, number or boolean"
+                ))
+            })?;
+            self.set(&key, value, Source::File(origin.to_path_buf()));
+        }
+        Ok(())
+    }
+
+    /// Applies `REGISTRY_STORAGE_KS3_<KEY>` variables.
+    pub fn apply_env(&mut self, vars: &BTreeMap<String, String>) {
+        for (k, v) in vars {
+            if let Some(name) = k.strip_prefix(ENV_PREFIX) {
+                if !name.is_empty() {
+                    self.set(
+                        &name.to_ascii_lowercase(),
+                        v.clone(),
+                        Source::Env(k.clone()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Applies `KEY=VALUE` flags.
+    pub fn apply_flags(&mut self, flags: &[String]) -> Result<(), SettingsError> {
+        for f in flags {
+            let Some((k, v)) = f.split_once('=') else {
+                return Err(SettingsError::new(format!(
+                    "-p expects KEY=VALUE, got `{}`",
+                    f.chars().take(40).collect::<String>()
+                )));
+            };
+            let key = k.trim().to_ascii_lowercase();
+            if key.is_empty() {
+                return Err(SettingsError::new("-p expects KEY=VALUE, the key is empty"));
+            }
+            self.set(&key, v.to_string(), Source::Flag);
+        }
+        Ok(())
+    }
+
+    /// Fills empty `accesskey` / `secretkey` from the fallback variables.
+    pub fn apply_credential_fallback(&mut self, env: impl Fn(&str) -> Option<String>) {
+        for (key, var) in [("accesskey", ENV_ACCESS_KEY), ("secretkey", ENV_SECRET_KEY)] {
+            let empty = self
+                .values
+                .get(key)
+                .is_none_or(|s| s.value.trim().is_empty());
+            if empty {
+                if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+                    self.set(key, v, Source::CredentialEnv(var.to_string()));
+                }
+            }
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: String, source: Source) {
+        self.values
+            .insert(key.to_string(), Setting { value, source });
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Setting> {
+        self.values.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Setting)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The values, for `Driver::new`.
+    pub fn params(&self) -> Params {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
+    }
+}
+
+fn scalar(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::Null => Some(String::new()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Tagged(t) => scalar(&t.value),
+        serde_yaml::Value::Sequence(_) | serde_yaml::Value::Mapping(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn order_file_env_flags() {
+        let mut s = Settings::new();
+        s.apply_yaml(
+            "bucket: from-file\nregion: ks3-cn-beijing\nchunksize: 5242880\nsecure: false\n",
+            Path::new("c.yml"),
+        )
+        .unwrap();
+        s.apply_env(&env(&[
+            ("REGISTRY_STORAGE_KS3_BUCKET", "from-env"),
+            ("REGISTRY_STORAGE_KS3_ROOTDIRECTORY", "/r"),
+            ("OTHER", "x"),
+        ]));
+        s.apply_flags(&[
+            "rootdirectory=/flag".into(),
+            "Region=ks3-cn-shanghai".into(),
+        ])
+        .unwrap();
+        let p = s.params();
+        assert_eq!(p["bucket"], "from-env");
+        assert_eq!(p["rootdirectory"], "/flag");
+        assert_eq!(p["region"], "ks3-cn-shanghai");
+        assert_eq!(p["chunksize"], "5242880");
+        assert_eq!(p["secure"], "false");
+        assert_eq!(
+            s.get("bucket").unwrap().source,
+            Source::Env("REGISTRY_STORAGE_KS3_BUCKET".into())
+        );
+        assert_eq!(s.get("rootdirectory").unwrap().source, Source::Flag);
+        assert_eq!(
+            s.get("chunksize").unwrap().source,
+            Source::File("c.yml".into())
+        );
+        assert_eq!(p.len(), 5);
+    }
+
+    #[test]
+    fn distribution_config_section() {
+        let mut s = Settings::new();
+        s.apply_yaml(
+            "version: 0.1\nstorage:\n  ks3:\n    bucket: b1\n    encrypt: true\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: :5000\n",
+            Path::new("config.yml"),
+        )
+        .unwrap();
+        let p = s.params();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p["encrypt"], "true");
+        let e = Settings::new()
+            .apply_yaml("storage:\n  s3:\n    bucket: x\n", Path::new("c"))
+            .unwrap_err();
+        assert!(e.message.contains("no ks3"), "{e}");
+    }
+
+    #[test]
+    fn bad_inputs() {
+        let mut s = Settings::new();
+        assert!(s.apply_flags(&["novalue".into()]).is_err());
+        assert!(s.apply_flags(&["=v".into()]).is_err());
+        assert!(s.apply_yaml("- a\n- b\n", Path::new("c")).is_err());
+        assert!(s.apply_yaml("bucket: [1, 2]\n", Path::new("c")).is_err());
+        assert!(s
+            .apply_yaml("bucket: \"unterminated\n", Path::new("c"))
+            .is_err());
+        // A flag value may contain '='.
+        s.apply_flags(&["secretkey=a=b".into()]).unwrap();
+        assert_eq!(s.params()["secretkey"], "a=b");
+    }
+
+    #[test]
+    fn credential_fallback_only_when_empty() {
+        let vars = env(&[(ENV_ACCESS_KEY, "envak"), (ENV_SECRET_KEY, "envsk")]);
+        let s = Settings::resolve(None, &vars, &["accesskey=flagak".into()]).unwrap();
+        assert_eq!(s.params()["accesskey"], "flagak");
+        assert_eq!(s.params()["secretkey"], "envsk");
+        assert_eq!(
+            s.get("secretkey").unwrap().source,
+            Source::CredentialEnv(ENV_SECRET_KEY.into())
+        );
+        assert_eq!(
+            s.get("secretkey").unwrap().display_value("secretkey"),
+            "****"
+        );
+        assert_eq!(
+            s.get("accesskey").unwrap().display_value("accesskey"),
+            "****"
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! The sandbox: egress allow-list, memory limit, wall-clock limit, request timeouts,
+//! traps that do not outlive their operation, and the compiled-component cache.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ks3_driver::{Driver, Error, Runtime, RuntimeOptions};
+use ks3_local::{FaultAction, FaultRule, ServerConfig};
+
+fn runtime(opts: RuntimeOptions) -> Runtime {
+    Runtime::new(opts).expect("runtime")
+}
+
+#[tokio::test]
+async fn egress_to_another_host_is_refused() {
+    // Server A is what the driver is configured for; the allow-list names only B. The
+    // guest really sends to A (its configuration says so); the host must refuse it, and
+    // A must never see a request.
+    let a = ks3_local::start_in_background(ServerConfig::memory(BUCKET, AK, SK)).unwrap();
+    let b = ks3_local::start_in_background(ServerConfig::memory(BUCKET, AK, SK)).unwrap();
+    let rt = Runtime::shared().unwrap();
+
+    let d = Driver::with_egress_override(&rt, params_for(&a.endpoint(), "egress"), &b.endpoint())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let e = d.put_content("/x", b"data").await.unwrap_err();
+    let msg = e.to_string();
+    let a_authority = a.endpoint().trim_start_matches("http://").to_string();
+    assert!(matches!(e, Error::Runtime(_)), "{e:?}");
+    assert!(msg.starts_with("ks3: sandbox: "), "{msg}");
+    assert!(msg.contains("refused"), "{msg}");
+    assert!(
+        msg.contains(&a_authority),
+        "the error must name the refused host: {msg}"
+    );
+    assert!(msg.contains(&b.endpoint()), "and what is allowed: {msg}");
+    // Denied is not retried: refused at once.
+    assert!(started.elapsed() < Duration::from_secs(2));
+    for r in [
+        d.get_content("/x").await.map(|_| ()),
+        d.stat("/x").await.map(|_| ()),
+        d.delete("/x").await,
+    ] {
+        assert!(
+            matches!(r, Err(Error::Runtime(ref m)) if m.contains("refused")),
+            "{r:?}"
+        );
+    }
+    assert_eq!(a.request_count(), 0, "A was reached");
+    assert_eq!(b.request_count(), 0);
+
+    // Same address, another name: the allow-list is on what the guest asked for.
+    let localhost_a = format!("http://localhost:{}", a.addr().port());
+    let d = Driver::with_egress_override(&rt, params_for(&localhost_a, "egress"), &a.endpoint())
+        .await
+        .unwrap();
+    let e = d.stat("/x").await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("localhost:{}", a.addr().port())),
+        "{e}"
+    );
+    assert_eq!(a.request_count(), 0);
+
+    // Control: the normal allow-list (the configured endpoint) reaches A.
+    let d = Driver::with_runtime(&rt, params_for(&a.endpoint(), "egress"))
+        .await
+        .unwrap();
+    d.put_content("/x", b"data").await.unwrap();
+    assert!(a.request_count() > 0);
+    assert_eq!(b.request_count(), 0);
+}
+
+#[tokio::test]
+async fn memory_limit_trap_does_not_poison_the_next_call() {
+    let writer = Driver::new(params("memory")).await.unwrap();
+    let big = data(40 * MIB, 40);
+    let mut w = writer.writer("/big", false).await.unwrap();
+    w.write(&big).await.unwrap();
+    w.commit().await.unwrap();
+    writer.put_content("/small", b"small").await.unwrap();
+
+    // The same root, in a runtime whose instances get 24 MiB.
+    let mut limited_params = params("memory");
+    limited_params.insert(
+        "rootdirectory".into(),
+        format!("/{}", writer.config().root_directory),
+    );
+    let rt = runtime(RuntimeOptions {
+        memory_limit: Some(24 * MIB),
+        ..RuntimeOptions::default()
+    });
+    let d = Driver::with_runtime(&rt, limited_params).await.unwrap();
+
+    let e = d.get_content("/big").await.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Runtime(_)), "{e:?}");
+    assert!(msg.contains("memory limit of 24 MiB"), "{msg}");
+    assert!(msg.contains("get-content /big"), "{msg}");
+
+    // The next operations on the same driver work.
+    assert_eq!(d.get_content("/small").await.unwrap(), b"small");
+    assert_eq!(d.stat("/big").await.unwrap().size, big.len() as u64);
+    // And the big object streams fine within the limit.
+    let mut r = d.reader("/big", 0).await.unwrap();
+    let mut n = 0;
+    loop {
+        let c = r.read(MIB).await.unwrap();
+        if c.is_empty() {
+            break;
+        }
+        n += c.len();
+    }
+    assert_eq!(n, big.len());
+}
+
+#[tokio::test]
+async fn wall_clock_limit_stops_a_slow_operation() {
+    let rt = runtime(RuntimeOptions {
+        op_timeout: Some(Duration::from_millis(600)),
+        ..RuntimeOptions::default()
+    });
+    let d = Driver::with_runtime(&rt, params("wallclock"))
+        .await
+        .unwrap();
+    d.put_content("/slow", b"zzz").await.unwrap();
+    server().faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_pattern: format!("{}/slow", d.config().root_directory),
+        count: 1,
+        action: FaultAction::Delay(Duration::from_secs(4)),
+    });
+    let started = Instant::now();
+    let e = d.get_content("/slow").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&e, Error::Runtime(m) if m.contains("wall-clock")),
+        "{e:?}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The next operation is fine.
+    assert_eq!(d.get_content("/slow").await.unwrap(), b"zzz");
+}
+
+#[tokio::test]
+async fn request_timeout_reaches_the_guest() {
+    let mut p = params("reqtimeout");
+    p.insert("requesttimeout".into(), "1".into());
+    p.insert("maxretries".into(), "0".into());
+    let d = Driver::new(p).await.unwrap();
+    d.put_content("/t", b"t").await.unwrap();
+    server().faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_pattern: format!("{}/t", d.config().root_directory),
+        count: 1,
+        action: FaultAction::Delay(Duration::from_secs(3)),
+    });
+    let started = Instant::now();
+    let e = d.get_content("/t").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&e, Error::Io(m) if m.contains("timed out")),
+        "{e:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(d.get_content("/t").await.unwrap(), b"t");
+}
+
+#[tokio::test]
+async fn compiled_component_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RuntimeOptions {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeOptions::default()
+    };
+    let first = runtime(opts.clone());
+    assert_eq!(first.load_info().cache, "miss");
+    let file = first.load_info().path.clone().unwrap();
+    assert!(file.starts_with(dir.path()));
+
+    let second = runtime(opts.clone());
+    assert_eq!(second.load_info().cache, "hit");
+    eprintln!(
+        "compile {:?}, cache hit {:?}",
+        first.load_info().elapsed,
+        second.load_info().elapsed
+    );
+
+    // A corrupt artifact is never trusted: it is recompiled and rewritten.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let third = runtime(opts.clone());
+    assert_eq!(third.load_info().cache, "miss");
+    std::fs::write(&file, b"KS3CWSM1 truncated").unwrap();
+    assert_eq!(runtime(opts.clone()).load_info().cache, "miss");
+    assert_eq!(runtime(opts).load_info().cache, "hit");
+
+    // And the runtime from the cache works.
+    let d = Driver::with_runtime(&second, params("cache"))
+        .await
+        .unwrap();
+    d.put_content("/c", b"cached").await.unwrap();
+    assert_eq!(d.get_content("/c").await.unwrap(), b"cached");
+}
+
+#[tokio::test]
+async fn another_component_file_can_be_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("driver.wasm");
+    std::fs::write(&file, ks3_driver::EMBEDDED_COMPONENT).unwrap();
+    let rt = runtime(RuntimeOptions {
+        component: Some(file),
+        cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeOptions::default()
+    });
+    let d = Driver::with_runtime(&rt, params("component"))
+        .await
+        .unwrap();
+    d.put_content("/x", b"1").await.unwrap();
+
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asm not really").unwrap();
+    let e = Runtime::new(RuntimeOptions {
+        component: Some(bad),
+        cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeOptions::default()
+    })
+    .unwrap_err();
+    assert!(!format!("{e:#}").is_empty());
+    let e = Runtime::new(RuntimeOptions {
+        component: Some(dir.path().join("missing.wasm")),
+        ..RuntimeOptions::default()
+    })
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("missing.wasm"), "{e:#}");
+}
