@@ -103,6 +103,9 @@ pub fn load_or_compile(
         .serialize()
         .ok()
         .and_then(|art| store(dir, &path, &art).ok());
+    if written.is_some() {
+        prune(dir, &path);
+    }
     Ok((
         component,
         LoadInfo {
@@ -179,6 +182,33 @@ fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes artifacts of other builds (and stray temporary files) untouched for a week.
+fn prune(dir: &Path, keep: &Path) {
+    const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours =
+            (name.starts_with("driver-") && name.ends_with(".cwasm")) || name.starts_with(".tmp-");
+        if !ours || p == keep {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > MAX_AGE);
+        if old {
+            let _ = fs::remove_file(&p);
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -87,9 +87,7 @@ fn env_flag(name: &str) -> bool {
 impl Runtime {
     /// Compiles (or loads from the cache) and links the component.
     pub fn new(opts: RuntimeOptions) -> anyhow::Result<Runtime> {
-        let mut cfg = EngineConfig::new();
-        cfg.epoch_interruption(true);
-        let engine = Engine::new(&cfg)?;
+        let engine = new_engine()?;
 
         let file_bytes;
         let wasm: &[u8] = match &opts.component {
@@ -217,6 +215,37 @@ impl Runtime {
             ))),
         }
     }
+}
+
+/// Concurrent instances the pooling allocator has room for (operations in flight plus
+/// open readers, writers and walkers).
+pub const MAX_INSTANCES: u32 = 1000;
+
+/// An engine with epoch interruption and, unless `KS3_DRIVER_POOLING=0` or the system
+/// refuses the address-space reservation, the pooling allocator: instances then reuse
+/// pre-reserved memory slots instead of mapping and unmapping a 4 GiB reservation each
+/// time, which is most of the cost of a fresh instance per operation.
+fn new_engine() -> anyhow::Result<Engine> {
+    let mut cfg = EngineConfig::new();
+    cfg.epoch_interruption(true);
+    let pooling = std::env::var("KS3_DRIVER_POOLING").map_or(true, |v| v.trim() != "0");
+    if pooling {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 4)
+            // The driver has three core modules, one memory and two tables.
+            .total_memories(MAX_INSTANCES)
+            .total_tables(MAX_INSTANCES * 2)
+            .total_stacks(MAX_INSTANCES)
+            .max_memories_per_module(1)
+            .max_memory_size(4 << 30);
+        let mut pooled = cfg.clone();
+        pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        if let Ok(engine) = Engine::new(&pooled) {
+            return Ok(engine);
+        }
+    }
+    Ok(Engine::new(&cfg)?)
 }
 
 /// Advances the engine's epoch while the engine is alive.

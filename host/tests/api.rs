@@ -403,6 +403,13 @@ async fn per_operation_cost() {
         d.stat("/small").await.unwrap();
     }
     let per = started.elapsed() / n;
-    eprintln!("stat: {per:?} per operation (fresh instance + HEAD)");
+    eprintln!("stat: {per:?} per operation (fresh instance + HEAD over a pooled connection)");
     assert!(per < Duration::from_millis(250), "{per:?}");
+    // redirect-url sends nothing: a fresh instance plus one guest call.
+    let started = Instant::now();
+    for _ in 0..n {
+        d.redirect_url("GET", "/small").await.unwrap();
+    }
+    let per = started.elapsed() / n;
+    eprintln!("redirect-url: {per:?} per operation (fresh instance, no I/O)");
 }

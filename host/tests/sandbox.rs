@@ -215,9 +215,9 @@ async fn another_component_file_can_be_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("driver.wasm");
     std::fs::write(&file, ks3_driver::EMBEDDED_COMPONENT).unwrap();
+    // Same bytes as the embedded component: the default cache already has it.
     let rt = runtime(RuntimeOptions {
         component: Some(file),
-        cache_dir: Some(dir.path().join("cache")),
         ..RuntimeOptions::default()
     });
     let d = Driver::with_runtime(&rt, params("component"))
@@ -240,4 +240,64 @@ async fn another_component_file_can_be_loaded() {
     })
     .unwrap_err();
     assert!(format!("{e:#}").contains("missing.wasm"), "{e:#}");
+}
+
+/// A TCP forwarder to the shared server that counts the connections it accepts.
+async fn counting_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let upstream = server().addr();
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_pooled_and_reused() {
+    use std::sync::atomic::Ordering;
+    let (endpoint, accepted) = counting_proxy().await;
+    let d = Driver::new(params_for(&endpoint, "pool")).await.unwrap();
+    d.put_content("/p", b"pooled").await.unwrap();
+    for _ in 0..30 {
+        assert_eq!(d.get_content("/p").await.unwrap(), b"pooled");
+        d.stat("/p").await.unwrap();
+    }
+    let sequential = accepted.load(Ordering::SeqCst);
+    assert!(
+        sequential <= 2,
+        "61 sequential requests used {sequential} connections"
+    );
+
+    // Concurrent operations open more, then reuse those.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                d.stat("/p").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = accepted.load(Ordering::SeqCst);
+    assert!(
+        total <= sequential + 8,
+        "40 concurrent requests used {} new connections",
+        total - sequential
+    );
+    eprintln!("connections: {sequential} for 61 sequential requests, {total} in all");
 }
