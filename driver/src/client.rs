@@ -225,9 +225,14 @@ impl<T: Transport> Client<T> {
             .collect()
     }
 
-    /// Reads a 2xx XML body; a 200 carrying `<Error>` (KS3 does that for complete and copy)
-    /// becomes a backend error.
-    pub fn read_xml(&self, mut resp: Response, path: &str) -> Result<xml::Node, DriverError> {
+    /// Reads a 2xx XML body whose root must be `<root>`; a 200 carrying `<Error>` (KS3 does
+    /// that for complete and copy) becomes a backend error.
+    pub fn read_xml(
+        &self,
+        mut resp: Response,
+        path: &str,
+        root: &str,
+    ) -> Result<xml::Node, DriverError> {
         let request_id = resp.header("x-kss-request-id").unwrap_or("").to_string();
         let body = resp
             .read_all(MAX_XML)
@@ -248,6 +253,18 @@ impl<T: Transport> Client<T> {
                 &request_id,
                 path,
             )));
+        }
+        if node.name != root {
+            return Err(DriverError::Backend(BackendError {
+                code: String::new(),
+                status: resp.status,
+                message: format!(
+                    "unexpected <{}> in the response where <{root}> belongs",
+                    node.name
+                ),
+                request_id,
+                path: path.into(),
+            }));
         }
         Ok(node)
     }

@@ -6,7 +6,9 @@ use std::io::Read;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ks3_driver_component::http::{Body, Request, Response, Transport, TransportError, TransportErrorKind};
+use ks3_driver_component::http::{
+    Body, Request, Response, Transport, TransportError, TransportErrorKind,
+};
 use ks3_driver_component::{Config, Driver, DriverError};
 use ks3_local::{RunningServer, ServerConfig};
 
@@ -15,7 +17,9 @@ const SK: &str = "native-secret-key-0123456789";
 
 fn server() -> &'static RunningServer {
     static S: OnceLock<RunningServer> = OnceLock::new();
-    S.get_or_init(|| ks3_local::start_in_background(ServerConfig::memory("native-bucket", AK, SK)).unwrap())
+    S.get_or_init(|| {
+        ks3_local::start_in_background(ServerConfig::memory("native-bucket", AK, SK)).unwrap()
+    })
 }
 
 struct Ureq {
@@ -34,14 +38,25 @@ impl Body for ReaderBody {
                 buf.truncate(n);
                 Ok(Some(buf))
             }
-            Err(e) => Err(TransportError::new(TransportErrorKind::Dropped, e.to_string())),
+            Err(e) => Err(TransportError::new(
+                TransportErrorKind::Dropped,
+                e.to_string(),
+            )),
         }
     }
 }
 
 impl Transport for Ureq {
-    fn send(&self, req: &Request, body: &[u8], timeout: Duration) -> Result<Response, TransportError> {
-        let mut r = self.agent.request(req.method, &format!("{}{}", self.base, req.path_and_query)).timeout(timeout);
+    fn send(
+        &self,
+        req: &Request,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, TransportError> {
+        let mut r = self
+            .agent
+            .request(req.method, &format!("{}{}", self.base, req.path_and_query))
+            .timeout(timeout);
         for (k, v) in &req.headers {
             if !k.eq_ignore_ascii_case("content-length") {
                 r = r.set(k, v);
@@ -50,7 +65,12 @@ impl Transport for Ureq {
         let resp = match r.send_bytes(body) {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => return Err(TransportError::new(TransportErrorKind::Connect, e.to_string())),
+            Err(e) => {
+                return Err(TransportError::new(
+                    TransportErrorKind::Connect,
+                    e.to_string(),
+                ))
+            }
         };
         let status = resp.status();
         let headers = resp
@@ -58,7 +78,11 @@ impl Transport for Ureq {
             .into_iter()
             .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
             .collect();
-        Ok(Response { status, headers, body: Box::new(ReaderBody(Box::new(resp.into_reader()))) })
+        Ok(Response {
+            status,
+            headers,
+            body: Box::new(ReaderBody(Box::new(resp.into_reader()))),
+        })
     }
 
     fn sleep(&self, d: Duration) {
@@ -83,7 +107,13 @@ fn driver(root: &str, extra: &[(&str, &str)]) -> Arc<Driver<Ureq>> {
         p.insert((*k).into(), (*v).into());
     }
     let config = Config::from_params(&p, |_| None).unwrap();
-    Driver::new(config, Ureq { base: server().endpoint(), agent: ureq::AgentBuilder::new().build() })
+    Driver::new(
+        config,
+        Ureq {
+            base: server().endpoint(),
+            agent: ureq::AgentBuilder::new().build(),
+        },
+    )
 }
 
 fn data(n: usize) -> Vec<u8> {
@@ -106,7 +136,10 @@ fn content_stat_list_delete() {
     root.sort();
     assert_eq!(root, vec!["/a", "/a-2"]);
     d.delete("/a").unwrap();
-    assert!(matches!(d.get_content("/a/b/c"), Err(DriverError::PathNotFound(_))));
+    assert!(matches!(
+        d.get_content("/a/b/c"),
+        Err(DriverError::PathNotFound(_))
+    ));
     assert_eq!(d.get_content("/a-2/x").unwrap(), b"sibling");
     assert!(matches!(d.delete("/a"), Err(DriverError::PathNotFound(_))));
     d.delete("/a-2").unwrap();
@@ -125,8 +158,15 @@ fn writer_close_resume_commit() {
     assert_eq!(w.size(), 6_000_000);
     w.write(&src[6_000_000..]).unwrap();
     w.close().unwrap();
-    assert!(matches!(d.stat("/up/data"), Err(DriverError::PathNotFound(_))), "closed is not visible");
-    assert_eq!(d.list("/up").unwrap_or_default(), Vec::<String>::new(), "the tail stays hidden");
+    assert!(
+        matches!(d.stat("/up/data"), Err(DriverError::PathNotFound(_))),
+        "closed is not visible"
+    );
+    assert_eq!(
+        d.list("/up").unwrap_or_default(),
+        Vec::<String>::new(),
+        "the tail stays hidden"
+    );
     let mut w = d.writer("/up/data", true).unwrap();
     assert_eq!(w.size(), src.len() as u64);
     w.commit().unwrap();
@@ -141,7 +181,12 @@ fn writer_close_resume_commit() {
         got.extend(c);
     }
     assert_eq!(got, &src[7_000_000..]);
-    assert!(d.reader("/up/data", src.len() as i64).unwrap().read(10).unwrap().is_empty());
+    assert!(d
+        .reader("/up/data", src.len() as i64)
+        .unwrap()
+        .read(10)
+        .unwrap()
+        .is_empty());
     d.delete("/up").unwrap();
     assert!(d.list("/").unwrap().is_empty());
 }
@@ -180,18 +225,30 @@ fn resume_with_other_chunksize_rebases() {
 
 #[test]
 fn move_small_and_multipart() {
-    let d = driver("native/move", &[("multipartcopythresholdsize", "5242880"), ("multipartcopychunksize", "5242880")]);
+    let d = driver(
+        "native/move",
+        &[
+            ("multipartcopythresholdsize", "5242880"),
+            ("multipartcopychunksize", "5242880"),
+        ],
+    );
     d.put_content("/s", b"small").unwrap();
     d.mv("/s", "/t").unwrap();
     assert_eq!(d.get_content("/t").unwrap(), b"small");
-    assert!(matches!(d.get_content("/s"), Err(DriverError::PathNotFound(_))));
+    assert!(matches!(
+        d.get_content("/s"),
+        Err(DriverError::PathNotFound(_))
+    ));
     let big = data(11 * 1024 * 1024);
     let mut w = d.writer("/big", false).unwrap();
     w.write(&big).unwrap();
     w.commit().unwrap();
     d.mv("/big", "/moved").unwrap();
     assert_eq!(d.get_content("/moved").unwrap(), big);
-    assert!(matches!(d.mv("/nope", "/t"), Err(DriverError::PathNotFound(_))));
+    assert!(matches!(
+        d.mv("/nope", "/t"),
+        Err(DriverError::PathNotFound(_))
+    ));
     assert_eq!(d.get_content("/t").unwrap(), b"small");
     d.delete("/t").unwrap();
     d.delete("/moved").unwrap();
@@ -213,7 +270,10 @@ fn walk_order_skip_and_hint() {
         }
         for fi in b {
             // As a host does: entries of the batch in hand under a skipped dir are dropped.
-            if skipped.as_ref().is_some_and(|s| fi.path.starts_with(&format!("{s}/"))) {
+            if skipped
+                .as_ref()
+                .is_some_and(|s| fi.path.starts_with(&format!("{s}/")))
+            {
                 continue;
             }
             if fi.path == "/d2" {
@@ -223,7 +283,10 @@ fn walk_order_skip_and_hint() {
             seen.push(fi.path);
         }
     }
-    assert_eq!(seen, vec!["/d1-x", "/d1-x/f", "/d1", "/d1/f", "/d2", "/d3", "/d3/f", "/f"]);
+    assert_eq!(
+        seen,
+        vec!["/d1-x", "/d1-x/f", "/d1", "/d1/f", "/d2", "/d3", "/d3/f", "/f"]
+    );
     let mut w = d.walk("/", Some("/d1/f")).unwrap();
     let rest: Vec<String> = w.next(100).unwrap().into_iter().map(|f| f.path).collect();
     assert_eq!(rest, vec!["/d2", "/d2/e", "/d2/e/f", "/d3", "/d3/f", "/f"]);

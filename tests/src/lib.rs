@@ -171,6 +171,7 @@ pub async fn raw_put(key: &str, body: &[u8]) -> u16 {
         .uri(url)
         .header("date", date)
         .header("authorization", auth)
+        .header("content-length", body.len().to_string())
         .body(Full::new(bytes::Bytes::copy_from_slice(body)))
         .expect("request");
     let resp = client.request(req).await.expect("raw PUT");

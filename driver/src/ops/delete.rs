@@ -104,13 +104,7 @@ impl<T: Transport> Driver<T> {
                 .sub("delete")
                 .body(body.as_bytes(), "application/xml", true);
         let resp = self.client.call(&call, &[])?;
-        let node = self.client.read_xml(resp, p)?;
-        if node.name != "DeleteResult" {
-            return Err(DriverError::io(
-                p,
-                format!("unexpected <{}> in a delete response", node.name),
-            ));
-        }
+        let node = self.client.read_xml(resp, p, "DeleteResult")?;
         Ok(node
             .children("Error")
             .filter(|e| e.text_of("Code") != "NoSuchKey")

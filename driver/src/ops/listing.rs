@@ -42,13 +42,7 @@ impl<T: Transport> Driver<T> {
             call = call.query("marker", m);
         }
         let resp = self.client.call(&call, &[])?;
-        let node = self.client.read_xml(resp, p)?;
-        if node.name != "ListBucketResult" {
-            return Err(DriverError::io(
-                p,
-                format!("unexpected <{}> in a list response", node.name),
-            ));
-        }
+        let node = self.client.read_xml(resp, p, "ListBucketResult")?;
         let mut entries = Vec::new();
         for c in node.children("Contents") {
             let size = c.text_of("Size").trim().parse::<u64>().map_err(|_| {

@@ -26,7 +26,11 @@ impl<T: Transport> Driver<T> {
             "application/octet-stream",
             false,
         ));
-        let node = self.client.read_xml(self.client.call(&call, &[])?, p)?;
+        let node = self.client.read_xml(
+            self.client.call(&call, &[])?,
+            p,
+            "InitiateMultipartUploadResult",
+        )?;
         let id = node.text_of("UploadId");
         if id.is_empty() {
             return Err(DriverError::io(
@@ -93,7 +97,9 @@ impl<T: Transport> Driver<T> {
         let header_crc = resp
             .header("x-kss-checksum-crc64ecma")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let node = self.client.read_xml(resp, p)?;
+        let node = self
+            .client
+            .read_xml(resp, p, "CompleteMultipartUploadResult")?;
         let xml_crc = node.text_of("ChecksumCRC64ECMA").trim().parse::<u64>().ok();
         Ok(header_crc.or(xml_crc))
     }
@@ -124,7 +130,9 @@ impl<T: Transport> Driver<T> {
             if let Some(m) = &marker {
                 call = call.query("part-number-marker", m.clone());
             }
-            let node = self.client.read_xml(self.client.call(&call, &[])?, p)?;
+            let node = self
+                .client
+                .read_xml(self.client.call(&call, &[])?, p, "ListPartsResult")?;
             for part in node.children("Part") {
                 let number = part.text_of("PartNumber").trim().parse::<u32>();
                 let size = part.text_of("Size").trim().parse::<u64>();
@@ -172,7 +180,11 @@ impl<T: Transport> Driver<T> {
                     .query("key-marker", k.clone())
                     .query("upload-id-marker", u.clone());
             }
-            let node = self.client.read_xml(self.client.call(&call, &[])?, p)?;
+            let node = self.client.read_xml(
+                self.client.call(&call, &[])?,
+                p,
+                "ListMultipartUploadsResult",
+            )?;
             for u in node.children("Upload") {
                 if u.text_of("Key") == key {
                     out.push(Upload {

@@ -38,7 +38,9 @@ impl<T: Transport> Driver<T> {
         );
         let resp = self.client.call(&call, &[])?;
         // KS3 can answer 200 and put an <Error> in the body; read_xml turns that into an error.
-        self.client.read_xml(resp, dst).map(|_| ())
+        self.client
+            .read_xml(resp, dst, "CopyObjectResult")
+            .map(|_| ())
     }
 
     fn multipart_copy(
@@ -91,7 +93,7 @@ impl<T: Transport> Driver<T> {
                 })
                 .collect();
             for ((n, _, _), result) in window.iter().zip(self.client.call_all(&calls)) {
-                let node = self.client.read_xml(result?, dst)?;
+                let node = self.client.read_xml(result?, dst, "CopyPartResult")?;
                 let etag = node.text_of("ETag").to_string();
                 if etag.is_empty() {
                     return Err(DriverError::io(

@@ -328,7 +328,9 @@ impl<T: Transport> FileWriter<T> {
                         "x-kss-copy-source-range",
                         format!("bytes={}-{}", i * chunk, (i + 1) * chunk - 1),
                     );
-                let node = d.client.read_xml(d.client.call(&call, &[])?, &self.path)?;
+                let node =
+                    d.client
+                        .read_xml(d.client.call(&call, &[])?, &self.path, "CopyPartResult")?;
                 self.parts.push(Part {
                     number: i as u32 + 1,
                     etag: node.text_of("ETag").to_string(),
