@@ -58,7 +58,9 @@ fn run() -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     check_target_installed()?;
 
-    let target_dir = workspace.join("target").join("wasm-component");
+    let target_dir = outer_target_dir(&out_dir)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("wasm-component");
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&workspace)
         .arg("build")
@@ -96,6 +98,22 @@ fn run() -> Result<(), String> {
         ));
     }
     copy_if_changed(&built, &dest)
+}
+
+/// The outer build's target directory (wherever `CARGO_TARGET_DIR`, `--target-dir` or
+/// `build.target-dir` put it): `OUT_DIR` is `<target>[/<triple>]/<profile>/build/<pkg>/out`.
+fn outer_target_dir(out_dir: &Path) -> Option<PathBuf> {
+    let build = out_dir
+        .ancestors()
+        .find(|p| p.file_name() == Some("build".as_ref()))?;
+    let profile_dir = build.parent()?;
+    let mut target = profile_dir.parent()?;
+    if let Ok(triple) = env::var("TARGET") {
+        if target.file_name() == Some(triple.as_ref()) {
+            target = target.parent()?;
+        }
+    }
+    Some(target.to_path_buf())
 }
 
 fn env_var(name: &str) -> Result<String, String> {

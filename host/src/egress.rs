@@ -147,12 +147,8 @@ impl Egress {
         options: Option<RequestOptions>,
     ) -> Result<Response<WasiBody>, HttpError> {
         let o = options.unwrap_or_default();
-        let clamp = |t: Option<Duration>| {
-            t.map_or(self.timeout_cap, |t| t.min(self.timeout_cap))
-                .max(Duration::from_millis(1))
-        };
-        let first_byte = clamp(o.first_byte_timeout);
-        let between_bytes = clamp(o.between_bytes_timeout);
+        let first_byte = clamp(o.first_byte_timeout, self.timeout_cap);
+        let between_bytes = clamp(o.between_bytes_timeout, self.timeout_cap);
 
         let method = req.method().clone();
         // The path only: a query string may carry a signature and is never logged.
@@ -201,6 +197,13 @@ impl Egress {
             .boxed_unsync()
         }))
     }
+}
+
+/// The guest's timeout, at most `cap` (and `cap` when it sets none).
+fn clamp(asked: Option<Duration>, cap: Duration) -> Duration {
+    asked
+        .map_or(cap, |t| t.min(cap))
+        .max(Duration::from_millis(1))
 }
 
 fn ms(since: Instant) -> f64 {
@@ -625,6 +628,18 @@ mod tests {
         assert!(Destination::parse("ftp://h").is_none());
         assert!(Destination::parse("http://user@h").is_none());
         assert_eq!(a.to_string(), "http://127.0.0.1:80");
+    }
+
+    #[test]
+    fn guest_timeouts_are_capped() {
+        let cap = Duration::from_secs(60);
+        assert_eq!(clamp(None, cap), cap);
+        assert_eq!(clamp(Some(Duration::from_secs(600)), cap), cap);
+        assert_eq!(
+            clamp(Some(Duration::from_secs(5)), cap),
+            Duration::from_secs(5)
+        );
+        assert_eq!(clamp(Some(Duration::ZERO), cap), Duration::from_millis(1));
     }
 
     #[test]

@@ -413,3 +413,33 @@ async fn per_operation_cost() {
     let per = started.elapsed() / n;
     eprintln!("redirect-url: {per:?} per operation (fresh instance, no I/O)");
 }
+
+/// Compile-time: the API can be used from spawned tasks.
+#[allow(dead_code)]
+fn futures_and_handles_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Driver>();
+    send_sync::<ks3_driver::Runtime>();
+    send_sync::<Error>();
+    fn check(d: &Driver, r: &mut ks3_driver::FileReader, w: &mut ks3_driver::FileWriter) {
+        send(&d.get_content("/x"));
+        send(&d.put_content("/x", b""));
+        send(&d.reader("/x", 0));
+        send(&d.writer("/x", false));
+        send(&d.stat("/x"));
+        send(&d.list("/x"));
+        send(&d.mv("/x", "/y"));
+        send(&d.delete("/x"));
+        send(&d.redirect_url("GET", "/x"));
+        send(&d.walk("/x", None, |_| Ok(WalkControl::Continue)));
+        send(&Driver::new(Default::default()));
+        send(&r.read(1));
+        send(&w.write(b""));
+        send(&w.commit());
+    }
+    let _ = check;
+    fn handles<T: Send>() {}
+    handles::<ks3_driver::FileReader>();
+    handles::<ks3_driver::FileWriter>();
+}
