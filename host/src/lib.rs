@@ -18,12 +18,22 @@
 //! environment but the driver's configuration), wasi:http egress only to the configured
 //! endpoint, guest request timeouts capped, a memory limit and a wall-clock limit. A trap
 //! is an [`Error::Runtime`] and does not affect the next operation.
+//!
+//! Environment:
+//! * `KS3_DRIVER_LOG=1` — log each KS3 request (method, path without query, status, time,
+//!   request id) and the driver's own stderr to stderr;
+//! * `KS3_DRIVER_CACHE_DIR=DIR` (or `off`) — where compiled components are cached
+//!   (default `$XDG_CACHE_HOME/ks3-driver` or `~/.cache/ks3-driver`);
+//! * `KS3_DRIVER_POOLING=0` — use wasmtime's on-demand allocator instead of the pooling
+//!   one (which reserves address space for [`runtime::MAX_INSTANCES`] instances);
+//! * at build time, `KS3_DRIVER_PREBUILT_COMPONENT=FILE` embeds that component instead of
+//!   building `driver/`.
 mod bindings;
 mod cache;
 mod driver;
 mod egress;
 mod error;
-mod runtime;
+pub mod runtime;
 pub mod settings;
 
 pub use cache::LoadInfo;

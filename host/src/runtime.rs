@@ -26,6 +26,8 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default memory limit of an instance when none is set: this, or more when `chunksize`
 /// needs it (see [`RuntimeOptions::memory_limit`]).
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+/// Longest wall-clock limit accepted (a larger `op_timeout` is reduced to it).
+pub const MAX_OP_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often the engine's epoch advances (the granularity of the wall-clock limit while
 /// guest code runs).
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -116,7 +118,11 @@ impl Runtime {
                 pre,
                 exports,
                 memory_limit: opts.memory_limit,
-                op_timeout: opts.op_timeout.unwrap_or(DEFAULT_OP_TIMEOUT),
+                // Bounded so that `now + op_timeout` can never overflow.
+                op_timeout: opts
+                    .op_timeout
+                    .unwrap_or(DEFAULT_OP_TIMEOUT)
+                    .clamp(Duration::from_millis(1), MAX_OP_TIMEOUT),
                 log_requests: opts.log_requests || env_flag("KS3_DRIVER_LOG"),
                 load,
             }),

@@ -301,3 +301,28 @@ async fn connections_are_pooled_and_reused() {
     );
     eprintln!("connections: {sequential} for 61 sequential requests, {total} in all");
 }
+
+#[tokio::test]
+async fn extreme_options_are_errors_not_panics() {
+    let rt = runtime(RuntimeOptions {
+        op_timeout: Some(Duration::MAX),
+        ..RuntimeOptions::default()
+    });
+    let d = Driver::with_runtime(&rt, params("extreme")).await.unwrap();
+    d.put_content("/x", b"1").await.unwrap();
+
+    let rt = runtime(RuntimeOptions {
+        memory_limit: Some(0),
+        op_timeout: Some(Duration::ZERO),
+        ..RuntimeOptions::default()
+    });
+    let e = Driver::with_runtime(&rt, params("extreme"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Runtime(_)), "{e:?}");
+
+    assert!(matches!(
+        Driver::with_egress_override(&rt, params("extreme"), "not a url").await,
+        Err(Error::Runtime(_))
+    ));
+}
