@@ -215,7 +215,14 @@ impl Runtime {
                 session.instance = Some(i);
                 Ok(session)
             }
-            Ok(Err(e)) => Err(session.trap_error("instantiating the driver", e)),
+            Ok(Err(e)) if session.store.data().limits.refused.is_some() => {
+                Err(session.trap_error("instantiating the driver", e))
+            }
+            // E.g. the pool is full (more than MAX_INSTANCES operations at once).
+            Ok(Err(e)) => Err(Error::Runtime(format!(
+                "cannot start a driver instance: {}",
+                one_line(&format!("{e:#}"))
+            ))),
             Err(_) => Err(Error::Runtime(format!(
                 "instantiating the driver took longer than {timeout:?}"
             ))),
@@ -411,23 +418,30 @@ impl Session {
         let outcome =
             tokio::time::timeout(self.timeout, typed.call_async(&mut self.store, params)).await;
         self.in_call = false;
-        self.flush_guest_stderr();
-        match outcome {
-            Err(_) => {
-                let e = Error::Runtime(format!(
-                    "{what} exceeded the wall-clock limit of {:?}",
-                    self.timeout
-                ));
-                self.dead = Some(e.clone());
-                Err(e)
-            }
-            Ok(Err(trap)) => {
-                let e = self.trap_error(what, trap);
-                self.dead = Some(e.clone());
-                Err(e)
-            }
+        let result = match outcome {
             Ok(Ok(r)) => Ok(r),
+            // The tokio timeout (the guest was waiting on I/O) or the epoch deadline (it
+            // was running).
+            Err(_) => Err(self.wall_clock_error(what)),
+            Ok(Err(trap))
+                if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) =>
+            {
+                Err(self.wall_clock_error(what))
+            }
+            Ok(Err(trap)) => Err(self.trap_error(what, trap)),
+        };
+        if let Err(e) = &result {
+            self.dead = Some(e.clone());
         }
+        self.flush_guest_stderr();
+        result
+    }
+
+    fn wall_clock_error(&self, what: &str) -> Error {
+        Error::Runtime(format!(
+            "{what} exceeded the wall-clock limit of {:?}",
+            self.timeout
+        ))
     }
 
     /// The egress refusals of the last call, as the host's error.
