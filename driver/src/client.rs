@@ -50,7 +50,7 @@ impl<'a> Call<'a> {
         self.query.push((k, Some(v.into())));
         self
     }
-    pub fn sub(mut self, k: &'static str) -> Self {
+    pub fn subresource(mut self, k: &'static str) -> Self {
         self.query.push((k, None));
         self
     }

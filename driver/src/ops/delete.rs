@@ -99,10 +99,11 @@ impl<T: Transport> Driver<T> {
         p: &str,
     ) -> Result<Vec<(String, String)>, DriverError> {
         let body = xml::delete_body(batch);
-        let call =
-            Call::new("POST", "", p)
-                .sub("delete")
-                .body(body.as_bytes(), "application/xml", true);
+        let call = Call::new("POST", "", p).subresource("delete").body(
+            body.as_bytes(),
+            "application/xml",
+            true,
+        );
         let resp = self.client.call(&call, &[])?;
         let node = self.client.read_xml(resp, p, "DeleteResult")?;
         Ok(node

@@ -21,7 +21,7 @@ pub(crate) struct Upload {
 
 impl<T: Transport> Driver<T> {
     pub(crate) fn initiate(&self, key: &str, p: &str) -> Result<String, DriverError> {
-        let call = self.object_headers(Call::new("POST", key, p).sub("uploads").body(
+        let call = self.object_headers(Call::new("POST", key, p).subresource("uploads").body(
             &[],
             "application/octet-stream",
             false,
@@ -172,7 +172,7 @@ impl<T: Transport> Driver<T> {
         let mut markers: Option<(String, String)> = None;
         loop {
             let mut call = Call::new("GET", "", p)
-                .sub("uploads")
+                .subresource("uploads")
                 .query("prefix", key)
                 .query("max-uploads", "1000");
             if let Some((k, u)) = &markers {

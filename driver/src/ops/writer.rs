@@ -81,7 +81,14 @@ fn encode_tail(upload_id: Option<&str>, parts: usize, data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode_tail(raw: &[u8]) -> Option<(Option<String>, usize, &[u8])> {
+/// What `close` saved: the upload it belongs to, how many parts precede it, its bytes.
+struct SavedTail {
+    upload_id: Option<String>,
+    parts_before: usize,
+    data: Vec<u8>,
+}
+
+fn decode_tail(raw: &[u8]) -> Option<SavedTail> {
     let nl = raw.iter().position(|&b| b == b'\n')?;
     let header = std::str::from_utf8(&raw[..nl]).ok()?;
     let mut it = header.split(' ');
@@ -90,8 +97,12 @@ fn decode_tail(raw: &[u8]) -> Option<(Option<String>, usize, &[u8])> {
     }
     let upload = it.next()?.strip_prefix("upload=")?;
     let parts = it.next()?.strip_prefix("parts=")?.parse().ok()?;
-    let upload = (upload != "-").then(|| upload.to_string());
-    Some((upload, parts, &raw[nl + 1..]))
+    let upload_id = (upload != "-").then(|| upload.to_string());
+    Some(SavedTail {
+        upload_id,
+        parts_before: parts,
+        data: raw[nl + 1..].to_vec(),
+    })
 }
 
 impl<T: Transport> FileWriter<T> {
@@ -229,9 +240,13 @@ impl<T: Transport> FileWriter<T> {
     fn resume(&mut self) -> Result<(), DriverError> {
         let d = Arc::clone(&self.driver);
         if let Some(tail) = self.read_tail()? {
-            let (upload, parts_before, data) = tail;
+            let SavedTail {
+                upload_id,
+                parts_before,
+                data,
+            } = tail;
             self.tail_stored = true;
-            if let Some(id) = upload {
+            if let Some(id) = upload_id {
                 self.parts = d.list_parts(&self.key, &id, &self.path)?;
                 self.upload_id = Some(id);
             }
@@ -268,7 +283,7 @@ impl<T: Transport> FileWriter<T> {
         Ok(())
     }
 
-    fn read_tail(&self) -> Result<Option<(Option<String>, usize, Vec<u8>)>, DriverError> {
+    fn read_tail(&self) -> Result<Option<SavedTail>, DriverError> {
         let d = &self.driver;
         let key = self.tail_key();
         let mut resp = d.client.call(&Call::new("GET", &key, &self.path), &[404])?;
@@ -289,7 +304,7 @@ impl<T: Transport> FileWriter<T> {
             }
         }
         match decode_tail(&raw) {
-            Some((u, n, data)) => Ok(Some((u, n, data.to_vec()))),
+            Some(tail) => Ok(Some(tail)),
             None => Err(DriverError::io(
                 &self.path,
                 "the upload's saved tail is corrupt",
@@ -368,12 +383,12 @@ mod tests {
     #[test]
     fn tail_round_trip() {
         let raw = encode_tail(Some("abc"), 3, b"hello\nworld");
-        let (u, n, d) = decode_tail(&raw).unwrap();
-        assert_eq!(u.as_deref(), Some("abc"));
-        assert_eq!(n, 3);
-        assert_eq!(d, b"hello\nworld");
+        let t = decode_tail(&raw).unwrap();
+        assert_eq!(t.upload_id.as_deref(), Some("abc"));
+        assert_eq!(t.parts_before, 3);
+        assert_eq!(t.data, b"hello\nworld");
         let raw = encode_tail(None, 0, b"");
-        assert_eq!(decode_tail(&raw).unwrap().0, None);
+        assert_eq!(decode_tail(&raw).unwrap().upload_id, None);
         assert!(decode_tail(b"garbage").is_none());
         assert!(decode_tail(b"ks3-driver-tail/1 upload=x parts=q\n").is_none());
     }
