@@ -5,7 +5,8 @@
 //! * `METHOD`: `GET`, `PUT`, … or `*` / empty for any method;
 //! * `PATTERN`: a substring of the raw request target `PATH?QUERY` (empty = any; may contain `:`);
 //! * `COUNT`: how many matching requests the rule affects;
-//! * `ACTION`: `STATUS:CODE` (e.g. `500:InternalError`, `503:SlowDown`), `delay=MS`, or `drop`.
+//! * `ACTION`: `STATUS:CODE` (e.g. `500:InternalError`, `503:SlowDown`), `delay=MS`, `drop`,
+//!   or `crc` (a wrong `x-kss-checksum-crc64ecma` on the response).
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ pub enum FaultAction {
     /// it (nothing is stored); otherwise after sending the headers and part of the response
     /// body (or nothing at all when the response has no body).
     DropMidBody,
+    /// Serve normally, but send a wrong `x-kss-checksum-crc64ecma`: what a client sees when
+    /// data was corrupted between it and the store.
+    CorruptChecksum,
 }
 
 /// One rule; `count` is how many more requests it affects.
@@ -37,12 +41,14 @@ impl FaultRule {
     /// Parses `METHOD:PATTERN:COUNT:ACTION` (see the module docs).
     pub fn parse(spec: &str) -> Result<FaultRule, String> {
         let bad = || {
-            format!("bad fault spec {spec:?}: expected METHOD:PATTERN:COUNT:ACTION with ACTION = STATUS:CODE, delay=MS or drop")
+            format!("bad fault spec {spec:?}: expected METHOD:PATTERN:COUNT:ACTION with ACTION = STATUS:CODE, delay=MS, drop or crc")
         };
         let (method, rest) = spec.split_once(':').ok_or_else(bad)?;
         let (rest, last) = rest.rsplit_once(':').ok_or_else(bad)?;
         let (rest, action) = if last == "drop" {
             (rest, FaultAction::DropMidBody)
+        } else if last == "crc" {
+            (rest, FaultAction::CorruptChecksum)
         } else if let Some(ms) = last.strip_prefix("delay=") {
             let ms: u64 = ms.parse().map_err(|_| bad())?;
             (rest, FaultAction::Delay(Duration::from_millis(ms)))
@@ -89,6 +95,7 @@ impl FaultRule {
             FaultAction::Error { status, code } => format!("{status}:{code}"),
             FaultAction::Delay(d) => format!("delay={}", d.as_millis()),
             FaultAction::DropMidBody => "drop".to_string(),
+            FaultAction::CorruptChecksum => "crc".to_string(),
         };
         format!(
             "{}:{}:{}:{action}",
@@ -174,6 +181,9 @@ mod tests {
         let r = FaultRule::parse("GET:a:b:2:drop").unwrap();
         assert_eq!(r.path_pattern, "a:b");
         assert_eq!(r.action, FaultAction::DropMidBody);
+        assert_eq!(FaultRule::parse(&r.to_spec()).unwrap(), r);
+        let r = FaultRule::parse("GET:/b/k:1:crc").unwrap();
+        assert_eq!(r.action, FaultAction::CorruptChecksum);
         assert_eq!(FaultRule::parse(&r.to_spec()).unwrap(), r);
         for bad in [
             "",

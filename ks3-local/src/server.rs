@@ -251,8 +251,10 @@ async fn handle(
 
     state.stats.record(&method, &target);
     let mut drop_response = false;
+    let mut corrupt_checksum = false;
     match state.faults.take(method.as_str(), &target) {
         None => {}
+        Some(FaultAction::CorruptChecksum) => corrupt_checksum = true,
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         Some(FaultAction::Error { status, code }) => {
             let (_, mut body) = req.into_parts();
@@ -354,6 +356,17 @@ async fn handle(
     set(&mut resp, "server", "ks3-local");
     log(&state, &method, &target, resp.status());
 
+    if corrupt_checksum {
+        let wrong = resp
+            .headers()
+            .get("x-kss-checksum-crc64ecma")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|crc| (crc ^ 1).to_string());
+        if let Some(wrong) = wrong {
+            set(&mut resp, "x-kss-checksum-crc64ecma", &wrong);
+        }
+    }
     if drop_response {
         let size = resp.body().size_hint().exact().unwrap_or(0);
         if size == 0 {
