@@ -3,6 +3,7 @@
 //!
 //! To add a command: a variant in [`Command`], a `run` arm in [`dispatch`], and a
 //! handler (in `object.rs` or a new module) that takes the [`Context`].
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +11,10 @@ use clap::{Parser, Subcommand};
 use ks3_driver::settings::Settings;
 use ks3_driver::{Driver, Error, Runtime, RuntimeOptions};
 
+mod demo;
 mod object;
+mod progress;
+mod show_config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,7 +23,13 @@ mod object;
     about = "The KS3 storage driver (a sandboxed WebAssembly component) on the command line",
     after_help = "Parameters, lowest to highest precedence: -c FILE, REGISTRY_STORAGE_KS3_<KEY> \
                   variables, -p KEY=VALUE. KS3_ACCESS_KEY_ID / KS3_SECRET_ACCESS_KEY fill empty \
-                  credentials.\nExit status: 0 success, 1 driver error, 2 usage or configuration error."
+                  credentials. `ks3-driver config` shows the result.\n\
+                  No KS3 account? `ks3-driver demo` runs a registry push and pull on an embedded \
+                  local server; `ks3-driver serve-local --memory --bucket b --access-key AK \
+                  --secret-key SK` runs one to point the other commands at.\n\
+                  Exit status: 0 success, 1 driver error, 2 usage or configuration error.\n\n\
+                  Example:\n  ks3-driver -p accesskey=AK -p secretkey=SK -p region=ks3-cn-beijing \
+                  -p bucket=registry ls /docker/registry/v2"
 )]
 pub struct Cli {
     /// YAML file: a map of driver parameters, or a distribution config.yml (storage.ks3).
@@ -31,7 +41,8 @@ pub struct Cli {
     /// Run this component file instead of the embedded driver.
     #[arg(long, value_name = "FILE", global = true)]
     pub component: Option<PathBuf>,
-    /// Log every KS3 request (method, path, status, time, request id) to stderr.
+    /// Log every KS3 request (method, path, status, time, request id) to stderr; never
+    /// credentials, signatures or query strings.
     #[arg(short, long, global = true)]
     pub verbose: bool,
     #[command(subcommand)]
@@ -40,24 +51,145 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write the object's content to stdout.
-    Get { path: String },
-    /// Store FILE (or stdin) at PATH.
+    /// Write the object's content to stdout (or to a file).
+    #[command(
+        after_help = "Examples:\n  ks3-driver get /docker/registry/v2/repositories/app/_manifests/tags/latest/current/link\n  \
+                            ks3-driver get /big.bin --offset 1048576 -o tail.bin"
+    )]
+    Get {
+        path: String,
+        /// Start at this byte.
+        #[arg(
+            long,
+            default_value_t = 0,
+            value_name = "N",
+            allow_negative_numbers = true
+        )]
+        offset: i64,
+        /// Write to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Store FILE (or stdin) at PATH, by multipart upload.
+    #[command(after_help = "Examples:\n  ks3-driver put /layer.tar layer.tar\n  \
+                            tar c dir | ks3-driver put /dir.tar\n  \
+                            ks3-driver put /big part1 --no-commit   # upload, keep it resumable\n  \
+                            ks3-driver put /big part2 --append      # resume, add, commit")]
     Put {
         path: String,
         /// Read from this file instead of stdin.
         file: Option<PathBuf>,
+        /// Resume the uncommitted upload at PATH (left by --no-commit or an interrupted
+        /// put) and add to it.
+        #[arg(long)]
+        append: bool,
+        /// Close without committing: the object stays invisible and `put --append` can
+        /// resume it (from this or another process).
+        #[arg(long)]
+        no_commit: bool,
     },
     /// Show size, modification time and type of a file or directory.
-    Stat { path: String },
+    #[command(
+        after_help = "Examples:\n  ks3-driver stat /docker/registry/v2\n  ks3-driver stat --json /layer.tar"
+    )]
+    Stat {
+        path: String,
+        /// One JSON object: {"path","size","modtime","isdir"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the direct children of a directory.
+    #[command(
+        after_help = "Examples:\n  ks3-driver ls /docker/registry/v2/repositories\n  ks3-driver ls --json /"
+    )]
+    Ls {
+        path: String,
+        /// A JSON array of paths.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every file and directory under PATH, recursively, in key order.
+    #[command(
+        after_help = "Output: `d <path>` for a directory, `f <size> <modtime> <path>` for a file.\n\n\
+                            Examples:\n  ks3-driver walk /docker/registry/v2/repositories\n  \
+                            ks3-driver walk --json / | jq -r 'select(.isdir|not) | .path'"
+    )]
+    Walk {
+        path: String,
+        /// One JSON object per line: {"path","size","modtime","isdir"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move (rename) an object; the destination is replaced.
+    #[command(
+        after_help = "Example:\n  ks3-driver mv /_uploads/1234/data /blobs/sha256/ab/abcd/data"
+    )]
+    Mv { src: String, dst: String },
     /// Delete the object at PATH and everything under PATH/.
+    #[command(
+        after_help = "Example:\n  ks3-driver rm /docker/registry/v2/repositories/app/_uploads"
+    )]
     Rm { path: String },
     /// Print a presigned URL (valid 20 minutes) for the object.
+    #[command(
+        after_help = "Examples:\n  curl -o layer.tar \"$(ks3-driver url /layer.tar)\"\n  \
+                            ks3-driver url --method HEAD /layer.tar"
+    )]
     Url {
         path: String,
         #[arg(long, default_value = "GET", value_parser = ["GET", "HEAD"], ignore_case = true)]
         method: String,
     },
+    /// Count the objects and bytes under PATH.
+    #[command(
+        after_help = "Examples:\n  ks3-driver du /docker/registry/v2/blobs\n  ks3-driver du --json /"
+    )]
+    Du {
+        path: String,
+        /// One JSON object: {"path","objects","bytes"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the effective configuration (secrets masked) and where each value came from.
+    #[command(
+        after_help = "Example:\n  REGISTRY_STORAGE_KS3_BUCKET=registry ks3-driver -c config.yml -p region=ks3-cn-shanghai config"
+    )]
+    Config,
+    /// Push and pull a generated image through the driver, on an embedded local KS3 server.
+    #[command(
+        after_help = "Needs no configuration and no network: the server runs in this process, \
+                            on a free loopback port, in memory.\n\n\
+                            Examples:\n  ks3-driver demo\n  ks3-driver demo --quick\n  \
+                            ks3-driver demo --keep   # then explore with the printed -p flags"
+    )]
+    Demo(demo::DemoArgs),
+    /// Run the local KS3-compatible server (the same as the `ks3-local` binary).
+    #[command(
+        after_help = "Prints `listening on http://HOST:PORT` first, then serves until Ctrl-C.\n\n\
+                            Example:\n  ks3-driver serve-local --memory --addr 127.0.0.1:9000 --bucket registry \
+                            --access-key AK --secret-key SK\n  \
+                            ks3-driver -p accesskey=AK -p secretkey=SK -p region=ks3-cn-beijing -p bucket=registry \
+                            -p regionendpoint=http://127.0.0.1:9000 ls /"
+    )]
+    ServeLocal(ks3_local::Cli),
+}
+
+impl Command {
+    /// Commands that talk to the configured KS3 bucket.
+    fn needs_configuration(&self) -> bool {
+        matches!(
+            self,
+            Command::Get { .. }
+                | Command::Put { .. }
+                | Command::Stat { .. }
+                | Command::Ls { .. }
+                | Command::Walk { .. }
+                | Command::Mv { .. }
+                | Command::Rm { .. }
+                | Command::Url { .. }
+                | Command::Du { .. }
+        )
+    }
 }
 
 /// Why a command failed, and so which exit status.
@@ -73,6 +205,8 @@ pub enum CliError {
     },
     /// Local I/O or the sandbox failed: exit 1.
     Other(String),
+    /// Stdout was closed by its reader (`… | head`): stop quietly, exit 0.
+    Closed,
 }
 
 impl CliError {
@@ -89,21 +223,60 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Driver { error, .. } if matches!(**error, Error::Config { .. }) => 2,
             CliError::Driver { .. } | CliError::Other(_) => 1,
+            CliError::Closed => 0,
         }
     }
 
-    /// One line: the operation and path, the error kind, the message. Never a secret
-    /// (the driver's errors carry none).
+    /// One line: the operation and path, the error kind, the message, and what to do.
+    /// Never a secret (the driver's errors carry none).
     fn message(&self) -> String {
         let line = match self {
             CliError::Usage(m) => format!("configuration error: {m}"),
             CliError::Driver { op, path, error } => {
-                format!("{op} {path}: {}: {error}", error.kind())
+                let hint = hint(error).map(|h| format!(" ({h})")).unwrap_or_default();
+                format!("{op} {path}: {}: {error}{hint}", error.kind())
             }
             CliError::Other(m) => m.clone(),
+            CliError::Closed => String::new(),
         };
         line.split_whitespace().collect::<Vec<_>>().join(" ")
     }
+}
+
+/// What to do about an error, when there is something obvious.
+pub fn hint(error: &Error) -> Option<String> {
+    let h = match error {
+        Error::Backend(b) => match b.code.as_str() {
+            "SignatureDoesNotMatch" => {
+                "check the secret key (secretkey / KS3_SECRET_ACCESS_KEY) and that this machine's clock is right"
+            }
+            "RequestTimeTooSkewed" | "RequestExpired" => {
+                "this machine's clock is off: synchronise it (NTP)"
+            }
+            "InvalidAccessKeyId" => "check the access key (accesskey / KS3_ACCESS_KEY_ID)",
+            "NoSuchBucket" => "check the bucket parameter: the bucket must exist in this region",
+            "AccessDenied" => "the key may lack permission on this bucket or path",
+            _ => return None,
+        },
+        Error::Io(m) if m.contains("connection failed") => {
+            "cannot reach the endpoint: check regionendpoint / region, and that the server runs \
+             (`ks3-driver serve-local` starts a local one)"
+        }
+        Error::Io(m) if m.contains("timed out") => {
+            "the endpoint did not answer in time: check regionendpoint and the network, or raise requesttimeout"
+        }
+        Error::Config { parameter, .. } => return Some(config_hint(parameter)),
+        _ => return None,
+    };
+    Some(h.to_string())
+}
+
+fn config_hint(parameter: &str) -> String {
+    format!(
+        "set it with -p {parameter}=…, {}{} or in the -c file; `ks3-driver config` shows what is set",
+        ks3_driver_component::config::ENV_PREFIX,
+        parameter.to_ascii_uppercase()
+    )
 }
 
 /// What commands share: the parsed options, and the driver once it is needed.
@@ -133,30 +306,76 @@ impl Context {
 
     /// A driver from the merged configuration.
     pub async fn driver(&self) -> Result<Driver, CliError> {
-        let params = self.settings()?.params();
+        let settings = self.settings()?;
+        if settings.iter().next().is_none() && self.cli.command.needs_configuration() {
+            return Err(CliError::Usage(
+                "no KS3 configuration: give the driver parameters (accesskey, secretkey, region, \
+                 bucket, …) with -c FILE, -p KEY=VALUE or REGISTRY_STORAGE_KS3_<KEY> variables \
+                 (see `ks3-driver --help`); no KS3 account? try `ks3-driver demo`, or \
+                 `ks3-driver serve-local` for a local server"
+                    .to_string(),
+            ));
+        }
+        let params = settings.params();
         let runtime = self.runtime()?;
         Driver::with_runtime(&runtime, params)
             .await
             .map_err(|e| match e {
-                Error::Config { .. } => CliError::Usage(e.to_string()),
-                other => CliError::Other(format!("{}: {other}", other.kind())),
+                Error::Config { ref parameter, .. } => {
+                    let h = config_hint(parameter);
+                    CliError::Usage(format!("{e} ({h})"))
+                }
+                other => {
+                    let h = hint(&other).map(|h| format!(" ({h})")).unwrap_or_default();
+                    CliError::Other(format!("{}: {other}{h}", other.kind()))
+                }
             })
+    }
+}
+
+/// One line to stdout; a closed stdout ends the command quietly.
+pub fn out_line(line: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::Closed),
+        Err(e) => Err(CliError::Other(format!("writing stdout: {e}"))),
     }
 }
 
 async fn dispatch(ctx: &Context) -> Result<(), CliError> {
     match &ctx.cli.command {
-        Command::Get { path } => object::get(ctx, path).await,
-        Command::Put { path, file } => object::put(ctx, path, file.as_deref()).await,
-        Command::Stat { path } => object::stat(ctx, path).await,
+        Command::Get {
+            path,
+            offset,
+            output,
+        } => object::get(ctx, path, *offset, output.as_deref()).await,
+        Command::Put {
+            path,
+            file,
+            append,
+            no_commit,
+        } => object::put(ctx, path, file.as_deref(), *append, *no_commit).await,
+        Command::Stat { path, json } => object::stat(ctx, path, *json).await,
+        Command::Ls { path, json } => object::ls(ctx, path, *json).await,
+        Command::Walk { path, json } => object::walk(ctx, path, *json).await,
+        Command::Mv { src, dst } => object::mv(ctx, src, dst).await,
         Command::Rm { path } => object::rm(ctx, path).await,
         Command::Url { path, method } => object::url(ctx, path, method).await,
+        Command::Du { path, json } => object::du(ctx, path, *json).await,
+        Command::Config => show_config::run(ctx),
+        Command::Demo(args) => demo::run(ctx, args).await,
+        // Handled in `main` (it runs its own runtime).
+        Command::ServeLocal(_) => Ok(()),
     }
 }
 
 pub fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2; --help/--version exit 0.
     let cli = Cli::parse();
+    if let Command::ServeLocal(local) = cli.command {
+        return ks3_local::run_cli(local);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -169,7 +388,7 @@ pub fn main() -> ExitCode {
     };
     let ctx = Context { cli };
     match rt.block_on(dispatch(&ctx)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(CliError::Closed) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ks3-driver: {}", e.message());
             ExitCode::from(e.exit_code())
