@@ -9,15 +9,26 @@ use ks3_local::{FaultAction, FaultRule};
 use ks3_tests::*;
 
 fn rule(method: &str, pattern: &str, count: u32, action: FaultAction) -> FaultRule {
-    FaultRule { method: Some(method.to_string()), path_pattern: pattern.to_string(), count, action }
+    FaultRule {
+        method: Some(method.to_string()),
+        path_pattern: pattern.to_string(),
+        count,
+        action,
+    }
 }
 
 fn err500() -> FaultAction {
-    FaultAction::Error { status: 500, code: "InternalError".into() }
+    FaultAction::Error {
+        status: 500,
+        code: "InternalError".into(),
+    }
 }
 
 fn slow_down() -> FaultAction {
-    FaultAction::Error { status: 503, code: "SlowDown".into() }
+    FaultAction::Error {
+        status: 503,
+        code: "SlowDown".into(),
+    }
 }
 
 /// A driver and the URL-path fragment that identifies its requests.
@@ -27,7 +38,10 @@ async fn driver_and_tag(test: &str, extra: &[(&str, &str)]) -> (Driver, String) 
     for (k, v) in extra {
         p.insert((*k).into(), (*v).into());
     }
-    (Driver::new(p).await.unwrap(), root.trim_start_matches('/').to_string())
+    (
+        Driver::new(p).await.unwrap(),
+        root.trim_start_matches('/').to_string(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,9 +50,16 @@ async fn put_and_get_survive_500_and_slowdown() {
     let faults = server().faults();
     let data = random_contents(100_000);
     faults.inject(rule("PUT", &tag, 2, err500()));
-    d.put_content("/a/b", &data).await.expect("PUT retried past two 500s");
+    d.put_content("/a/b", &data)
+        .await
+        .expect("PUT retried past two 500s");
     faults.inject(rule("GET", &tag, 3, slow_down()));
-    assert_eq!(d.get_content("/a/b").await.expect("GET retried past SlowDown"), data);
+    assert_eq!(
+        d.get_content("/a/b")
+            .await
+            .expect("GET retried past SlowDown"),
+        data
+    );
     faults.inject(rule("HEAD", &tag, 2, slow_down()));
     assert_eq!(d.stat("/a/b").await.unwrap().size, data.len() as u64);
     // Listing requests carry the root in the (encoded) prefix parameter.
@@ -57,11 +78,27 @@ async fn reader_survives_dropped_connections() {
     let mut w = d.writer("/big", false).await.unwrap();
     w.write(data).await.unwrap();
     w.commit().await.unwrap();
-    server().faults().inject(rule("GET", &tag, 2, FaultAction::DropMidBody));
-    let got = d.reader("/big", 0).await.unwrap().read_to_end().await.expect("reader resumes after drops");
+    server()
+        .faults()
+        .inject(rule("GET", &tag, 2, FaultAction::DropMidBody));
+    let got = d
+        .reader("/big", 0)
+        .await
+        .unwrap()
+        .read_to_end()
+        .await
+        .expect("reader resumes after drops");
     assert_eq!(sha256_hex(&got), sha256_hex(data));
-    server().faults().inject(rule("GET", &tag, 1, FaultAction::DropMidBody));
-    let got = d.reader("/big", 1234).await.unwrap().read_to_end().await.unwrap();
+    server()
+        .faults()
+        .inject(rule("GET", &tag, 1, FaultAction::DropMidBody));
+    let got = d
+        .reader("/big", 1234)
+        .await
+        .unwrap()
+        .read_to_end()
+        .await
+        .unwrap();
     assert!(got == data[1234..]);
     d.delete("/big").await.unwrap();
     assert_clean(&d).await;
@@ -72,13 +109,31 @@ async fn writer_parts_retried() {
     let (d, tag) = driver_and_tag("faults_writer", &[]).await;
     let data = &random_bytes()[..23 * MIB];
     let faults = server().faults();
-    faults.inject(rule("PUT", &format!("{tag}/up/data?partNumber=2"), 1, err500()));
-    faults.inject(rule("PUT", &format!("{tag}/up/data?partNumber=3"), 1, FaultAction::DropMidBody));
-    faults.inject(rule("POST", &format!("{tag}/up/data?uploadId"), 1, slow_down()));
+    faults.inject(rule(
+        "PUT",
+        &format!("{tag}/up/data?partNumber=2"),
+        1,
+        err500(),
+    ));
+    faults.inject(rule(
+        "PUT",
+        &format!("{tag}/up/data?partNumber=3"),
+        1,
+        FaultAction::DropMidBody,
+    ));
+    faults.inject(rule(
+        "POST",
+        &format!("{tag}/up/data?uploadId"),
+        1,
+        slow_down(),
+    ));
     let mut w = d.writer("/up/data", false).await.unwrap();
     w.write(data).await.expect("parts retried");
     w.commit().await.expect("complete retried");
-    assert_eq!(sha256_hex(&d.get_content("/up/data").await.unwrap()), sha256_hex(data));
+    assert_eq!(
+        sha256_hex(&d.get_content("/up/data").await.unwrap()),
+        sha256_hex(data)
+    );
     d.delete("/up").await.unwrap();
     assert_clean(&d).await;
 }
@@ -87,10 +142,23 @@ async fn writer_parts_retried() {
 async fn slow_response_times_out_and_is_retried() {
     let (d, tag) = driver_and_tag("faults_slow", &[("requesttimeout", "1")]).await;
     d.put_content("/slow", b"data").await.unwrap();
-    server().faults().inject(rule("GET", &tag, 1, FaultAction::Delay(Duration::from_secs(3))));
+    server().faults().inject(rule(
+        "GET",
+        &tag,
+        1,
+        FaultAction::Delay(Duration::from_secs(3)),
+    ));
     let started = std::time::Instant::now();
-    assert_eq!(d.get_content("/slow").await.expect("retried after the timeout"), b"data");
-    assert!(started.elapsed() < Duration::from_secs(3), "the slow response was abandoned, not awaited");
+    assert_eq!(
+        d.get_content("/slow")
+            .await
+            .expect("retried after the timeout"),
+        b"data"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the slow response was abandoned, not awaited"
+    );
     d.delete("/slow").await.unwrap();
     assert_clean(&d).await;
 }
@@ -99,32 +167,54 @@ async fn slow_response_times_out_and_is_retried() {
 async fn persistent_failure_is_a_clear_error_and_nothing_is_visible() {
     let (d, tag) = driver_and_tag("faults_persistent", &[("maxretries", "2")]).await;
     let faults = server().faults();
-    faults.inject(rule("PUT", &tag, 50, err500()));
+    // maxretries=2: exactly the three attempts fail. (No `clear()`: the injector is shared
+    // with tests running in parallel.)
+    faults.inject(rule("PUT", &tag, 3, err500()));
     match d.put_content("/p", b"never").await {
         Err(e @ Error::Backend(_)) => {
             let msg = e.to_string();
-            assert!(msg.contains("InternalError") && msg.contains("500") && msg.contains("/p"), "{msg}");
+            assert!(
+                msg.contains("InternalError") && msg.contains("500") && msg.contains("/p"),
+                "{msg}"
+            );
         }
         other => panic!("expected a backend error, got {other:?}"),
     }
-    faults.clear();
-    assert!(matches!(d.stat("/p").await, Err(Error::PathNotFound { .. })), "nothing partially visible");
+    assert!(
+        matches!(d.stat("/p").await, Err(Error::PathNotFound { .. })),
+        "nothing partially visible"
+    );
 
     // A multipart copy that fails is aborted; the destination stays as it was.
     let (d, tag) = driver_and_tag(
         "faults_copy",
-        &[("maxretries", "1"), ("multipartcopythresholdsize", "5242880"), ("multipartcopychunksize", "5242880")],
+        &[
+            ("maxretries", "1"),
+            ("multipartcopythresholdsize", "5242880"),
+            ("multipartcopychunksize", "5242880"),
+        ],
     )
     .await;
     let data = &random_bytes()[..12 * MIB];
     let mut w = d.writer("/src", false).await.unwrap();
     w.write(data).await.unwrap();
     w.commit().await.unwrap();
-    faults.inject(rule("PUT", &format!("{tag}/dst?partNumber=2"), 10, err500()));
+    faults.inject(rule(
+        "PUT",
+        &format!("{tag}/dst?partNumber=2"),
+        10,
+        err500(),
+    ));
     assert!(d.mv("/src", "/dst").await.is_err());
-    faults.clear();
-    assert!(matches!(d.stat("/dst").await, Err(Error::PathNotFound { .. })));
-    assert_eq!(sha256_hex(&d.get_content("/src").await.unwrap()), sha256_hex(data), "source intact");
+    assert!(matches!(
+        d.stat("/dst").await,
+        Err(Error::PathNotFound { .. })
+    ));
+    assert_eq!(
+        sha256_hex(&d.get_content("/src").await.unwrap()),
+        sha256_hex(data),
+        "source intact"
+    );
     d.delete("/src").await.unwrap();
     assert_clean(&d).await;
 }
@@ -150,7 +240,82 @@ async fn concurrent_writers_to_one_path_leave_one_whole_object() {
         hashes.push(t.await.unwrap());
     }
     let got = sha256_hex(&d.get_content("/same/data").await.unwrap());
-    assert!(hashes.contains(&got), "the object is exactly one writer's content");
+    assert!(
+        hashes.contains(&got),
+        "the object is exactly one writer's content"
+    );
     d.delete("/same").await.unwrap();
+    assert_clean(&d).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_mismatch_is_caught() {
+    let (d, tag) = driver_and_tag("faults_crc", &[]).await;
+    let faults = server().faults();
+    let data = random_contents(3 * MIB);
+    d.put_content("/c", &data).await.unwrap();
+
+    // A whole-object read whose CRC-64 disagrees with the bytes is an error, never data.
+    faults.inject(rule(
+        "GET",
+        &format!("{tag}/c"),
+        1,
+        FaultAction::CorruptChecksum,
+    ));
+    match d.get_content("/c").await {
+        Err(e @ Error::Io(_)) => assert!(e.to_string().contains("integrity"), "{e}"),
+        other => panic!("expected an integrity error, got {other:?}"),
+    }
+    faults.inject(rule(
+        "GET",
+        &format!("{tag}/c"),
+        1,
+        FaultAction::CorruptChecksum,
+    ));
+    let mut r = d.reader("/c", 0).await.unwrap();
+    let mut failed = false;
+    loop {
+        match r.read(MIB).await {
+            Ok(c) if c.is_empty() => break,
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().contains("integrity"), "{e}");
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        failed,
+        "a streamed read with a bad checksum must fail at its end"
+    );
+
+    // A part KS3 reports with another checksum than what was sent is uploaded again.
+    faults.inject(rule(
+        "PUT",
+        &format!("{tag}/w?partNumber=1"),
+        1,
+        FaultAction::CorruptChecksum,
+    ));
+    let big = &random_bytes()[..11 * MIB];
+    let mut w = d.writer("/w", false).await.unwrap();
+    w.write(big).await.unwrap();
+    w.commit().await.unwrap();
+    assert_eq!(
+        sha256_hex(&d.get_content("/w").await.unwrap()),
+        sha256_hex(big)
+    );
+    // A single PUT whose checksum disagrees is reported.
+    faults.inject(rule(
+        "PUT",
+        &format!("{tag}/p"),
+        1,
+        FaultAction::CorruptChecksum,
+    ));
+    assert!(d.put_content("/p", b"abc").await.is_err());
+    for p in ["/c", "/w"] {
+        d.delete(p).await.unwrap();
+    }
+    let _ = d.delete("/p").await;
     assert_clean(&d).await;
 }
