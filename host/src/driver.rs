@@ -161,6 +161,11 @@ impl Driver {
         &self.inner.runtime
     }
 
+    /// The pooled egress client this driver's instances send through.
+    pub(crate) fn egress(&self) -> &Arc<Egress> {
+        &self.inner.spec.egress
+    }
+
     /// The whole content of a (small) object.
     pub async fn get_content(&self, path: &str) -> Result<Vec<u8>, Error> {
         let mut s = self.session().await?;

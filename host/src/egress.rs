@@ -141,7 +141,7 @@ impl Egress {
         }))
     }
 
-    async fn send(
+    pub(crate) async fn send(
         self: Arc<Self>,
         req: Request<WasiBody>,
         options: Option<RequestOptions>,

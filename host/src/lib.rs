@@ -33,6 +33,7 @@ mod cache;
 mod driver;
 mod egress;
 mod error;
+pub mod native;
 pub mod runtime;
 pub mod settings;
 

@@ -1,4 +1,5 @@
 //! `ks3-driver`: the KS3 storage driver on the command line. See `cli` for the commands.
+mod bench;
 mod cli;
 
 fn main() -> std::process::ExitCode {

@@ -172,6 +172,8 @@ pub enum Command {
                             -p regionendpoint=http://127.0.0.1:9000 ls /"
     )]
     ServeLocal(ks3_local::Cli),
+    /// Measure the sandboxed component against the native baseline and the official SDK.
+    Bench(crate::bench::BenchArgs),
 }
 
 impl Command {
@@ -367,6 +369,7 @@ async fn dispatch(ctx: &Context) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(ctx, args).await,
         // Handled in `main` (it runs its own runtime).
         Command::ServeLocal(_) => Ok(()),
+        Command::Bench(args) => crate::bench::run(ctx, args).await,
     }
 }
 

@@ -1,0 +1,52 @@
+//! `ks3-driver bench --quick` runs end to end and prints every row of its table. No
+//! timing is asserted: CI machines are too noisy for that.
+use std::process::Command;
+
+#[test]
+fn bench_quick_prints_the_table() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ks3-driver"))
+        .args(["bench", "--quick"])
+        .env_remove("KS3_DRIVER_LOG")
+        .output()
+        .expect("run ks3-driver bench --quick");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    for row in [
+        "| measurement | component | native | component/native | ks3sdk | target |",
+        "| stream write 64 MiB (MiB/s) |",
+        "| stream read 64 MiB (MiB/s) |",
+        "| put-content 4 KiB (ops/s) |",
+        "| put-content 4 KiB p50 (µs) |",
+        "| put-content 4 KiB p99 (µs) |",
+        "| get-content 4 KiB (ops/s) |",
+        "| get-content 4 KiB p50 (µs) |",
+        "| stat 4 KiB (ops/s) |",
+        "| stat 4 KiB p99 (µs) |",
+        "| list of a 1000-key directory (ms) |",
+        "| walk of 1000 keys (ms) |",
+        "| walk of 1000 keys: list requests |",
+        "| delete of 1000 keys (ms) |",
+        "| 4 concurrent writers × 8 MiB (MiB/s) |",
+        "| cold start to first op, no cache (ms) |",
+        "| cold start to first op, cached (ms) |",
+        "| peak RSS growth, 64 MiB upload (MiB) |",
+    ] {
+        assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
+    }
+    // Every measured row has a component/native ratio.
+    let rows = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| measurement"));
+    for line in rows {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(
+            cells[4].parse::<f64>().is_ok(),
+            "no ratio in `{line}` (the local server counts list requests)"
+        );
+    }
+}
