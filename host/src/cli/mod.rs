@@ -257,7 +257,10 @@ pub fn hint(error: &Error) -> Option<String> {
             }
             "InvalidAccessKeyId" => "check the access key (accesskey / KS3_ACCESS_KEY_ID)",
             "NoSuchBucket" => "check the bucket parameter: the bucket must exist in this region",
-            "AccessDenied" => "the key may lack permission on this bucket or path",
+            "AccessDenied" => {
+                "check the access key and secret key (and this machine's clock), and the key's \
+                 permission on this bucket"
+            }
             _ => return None,
         },
         Error::Io(m) if m.contains("connection failed") => {

@@ -209,10 +209,11 @@ pub async fn stat(ctx: &Context, path: &str, json: bool) -> Result<(), CliError>
 
 pub async fn ls(ctx: &Context, path: &str, json: bool) -> Result<(), CliError> {
     let driver = ctx.driver().await?;
-    let entries = driver
+    let mut entries = driver
         .list(path)
         .await
         .map_err(|e| CliError::driver("ls", path, e))?;
+    entries.sort();
     if json {
         return out_line(&serde_json::Value::from(entries).to_string());
     }

@@ -7,7 +7,7 @@ use super::{out_line, CliError, Context};
 pub fn run(ctx: &Context) -> Result<(), CliError> {
     let settings = ctx.settings()?;
     let width = PARAMETERS.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    let mut lines = Vec::new();
+    let mut rows: Vec<(String, String, String)> = Vec::new();
     for spec in PARAMETERS {
         let (value, source) = match settings.get(spec.name) {
             Some(s) => (s.display_value(spec.name), s.source.to_string()),
@@ -23,19 +23,27 @@ pub fn run(ctx: &Context) -> Result<(), CliError> {
         } else {
             value
         };
-        lines.push(format!("{:width$}  {shown}  ({source})", spec.name));
+        rows.push((spec.name.to_string(), shown, source));
     }
     for (key, s) in settings.iter() {
         if PARAMETERS.iter().all(|p| p.name != key) {
-            lines.push(format!(
-                "{key:width$}  {}  ({}; unknown parameter: the driver will refuse it)",
-                s.display_value(key),
-                s.source
+            // Masked: it may be a misspelt secret.
+            rows.push((
+                key.to_string(),
+                "****".to_string(),
+                format!("{}; unknown parameter: the driver will refuse it", s.source),
             ));
         }
     }
-    for l in &lines {
-        out_line(l)?;
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(width);
+    let vwidth = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    for (k, v, src) in &rows {
+        out_line(&format!("{k:width$}  {v:vwidth$}  ({src})"))?;
     }
     // The same check the driver makes, so a problem shows here too.
     let status = match Config::from_params(&settings.params(), |k| std::env::var(k).ok()) {
