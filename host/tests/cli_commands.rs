@@ -608,3 +608,21 @@ fn serve_local_prints_listening_first_and_serves() {
     let _ = child.wait();
     assert!(o.status.success(), "{}", err(&o));
 }
+
+#[test]
+fn demo_with_stdout_closed_does_not_panic() {
+    let mut child = bare()
+        .args(["demo", "--quick"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("ks3-driver demo"), "{first}");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!err(&o).contains("panicked"), "{}", err(&o));
+}

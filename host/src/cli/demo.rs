@@ -18,6 +18,14 @@ use sha2::{Digest, Sha256};
 use super::progress::human;
 use super::{CliError, Context};
 
+/// `println!` that does not panic when stdout is closed (`ks3-driver demo | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 const ROOT: &str = "/docker/registry/v2";
 const REPO: &str = "demo/app";
 const TAG: &str = "latest";
@@ -150,7 +158,7 @@ fn step(op: &str, what: &str, took: Duration, bytes: Option<u64>) {
     let r = bytes
         .map(|b| format!("  {}", rate(b, took)))
         .unwrap_or_default();
-    println!("  {op:<12} {what:<64} {:>9}{r}", time(took));
+    say!("  {op:<12} {what:<64} {:>9}{r}", time(took));
 }
 
 fn repo_path(rest: &str) -> String {
@@ -206,10 +214,8 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     let server = ks3_local::start_in_background(ks3_local::ServerConfig::memory(BUCKET, &ak, &sk))
         .map_err(|e| failed(format!("cannot start the local KS3 server: {e:#}")))?;
     let endpoint = server.endpoint();
-    println!(
-        "ks3-driver demo: a registry push and pull through the sandboxed KS3 driver component"
-    );
-    println!(
+    say!("ks3-driver demo: a registry push and pull through the sandboxed KS3 driver component");
+    say!(
         "local KS3 server {endpoint} (in memory), bucket {BUCKET}, chunksize {}",
         human(CHUNK_SIZE)
     );
@@ -230,7 +236,7 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     let driver = Driver::with_runtime(&runtime, params.clone())
         .await
         .map_err(|e| failed(format!("the driver did not start: {e}")))?;
-    println!(
+    say!(
         "driver component loaded and configured in {}",
         time(t.elapsed())
     );
@@ -269,7 +275,7 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     let config = Content::Bytes(config_blob);
     let config_digest = config.digest();
     let total: u64 = sizes.iter().sum::<u64>() + config.len();
-    println!(
+    say!(
         "image {REPO}:{TAG}: {} layers ({}) and a config blob, digests computed in {}",
         layers.len(),
         human(total - config.len()),
@@ -278,9 +284,9 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
 
     let mut stats = Stats { up: 0, down: 0 };
     let push_started = Instant::now();
-    println!("\npush {REPO}:{TAG}");
+    say!("\npush {REPO}:{TAG}");
     for (i, layer) in layers.iter().enumerate() {
-        println!(
+        say!(
             "layer {}/{} {} ({})",
             i + 1,
             layers.len(),
@@ -289,7 +295,7 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         );
         push_blob(&driver, layer, &layer_digests[i], patch, &mut stats).await?;
     }
-    println!("config {} ({})", short(&config_digest), human(config.len()));
+    say!("config {} ({})", short(&config_digest), human(config.len()));
     push_blob(&driver, &config, &config_digest, patch, &mut stats).await?;
 
     // The manifest: stored as a blob directly, then the revision and tag links.
@@ -310,7 +316,7 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     .to_string()
     .into_bytes();
     let manifest_digest = hex(&Sha256::digest(&manifest));
-    println!(
+    say!(
         "manifest {} ({})",
         short(&manifest_digest),
         human(manifest.len() as u64)
@@ -351,11 +357,11 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         step("put-content", &d(path), t.elapsed(), None);
     }
     let push_took = push_started.elapsed();
-    println!("pushed in {} ({})", time(push_took), rate(total, push_took));
+    say!("pushed in {} ({})", time(push_took), rate(total, push_took));
 
     // Pull.
     let pull_started = Instant::now();
-    println!("\npull {REPO}:{TAG}");
+    say!("\npull {REPO}:{TAG}");
     let t = Instant::now();
     let got = get_content(&driver, &current_link).await?;
     if got != link.as_bytes() {
@@ -508,10 +514,10 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
         t.elapsed(),
         Some(n),
     );
-    println!("pulled in {}", time(pull_started.elapsed()));
+    say!("pulled in {}", time(pull_started.elapsed()));
 
     // The catalog: a walk of the repositories, skipping every `_*` directory.
-    println!("\ncatalog and clean-up");
+    say!("\ncatalog and clean-up");
     let repos_root = format!("{ROOT}/repositories");
     let t = Instant::now();
     let mut repos = Vec::new();
@@ -583,7 +589,7 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
 
     let took = started.elapsed();
     let moved = stats.up + stats.down;
-    println!(
+    say!(
         "\ndemo done: {REPO}:{TAG} pushed and pulled; {objects} objects ({}) stored, {} uploaded, {} downloaded, {} KS3 requests in {} ({} through the driver)",
         human(stored),
         human(stats.up),
@@ -594,13 +600,13 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     );
 
     if args.keep {
-        println!("\nthe local server keeps running until Ctrl-C; point the other commands at it:");
+        say!("\nthe local server keeps running until Ctrl-C; point the other commands at it:");
         let flags: Vec<String> = params
             .iter()
             .filter(|(k, _)| k.as_str() != "chunksize")
             .map(|(k, v)| format!("-p {k}={v}"))
             .collect();
-        println!("  ks3-driver {} walk {ROOT}", flags.join(" "));
+        say!("  ks3-driver {} walk {ROOT}", flags.join(" "));
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let _ = tokio::signal::ctrl_c().await;
     }

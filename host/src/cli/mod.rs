@@ -396,8 +396,71 @@ pub fn main() -> ExitCode {
     match rt.block_on(dispatch(&ctx)) {
         Ok(()) | Err(CliError::Closed) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ks3-driver: {}", e.message());
+            // Not `eprintln!`: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "ks3-driver: {}", e.message());
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ks3_driver::BackendError;
+
+    fn backend(code: &str) -> Error {
+        Error::Backend(BackendError {
+            code: code.into(),
+            status: 403,
+            message: "m".into(),
+            request_id: "r".into(),
+            path: "/x".into(),
+        })
+    }
+
+    #[test]
+    fn hints_say_what_to_do() {
+        let h = |e: &Error| hint(e).unwrap_or_default();
+        let sig = h(&backend("SignatureDoesNotMatch"));
+        assert!(sig.contains("secret key") && sig.contains("clock"), "{sig}");
+        assert!(h(&backend("RequestTimeTooSkewed")).contains("clock"));
+        assert!(h(&backend("InvalidAccessKeyId")).contains("access key"));
+        assert!(h(&backend("NoSuchBucket")).contains("bucket"));
+        assert_eq!(hint(&backend("InternalError")), None);
+        let refused = Error::Io("ks3: connection failed: connection refused".into());
+        assert!(h(&refused).contains("regionendpoint"), "{}", h(&refused));
+        let missing = Error::Config {
+            parameter: "bucket".into(),
+            message: "required".into(),
+        };
+        let m = h(&missing);
+        assert!(
+            m.contains("-p bucket=") && m.contains("REGISTRY_STORAGE_KS3_BUCKET"),
+            "{m}"
+        );
+        assert_eq!(hint(&Error::PathNotFound { path: "/x".into() }), None);
+    }
+
+    #[test]
+    fn messages_are_one_line_with_exit_codes() {
+        let e = CliError::driver("stat", "/x", backend("RequestTimeTooSkewed"));
+        let m = e.message();
+        assert!(
+            !m.contains('\n') && m.starts_with("stat /x: backend: ") && m.contains("clock"),
+            "{m}"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let e = CliError::driver(
+            "put",
+            "/x",
+            Error::Config {
+                parameter: "chunksize".into(),
+                message: "too\nsmall".into(),
+            },
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(!e.message().contains('\n'));
+        assert_eq!(CliError::Usage("u".into()).exit_code(), 2);
+        assert_eq!(CliError::Closed.exit_code(), 0);
     }
 }
