@@ -626,3 +626,48 @@ fn demo_with_stdout_closed_does_not_panic() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(!err(&o).contains("panicked"), "{}", err(&o));
 }
+
+#[test]
+fn demo_keep_serves_until_terminated() {
+    let mut child = bare()
+        .args(["demo", "--quick", "--keep"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let flags = loop {
+        let line = lines
+            .next()
+            .expect("demo ended before printing the flags")
+            .unwrap();
+        if let Some(rest) = line.trim().strip_prefix("ks3-driver -p ") {
+            break format!("-p {rest}");
+        }
+    };
+    // The printed command works as printed (with `du` instead of `walk`).
+    let args: Vec<&str> = flags.split_whitespace().collect();
+    let (params, last) = args.split_at(args.len() - 2);
+    assert_eq!(params[0], "-p");
+    assert_eq!(last[0], "walk");
+    let out = ok(bare().args(params).args(["du", "--json", last[1]]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["objects"], 12, "{out}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "{s}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo --keep did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
