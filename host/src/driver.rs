@@ -1,5 +1,6 @@
-//! The typed async API: every operation runs in a fresh sandboxed instance of the driver
-//! component; readers, writers and walkers own theirs.
+//! The typed async API: every operation runs in a sandboxed instance of the driver
+//! component — a warm one of the same driver for stateless operations, a fresh one for
+//! each reader, writer and walker.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -64,7 +65,16 @@ struct Inner {
     runtime: Runtime,
     config: Config,
     spec: SessionSpec,
+    /// Warm instances parked between stateless operations (see [`IDLE_INSTANCES`]).
+    idle: std::sync::Mutex<Vec<Session>>,
 }
+
+/// Instances a driver keeps warm for stateless operations (get/put-content, stat, list,
+/// move, delete, redirect-url): taking a parked instance skips instantiation and the
+/// guest's configuration parsing. An instance whose call trapped, timed out, was
+/// cancelled or wrote to stderr is never parked; readers, writers and walkers always
+/// get a fresh one.
+pub const IDLE_INSTANCES: usize = 8;
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,6 +143,7 @@ impl Driver {
                 runtime: runtime.clone(),
                 config,
                 spec,
+                idle: std::sync::Mutex::new(Vec::new()),
             }),
         };
         // The component checks the same configuration with the same code; this also
@@ -140,11 +151,40 @@ impl Driver {
         let mut s = driver.session().await?;
         s.call("validate-config", |e| &e.validate_config, ())
             .await?;
+        driver.park(s);
         Ok(driver)
     }
 
     async fn session(&self) -> Result<Session, Error> {
         self.inner.runtime.session(&self.inner.spec).await
+    }
+
+    /// A parked warm instance, or a fresh one.
+    async fn warm_session(&self) -> Result<Session, Error> {
+        let parked = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        match parked {
+            Some(s) => Ok(s),
+            None => self.session().await,
+        }
+    }
+
+    /// Parks `s` for the next stateless operation if it is healthy and there is room.
+    fn park(&self, s: Session) {
+        if !s.reusable() {
+            return;
+        }
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_INSTANCES {
+            idle.push(s);
+            return;
+        }
+        drop(idle);
+        drop(s);
     }
 
     /// The validated configuration.
@@ -168,20 +208,26 @@ impl Driver {
 
     /// The whole content of a (small) object.
     pub async fn get_content(&self, path: &str) -> Result<Vec<u8>, Error> {
-        let mut s = self.session().await?;
-        s.call(&format!("get-content {path}"), |e| &e.get_content, (path,))
-            .await
+        let mut s = self.warm_session().await?;
+        let r = s
+            .call(&format!("get-content {path}"), |e| &e.get_content, (path,))
+            .await;
+        self.park(s);
+        r
     }
 
     /// Creates or replaces the object at `path`.
     pub async fn put_content(&self, path: &str, content: &[u8]) -> Result<(), Error> {
-        let mut s = self.session().await?;
-        s.call(
-            &format!("put-content {path}"),
-            |e| &e.put_content,
-            (path, content),
-        )
-        .await
+        let mut s = self.warm_session().await?;
+        let r = s
+            .call(
+                &format!("put-content {path}"),
+                |e| &e.put_content,
+                (path, content),
+            )
+            .await;
+        self.park(s);
+        r
     }
 
     /// A reader from byte `offset`.
@@ -221,40 +267,54 @@ impl Driver {
     }
 
     pub async fn stat(&self, path: &str) -> Result<FileInfo, Error> {
-        let mut s = self.session().await?;
-        s.call(&format!("stat {path}"), |e| &e.stat, (path,))
+        let mut s = self.warm_session().await?;
+        let r = s
+            .call(&format!("stat {path}"), |e| &e.stat, (path,))
             .await
-            .map(FileInfo::from)
+            .map(FileInfo::from);
+        self.park(s);
+        r
     }
 
     /// The direct children of a directory, as absolute paths.
     pub async fn list(&self, path: &str) -> Result<Vec<String>, Error> {
-        let mut s = self.session().await?;
-        s.call(&format!("list {path}"), |e| &e.list, (path,)).await
+        let mut s = self.warm_session().await?;
+        let r = s.call(&format!("list {path}"), |e| &e.list, (path,)).await;
+        self.park(s);
+        r
     }
 
     pub async fn mv(&self, src: &str, dst: &str) -> Result<(), Error> {
-        let mut s = self.session().await?;
-        s.call(&format!("move {src} {dst}"), |e| &e.move_, (src, dst))
-            .await
+        let mut s = self.warm_session().await?;
+        let r = s
+            .call(&format!("move {src} {dst}"), |e| &e.move_, (src, dst))
+            .await;
+        self.park(s);
+        r
     }
 
     /// Deletes the object at `path` and everything under `path/`.
     pub async fn delete(&self, path: &str) -> Result<(), Error> {
-        let mut s = self.session().await?;
-        s.call(&format!("delete {path}"), |e| &e.delete, (path,))
-            .await
+        let mut s = self.warm_session().await?;
+        let r = s
+            .call(&format!("delete {path}"), |e| &e.delete, (path,))
+            .await;
+        self.park(s);
+        r
     }
 
     /// A presigned URL for GET or HEAD; `None` for any other method.
     pub async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>, Error> {
-        let mut s = self.session().await?;
-        s.call(
-            &format!("redirect-url {path}"),
-            |e| &e.redirect_url,
-            (method, path),
-        )
-        .await
+        let mut s = self.warm_session().await?;
+        let r = s
+            .call(
+                &format!("redirect-url {path}"),
+                |e| &e.redirect_url,
+                (method, path),
+            )
+            .await;
+        self.park(s);
+        r
     }
 
     /// Walks everything under `path` in key order, calling `f` for each file and

@@ -14,10 +14,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Sandbox: each operation gets a fresh instance (no filesystem, no sockets, no
-//! environment but the driver's configuration), wasi:http egress only to the configured
-//! endpoint, guest request timeouts capped, a memory limit and a wall-clock limit. A trap
-//! is an [`Error::Runtime`] and does not affect the next operation.
+//! Sandbox: each driver's operations run in instances of their own (no filesystem, no
+//! sockets, no environment but the driver's configuration); stateless operations reuse a
+//! few warm instances of the same driver, readers, writers and walkers get fresh ones,
+//! and an instance whose call trapped or timed out is never used again. wasi:http egress
+//! only to the configured endpoint, guest request timeouts capped, a memory limit and a
+//! wall-clock limit. A trap is an [`Error::Runtime`] and does not affect the next
+//! operation.
 //!
 //! Environment:
 //! * `KS3_DRIVER_LOG=1` — log each KS3 request (method, path without query, status, time,

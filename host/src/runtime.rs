@@ -360,6 +360,16 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Whether the instance may serve another operation: no call trapped, timed out or
+    /// was cancelled mid-way, and the guest wrote nothing to stderr (its capture pipe is
+    /// bounded and cannot be truncated; such an instance is simply not reused).
+    pub(crate) fn reusable(&self) -> bool {
+        self.dead.is_none()
+            && !self.in_call
+            && self.instance.is_some()
+            && self.store.data().stderr.contents().is_empty()
+    }
+
     /// Calls a function returning `result<T, driver-error>`.
     pub(crate) async fn call<P, T>(
         &mut self,
