@@ -17,14 +17,26 @@ struct Row {
 }
 
 fn print(rows: &[Row]) {
-    println!("{:<22} {:>6} {:>14} {:>12}", "benchmark", "iters", "time/op", "MiB/s");
+    println!(
+        "{:<22} {:>6} {:>14} {:>12}",
+        "benchmark", "iters", "time/op", "MiB/s"
+    );
     for r in rows {
         let mbps = if r.bytes > 0 && r.per_op > Duration::ZERO {
-            format!("{:.1}", r.bytes as f64 / r.per_op.as_secs_f64() / MIB as f64)
+            format!(
+                "{:.1}",
+                r.bytes as f64 / r.per_op.as_secs_f64() / MIB as f64
+            )
         } else {
             "-".into()
         };
-        println!("{:<22} {:>6} {:>14} {:>12}", r.name, r.iters, format!("{:.3?}", r.per_op), mbps);
+        println!(
+            "{:<22} {:>6} {:>14} {:>12}",
+            r.name,
+            r.iters,
+            format!("{:.3?}", r.per_op),
+            mbps
+        );
     }
 }
 
@@ -101,7 +113,9 @@ async fn stream(d: &Driver, size: usize, iters: u32) -> Duration {
 async fn list_n(d: &Driver, n: usize, iters: u32) -> Duration {
     let parent = format!("/ls{}", random_path(8));
     for _ in 0..n {
-        d.put_content(&format!("{parent}{}", random_path(32)), &[]).await.unwrap();
+        d.put_content(&format!("{parent}{}", random_path(32)), &[])
+            .await
+            .unwrap();
     }
     let t = Instant::now();
     for _ in 0..iters {
@@ -117,7 +131,9 @@ async fn delete_n(d: &Driver, n: usize, iters: u32) -> Duration {
     for _ in 0..iters {
         let parent = format!("/dl{}", random_path(8));
         for _ in 0..n {
-            d.put_content(&format!("{parent}{}", random_path(32)), &[]).await.unwrap();
+            d.put_content(&format!("{parent}{}", random_path(32)), &[])
+                .await
+                .unwrap();
         }
         let t = Instant::now();
         d.delete(&parent).await.unwrap();
@@ -128,33 +144,61 @@ async fn delete_n(d: &Driver, n: usize, iters: u32) -> Duration {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let d = fresh_driver("bench").await;
         let mut rows = Vec::new();
-        let sizes: &[(&str, usize, u32)] =
-            &[("Empty", 0, 50), ("1KB", 1024, 50), ("1MB", MIB, 20), ("1GB", 1 << 30, 1)];
+        let sizes: &[(&str, usize, u32)] = &[
+            ("Empty", 0, 50),
+            ("1KB", 1024, 50),
+            ("1MB", MIB, 20),
+            ("1GB", 1 << 30, 1),
+        ];
         for (label, size, iters) in sizes {
             if quick && *size >= 1 << 30 {
                 continue;
             }
             let per = put_get(&d, *size, *iters).await;
-            rows.push(Row { name: format!("PutGet{label}Files"), iters: *iters, per_op: per, bytes: 2 * *size as u64 });
+            rows.push(Row {
+                name: format!("PutGet{label}Files"),
+                iters: *iters,
+                per_op: per,
+                bytes: 2 * *size as u64,
+            });
         }
         for (label, size, iters) in sizes {
             if quick && *size >= 1 << 30 {
                 continue;
             }
             let per = stream(&d, *size, *iters).await;
-            rows.push(Row { name: format!("Stream{label}Files"), iters: *iters, per_op: per, bytes: *size as u64 });
+            rows.push(Row {
+                name: format!("Stream{label}Files"),
+                iters: *iters,
+                per_op: per,
+                bytes: *size as u64,
+            });
         }
         for n in [5, 50] {
             let per = list_n(&d, n, 20).await;
-            rows.push(Row { name: format!("List{n}Files"), iters: 20, per_op: per, bytes: 0 });
+            rows.push(Row {
+                name: format!("List{n}Files"),
+                iters: 20,
+                per_op: per,
+                bytes: 0,
+            });
         }
         for n in [5, 50] {
             let per = delete_n(&d, n, 5).await;
-            rows.push(Row { name: format!("Delete{n}Files"), iters: 5, per_op: per, bytes: 0 });
+            rows.push(Row {
+                name: format!("Delete{n}Files"),
+                iters: 5,
+                per_op: per,
+                bytes: 0,
+            });
         }
         print(&rows);
         assert_clean(&d).await;

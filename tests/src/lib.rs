@@ -48,7 +48,9 @@ pub fn unique_root(test: &str) -> String {
 
 /// A driver with its own empty root directory.
 pub async fn fresh_driver(test: &str) -> Driver {
-    Driver::new(params(&unique_root(test))).await.expect("driver")
+    Driver::new(params(&unique_root(test)))
+        .await
+        .expect("driver")
 }
 
 /// A driver with extra or overridden parameters.
@@ -63,7 +65,10 @@ pub async fn driver_with(test: &str, extra: &[(&str, &str)]) -> Driver {
 /// distribution's clean-up rule: after a test, its root lists empty.
 pub async fn assert_clean(d: &Driver) {
     let left = d.list("/").await.unwrap_or_default();
-    assert!(left.is_empty(), "storage driver did not clean up properly; left: {left:?}");
+    assert!(
+        left.is_empty(),
+        "storage driver did not clean up properly; left: {left:?}"
+    );
 }
 
 /// 128 MiB of random bytes, made once; `random_contents(n)` is always a prefix, so equal
@@ -142,7 +147,11 @@ pub async fn delete_path(d: &Driver, p: &str) {
 /// A plain HTTP request (no signing), e.g. to fetch a presigned URL.
 pub async fn http_request(method: &str, url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
-    let req = http::Request::builder().method(method).uri(url).body(Full::new(bytes::Bytes::new())).expect("request");
+    let req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(bytes::Bytes::new()))
+        .expect("request");
     let resp = client.request(req).await.expect("HTTP request");
     let status = resp.status().as_u16();
     let headers = resp
@@ -150,7 +159,13 @@ pub async fn http_request(method: &str, url: &str) -> (u16, Vec<(String, String)
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    let body = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
     (status, headers, body)
 }
 
@@ -159,12 +174,24 @@ pub async fn http_request(method: &str, url: &str) -> (u16, Vec<(String, String)
 pub async fn raw_put(key: &str, body: &[u8]) -> u16 {
     use ks3_proto::sign::{canonical_resource, StringToSign};
     let date = ks3_proto::date::http_date(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
     );
     let resource = canonical_resource(BUCKET, key, &[]);
-    let sts = StringToSign { method: "PUT", date: &date, resource: &resource, ..Default::default() };
+    let sts = StringToSign {
+        method: "PUT",
+        date: &date,
+        resource: &resource,
+        ..Default::default()
+    };
     let auth = ks3_proto::SignedRequest::authorization(ACCESS_KEY, SECRET_KEY, &sts);
-    let url = format!("{}/{BUCKET}/{}", server().endpoint(), ks3_proto::encode::encode_key(key));
+    let url = format!(
+        "{}/{BUCKET}/{}",
+        server().endpoint(),
+        ks3_proto::encode::encode_key(key)
+    );
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
     let req = http::Request::builder()
         .method("PUT")

@@ -13,9 +13,14 @@ use tokio::net::TcpListener;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_paths_for_every_operation() {
     let d = fresh_driver("invalid_paths_every_op").await;
-    for p in ["", "relative", "//x", "/a/", "/a b", "/ü", "/a/../b*", "/a?b", "/a#b"] {
+    for p in [
+        "", "relative", "//x", "/a/", "/a b", "/ü", "/a/../b*", "/a?b", "/a#b",
+    ] {
         let inv = |r: Result<(), Error>, op: &str| {
-            assert!(matches!(r, Err(Error::InvalidPath { .. })), "{op}({p:?}) gave {r:?}");
+            assert!(
+                matches!(r, Err(Error::InvalidPath { .. })),
+                "{op}({p:?}) gave {r:?}"
+            );
         };
         inv(d.get_content(p).await.map(|_| ()), "get_content");
         inv(d.put_content(p, b"x").await, "put_content");
@@ -28,14 +33,26 @@ async fn invalid_paths_for_every_operation() {
         inv(d.mv("/ok", p).await, "move dst");
         inv(d.delete(p).await, "delete");
         inv(d.redirect_url("GET", p).await.map(|_| ()), "redirect_url");
-        inv(d.walk(p, None, |_| Ok(ks3_driver::WalkControl::Continue)).await, "walk");
+        inv(
+            d.walk(p, None, |_| Ok(ks3_driver::WalkControl::Continue))
+                .await,
+            "walk",
+        );
     }
     // `/` is a directory: fine for stat/list/walk, invalid for object operations.
-    assert!(matches!(d.get_content("/").await, Err(Error::InvalidPath { .. })));
-    assert!(matches!(d.delete("/").await, Err(Error::InvalidPath { .. })));
+    assert!(matches!(
+        d.get_content("/").await,
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        d.delete("/").await,
+        Err(Error::InvalidPath { .. })
+    ));
     d.list("/").await.unwrap();
     for off in [-1i64, -1000, i64::MIN] {
-        assert!(matches!(d.reader("/x", off).await.map(|_| ()), Err(Error::InvalidOffset { offset, .. }) if offset == off));
+        assert!(
+            matches!(d.reader("/x", off).await.map(|_| ()), Err(Error::InvalidOffset { offset, .. }) if offset == off)
+        );
     }
     assert_clean(&d).await;
 }
@@ -64,7 +81,9 @@ async fn unknown_parameters_and_bad_values_name_the_parameter() {
         p.insert((*k).into(), (*v).into());
         match Driver::new(p).await {
             Err(e @ Error::Config { .. }) => {
-                let Error::Config { parameter, .. } = &e else { unreachable!() };
+                let Error::Config { parameter, .. } = &e else {
+                    unreachable!()
+                };
                 assert_eq!(parameter, k, "{k}={v}: {e}");
                 let msg = e.to_string();
                 assert!(msg.contains(k) && !msg.contains(SECRET_KEY), "{msg}");
@@ -75,7 +94,9 @@ async fn unknown_parameters_and_bad_values_name_the_parameter() {
     }
     let mut p = params("x");
     p.remove("bucket");
-    assert!(matches!(Driver::new(p).await, Err(Error::Config { ref parameter, .. }) if parameter == "bucket"));
+    assert!(
+        matches!(Driver::new(p).await, Err(Error::Config { ref parameter, .. }) if parameter == "bucket")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +107,10 @@ async fn wrong_secret_is_a_backend_error_without_the_secret() {
     match d.put_content("/x", b"x").await {
         Err(e @ Error::Backend(_)) => {
             let msg = e.to_string();
-            assert!(msg.contains("SignatureDoesNotMatch") && !msg.contains("not-the-secret"), "{msg}");
+            assert!(
+                msg.contains("SignatureDoesNotMatch") && !msg.contains("not-the-secret"),
+                "{msg}"
+            );
         }
         other => panic!("expected SignatureDoesNotMatch, got {other:?}"),
     }
@@ -145,7 +169,11 @@ async fn hostile_server(mode: Garbage) -> (String, Arc<AtomicUsize>) {
             h.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
-                let _ = tokio::time::timeout(std::time::Duration::from_millis(200), sock.read(&mut buf)).await;
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(200),
+                    sock.read(&mut buf),
+                )
+                .await;
                 let _ = sock.write_all(&mode.response()).await;
                 let _ = sock.shutdown().await;
             });
@@ -176,7 +204,11 @@ async fn hostile_server_answers_become_typed_errors() {
         let d = Driver::new(p).await.unwrap();
         let results: Vec<(&str, Result<(), Error>)> = vec![
             ("list", d.list("/a").await.map(|_| ())),
-            ("walk", d.walk("/a", None, |_| Ok(ks3_driver::WalkControl::Continue)).await),
+            (
+                "walk",
+                d.walk("/a", None, |_| Ok(ks3_driver::WalkControl::Continue))
+                    .await,
+            ),
             ("delete", d.delete("/a").await),
             ("move", d.mv("/a", "/b").await),
             ("writer(append)", d.writer("/a", true).await.map(|_| ())),
@@ -191,7 +223,11 @@ async fn hostile_server_answers_become_typed_errors() {
                     // object's content.
                     let whole_200 = matches!(
                         mode,
-                        Garbage::NotXml | Garbage::TruncatedXml | Garbage::WrongRoot | Garbage::ErrorInOk | Garbage::EmptyOk
+                        Garbage::NotXml
+                            | Garbage::TruncatedXml
+                            | Garbage::WrongRoot
+                            | Garbage::ErrorInOk
+                            | Garbage::EmptyOk
                     );
                     assert!(op == "get" && whole_200, "{mode:?} {op} succeeded");
                 }

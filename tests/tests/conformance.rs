@@ -21,7 +21,10 @@ macro_rules! suite_test {
 
 fn assert_not_found(r: Result<impl std::fmt::Debug, Error>, what: &str) {
     match r {
-        Err(e @ Error::PathNotFound { .. }) => assert!(e.to_string().contains("ks3"), "{what}: message lacks the driver name: {e}"),
+        Err(e @ Error::PathNotFound { .. }) => assert!(
+            e.to_string().contains("ks3"),
+            "{what}: message lacks the driver name: {e}"
+        ),
         other => panic!("{what}: expected PathNotFound, got {other:?}"),
     }
 }
@@ -50,11 +53,26 @@ suite_test!(root_exists, |d| {
 suite_test!(valid_paths, |d| {
     let contents = random_contents(64);
     for p in [
-        "/a", "/2", "/aa", "/a.a", "/0-9/abcdefg", "/abcdefg/z.75", "/abc/1.2.3.4.5-6_zyx/123.z/4",
-        "/docker/docker-registry", "/123.abc", "/abc./abc", "/.abc", "/a--b", "/a-.b", "/_.abc",
-        "/Docker/docker-registry", "/Abc/Cba",
+        "/a",
+        "/2",
+        "/aa",
+        "/a.a",
+        "/0-9/abcdefg",
+        "/abcdefg/z.75",
+        "/abc/1.2.3.4.5-6_zyx/123.z/4",
+        "/docker/docker-registry",
+        "/123.abc",
+        "/abc./abc",
+        "/.abc",
+        "/a--b",
+        "/a-.b",
+        "/_.abc",
+        "/Docker/docker-registry",
+        "/Abc/Cba",
     ] {
-        d.put_content(p, &contents).await.unwrap_or_else(|e| panic!("put {p}: {e}"));
+        d.put_content(p, &contents)
+            .await
+            .unwrap_or_else(|e| panic!("put {p}: {e}"));
         assert_eq!(d.get_content(p).await.unwrap(), contents, "{p}");
         delete_path(&d, &first_part(p)).await;
     }
@@ -73,11 +91,21 @@ suite_test!(invalid_paths, |d| {
     }
 });
 
-suite_test!(write_read1, |d| { write_read_compare(&d, &random_path(32), b"a").await; });
-suite_test!(write_read2, |d| { write_read_compare(&d, &random_path(32), "\u{df}".as_bytes()).await; });
-suite_test!(write_read3, |d| { write_read_compare(&d, &random_path(32), &random_contents(32)).await; });
-suite_test!(write_read4, |d| { write_read_compare(&d, &random_path(32), &random_contents(MIB)).await; });
-suite_test!(write_read_non_utf8, |d| { write_read_compare(&d, &random_path(32), &[0x80, 0x80, 0x80, 0x80]).await; });
+suite_test!(write_read1, |d| {
+    write_read_compare(&d, &random_path(32), b"a").await;
+});
+suite_test!(write_read2, |d| {
+    write_read_compare(&d, &random_path(32), "\u{df}".as_bytes()).await;
+});
+suite_test!(write_read3, |d| {
+    write_read_compare(&d, &random_path(32), &random_contents(32)).await;
+});
+suite_test!(write_read4, |d| {
+    write_read_compare(&d, &random_path(32), &random_contents(MIB)).await;
+});
+suite_test!(write_read_non_utf8, |d| {
+    write_read_compare(&d, &random_path(32), &[0x80, 0x80, 0x80, 0x80]).await;
+});
 
 suite_test!(truncate, |d| {
     let p = random_path(32);
@@ -89,11 +117,21 @@ suite_test!(read_nonexistent, |d| {
     assert_not_found(d.get_content(&random_path(32)).await, "GetContent");
 });
 
-suite_test!(write_read_streams1, |d| { write_read_compare_streams(&d, &random_path(32), b"a").await; });
-suite_test!(write_read_streams2, |d| { write_read_compare_streams(&d, &random_path(32), "\u{df}".as_bytes()).await; });
-suite_test!(write_read_streams3, |d| { write_read_compare_streams(&d, &random_path(32), &random_contents(32)).await; });
-suite_test!(write_read_streams4, |d| { write_read_compare_streams(&d, &random_path(32), &random_contents(MIB)).await; });
-suite_test!(write_read_streams_non_utf8, |d| { write_read_compare_streams(&d, &random_path(32), &[0x80, 0x80, 0x80, 0x80]).await; });
+suite_test!(write_read_streams1, |d| {
+    write_read_compare_streams(&d, &random_path(32), b"a").await;
+});
+suite_test!(write_read_streams2, |d| {
+    write_read_compare_streams(&d, &random_path(32), "\u{df}".as_bytes()).await;
+});
+suite_test!(write_read_streams3, |d| {
+    write_read_compare_streams(&d, &random_path(32), &random_contents(32)).await;
+});
+suite_test!(write_read_streams4, |d| {
+    write_read_compare_streams(&d, &random_path(32), &random_contents(MIB)).await;
+});
+suite_test!(write_read_streams_non_utf8, |d| {
+    write_read_compare_streams(&d, &random_path(32), &[0x80, 0x80, 0x80, 0x80]).await;
+});
 
 /// 5 GiB through a writer and back, hashed on the fly. Runs only with KS3_TEST_LARGE=1
 /// (distribution skips it in -short mode).
@@ -143,9 +181,18 @@ suite_test!(reader_with_offset, |d| {
     let all = [c1.clone(), c2.clone(), c3.clone()].concat();
     d.put_content(&p, &all).await.unwrap();
 
-    assert_eq!(d.reader(&p, 0).await.unwrap().read_to_end().await.unwrap(), all);
-    assert_eq!(d.reader(&p, 32).await.unwrap().read_to_end().await.unwrap(), [c2, c3.clone()].concat());
-    assert_eq!(d.reader(&p, 64).await.unwrap().read_to_end().await.unwrap(), c3);
+    assert_eq!(
+        d.reader(&p, 0).await.unwrap().read_to_end().await.unwrap(),
+        all
+    );
+    assert_eq!(
+        d.reader(&p, 32).await.unwrap().read_to_end().await.unwrap(),
+        [c2, c3.clone()].concat()
+    );
+    assert_eq!(
+        d.reader(&p, 64).await.unwrap().read_to_end().await.unwrap(),
+        c3
+    );
 
     match d.reader(&p, -1).await {
         Err(e @ Error::InvalidOffset { .. }) => {
@@ -195,8 +242,12 @@ async fn continue_stream_append(d: &Driver, chunk: usize) {
     delete_path(d, &first_part(&p)).await;
 }
 
-suite_test!(continue_stream_append_large, |d| { continue_stream_append(&d, 10 * MIB).await; });
-suite_test!(continue_stream_append_small, |d| { continue_stream_append(&d, 32).await; });
+suite_test!(continue_stream_append_large, |d| {
+    continue_stream_append(&d, 10 * MIB).await;
+});
+suite_test!(continue_stream_append_small, |d| {
+    continue_stream_append(&d, 32).await;
+});
 
 suite_test!(read_nonexistent_stream, |d| {
     let p = random_path(32);
@@ -215,7 +266,10 @@ async fn zero_byte_then_append(d: &Driver, via_put_content: bool) {
         assert_eq!(w.size(), 0);
     }
     let mut r = d.reader(&p, 0).await.unwrap();
-    assert!(r.read(32).await.unwrap().is_empty(), "a 0-byte object reads empty");
+    assert!(
+        r.read(32).await.unwrap().is_empty(),
+        "a 0-byte object reads empty"
+    );
 
     let contents = random_contents(32);
     let mut w = d.writer(&p, true).await.unwrap();
@@ -223,12 +277,19 @@ async fn zero_byte_then_append(d: &Driver, via_put_content: bool) {
     w.commit().await.unwrap();
     w.close().await.unwrap();
     assert_eq!(w.size(), 32);
-    assert_eq!(d.reader(&p, 0).await.unwrap().read_to_end().await.unwrap(), contents);
+    assert_eq!(
+        d.reader(&p, 0).await.unwrap().read_to_end().await.unwrap(),
+        contents
+    );
     delete_path(d, &first_part(&p)).await;
 }
 
-suite_test!(write_zero_byte_stream_then_append, |d| { zero_byte_then_append(&d, false).await; });
-suite_test!(write_zero_byte_content_then_append, |d| { zero_byte_then_append(&d, true).await; });
+suite_test!(write_zero_byte_stream_then_append, |d| {
+    zero_byte_then_append(&d, false).await;
+});
+suite_test!(write_zero_byte_content_then_append, |d| {
+    zero_byte_then_append(&d, true).await;
+});
 
 suite_test!(list, |d| {
     let mut rng = rand::thread_rng();
@@ -270,7 +331,9 @@ suite_test!(move_overwrite, |d| {
     let (src, dst) = (random_path(32), random_path(32));
     let contents = random_contents(32);
     d.put_content(&src, &contents).await.unwrap();
-    d.put_content(&dst, &random_bytes()[100..164]).await.unwrap();
+    d.put_content(&dst, &random_bytes()[100..164])
+        .await
+        .unwrap();
     d.mv(&src, &dst).await.unwrap();
     assert_eq!(d.get_content(&dst).await.unwrap(), contents);
     assert_not_found(d.get_content(&src).await, "source after move");
@@ -283,12 +346,18 @@ suite_test!(move_nonexistent, |d| {
     let contents = random_contents(32);
     d.put_content(&dst, &contents).await.unwrap();
     assert_not_found(d.mv(&src, &dst).await, "move of a missing source");
-    assert_eq!(d.get_content(&dst).await.unwrap(), contents, "destination untouched");
+    assert_eq!(
+        d.get_content(&dst).await.unwrap(),
+        contents,
+        "destination untouched"
+    );
     delete_path(&d, &first_part(&dst)).await;
 });
 
 suite_test!(move_invalid, |d| {
-    d.put_content("/notadir", &random_contents(32)).await.unwrap();
+    d.put_content("/notadir", &random_contents(32))
+        .await
+        .unwrap();
     assert!(d.mv("/notadir/foo", "/notadir/bar").await.is_err());
     delete_path(&d, "/notadir").await;
 });
@@ -309,12 +378,23 @@ suite_test!(redirect_url, |d| {
     let (status, _, body) = http_request("GET", &url).await;
     assert_eq!(status, 200);
     assert_eq!(body, contents);
-    let url = d.redirect_url("HEAD", &p).await.unwrap().expect("a HEAD URL");
+    let url = d
+        .redirect_url("HEAD", &p)
+        .await
+        .unwrap()
+        .expect("a HEAD URL");
     let (status, headers, _) = http_request("HEAD", &url).await;
     assert_eq!(status, 200);
-    let len = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.as_str());
+    let len = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.as_str());
     assert_eq!(len, Some("32"));
-    assert_eq!(d.redirect_url("PUT", &p).await.unwrap(), None, "other methods are served directly");
+    assert_eq!(
+        d.redirect_url("PUT", &p).await.unwrap(),
+        None,
+        "other methods are served directly"
+    );
     delete_path(&d, &first_part(&p)).await;
 });
 
@@ -324,7 +404,9 @@ suite_test!(delete_nonexistent, |d| {
 
 suite_test!(delete_folder, |d| {
     let dir = random_path(32);
-    let files: Vec<String> = (0..3).map(|_| format!("{dir}{}", random_path(32))).collect();
+    let files: Vec<String> = (0..3)
+        .map(|_| format!("{dir}{}", random_path(32)))
+        .collect();
     for f in &files {
         d.put_content(f, &random_contents(32)).await.unwrap();
     }
@@ -348,15 +430,27 @@ suite_test!(delete_only_deletes_subpaths, |d| {
     let dir_dir = format!("{dir}{dir}");
     let dir_dir_file = format!("{dir}{dir}{file}");
     let dir_dirsuffix_file = format!("{dir}{dir}suffix{file}");
-    for p in [&dir_file, &dir_file_suffix, &dir_dir_file, &dir_dirsuffix_file] {
+    for p in [
+        &dir_file,
+        &dir_file_suffix,
+        &dir_dir_file,
+        &dir_dirsuffix_file,
+    ] {
         d.put_content(p, &random_contents(32)).await.unwrap();
     }
     d.delete(&dir_file).await.unwrap();
     assert_not_found(d.get_content(&dir_file).await, "deleted file");
-    d.get_content(&dir_file_suffix).await.expect("a sibling with a suffix survives");
+    d.get_content(&dir_file_suffix)
+        .await
+        .expect("a sibling with a suffix survives");
     d.delete(&dir_dir).await.unwrap();
-    assert_not_found(d.get_content(&dir_dir_file).await, "file under deleted folder");
-    d.get_content(&dir_dirsuffix_file).await.expect("a sibling folder with a suffix survives");
+    assert_not_found(
+        d.get_content(&dir_dir_file).await,
+        "file under deleted folder",
+    );
+    d.get_content(&dir_dirsuffix_file)
+        .await
+        .expect("a sibling folder with a suffix survives");
     delete_path(&d, &first_part(&dir)).await;
 });
 
@@ -378,7 +472,10 @@ suite_test!(stat_call, |d| {
     d.put_content(&file, &contents).await.unwrap();
     let fi = d.stat(&file).await.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(fi.mod_time > first, "modtime must move forward on overwrite");
+    assert!(
+        fi.mod_time > first,
+        "modtime must move forward on overwrite"
+    );
 
     let di = d.stat(&dir).await.unwrap();
     assert_eq!(di.path, dir);
@@ -414,7 +511,10 @@ suite_test!(concurrent_stream_reads, |d| {
         tasks.push(tokio::spawn(async move {
             let mut r = d.reader(&p, offset as i64).await.unwrap();
             let got = r.read_to_end().await.unwrap();
-            assert!(got == random_bytes()[offset..size], "reader at {offset} read wrong bytes");
+            assert!(
+                got == random_bytes()[offset..size],
+                "reader at {offset} read wrong bytes"
+            );
         }));
     }
     for t in tasks {
@@ -453,6 +553,9 @@ async fn file_stream(d: &Driver, size: usize) {
     w.commit().await.unwrap();
     w.close().await.unwrap();
     let got = d.reader(&p, 0).await.unwrap().read_to_end().await.unwrap();
-    assert!(got == random_bytes()[..size], "stream of {size} bytes read back differently");
+    assert!(
+        got == random_bytes()[..size],
+        "stream of {size} bytes read back differently"
+    );
     delete_path(d, &first_part(&p)).await;
 }

@@ -23,7 +23,14 @@ async fn tree(test: &str) -> Driver {
 }
 
 async fn cleanup(d: &Driver) {
-    for top in ["/file1", "/folder1", "/folder1-suffix", "/folder2", "/folder3", "/folder4"] {
+    for top in [
+        "/file1",
+        "/folder1",
+        "/folder1-suffix",
+        "/folder2",
+        "/folder3",
+        "/folder4",
+    ] {
         let _ = d.delete(top).await;
     }
     assert_clean(d).await;
@@ -83,16 +90,27 @@ async fn walk_tables() {
 
     // Skip directory: nothing under /folder3 is visited, the rest is.
     let (seen, r) = walk_record(&d, "/", None, |fi| {
-        Ok(if fi.path == "/folder3" { WalkControl::SkipDir } else { WalkControl::Continue })
+        Ok(if fi.path == "/folder3" {
+            WalkControl::SkipDir
+        } else {
+            WalkControl::Continue
+        })
     })
     .await;
     r.unwrap();
-    let want: Vec<_> = walk_all().into_iter().filter(|(p, _)| !p.starts_with("/folder3/")).collect();
+    let want: Vec<_> = walk_all()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("/folder3/"))
+        .collect();
     assert_eq!(seen, want, "skip /folder3");
 
     // Skip directory on a prefix sibling: /folder1 skipped, /folder1-suffix not.
     let (seen, r) = walk_record(&d, "/", None, |fi| {
-        Ok(if fi.path == "/folder1" { WalkControl::SkipDir } else { WalkControl::Continue })
+        Ok(if fi.path == "/folder1" {
+            WalkControl::SkipDir
+        } else {
+            WalkControl::Continue
+        })
     })
     .await;
     r.unwrap();
@@ -108,14 +126,27 @@ async fn walk_tables() {
     r.unwrap();
     assert_eq!(seen, walk_all()[11..].to_vec(), "start after a deep file");
 
-    let (seen, r) = walk_record(&d, "/folder3", Some("/folder3/subfolder1/subfolder1/file1"), cont).await;
+    let (seen, r) = walk_record(
+        &d,
+        "/folder3",
+        Some("/folder3/subfolder1/subfolder1/file1"),
+        cont,
+    )
+    .await;
     r.unwrap();
-    assert_eq!(seen, walk_all()[11..14].to_vec(), "start after, from a folder");
+    assert_eq!(
+        seen,
+        walk_all()[11..14].to_vec(),
+        "start after, from a folder"
+    );
 
     // A hint after the whole subtree: nothing. A hint equal to `from`: everything.
     let (seen, r) = walk_record(&d, "/folder2", Some("/folder3"), cont).await;
     r.unwrap();
-    assert!(seen.is_empty(), "hint past the subtree walks nothing: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "hint past the subtree walks nothing: {seen:?}"
+    );
     let (seen, r) = walk_record(&d, "/folder2", Some("/folder2"), cont).await;
     r.unwrap();
     assert_eq!(seen, expect(&[("/folder2/file1", false)]));
@@ -128,7 +159,11 @@ async fn walk_tables() {
     let mut n = 0;
     let (seen, r) = walk_record(&d, "/", None, |_| {
         n += 1;
-        Ok(if n == 3 { WalkControl::Stop } else { WalkControl::Continue })
+        Ok(if n == 3 {
+            WalkControl::Stop
+        } else {
+            WalkControl::Continue
+        })
     })
     .await;
     r.unwrap();
@@ -143,7 +178,10 @@ async fn walk_tables() {
         }
     })
     .await;
-    assert!(matches!(r, Err(Error::Io(ref m)) if m == "callback failed"), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Io(ref m)) if m == "callback failed"),
+        "{r:?}"
+    );
     assert_eq!(seen.last().unwrap().0, "/folder2");
 
     // From a folder.
@@ -163,14 +201,28 @@ async fn walk_tables() {
 async fn walk_empty_uploads_dir() {
     let root = unique_root("walk_empty_uploads_dir");
     let d = Driver::new(params(&root)).await.unwrap();
-    d.put_content("/docker/registry/v2/repositories/library/x/_manifests/tags/a/current/link", b"sha256:0").await.unwrap();
+    d.put_content(
+        "/docker/registry/v2/repositories/library/x/_manifests/tags/a/current/link",
+        b"sha256:0",
+    )
+    .await
+    .unwrap();
     // An empty "directory" as some tools create it: a key ending in `/`.
-    let placeholder = format!("{}/docker/registry/v2/repositories/library/x/_uploads/", root.trim_start_matches('/'));
+    let placeholder = format!(
+        "{}/docker/registry/v2/repositories/library/x/_uploads/",
+        root.trim_start_matches('/')
+    );
     assert_eq!(raw_put(&placeholder, b"").await, 200);
-    let (seen, r) = walk_record(&d, "/docker/registry/v2/repositories", None, |_| Ok(WalkControl::Continue)).await;
+    let (seen, r) = walk_record(&d, "/docker/registry/v2/repositories", None, |_| {
+        Ok(WalkControl::Continue)
+    })
+    .await;
     r.unwrap();
     for (p, _) in &seen {
-        assert!(!p.ends_with('/') && !p.contains("//"), "walk reported a path with an empty name: {p}");
+        assert!(
+            !p.ends_with('/') && !p.contains("//"),
+            "walk reported a path with an empty name: {p}"
+        );
     }
     assert!(seen.iter().any(|(p, _)| p.ends_with("/current/link")));
     d.delete("/docker").await.unwrap();
@@ -180,14 +232,28 @@ async fn walk_empty_uploads_dir() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_table() {
     let files = [
-        "/file1", "/file1-2", "/file1/2", "/folder1/file1", "/folder2/file1", "/folder1-v2/file1",
-        "/folder1-v2/file2", "/folder1-v2/folder1/file1", "/folder3/file1",
+        "/file1",
+        "/file1-2",
+        "/file1/2",
+        "/folder1/file1",
+        "/folder2/file1",
+        "/folder1-v2/file1",
+        "/folder1-v2/file2",
+        "/folder1-v2/folder1/file1",
+        "/folder3/file1",
     ];
     let cases: &[(&str, &[&str])] = &[
         ("/file1", &["/file1", "/file1/2"]),
         ("/file1-2", &["/file1-2"]),
         ("/folder1", &["/folder1/file1"]),
-        ("/folder1-v2", &["/folder1-v2/file1", "/folder1-v2/file2", "/folder1-v2/folder1/file1"]),
+        (
+            "/folder1-v2",
+            &[
+                "/folder1-v2/file1",
+                "/folder1-v2/file2",
+                "/folder1-v2/folder1/file1",
+            ],
+        ),
         ("/folder1-v2/folder1", &["/folder1-v2/folder1/file1"]),
         ("/folder3/file1", &["/folder3/file1"]),
     ];
@@ -196,10 +262,16 @@ async fn delete_table() {
         for f in files {
             d.put_content(f, b"x").await.unwrap();
         }
-        d.delete(target).await.unwrap_or_else(|e| panic!("delete {target}: {e}"));
+        d.delete(target)
+            .await
+            .unwrap_or_else(|e| panic!("delete {target}: {e}"));
         for f in files {
             let exists = d.get_content(f).await.is_ok();
-            assert_eq!(exists, !gone.contains(&f), "after deleting {target}: {f} exists={exists}");
+            assert_eq!(
+                exists,
+                !gone.contains(&f),
+                "after deleting {target}: {f} exists={exists}"
+            );
         }
         for f in files {
             let _ = d.delete(f).await;
@@ -207,12 +279,24 @@ async fn delete_table() {
         assert_clean(&d).await;
     }
     let d = fresh_driver("delete_table").await;
-    for bad in ["/path/is/invalid/", "/path/is/invalid*", "", "/", "relative"] {
-        assert!(matches!(d.delete(bad).await, Err(Error::InvalidPath { .. })), "{bad}");
+    for bad in [
+        "/path/is/invalid/",
+        "/path/is/invalid*",
+        "",
+        "/",
+        "relative",
+    ] {
+        assert!(
+            matches!(d.delete(bad).await, Err(Error::InvalidPath { .. })),
+            "{bad}"
+        );
     }
     // Only a sibling with the name as prefix: nothing of `path` exists.
     d.put_content("/ab", b"x").await.unwrap();
-    assert!(matches!(d.delete("/a").await, Err(Error::PathNotFound { .. })));
+    assert!(matches!(
+        d.delete("/a").await,
+        Err(Error::PathNotFound { .. })
+    ));
     d.get_content("/ab").await.unwrap();
     d.delete("/ab").await.unwrap();
     assert_clean(&d).await;
@@ -226,16 +310,25 @@ async fn over_thousand_blobs() {
         let d = d.clone();
         tasks.push(tokio::spawn(async move {
             for i in (t..1005).step_by(8) {
-                d.put_content(&format!("/blobs/b{i:05}"), b"x").await.unwrap();
+                d.put_content(&format!("/blobs/b{i:05}"), b"x")
+                    .await
+                    .unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(d.list("/blobs").await.unwrap().len(), 1005, "List pages through 100-entry pages");
+    assert_eq!(
+        d.list("/blobs").await.unwrap().len(),
+        1005,
+        "List pages through 100-entry pages"
+    );
     d.delete("/blobs").await.unwrap();
-    assert!(matches!(d.list("/blobs").await, Err(Error::PathNotFound { .. })));
+    assert!(matches!(
+        d.list("/blobs").await,
+        Err(Error::PathNotFound { .. })
+    ));
     assert_clean(&d).await;
 }
 
@@ -244,7 +337,11 @@ async fn move_with_multipart_copy() {
     let threshold = (5 * MIB).to_string();
     let d = driver_with(
         "move_with_multipart_copy",
-        &[("multipartcopythresholdsize", &threshold), ("multipartcopychunksize", &threshold), ("multipartcopymaxconcurrency", "4")],
+        &[
+            ("multipartcopythresholdsize", &threshold),
+            ("multipartcopychunksize", &threshold),
+            ("multipartcopymaxconcurrency", "4"),
+        ],
     )
     .await;
     let contents = &random_bytes()[..64 * MIB];
@@ -253,9 +350,18 @@ async fn move_with_multipart_copy() {
     w.commit().await.unwrap();
     let before = server().requests_matching("PUT", "partNumber=");
     d.mv("/src/blob", "/dst/blob").await.unwrap();
-    assert!(server().requests_matching("PUT", "partNumber=") - before >= 13, "the move used upload part copy");
-    assert_eq!(sha256_hex(&d.get_content("/dst/blob").await.unwrap()), sha256_hex(contents));
-    assert!(matches!(d.stat("/src/blob").await, Err(Error::PathNotFound { .. })));
+    assert!(
+        server().requests_matching("PUT", "partNumber=") - before >= 13,
+        "the move used upload part copy"
+    );
+    assert_eq!(
+        sha256_hex(&d.get_content("/dst/blob").await.unwrap()),
+        sha256_hex(contents)
+    );
+    assert!(matches!(
+        d.stat("/src/blob").await,
+        Err(Error::PathNotFound { .. })
+    ));
     d.delete("/dst").await.unwrap();
     assert_clean(&d).await;
 }
@@ -269,7 +375,10 @@ async fn empty_and_slash_root_directory() {
         let listed = d.list("/").await.unwrap();
         assert!(listed.contains(&name), "{listed:?}");
         for p in &listed {
-            assert!(p.starts_with('/') && !p.ends_with('/') && !p.contains("//"), "root {root:?} listed {p}");
+            assert!(
+                p.starts_with('/') && !p.ends_with('/') && !p.contains("//"),
+                "root {root:?} listed {p}"
+            );
         }
         d.delete(&name).await.unwrap();
     }
@@ -279,7 +388,9 @@ async fn empty_and_slash_root_directory() {
 async fn list_and_stat_sizes_and_dirs() {
     let d = fresh_driver("list_and_stat_sizes_and_dirs").await;
     for i in 0..6u8 {
-        d.put_content(&format!("/d/{i}"), &vec![i; i as usize * 100]).await.unwrap();
+        d.put_content(&format!("/d/{i}"), &vec![i; i as usize * 100])
+            .await
+            .unwrap();
     }
     d.put_content("/d/sub/0", b"abc").await.unwrap();
     d.put_content("/d-2/x", b"sibling").await.unwrap();
@@ -289,10 +400,16 @@ async fn list_and_stat_sizes_and_dirs() {
     }
     assert!(d.stat("/d/sub").await.unwrap().is_dir);
     // A sibling `d-2` does not make `d-` anything, nor `d` more than it is.
-    assert!(matches!(d.stat("/d-").await, Err(Error::PathNotFound { .. })));
+    assert!(matches!(
+        d.stat("/d-").await,
+        Err(Error::PathNotFound { .. })
+    ));
     let mut l = d.list("/d").await.unwrap();
     l.sort();
-    assert_eq!(l, vec!["/d/0", "/d/1", "/d/2", "/d/3", "/d/4", "/d/5", "/d/sub"]);
+    assert_eq!(
+        l,
+        vec!["/d/0", "/d/1", "/d/2", "/d/3", "/d/4", "/d/5", "/d/sub"]
+    );
     let mut total = 0u64;
     d.walk("/d", None, |fi| {
         if !fi.is_dir {
@@ -321,7 +438,13 @@ async fn writer_resumes_after_odd_writes_and_cancel_leaves_nothing() {
     let mut w = d.writer("/u/data", true).await.unwrap();
     assert_eq!(w.size(), data.len() as u64);
     w.cancel().await.unwrap();
-    assert!(matches!(d.stat("/u/data").await, Err(Error::PathNotFound { .. })));
-    assert!(matches!(d.writer("/u/data", true).await.map(|_| ()), Err(Error::PathNotFound { .. })));
+    assert!(matches!(
+        d.stat("/u/data").await,
+        Err(Error::PathNotFound { .. })
+    ));
+    assert!(matches!(
+        d.writer("/u/data", true).await.map(|_| ()),
+        Err(Error::PathNotFound { .. })
+    ));
     assert_clean(&d).await;
 }
