@@ -230,18 +230,25 @@ impl Runtime {
     }
 }
 
-/// Concurrent instances the pooling allocator has room for (operations in flight plus
-/// open readers, writers and walkers).
+/// Concurrent instances the pooling allocator (`KS3_DRIVER_POOLING=1`) has room for
+/// (operations in flight plus open readers, writers, walkers and parked warm instances).
 pub const MAX_INSTANCES: u32 = 1000;
 
-/// An engine with epoch interruption and, unless `KS3_DRIVER_POOLING=0` or the system
-/// refuses the address-space reservation, the pooling allocator: instances then reuse
-/// pre-reserved memory slots instead of mapping and unmapping a 4 GiB reservation each
-/// time, which is most of the cost of a fresh instance per operation.
+/// An engine with epoch interruption and wasmtime's on-demand allocator, or, with
+/// `KS3_DRIVER_POOLING=1` (and if the system grants the address-space reservation), the
+/// pooling allocator, whose instances reuse pre-reserved memory slots instead of mapping
+/// and unmapping a 4 GiB reservation each time.
+///
+/// On-demand is the default because of what `ks3-driver bench` measured: setting up a
+/// pool of [`MAX_INSTANCES`] slots (a guard-page `mprotect` per stack, huge reservations
+/// to unmap at exit) added ~9 ms to every process start (cached cold start 18 ms vs 9 ms),
+/// while stateless operations reuse warm instances anyway, so a fresh instantiation only
+/// happens per reader, writer and walker, where tens of µs do not show.
 fn new_engine() -> anyhow::Result<Engine> {
     let mut cfg = EngineConfig::new();
     cfg.epoch_interruption(true);
-    let pooling = std::env::var("KS3_DRIVER_POOLING").map_or(true, |v| v.trim() != "0");
+    let pooling = std::env::var("KS3_DRIVER_POOLING")
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
     if pooling {
         let mut pool = wasmtime::PoolingAllocationConfig::new();
         pool.total_component_instances(MAX_INSTANCES)
