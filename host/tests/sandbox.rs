@@ -144,6 +144,29 @@ async fn wall_clock_limit_stops_a_slow_operation() {
     assert_eq!(d.get_content("/slow").await.unwrap(), b"zzz");
 }
 
+/// Stateless operations reuse warm instances; one whose call was cancelled mid-way (its
+/// future dropped while the guest waited on the network) must not be among them.
+#[tokio::test]
+async fn a_cancelled_operation_does_not_poison_warm_instances() {
+    let d = Driver::new(params("cancelled")).await.unwrap();
+    d.put_content("/c", b"ccc").await.unwrap();
+    server().faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_pattern: format!("{}/c", d.config().root_directory),
+        count: 1,
+        action: FaultAction::Delay(Duration::from_secs(2)),
+    });
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), d.get_content("/c")).await;
+    assert!(cancelled.is_err(), "{cancelled:?}");
+    for _ in 0..3 {
+        assert_eq!(d.get_content("/c").await.unwrap(), b"ccc");
+    }
+    let (a, b, c) = tokio::join!(d.stat("/c"), d.get_content("/c"), d.list("/"));
+    assert_eq!(a.unwrap().size, 3);
+    assert_eq!(b.unwrap(), b"ccc");
+    assert_eq!(c.unwrap(), vec!["/c".to_string()]);
+}
+
 #[tokio::test]
 async fn request_timeout_reaches_the_guest() {
     let mut p = params("reqtimeout");
