@@ -30,6 +30,8 @@
 //! * `KS3_DRIVER_POOLING=1` — use wasmtime's pooling allocator (room for
 //!   [`runtime::MAX_INSTANCES`] instances, reserved up front) instead of the on-demand
 //!   one; faster fresh instances, ~9 ms slower process start;
+//! * `KS3_DRIVER_PERFMAP=1` — write `/tmp/perf-PID.map` so `perf report` names the
+//!   guest's functions;
 //! * at build time, `KS3_DRIVER_PREBUILT_COMPONENT=FILE` embeds that component instead of
 //!   building `driver/`.
 mod bindings;

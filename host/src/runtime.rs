@@ -247,6 +247,10 @@ pub const MAX_INSTANCES: u32 = 1000;
 fn new_engine() -> anyhow::Result<Engine> {
     let mut cfg = EngineConfig::new();
     cfg.epoch_interruption(true);
+    if env_flag("KS3_DRIVER_PERFMAP") {
+        // /tmp/perf-PID.map names the guest's functions for `perf report`.
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let pooling = std::env::var("KS3_DRIVER_POOLING")
         .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
     if pooling {
