@@ -188,6 +188,7 @@ fn into_response(resp: IncomingResponse) -> Result<Response, TransportError> {
         status,
         headers,
         body: Box::new(WasiBody {
+            deferred: None,
             stream: Some(stream),
             _body: Some(body),
             _resp: resp,
@@ -198,35 +199,60 @@ fn into_response(resp: IncomingResponse) -> Result<Response, TransportError> {
 /// Fields drop in declaration order: the stream before the body before the response.
 struct WasiBody {
     stream: Option<InputStream>,
+    /// An error met while draining ahead; reported by the next `read`.
+    deferred: Option<TransportError>,
     _body: Option<IncomingBody>,
     _resp: IncomingResponse,
 }
 
+fn stream_error(e: wasi::io::error::Error) -> TransportError {
+    let msg = e.to_debug_string();
+    let kind = if msg.to_ascii_lowercase().contains("timeout") {
+        TransportErrorKind::Timeout
+    } else {
+        TransportErrorKind::Dropped
+    };
+    TransportError::new(kind, format!("reading the response body: {msg}"))
+}
+
 impl Body for WasiBody {
     fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, TransportError> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         let Some(stream) = self.stream.as_ref() else {
             return Ok(None);
         };
-        match stream.blocking_read(max as u64) {
-            Ok(chunk) => Ok(Some(chunk)),
+        let mut chunk = match stream.blocking_read(max as u64) {
+            Ok(chunk) => chunk,
             Err(StreamError::Closed) => {
                 self.stream = None;
-                Ok(None)
+                return Ok(None);
             }
             Err(StreamError::LastOperationFailed(e)) => {
                 self.stream = None;
-                let msg = e.to_debug_string();
-                let kind = if msg.to_ascii_lowercase().contains("timeout") {
-                    TransportErrorKind::Timeout
-                } else {
-                    TransportErrorKind::Dropped
-                };
-                Err(TransportError::new(
-                    kind,
-                    format!("reading the response body: {msg}"),
-                ))
+                return Err(stream_error(e));
+            }
+        };
+        // One blocking read returns one frame of the host's body (often 16 KiB); take what
+        // else has already arrived so each call across the component boundary moves up to
+        // `max` bytes.
+        while chunk.len() < max {
+            match stream.read((max - chunk.len()) as u64) {
+                Ok(more) if more.is_empty() => break,
+                Ok(more) => chunk.extend_from_slice(&more),
+                Err(StreamError::Closed) => {
+                    self.stream = None;
+                    break;
+                }
+                Err(StreamError::LastOperationFailed(e)) => {
+                    self.stream = None;
+                    self.deferred = Some(stream_error(e));
+                    break;
+                }
             }
         }
+        Ok(Some(chunk))
     }
 }
 
