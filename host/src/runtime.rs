@@ -183,6 +183,7 @@ impl Runtime {
             },
             deadline: Instant::now() + self.inner.op_timeout,
             stderr,
+            stderr_echoed: 0,
         };
         let mut store = Store::new(&self.inner.engine, ctx);
         store.limiter(|c| &mut c.limits);
@@ -304,6 +305,8 @@ pub(crate) struct Ctx {
     limits: Limits,
     deadline: Instant,
     stderr: MemoryOutputPipe,
+    /// How much of `stderr` has been echoed already (the pipe can only grow).
+    stderr_echoed: usize,
 }
 
 impl WasiView for Ctx {
@@ -521,20 +524,20 @@ impl Session {
         if !self.log {
             return;
         }
-        let bytes = self.store.data().stderr.contents();
-        if bytes.is_empty() {
+        let data = self.store.data();
+        let bytes = data.stderr.contents();
+        let Some(new) = bytes.get(data.stderr_echoed..).filter(|b| !b.is_empty()) else {
             return;
-        }
-        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        };
+        let mut text = String::from_utf8_lossy(new).into_owned();
         for s in self.redact.iter().filter(|s| !s.is_empty()) {
             text = text.replace(s.as_str(), "****");
         }
         for line in text.lines() {
             eprintln!("ks3-driver: guest: {line}");
         }
-        // The pipe cannot be truncated; start a fresh one for the next call.
-        let fresh = MemoryOutputPipe::new(GUEST_STDERR_CAPTURE);
-        self.store.data_mut().stderr = fresh;
+        // The WASI context keeps writing into this same pipe; remember what was shown.
+        self.store.data_mut().stderr_echoed = bytes.len();
     }
 }
 
