@@ -34,18 +34,7 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "kss",
 ];
 
-pub const OBJECT_ACLS: &[&str] = &["private", "public-read", "public-read-write"];
-pub const STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "STANDARD_IA",
-    "DEEP_IA",
-    "ARCHIVE",
-    "COLD_ARCHIVE",
-    "DEEP_COLD_ARCHIVE",
-    "EXTREME_PL1",
-    "EXTREME_PL2",
-    "EXTREME_PL3",
-];
+pub use ks3_proto::names::{CANNED_ACLS as OBJECT_ACLS, STORAGE_CLASSES};
 
 /// One documented parameter.
 pub struct ParamSpec {

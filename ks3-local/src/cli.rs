@@ -173,7 +173,8 @@ pub fn run_cli(cli: Cli) -> ExitCode {
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -28,7 +28,7 @@ pub mod server;
 pub mod store;
 pub mod xml;
 
-pub use cli::{cli_main, run_cli, Cli};
+pub use cli::{cli_main, run_cli, wait_for_signal, Cli};
 pub use config::ServerConfig;
 pub use error::S3Error;
 pub use faults::{FaultAction, FaultInjector, FaultRule};

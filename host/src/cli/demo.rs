@@ -608,26 +608,10 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
             .collect();
         say!("  ks3-driver {} walk {ROOT}", flags.join(" "));
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        wait_for_signal().await;
+        ks3_local::wait_for_signal().await;
     }
     drop(server);
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn get_content(driver: &Driver, path: &str) -> Result<Vec<u8>, CliError> {

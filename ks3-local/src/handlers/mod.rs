@@ -236,18 +236,7 @@ pub fn sse(req: &Req) -> Result<Option<String>, S3Error> {
     }
 }
 
-const STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "STANDARD_IA",
-    "DEEP_IA",
-    "ARCHIVE",
-    "COLD_ARCHIVE",
-    "DEEP_COLD_ARCHIVE",
-    "EXTREME_PL1",
-    "EXTREME_PL2",
-    "EXTREME_PL3",
-];
-const ACLS: &[&str] = &["private", "public-read", "public-read-write"];
+use ks3_proto::names::{CANNED_ACLS as ACLS, STORAGE_CLASSES};
 const STORED_HEADERS: &[&str] = &[
     "cache-control",
     "content-disposition",

@@ -205,6 +205,23 @@ fn complete_result(
     Ok(r)
 }
 
+/// The answer to a Complete of an upload that is no longer in progress: a retried Complete
+/// gets the same answer as the first, anything else `NoSuchUpload`.
+fn retried_complete(req: &Req, bucket: &Bucket, id: &str) -> HResult {
+    match bucket.completed(id).filter(|c| c.key == req.key) {
+        Some(c) => complete_result(
+            req,
+            &bucket.name,
+            &c.key,
+            &c.etag,
+            c.crc64,
+            None,
+            c.modified_ms,
+        ),
+        None => Err(S3Error::no_such_upload(id)),
+    }
+}
+
 /// `POST ?uploadId=ID` with `<CompleteMultipartUpload>`: parts must be listed ascending and
 /// consecutive from 1 (`InvalidPartOrder`), exist with matching ETags (`InvalidPart`), and
 /// all but the last be at least the minimum part size (`EntityTooSmall`).
@@ -214,36 +231,11 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
     let body = collect(&mut req.body, MAX_COMPLETE_BODY).await?;
     let op_lock = match bucket.upload_info(&id, &req.key) {
         Some((_, l)) => l,
-        None => {
-            return match bucket.completed(&id).filter(|c| c.key == req.key) {
-                // A retried Complete gets the same answer.
-                Some(c) => complete_result(
-                    req,
-                    &bucket.name,
-                    &c.key,
-                    &c.etag,
-                    c.crc64,
-                    None,
-                    c.modified_ms,
-                ),
-                None => Err(S3Error::no_such_upload(&id)),
-            };
-        }
+        None => return retried_complete(req, &bucket, &id),
     };
     let _guard = op_lock.lock().await;
     let Some((info, _)) = bucket.upload_info(&id, &req.key) else {
-        return match bucket.completed(&id).filter(|c| c.key == req.key) {
-            Some(c) => complete_result(
-                req,
-                &bucket.name,
-                &c.key,
-                &c.etag,
-                c.crc64,
-                None,
-                c.modified_ms,
-            ),
-            None => Err(S3Error::no_such_upload(&id)),
-        };
+        return retried_complete(req, &bucket, &id);
     };
 
     let root = parse(&body).map_err(|_| S3Error::malformed_xml())?;
