@@ -6,31 +6,9 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ks3-driver");
-
 /// `ks3-driver -p …` for the shared server under `root`, with a clean environment.
 fn cli(root: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("KS3_ACCESS_KEY_ID")
-        .env_remove("KS3_SECRET_ACCESS_KEY")
-        .env_remove("KS3_DRIVER_LOG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("REGISTRY_STORAGE_KS3_") {
-            c.env_remove(k);
-        }
-    }
-    for kv in [
-        format!("accesskey={AK}"),
-        format!("secretkey={SK}"),
-        "region=ks3-cn-beijing".to_string(),
-        format!("bucket={BUCKET}"),
-        format!("regionendpoint={}", server().endpoint()),
-        format!("rootdirectory={root}"),
-        "chunksize=5242880".to_string(),
-    ] {
-        c.arg("-p").arg(kv);
-    }
-    c
+    cli_for(&server().endpoint(), root)
 }
 
 fn run(mut c: Command) -> Output {

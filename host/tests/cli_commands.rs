@@ -10,35 +10,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ks3-driver");
-
 /// `ks3-driver` with no KS3 configuration from the environment.
 fn bare() -> Command {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("REGISTRY_STORAGE_KS3_") || k.starts_with("KS3_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("KS3_DRIVER_PROGRESS", "never");
-    c
+    bare_cli()
 }
 
 /// `ks3-driver -p …` for the shared server under `root`.
 fn cli(root: &str) -> Command {
-    let mut c = bare();
-    for kv in [
-        format!("accesskey={AK}"),
-        format!("secretkey={SK}"),
-        "region=ks3-cn-beijing".to_string(),
-        format!("bucket={BUCKET}"),
-        format!("regionendpoint={}", server().endpoint()),
-        format!("rootdirectory={root}"),
-        "chunksize=5242880".to_string(),
-    ] {
-        c.arg("-p").arg(kv);
-    }
-    c
+    cli_for(&server().endpoint(), root)
 }
 
 fn run(c: &mut Command) -> Output {

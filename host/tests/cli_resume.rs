@@ -11,28 +11,10 @@ use ks3_driver::Driver;
 use ks3_local::ServerConfig;
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ks3-driver");
 const CHUNK: usize = 5 * MIB;
 
 fn cli(endpoint: &str, root: &str) -> Command {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("REGISTRY_STORAGE_KS3_") || k.starts_with("KS3_") {
-            c.env_remove(k);
-        }
-    }
-    for kv in [
-        format!("accesskey={AK}"),
-        format!("secretkey={SK}"),
-        "region=ks3-cn-beijing".to_string(),
-        format!("bucket={BUCKET}"),
-        format!("regionendpoint={endpoint}"),
-        format!("rootdirectory={root}"),
-        format!("chunksize={CHUNK}"),
-    ] {
-        c.arg("-p").arg(kv);
-    }
-    c
+    cli_for(endpoint, root)
 }
 
 fn put(endpoint: &str, root: &str, path: &str, body: &[u8], flags: &[&str]) -> Output {
