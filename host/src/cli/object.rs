@@ -92,11 +92,7 @@ pub async fn get(
     }
     .await;
     if let Some(p) = progress {
-        if result.is_ok() {
-            p.finish();
-        } else {
-            p.abandon();
-        }
+        p.end(result.is_ok());
     }
     result
 }
@@ -155,11 +151,7 @@ pub async fn put(
     }
     .await;
     if let Some(p) = progress {
-        if result.is_ok() {
-            p.finish();
-        } else {
-            p.abandon();
-        }
+        p.end(result.is_ok());
     }
     if result.is_err() && !append && !no_commit {
         // Leave nothing behind; the first error is the one worth reporting. A resumable
@@ -317,10 +309,8 @@ pub async fn mv(ctx: &Context, src: &str, dst: &str) -> Result<(), CliError> {
     if let Some(mut p) = progress {
         if result.is_ok() {
             p.complete();
-            p.finish();
-        } else {
-            p.abandon();
         }
+        p.end(result.is_ok());
     }
     result.map_err(|e| CliError::driver("mv", src, e))
 }

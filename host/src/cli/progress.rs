@@ -135,6 +135,15 @@ impl Progress {
         let _ = err.flush();
     }
 
+    /// Ends the display: a summary line on success, a cleared line after an error.
+    pub fn end(self, succeeded: bool) {
+        if succeeded {
+            self.finish()
+        } else {
+            self.abandon()
+        }
+    }
+
     /// Clears the line (after an error).
     pub fn abandon(self) {
         let mut err = std::io::stderr().lock();
