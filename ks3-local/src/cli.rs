@@ -52,6 +52,10 @@ pub struct Cli {
     /// Log every request (method, path, status) on stderr. Credentials are never logged.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Answer a Complete of an already-completed upload with the first answer again
+    /// instead of 404 NoSuchUpload (some S3 servers do; for testing clients against both).
+    #[arg(long)]
+    pub replay_completed_uploads: bool,
 }
 
 /// Secret keys are never printed.
@@ -69,6 +73,7 @@ impl std::fmt::Debug for Cli {
             )
             .field("faults", &self.faults)
             .field("verbose", &self.verbose)
+            .field("replay_completed_uploads", &self.replay_completed_uploads)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +117,7 @@ impl Cli {
             max_put_size: self.max_put_size.unwrap_or(d.max_put_size),
             min_part_size: self.min_part_size.unwrap_or(d.min_part_size),
             verbose: self.verbose,
+            replay_completed_uploads: self.replay_completed_uploads,
         };
         Ok((config, faults))
     }

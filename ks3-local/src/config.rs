@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub min_part_size: u64,
     /// Log one line per request on stderr (method, path, status; never credentials).
     pub verbose: bool,
+    /// How a Complete of an upload that was already completed is answered: `false` (the
+    /// default) `404 NoSuchUpload`, as KS3 answers once the upload is gone; `true` the
+    /// first Complete's answer again, as some S3 servers do. Clients must handle both.
+    pub replay_completed_uploads: bool,
 }
 
 /// Secret keys are never printed.
@@ -61,6 +65,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_put_size", &self.max_put_size)
             .field("min_part_size", &self.min_part_size)
             .field("verbose", &self.verbose)
+            .field("replay_completed_uploads", &self.replay_completed_uploads)
             .finish()
     }
 }
@@ -76,6 +81,7 @@ impl Default for ServerConfig {
             max_put_size: FIVE_GB,
             min_part_size: FIVE_MIB,
             verbose: false,
+            replay_completed_uploads: false,
         }
     }
 }

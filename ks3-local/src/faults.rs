@@ -6,7 +6,8 @@
 //! * `PATTERN`: a substring of the raw request target `PATH?QUERY` (empty = any; may contain `:`);
 //! * `COUNT`: how many matching requests the rule affects;
 //! * `ACTION`: `STATUS:CODE` (e.g. `500:InternalError`, `503:SlowDown`), `delay=MS`, `drop`,
-//!   or `crc` (a wrong `x-kss-checksum-crc64ecma` on the response).
+//!   `lost` (the request is performed, then the connection closes before any response:
+//!   a lost response), or `crc` (a wrong `x-kss-checksum-crc64ecma` on the response).
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub enum FaultAction {
     /// it (nothing is stored); otherwise after sending the headers and part of the response
     /// body (or nothing at all when the response has no body).
     DropMidBody,
+    /// Perform the request in full, then close the connection without answering: the
+    /// client cannot tell whether it took effect (a lost response).
+    LoseResponse,
     /// Serve normally, but send a wrong `x-kss-checksum-crc64ecma`: what a client sees when
     /// data was corrupted between it and the store.
     CorruptChecksum,
@@ -41,12 +45,14 @@ impl FaultRule {
     /// Parses `METHOD:PATTERN:COUNT:ACTION` (see the module docs).
     pub fn parse(spec: &str) -> Result<FaultRule, String> {
         let bad = || {
-            format!("bad fault spec {spec:?}: expected METHOD:PATTERN:COUNT:ACTION with ACTION = STATUS:CODE, delay=MS, drop or crc")
+            format!("bad fault spec {spec:?}: expected METHOD:PATTERN:COUNT:ACTION with ACTION = STATUS:CODE, delay=MS, drop, lost or crc")
         };
         let (method, rest) = spec.split_once(':').ok_or_else(bad)?;
         let (rest, last) = rest.rsplit_once(':').ok_or_else(bad)?;
         let (rest, action) = if last == "drop" {
             (rest, FaultAction::DropMidBody)
+        } else if last == "lost" {
+            (rest, FaultAction::LoseResponse)
         } else if last == "crc" {
             (rest, FaultAction::CorruptChecksum)
         } else if let Some(ms) = last.strip_prefix("delay=") {
@@ -95,6 +101,7 @@ impl FaultRule {
             FaultAction::Error { status, code } => format!("{status}:{code}"),
             FaultAction::Delay(d) => format!("delay={}", d.as_millis()),
             FaultAction::DropMidBody => "drop".to_string(),
+            FaultAction::LoseResponse => "lost".to_string(),
             FaultAction::CorruptChecksum => "crc".to_string(),
         };
         format!(
@@ -181,6 +188,9 @@ mod tests {
         let r = FaultRule::parse("GET:a:b:2:drop").unwrap();
         assert_eq!(r.path_pattern, "a:b");
         assert_eq!(r.action, FaultAction::DropMidBody);
+        assert_eq!(FaultRule::parse(&r.to_spec()).unwrap(), r);
+        let r = FaultRule::parse("POST:/b/k?uploadId=x:1:lost").unwrap();
+        assert_eq!(r.action, FaultAction::LoseResponse);
         assert_eq!(FaultRule::parse(&r.to_spec()).unwrap(), r);
         let r = FaultRule::parse("GET:/b/k:1:crc").unwrap();
         assert_eq!(r.action, FaultAction::CorruptChecksum);

@@ -251,10 +251,12 @@ async fn handle(
 
     state.stats.record(&method, &target);
     let mut drop_response = false;
+    let mut lose_response = false;
     let mut corrupt_checksum = false;
     match state.faults.take(method.as_str(), &target) {
         None => {}
         Some(FaultAction::CorruptChecksum) => corrupt_checksum = true,
+        Some(FaultAction::LoseResponse) => lose_response = true,
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         Some(FaultAction::Error { status, code }) => {
             let (_, mut body) = req.into_parts();
@@ -355,6 +357,10 @@ async fn handle(
     set(&mut resp, "x-kss-request-id", &request_id);
     set(&mut resp, "server", "ks3-local");
     log(&state, &method, &target, resp.status());
+    if lose_response {
+        // The operation took effect; the client never hears so.
+        return Err(DropConnection);
+    }
 
     if corrupt_checksum {
         let wrong = resp

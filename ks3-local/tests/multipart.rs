@@ -137,9 +137,10 @@ async fn upload_list_complete() {
         .await;
     assert_eq!(r.body, whole[1999..2001]);
 
-    // The upload is gone; a retried Complete gets the same answer, other calls NoSuchUpload.
-    let again = c.complete(key, &id, &tags).await;
-    assert_eq!(again.ok().xml("ETag").unwrap(), want_etag);
+    // The upload is gone: a retried Complete, like every other call, gets NoSuchUpload.
+    c.complete(key, &id, &tags)
+        .await
+        .expect(404, "NoSuchUpload");
     c.upload_part(key, &id, 1, "x")
         .await
         .expect(404, "NoSuchUpload");
@@ -472,4 +473,29 @@ async fn list_multipart_uploads_paging() {
     c.req("GET", "", "uploads&max-uploads=1001", &[], Bytes::new())
         .await
         .expect(400, "InvalidArgument");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_complete_can_replay_the_first_answer() {
+    let s = server_with(|c| {
+        c.min_part_size = 1024;
+        c.replay_completed_uploads = true;
+    })
+    .await;
+    let c = Client::new(&s);
+    let key = "replayed";
+    let id = c.initiate(key).await;
+    let r = c.upload_part(key, &id, 1, data(3000, 9)).await;
+    let tags = vec![(1u32, r.ok().header("etag").unwrap())];
+    let first = c.complete(key, &id, &tags).await;
+    let etag = first.ok().xml("ETag").unwrap();
+    let again = c.complete(key, &id, &tags).await;
+    assert_eq!(again.ok().xml("ETag").unwrap(), etag);
+    // Only for the key it completed; other calls on the upload still find nothing.
+    c.complete("other", &id, &tags)
+        .await
+        .expect(404, "NoSuchUpload");
+    c.upload_part(key, &id, 2, "x")
+        .await
+        .expect(404, "NoSuchUpload");
 }

@@ -310,6 +310,27 @@ async fn fault_drop_mid_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_lost_response_performs_the_request() {
+    let s = memory_server().await;
+    let c = Client::new(&s);
+    s.faults()
+        .inject(FaultRule::parse("PUT:/lost/1:1:lost").unwrap());
+    let stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let body = data(300_000, 7);
+    let r = sender
+        .send_request(c.build("PUT", "lost/1", "", &[], Bytes::from(body.clone())))
+        .await;
+    assert!(r.is_err(), "the client must get no answer: {r:?}");
+    // …but the object was stored.
+    assert_eq!(c.get("lost/1").await.ok().body, body);
+    assert_eq!(s.faults().remaining(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoint() {
     let s = memory_server().await;
     let c = Client::new(&s);

@@ -205,9 +205,13 @@ fn complete_result(
     Ok(r)
 }
 
-/// The answer to a Complete of an upload that is no longer in progress: a retried Complete
-/// gets the same answer as the first, anything else `NoSuchUpload`.
-fn retried_complete(req: &Req, bucket: &Bucket, id: &str) -> HResult {
+/// The answer to a Complete of an upload that is no longer in progress: `NoSuchUpload`,
+/// or, with [`ServerConfig::replay_completed_uploads`](crate::ServerConfig), the first
+/// Complete's answer again for a retried one.
+fn retried_complete(state: &State, req: &Req, bucket: &Bucket, id: &str) -> HResult {
+    if !state.config.replay_completed_uploads {
+        return Err(S3Error::no_such_upload(id));
+    }
     match bucket.completed(id).filter(|c| c.key == req.key) {
         Some(c) => complete_result(
             req,
@@ -231,11 +235,11 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
     let body = collect(&mut req.body, MAX_COMPLETE_BODY).await?;
     let op_lock = match bucket.upload_info(&id, &req.key) {
         Some((_, l)) => l,
-        None => return retried_complete(req, &bucket, &id),
+        None => return retried_complete(state, req, &bucket, &id),
     };
     let _guard = op_lock.lock().await;
     let Some((info, _)) = bucket.upload_info(&id, &req.key) else {
-        return retried_complete(req, &bucket, &id);
+        return retried_complete(state, req, &bucket, &id);
     };
 
     let root = parse(&body).map_err(|_| S3Error::malformed_xml())?;
