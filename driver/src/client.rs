@@ -66,6 +66,14 @@ impl<'a> Call<'a> {
     }
 }
 
+/// A failed attempt: the error, and whether trying again could succeed (5xx, throttling,
+/// timeouts, dropped connections).
+#[derive(Debug)]
+pub struct Failed {
+    pub error: DriverError,
+    pub retryable: bool,
+}
+
 pub struct Client<T> {
     pub config: Config,
     pub transport: T,
@@ -171,7 +179,8 @@ impl<T: Transport> Client<T> {
         )
     }
 
-    fn backoff(&self, attempt: u32) {
+    /// Sleeps before retry number `attempt` (1, 2, …).
+    pub(crate) fn backoff(&self, attempt: u32) {
         // Capped exponential backoff with full jitter: 50 ms, 100 ms, … up to 2 s.
         let cap_ms = (50u64 << attempt.min(10)).min(2_000);
         let ms = cap_ms / 2 + self.transport.random_u64() % (cap_ms / 2 + 1);
@@ -184,29 +193,42 @@ impl<T: Transport> Client<T> {
     pub fn call(&self, call: &Call<'_>, ok_statuses: &[u16]) -> Result<Response, DriverError> {
         let mut attempt = 0;
         loop {
-            let req = self.sign(call);
-            let outcome = self.transport.send(&req, call.body, self.timeout());
-            match outcome {
-                Ok(resp)
-                    if (200..300).contains(&resp.status) || ok_statuses.contains(&resp.status) =>
-                {
-                    return Ok(resp)
-                }
-                Ok(resp) => {
-                    let err = self.backend_error(resp, call.path);
-                    if attempt < self.config.max_retries && retryable_status(&err) {
-                        attempt += 1;
-                        self.backoff(attempt);
-                        continue;
-                    }
-                    return Err(DriverError::Backend(err));
-                }
-                Err(e) if e.retryable() && attempt < self.config.max_retries => {
+            match self.attempt(call, ok_statuses, attempt) {
+                Ok(resp) => return Ok(resp),
+                Err(f) if f.retryable && attempt < self.config.max_retries => {
                     attempt += 1;
                     self.backoff(attempt);
                 }
-                Err(e) => return Err(transport_error(call, &e, attempt)),
+                Err(f) => return Err(f.error),
             }
+        }
+    }
+
+    /// One attempt at `call`, for requests that are not safe to repeat blindly (Complete):
+    /// the caller decides what to do before trying again. `earlier` counts the attempts
+    /// made before this one, for the error message.
+    pub fn attempt(
+        &self,
+        call: &Call<'_>,
+        ok_statuses: &[u16],
+        earlier: u32,
+    ) -> Result<Response, Failed> {
+        let req = self.sign(call);
+        match self.transport.send(&req, call.body, self.timeout()) {
+            Ok(resp) if (200..300).contains(&resp.status) || ok_statuses.contains(&resp.status) => {
+                Ok(resp)
+            }
+            Ok(resp) => {
+                let err = self.backend_error(resp, call.path);
+                Err(Failed {
+                    retryable: retryable_status(&err),
+                    error: DriverError::Backend(err),
+                })
+            }
+            Err(e) => Err(Failed {
+                retryable: e.retryable(),
+                error: transport_error(call, &e, earlier),
+            }),
         }
     }
 

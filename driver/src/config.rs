@@ -10,6 +10,17 @@ use std::fmt;
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 
+/// The driver's smallest part: KS3 wants every part but the last ≥ 5 MB (older regions).
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// KS3's largest part, single PUT and copy source: 5 GB.
+pub const MAX_PART_SIZE: u64 = 5_000_000_000;
+/// The largest `chunksize`: a part is buffered in the component's linear memory (a 32-bit
+/// address space, and the host's memory limit is about twice the chunk), so 1 GiB rather
+/// than KS3's 5 GB.
+pub const MAX_CHUNK_SIZE: u64 = GIB;
+/// KS3 caps a multipart upload at this many parts.
+pub const MAX_PARTS: u32 = 10_000;
+
 /// Prefix of the environment variables distribution maps onto `storage.ks3.*`.
 pub const ENV_PREFIX: &str = "REGISTRY_STORAGE_KS3_";
 /// Credential fallbacks used when `accesskey` / `secretkey` are empty (spec page).
@@ -105,7 +116,7 @@ pub const PARAMETERS: &[ParamSpec] = &[
         name: "chunksize",
         default: Some("10485760"),
         secret: false,
-        help: "multipart part size in bytes, 5 MiB to 5 GiB",
+        help: "multipart part size in bytes, 5 MiB to 1 GiB (a part is held in the component's memory)",
     },
     ParamSpec {
         name: "rootdirectory",
@@ -117,13 +128,13 @@ pub const PARAMETERS: &[ParamSpec] = &[
         name: "multipartcopythresholdsize",
         default: Some("33554432"),
         secret: false,
-        help: "objects larger than this move by multipart copy (0 to 5 GiB)",
+        help: "objects larger than this move by multipart copy (0 to 5 GB, KS3's copy limit)",
     },
     ParamSpec {
         name: "multipartcopychunksize",
         default: Some("33554432"),
         secret: false,
-        help: "part size of a multipart copy, 5 MiB to 5 GiB",
+        help: "part size of a multipart copy, 5 MiB to 5 GB (KS3's part limit)",
     },
     ParamSpec {
         name: "multipartcopymaxconcurrency",
@@ -353,18 +364,18 @@ impl Config {
             force_path_style,
         )?;
 
-        let chunk_size = parse_u64("chunksize", get("chunksize"), 5 * MIB, 5 * GIB)?;
+        let chunk_size = parse_u64("chunksize", get("chunksize"), MIN_PART_SIZE, MAX_CHUNK_SIZE)?;
         let multipart_copy_threshold = parse_u64(
             "multipartcopythresholdsize",
             get("multipartcopythresholdsize"),
             0,
-            5 * GIB,
+            MAX_PART_SIZE,
         )?;
         let multipart_copy_chunk_size = parse_u64(
             "multipartcopychunksize",
             get("multipartcopychunksize"),
-            5 * MIB,
-            5 * GIB,
+            MIN_PART_SIZE,
+            MAX_PART_SIZE,
         )?;
         let multipart_copy_max_concurrency = parse_u64(
             "multipartcopymaxconcurrency",
@@ -719,6 +730,11 @@ mod tests {
     fn rejects_bad_values_naming_the_parameter() {
         for (k, v) in [
             ("chunksize", "5242879"),
+            ("chunksize", "1073741825"),
+            ("chunksize", "5368709120"),
+            ("chunksize", "18446744073709551616"),
+            ("multipartcopychunksize", "5000000001"),
+            ("multipartcopythresholdsize", "5000000001"),
             ("chunksize", "ten"),
             ("chunksize", "-1"),
             ("secure", "maybe"),

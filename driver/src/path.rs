@@ -33,6 +33,9 @@ pub fn check_dir(p: &str) -> Result<(), DriverError> {
     }
 }
 
+/// The hidden directory of saved upload tails, directly under the root.
+const TAILS_DIR: &str = "~tails";
+
 /// Maps driver paths to keys under the root directory and back.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -68,6 +71,23 @@ impl Keys {
         } else {
             format!("{}{rel}/", self.prefix)
         }
+    }
+
+    /// Where the writer keeps the saved state of `path`'s closed, uncommitted upload:
+    /// `<root>/~tails/<path>`. `~` is outside the path alphabet, so no driver path names it,
+    /// and keeping tails in a tree of their own means an upload in progress never makes a
+    /// directory appear in `list`, `stat` or `walk`.
+    pub fn tail_key(&self, path: &str) -> String {
+        format!(
+            "{}{TAILS_DIR}/{}",
+            self.prefix,
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// The listing prefix of the tails of everything under `path`.
+    pub fn tail_dir_prefix(&self, path: &str) -> String {
+        format!("{}/", self.tail_key(path))
     }
 
     /// The driver path of `key`, or `None` for a key outside the root or one no driver path
@@ -141,6 +161,11 @@ mod tests {
         assert_eq!(k.path_of("reg/v2/a").as_deref(), Some("/a"));
         assert_eq!(k.path_of("other/a"), None);
         assert_eq!(k.path_of("reg/v2/data~tail"), None);
+        assert_eq!(k.tail_key("/a/b"), "reg/v2/~tails/a/b");
+        assert_eq!(k.tail_dir_prefix("/a"), "reg/v2/~tails/a/");
+        assert_eq!(k.path_of(&k.tail_key("/a/b")), None);
+        assert_eq!(k.path_of("reg/v2/~tails/"), None);
+        assert_eq!(Keys::new("").tail_key("/x"), "~tails/x");
         assert_eq!(is_file_key(&k, "reg/v2/dir/"), None);
     }
 }

@@ -100,14 +100,19 @@ pub fn escape(s: &str) -> String {
     o
 }
 
-/// `<CompleteMultipartUpload>` for parts `(number, etag)`.
-pub fn complete_body(parts: &[(u32, String)]) -> String {
+/// `<CompleteMultipartUpload>` for parts `(number, etag, CRC-64 if known)`; a known CRC
+/// lets KS3 check that the part it holds is the one the driver sent.
+pub fn complete_body(parts: &[(u32, &str, Option<u64>)]) -> String {
     let mut s = String::from("<CompleteMultipartUpload>");
-    for (n, etag) in parts {
+    for (n, etag, crc) in parts {
         s.push_str(&format!(
-            "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag></Part>",
+            "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag>",
             escape(etag)
         ));
+        if let Some(crc) = crc {
+            s.push_str(&format!("<ChecksumCRC64ECMA>{crc}</ChecksumCRC64ECMA>"));
+        }
+        s.push_str("</Part>");
     }
     s.push_str("</CompleteMultipartUpload>");
     s
@@ -150,6 +155,9 @@ mod tests {
     #[test]
     fn bodies_escape_keys() {
         assert!(delete_body(&["a&b".into()]).contains("<Key>a&amp;b</Key>"));
-        assert!(complete_body(&[(1, "\"x\"".into())]).contains("<ETag>&quot;x&quot;</ETag>"));
+        assert!(complete_body(&[(1, "\"x\"", None)]).contains("<ETag>&quot;x&quot;</ETag>"));
+        let body = complete_body(&[(1, "a", Some(7)), (2, "b", None)]);
+        assert!(body.contains("<ETag>a</ETag><ChecksumCRC64ECMA>7</ChecksumCRC64ECMA></Part>"));
+        assert!(body.contains("<PartNumber>2</PartNumber><ETag>b</ETag></Part>"));
     }
 }

@@ -208,7 +208,7 @@ fn resume_without_tail_finds_the_upload() {
 }
 
 #[test]
-fn resume_with_other_chunksize_rebases() {
+fn resume_with_other_chunksize_publishes_nothing_early() {
     let d6 = driver("native/rebase", &[("chunksize", "6291456")]);
     let src = data(20 * 1024 * 1024);
     let mut w = d6.writer("/r", false).unwrap();
@@ -217,7 +217,11 @@ fn resume_with_other_chunksize_rebases() {
     let d5 = driver("native/rebase", &[]);
     let mut w = d5.writer("/r", true).unwrap();
     assert_eq!(w.size(), 12 * 1024 * 1024);
+    // The 6 MiB parts are kept as they are (KS3 takes parts of any size ≥ 5 MB): nothing
+    // is completed, so nothing partial is visible at the path.
+    assert!(matches!(d5.stat("/r"), Err(DriverError::PathNotFound(_))));
     w.write(&src[12 * 1024 * 1024..]).unwrap();
+    assert!(matches!(d5.stat("/r"), Err(DriverError::PathNotFound(_))));
     w.commit().unwrap();
     assert_eq!(d5.get_content("/r").unwrap(), src);
     d5.delete("/r").unwrap();
@@ -305,4 +309,160 @@ fn redirect_url_is_presigned() {
     assert_eq!(body, "presigned");
     assert_eq!(d.redirect_url("DELETE", "/u").unwrap(), None);
     d.delete("/u").unwrap();
+}
+
+fn fault(spec: &str) {
+    server()
+        .faults()
+        .inject(ks3_local::FaultRule::parse(spec).unwrap());
+}
+
+#[test]
+fn a_lost_complete_answer_is_recognised_as_success() {
+    let d = driver("native/lost", &[]);
+    let src = data(12 * 1024 * 1024 + 3);
+    let mut w = d.writer("/lc", false).unwrap();
+    w.write(&src).unwrap();
+    // The Complete is performed, its answer never arrives; the retry gets NoSuchUpload.
+    fault("POST:native/lost/lc?uploadId=:1:lost");
+    w.commit().expect("the completed object is recognised");
+    assert_eq!(d.get_content("/lc").unwrap(), src);
+    d.delete("/lc").unwrap();
+}
+
+#[test]
+fn a_failed_complete_loses_nothing() {
+    let d = driver("native/failcomplete", &[("maxretries", "1")]);
+    let src = data(11 * 1024 * 1024);
+    let mut w = d.writer("/f", false).unwrap();
+    w.write(&src).unwrap();
+    fault("POST:native/failcomplete/f?uploadId=:2:500:InternalError");
+    let e = w.commit().unwrap_err();
+    assert_eq!(e.code(), Some("InternalError"), "{e}");
+    assert!(matches!(d.stat("/f"), Err(DriverError::PathNotFound(_))));
+    // The same writer commits once KS3 is well again.
+    w.commit().unwrap();
+    assert_eq!(d.get_content("/f").unwrap(), src);
+
+    // And a writer that is gone after the failure is resumed from anywhere.
+    let mut w = d.writer("/g", false).unwrap();
+    w.write(&src).unwrap();
+    fault("POST:native/failcomplete/g?uploadId=:2:503:SlowDown");
+    assert!(w.commit().is_err());
+    drop(w);
+    let mut w = driver("native/failcomplete", &[])
+        .writer("/g", true)
+        .unwrap();
+    assert_eq!(w.size(), src.len() as u64);
+    w.write(b"+more").unwrap();
+    w.commit().unwrap();
+    assert_eq!(d.get_content("/g").unwrap(), [&src[..], b"+more"].concat());
+    d.delete("/f").unwrap();
+    d.delete("/g").unwrap();
+}
+
+#[test]
+fn an_older_upload_never_comes_back() {
+    let d = driver("native/stale", &[]);
+    // Closed, then replaced by a committed write: appending finds nothing to resume.
+    let mut w = d.writer("/f", false).unwrap();
+    w.write(b"AAA").unwrap();
+    w.close().unwrap();
+    let mut w = d.writer("/f", false).unwrap();
+    w.write(b"BBB").unwrap();
+    w.commit().unwrap();
+    assert!(matches!(
+        d.writer("/f", true),
+        Err(DriverError::PathNotFound(_))
+    ));
+    assert_eq!(d.get_content("/f").unwrap(), b"BBB");
+
+    // The same through put_content, with parts in the stale upload.
+    let mut w = d.writer("/p", false).unwrap();
+    w.write(&data(6 * 1024 * 1024)).unwrap();
+    w.close().unwrap();
+    d.put_content("/p", b"new").unwrap();
+    assert!(matches!(
+        d.writer("/p", true),
+        Err(DriverError::PathNotFound(_))
+    ));
+    assert_eq!(d.get_content("/p").unwrap(), b"new");
+
+    // A writer killed before close (no tail), then put_content: stale as well.
+    let mut w = d.writer("/k", false).unwrap();
+    w.write(&data(6 * 1024 * 1024)).unwrap();
+    drop(w);
+    d.put_content("/k", b"kept").unwrap();
+    assert!(matches!(
+        d.writer("/k", true),
+        Err(DriverError::PathNotFound(_))
+    ));
+    assert_eq!(d.get_content("/k").unwrap(), b"kept");
+
+    // delete takes closed uploads with it; a directory of only closed uploads is invisible.
+    let mut w = d.writer("/dir/x", false).unwrap();
+    w.write(&data(6 * 1024 * 1024)).unwrap();
+    w.close().unwrap();
+    assert!(matches!(d.stat("/dir"), Err(DriverError::PathNotFound(_))));
+    assert!(matches!(d.list("/dir"), Err(DriverError::PathNotFound(_))));
+    assert!(!d.list("/").unwrap().contains(&"/dir".to_string()));
+    assert!(matches!(
+        d.delete("/dir"),
+        Err(DriverError::PathNotFound(_))
+    ));
+    assert!(matches!(
+        d.writer("/dir/x", true),
+        Err(DriverError::PathNotFound(_))
+    ));
+
+    // mv discards uploads at both ends.
+    let mut w = d.writer("/m/src", false).unwrap();
+    w.write(b"closed at the source").unwrap();
+    w.close().unwrap();
+    let mut w = d.writer("/m/dst", false).unwrap();
+    w.write(b"closed at the destination").unwrap();
+    w.close().unwrap();
+    d.put_content("/m/other", b"moved").unwrap();
+    d.mv("/m/other", "/m/dst").unwrap();
+    assert!(matches!(
+        d.writer("/m/dst", true),
+        Err(DriverError::PathNotFound(_))
+    ));
+    d.put_content("/m/src", b"x").unwrap();
+    d.mv("/m/src", "/m/y").unwrap();
+    assert!(matches!(
+        d.writer("/m/src", true),
+        Err(DriverError::PathNotFound(_))
+    ));
+    for p in ["/f", "/p", "/k", "/m"] {
+        d.delete(p).unwrap();
+    }
+    assert!(d.list("/").unwrap().is_empty());
+}
+
+#[test]
+fn a_reader_never_splices_two_objects() {
+    let d = driver("native/pinned", &[]);
+    let old = data(3 * 1024 * 1024);
+    d.put_content("/obj", &old).unwrap();
+    // The body is cut half-way; by then the object has been replaced.
+    fault("GET:native/pinned/obj:1:drop");
+    let mut r = d.reader("/obj", 10).unwrap();
+    let first = r.read(1024).unwrap();
+    assert_eq!(first, &old[10..10 + first.len()]);
+    d.put_content("/obj", &vec![7u8; old.len()]).unwrap();
+    let mut pos = 10 + first.len();
+    let e = loop {
+        match r.read(64 * 1024) {
+            Ok(c) if c.is_empty() => panic!("the read ended without noticing the replacement"),
+            Ok(c) => {
+                assert_eq!(c, &old[pos..pos + c.len()], "only the old object's bytes");
+                pos += c.len();
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(pos < old.len(), "the cut came before the end");
+    assert!(e.to_string().contains("changed"), "{e}");
+    d.delete("/obj").unwrap();
 }

@@ -1,5 +1,6 @@
 //! Recursive delete: the object at `path` and every key under `path/` (never a sibling
-//! such as `path-2`), in multi-object batches of at most 1000 keys.
+//! such as `path-2`), in multi-object batches of at most 1000 keys — and with them every
+//! upload in progress there and its saved tail, so nothing is left to bill or to resume.
 use super::listing::PAGE_FLAT;
 use super::Driver;
 use crate::client::Call;
@@ -14,11 +15,33 @@ pub(crate) const MAX_BATCH: usize = 1000;
 impl<T: Transport> Driver<T> {
     pub fn delete(&self, p: &str) -> Result<(), DriverError> {
         path::check(p)?;
+        let key = self.keys.key(p);
         let prefix = self.keys.dir_prefix(p);
+        // Uploads in progress at the path or under it first, so none can be resumed or
+        // completed over what is deleted (the listing by `key` also returns siblings such
+        // as `key-2`, which are not ours).
+        for u in self.list_uploads(&key, p)? {
+            if u.key == key || u.key.starts_with(&prefix) {
+                self.abort(&u.key, &u.upload_id, p)?;
+            }
+        }
+        self.delete_object(&self.keys.tail_key(p), p)?;
+        self.delete_all_under(&self.keys.tail_dir_prefix(p), p)?;
+
+        let deleted_any = self.delete_all_under(&prefix, p)?;
+        if self.delete_object(&key, p)? || deleted_any {
+            Ok(())
+        } else {
+            Err(DriverError::PathNotFound(p.to_string()))
+        }
+    }
+
+    /// Deletes every key that starts with `prefix`; true if there was any.
+    fn delete_all_under(&self, prefix: &str, p: &str) -> Result<bool, DriverError> {
         let mut deleted_any = false;
         let mut marker: Option<String> = None;
         loop {
-            let page = self.list_page(&prefix, false, marker.as_deref(), PAGE_FLAT, p)?;
+            let page = self.list_page(prefix, false, marker.as_deref(), PAGE_FLAT, p)?;
             let keys: Vec<String> = page.entries.into_iter().map(|e| e.key).collect();
             if !keys.is_empty() {
                 deleted_any = true;
@@ -26,16 +49,8 @@ impl<T: Transport> Driver<T> {
             }
             match page.next_marker {
                 Some(m) => marker = Some(m),
-                None => break,
+                None => return Ok(deleted_any),
             }
-        }
-        if self.delete_object(&self.keys.key(p), p)? {
-            deleted_any = true;
-        }
-        if deleted_any {
-            Ok(())
-        } else {
-            Err(DriverError::PathNotFound(p.to_string()))
         }
     }
 

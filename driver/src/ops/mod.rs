@@ -46,6 +46,16 @@ impl FileInfo {
     }
 }
 
+/// What a HEAD tells of an object.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectMeta {
+    pub size: u64,
+    pub mod_time_ns: u64,
+    pub etag: Option<String>,
+    /// KS3's CRC-64 of the whole object, when it sends one.
+    pub crc: Option<u64>,
+}
+
 pub struct Driver<T> {
     pub(crate) client: Client<T>,
     pub(crate) keys: Keys,
@@ -112,7 +122,9 @@ impl<T: Transport> Driver<T> {
     pub fn put_content(&self, p: &str, content: &[u8]) -> Result<(), DriverError> {
         path::check(p)?;
         let key = self.keys.key(p);
-        self.put_object(&key, p, content)
+        self.put_object(&key, p, content)?;
+        // The content is now the path's: an upload closed there earlier must not come back.
+        self.release_tail(p)
     }
 
     pub(crate) fn put_object(&self, key: &str, p: &str, content: &[u8]) -> Result<(), DriverError> {
@@ -142,6 +154,16 @@ impl<T: Transport> Driver<T> {
 
     /// HEAD of an object: `None` when there is none.
     pub(crate) fn head(&self, key: &str, p: &str) -> Result<Option<FileInfo>, DriverError> {
+        Ok(self.head_meta(key, p)?.map(|m| FileInfo {
+            path: p.to_string(),
+            size: m.size,
+            mod_time_ns: m.mod_time_ns,
+            is_dir: false,
+        }))
+    }
+
+    /// HEAD of an object with what identifies its content: `None` when there is none.
+    pub(crate) fn head_meta(&self, key: &str, p: &str) -> Result<Option<ObjectMeta>, DriverError> {
         let resp = self.client.call(&Call::new("HEAD", key, p), &[404])?;
         if resp.status == 404 {
             return Ok(None);
@@ -155,11 +177,18 @@ impl<T: Transport> Driver<T> {
             .and_then(ks3_proto::date::parse_http_date)
             .map(|s| (s.max(0) as u64).saturating_mul(1_000_000_000))
             .unwrap_or(0);
-        Ok(Some(FileInfo {
-            path: p.to_string(),
+        let crc =
+            match resp.header("x-kss-checksum-crc64ecma") {
+                None => None,
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                    DriverError::io(p, format!("KS3 sent an unreadable CRC-64 `{v}`"))
+                })?),
+            };
+        Ok(Some(ObjectMeta {
             size,
             mod_time_ns,
-            is_dir: false,
+            etag: resp.header("etag").map(str::to_string),
+            crc,
         }))
     }
 

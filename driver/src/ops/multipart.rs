@@ -1,22 +1,89 @@
-//! KS3 multipart-upload calls, one function per API call.
+//! KS3 multipart-upload calls, one function per API call, and a Complete that is never
+//! repeated blindly.
+use ks3_proto::digest::{hex, md5};
+use ks3_proto::Crc64;
+
 use super::Driver;
 use crate::client::{crc64, Call};
+use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::Transport;
 use crate::xml;
 
 /// A part KS3 holds for an upload.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Part {
     pub number: u32,
     pub etag: String,
     pub size: u64,
+    /// CRC-64 of the part's bytes, when the driver knows it (it sent them, or saved it).
+    pub crc: Option<u64>,
 }
 
 /// An upload in progress, as List Multipart Uploads reports it.
 pub(crate) struct Upload {
+    pub key: String,
     pub upload_id: String,
     pub initiated: String,
+}
+
+/// Why a Complete failed.
+pub(crate) enum CompleteError {
+    /// KS3 refused the part list (`InvalidPart`, `InvalidPartOrder`): repeating it cannot
+    /// succeed, and the upload cannot be completed as it stands.
+    Refused(DriverError),
+    /// Anything else (network, 5xx after retries, the upload gone): the upload, if it still
+    /// exists, is intact.
+    Failed(DriverError),
+}
+
+/// What the object a Complete makes must look like, to recognise it when the answer to
+/// the Complete was lost.
+struct Expected {
+    size: u64,
+    crc: Option<u64>,
+    etag: Option<String>,
+}
+
+impl Expected {
+    fn of(parts: &[Part]) -> Expected {
+        let mut size = 0u64;
+        let mut crc = Some(0u64);
+        let mut md5s = Vec::with_capacity(parts.len() * 16);
+        let mut etags_known = true;
+        for p in parts {
+            size = size.saturating_add(p.size);
+            crc = match (crc, p.crc) {
+                (Some(acc), Some(c)) => Some(Crc64::combine(acc, c, p.size)),
+                _ => None,
+            };
+            match hex_md5(&p.etag) {
+                Some(m) => md5s.extend_from_slice(&m),
+                None => etags_known = false,
+            }
+        }
+        // S3's multipart ETag: the MD5 of the parts' binary MD5s, then `-<parts>`.
+        let etag = etags_known.then(|| format!("{}-{}", hex(&md5(&md5s)), parts.len()));
+        Expected { size, crc, etag }
+    }
+}
+
+/// The 16 bytes of an ETag that is a quoted (or bare) hex MD5.
+fn hex_md5(etag: &str) -> Option<[u8; 16]> {
+    let h = etag.trim().trim_matches('"');
+    if h.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A part's ETag is the MD5 of its bytes: true when `etag` names exactly `data`.
+pub(crate) fn etag_is_md5_of(etag: &str, data: &[u8]) -> bool {
+    hex_md5(etag) == Some(md5(data))
 }
 
 impl<T: Transport> Driver<T> {
@@ -50,6 +117,14 @@ impl<T: Transport> Driver<T> {
         data: &[u8],
         p: &str,
     ) -> Result<Part, DriverError> {
+        if number > MAX_PARTS {
+            return Err(DriverError::InvalidState(format!(
+                "cannot write {p}: the upload would need more than KS3's {MAX_PARTS} parts; \
+                 at {} bytes per part an object holds at most {} bytes, raise `chunksize`",
+                data.len(),
+                (data.len() as u64).saturating_mul(u64::from(MAX_PARTS))
+            )));
+        }
         let call = Call::new("PUT", key, p)
             .query("partNumber", number.to_string())
             .query("uploadId", upload_id)
@@ -71,6 +146,7 @@ impl<T: Transport> Driver<T> {
                         number,
                         etag,
                         size: data.len() as u64,
+                        crc: Some(expected),
                     });
                 }
                 Err(e) if attempts >= self.config().max_retries => return Err(e),
@@ -79,48 +155,154 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// Completes the upload; returns KS3's CRC-64 of the object if it sent one.
+    /// Completes the upload. Complete is not idempotent (a repeat of one that succeeded
+    /// answers `NoSuchUpload`), so before every retry, and on `NoSuchUpload`, the driver
+    /// looks at the key: an object with the expected size, CRC-64 and ETag means an
+    /// earlier attempt did complete it. KS3's CRC-64 of the result is checked against the
+    /// one combined from the parts.
     pub(crate) fn complete(
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[(u32, String)],
+        parts: &[Part],
         p: &str,
-    ) -> Result<Option<u64>, DriverError> {
-        let body = xml::complete_body(parts);
+    ) -> Result<(), CompleteError> {
+        let listed: Vec<(u32, &str, Option<u64>)> = parts
+            .iter()
+            .map(|x| (x.number, x.etag.as_str(), x.crc))
+            .collect();
+        let body = xml::complete_body(&listed);
         let call = Call::new("POST", key, p).query("uploadId", upload_id).body(
             body.as_bytes(),
             "text/xml",
             false,
         );
-        let resp = self.client.call(&call, &[])?;
-        let header_crc = resp
-            .header("x-kss-checksum-crc64ecma")
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let node = self
-            .client
-            .read_xml(resp, p, "CompleteMultipartUploadResult")?;
-        let xml_crc = node.text_of("ChecksumCRC64ECMA").trim().parse::<u64>().ok();
-        Ok(header_crc.or(xml_crc))
+        let expected = Expected::of(parts);
+        let max_retries = self.config().max_retries;
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .client
+                .attempt(&call, &[], attempt)
+                .map_err(|f| (f.error, f.retryable))
+                .and_then(|resp| {
+                    // KS3 can answer 200 with an <Error> inside.
+                    let crc_header = resp.header("x-kss-checksum-crc64ecma").map(str::to_string);
+                    self.client
+                        .read_xml(resp, p, "CompleteMultipartUploadResult")
+                        .map(|node| (node, crc_header))
+                        .map_err(|e| {
+                            let retryable = matches!(&e, DriverError::Backend(b)
+                                if matches!(b.code.as_str(), "InternalError" | "SlowDown" | "ServiceUnavailable" | "RequestTimeout"));
+                            (e, retryable)
+                        })
+                });
+            let err = match outcome {
+                Ok((node, crc_header)) => {
+                    let got = crc_header
+                        .as_deref()
+                        .or(Some(node.text_of("ChecksumCRC64ECMA")).filter(|s| !s.is_empty()));
+                    return self
+                        .check_crc(got, expected.crc, p, "completed object")
+                        .map_err(CompleteError::Failed);
+                }
+                Err((e, _)) if matches!(e.code(), Some("InvalidPart" | "InvalidPartOrder")) => {
+                    // After a lost answer, a retried Complete can meet parts already
+                    // consumed by the first one.
+                    if attempt > 0 && self.completed_as_expected(key, &expected, p) {
+                        return Ok(());
+                    }
+                    return Err(CompleteError::Refused(e));
+                }
+                Err((e, _)) if e.code() == Some("NoSuchUpload") => {
+                    if self.completed_as_expected(key, &expected, p) {
+                        return Ok(());
+                    }
+                    return Err(CompleteError::Failed(e));
+                }
+                Err((e, true)) => e,
+                Err((e, false)) => return Err(CompleteError::Failed(e)),
+            };
+            // Transient: did it happen anyway (a lost response, a timeout after the work)?
+            if self.completed_as_expected(key, &expected, p) {
+                return Ok(());
+            }
+            if attempt >= max_retries {
+                return Err(CompleteError::Failed(err));
+            }
+            attempt += 1;
+            self.client.backoff(attempt);
+        }
+    }
+
+    /// True when the object at `key` is the one completing `expected` makes: same size,
+    /// and a CRC-64 or ETag that matches (at least one must be there to compare).
+    fn completed_as_expected(&self, key: &str, expected: &Expected, p: &str) -> bool {
+        let Ok(Some(meta)) = self.head_meta(key, p) else {
+            return false;
+        };
+        if meta.size != expected.size {
+            return false;
+        }
+        let crc = match (meta.crc, expected.crc) {
+            (Some(a), Some(b)) => Some(a == b),
+            _ => None,
+        };
+        let etag = match (&expected.etag, meta.etag.as_deref()) {
+            (Some(want), Some(got)) => Some(got.trim().trim_matches('"') == want),
+            _ => None,
+        };
+        match (crc, etag) {
+            (Some(false), _) | (_, Some(false)) => false,
+            (Some(true), _) | (_, Some(true)) => true,
+            (None, None) => false,
+        }
+    }
+
+    /// Compares a CRC-64 KS3 reported (`got`, as sent) with the one the driver computed.
+    /// Nothing reported: nothing to compare (KS3 documents the header as optional).
+    pub(crate) fn check_crc(
+        &self,
+        got: Option<&str>,
+        expected: Option<u64>,
+        p: &str,
+        what: &str,
+    ) -> Result<(), DriverError> {
+        let Some(raw) = got else { return Ok(()) };
+        let Ok(got) = raw.trim().parse::<u64>() else {
+            return Err(DriverError::io(
+                p,
+                format!("KS3 sent an unreadable CRC-64 `{raw}` for the {what}"),
+            ));
+        };
+        match expected {
+            Some(want) if want != got => Err(DriverError::io(
+                p,
+                format!(
+                    "integrity check failed: KS3's CRC-64 of the {what} is {got}, the data the driver sent has {want}"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn abort(&self, key: &str, upload_id: &str, p: &str) -> Result<(), DriverError> {
-        let resp = self.client.call(
+        // An upload that is already gone (404 NoSuchUpload) is what abort wanted.
+        self.client.call(
             &Call::new("DELETE", key, p).query("uploadId", upload_id),
             &[404],
         )?;
-        // An upload that is already gone is what abort wanted.
-        let _ = resp;
         Ok(())
     }
 
-    /// Every part of an upload, following the part-number marker page by page.
+    /// Every part of an upload, following the part-number marker page by page; `None` when
+    /// the upload does not exist (any more).
     pub(crate) fn list_parts(
         &self,
         key: &str,
         upload_id: &str,
         p: &str,
-    ) -> Result<Vec<Part>, DriverError> {
+    ) -> Result<Option<Vec<Part>>, DriverError> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -130,28 +312,49 @@ impl<T: Transport> Driver<T> {
             if let Some(m) = &marker {
                 call = call.query("part-number-marker", m.clone());
             }
-            let node = self
-                .client
-                .read_xml(self.client.call(&call, &[])?, p, "ListPartsResult")?;
+            let resp = self.client.call(&call, &[404])?;
+            if resp.status == 404 {
+                let err = self.client.backend_error(resp, p);
+                return match err.code.as_str() {
+                    "NoSuchUpload" => Ok(None),
+                    _ => Err(DriverError::Backend(err)),
+                };
+            }
+            let node = self.client.read_xml(resp, p, "ListPartsResult")?;
             for part in node.children("Part") {
                 let number = part.text_of("PartNumber").trim().parse::<u32>();
                 let size = part.text_of("Size").trim().parse::<u64>();
+                let etag = part.text_of("ETag");
                 match (number, size) {
-                    (Ok(number), Ok(size)) => parts.push(Part {
+                    (Ok(number), Ok(size)) if !etag.is_empty() => parts.push(Part {
                         number,
-                        etag: part.text_of("ETag").to_string(),
+                        etag: etag.to_string(),
                         size,
+                        crc: None,
                     }),
                     _ => {
                         return Err(DriverError::io(
                             p,
-                            "list parts response has a part without a valid number or size",
+                            "list parts response has a part without a valid number, size or ETag",
                         ))
                     }
                 }
             }
-            if node.text_of("IsTruncated").trim() != "true" {
-                break;
+            if parts.len() > MAX_PARTS as usize {
+                return Err(DriverError::io(
+                    p,
+                    "list parts lists more than 10 000 parts",
+                ));
+            }
+            match node.text_of("IsTruncated").trim() {
+                "true" => {}
+                "false" => break,
+                other => {
+                    return Err(DriverError::io(
+                        p,
+                        format!("list parts response has no valid <IsTruncated> (`{other}`)"),
+                    ))
+                }
             }
             let next = node.text_of("NextPartNumberMarker").trim().to_string();
             if next.is_empty() || Some(&next) == marker.as_ref() {
@@ -163,17 +366,18 @@ impl<T: Transport> Driver<T> {
             marker = Some(next);
         }
         parts.sort_by_key(|p| p.number);
-        Ok(parts)
+        Ok(Some(parts))
     }
 
-    /// Uploads in progress for exactly `key`, following key and upload-id markers.
-    pub(crate) fn list_uploads(&self, key: &str, p: &str) -> Result<Vec<Upload>, DriverError> {
+    /// Uploads in progress whose key starts with `prefix`, following key and upload-id
+    /// markers.
+    pub(crate) fn list_uploads(&self, prefix: &str, p: &str) -> Result<Vec<Upload>, DriverError> {
         let mut out = Vec::new();
         let mut markers: Option<(String, String)> = None;
         loop {
             let mut call = Call::new("GET", "", p)
                 .subresource("uploads")
-                .query("prefix", key)
+                .query("prefix", prefix)
                 .query("max-uploads", "1000");
             if let Some((k, u)) = &markers {
                 call = call
@@ -186,15 +390,30 @@ impl<T: Transport> Driver<T> {
                 "ListMultipartUploadsResult",
             )?;
             for u in node.children("Upload") {
-                if u.text_of("Key") == key {
-                    out.push(Upload {
-                        upload_id: u.text_of("UploadId").to_string(),
-                        initiated: u.text_of("Initiated").to_string(),
-                    });
+                let (key, id) = (u.text_of("Key"), u.text_of("UploadId"));
+                if key.is_empty() || id.is_empty() {
+                    return Err(DriverError::io(
+                        p,
+                        "list multipart uploads lists an upload without a key or id",
+                    ));
                 }
+                out.push(Upload {
+                    key: key.to_string(),
+                    upload_id: id.to_string(),
+                    initiated: u.text_of("Initiated").to_string(),
+                });
             }
-            if node.text_of("IsTruncated").trim() != "true" {
-                break;
+            match node.text_of("IsTruncated").trim() {
+                "true" => {}
+                "false" => break,
+                other => {
+                    return Err(DriverError::io(
+                        p,
+                        format!(
+                            "list multipart uploads response has no valid <IsTruncated> (`{other}`)"
+                        ),
+                    ))
+                }
             }
             let next = (
                 node.text_of("NextKeyMarker").to_string(),
@@ -209,5 +428,57 @@ impl<T: Transport> Driver<T> {
             markers = Some(next);
         }
         Ok(out)
+    }
+
+    /// Uploads in progress for exactly `key`, oldest first.
+    pub(crate) fn uploads_of(&self, key: &str, p: &str) -> Result<Vec<Upload>, DriverError> {
+        let mut v: Vec<Upload> = self
+            .list_uploads(key, p)?
+            .into_iter()
+            .filter(|u| u.key == key)
+            .collect();
+        v.sort_by(|a, b| a.initiated.cmp(&b.initiated));
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_multipart_etag_and_crc() {
+        let a = vec![1u8; 100];
+        let b = vec![2u8; 50];
+        let parts = [
+            Part {
+                number: 1,
+                etag: format!("\"{}\"", hex(&md5(&a))),
+                size: 100,
+                crc: Some(crc64(&a)),
+            },
+            Part {
+                number: 2,
+                etag: hex(&md5(&b)),
+                size: 50,
+                crc: Some(crc64(&b)),
+            },
+        ];
+        let e = Expected::of(&parts);
+        assert_eq!(e.size, 150);
+        assert_eq!(e.crc, Some(crc64(&[a.clone(), b.clone()].concat())));
+        let mut md5s = md5(&a).to_vec();
+        md5s.extend_from_slice(&md5(&b));
+        assert_eq!(e.etag, Some(format!("{}-2", hex(&md5(&md5s)))));
+        assert!(etag_is_md5_of(&parts[0].etag, &a));
+        assert!(!etag_is_md5_of(&parts[0].etag, &b));
+        assert!(!etag_is_md5_of("\"xyz\"", &a));
+        let unknown = Part {
+            crc: None,
+            etag: "opaque".into(),
+            ..parts[1].clone()
+        };
+        let e = Expected::of(&[parts[0].clone(), unknown]);
+        assert_eq!((e.crc, e.etag), (None, None));
     }
 }

@@ -2,8 +2,10 @@
 //! the copy is a multipart copy, several parts in flight, so objects over 5 GB move.
 use ks3_proto::encode::encode_key;
 
-use super::Driver;
+use super::multipart::{CompleteError, Part};
+use super::{Driver, ObjectMeta};
 use crate::client::Call;
+use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::Transport;
 use crate::path;
@@ -14,17 +16,21 @@ impl<T: Transport> Driver<T> {
         path::check(dst)?;
         let (src_key, dst_key) = (self.keys.key(src), self.keys.key(dst));
         let info = self
-            .head(&src_key, src)?
+            .head_meta(&src_key, src)?
             .ok_or_else(|| DriverError::PathNotFound(src.to_string()))?;
         if src_key == dst_key {
             return Ok(());
         }
         if info.size <= self.config().multipart_copy_threshold {
-            self.copy_object(&src_key, &dst_key, dst)?;
+            self.copy_object(&src_key, &dst_key, info.crc, dst)?;
         } else {
-            self.multipart_copy(&src_key, &dst_key, info.size, dst)?;
+            self.multipart_copy(&src_key, &dst_key, &info, dst)?;
         }
+        // Neither path keeps an upload in progress: the destination holds the moved
+        // content, the source nothing.
+        self.release_uploads(&dst_key, dst)?;
         self.delete_object(&src_key, src)?;
+        self.release_uploads(&src_key, src)?;
         Ok(())
     }
 
@@ -32,38 +38,58 @@ impl<T: Transport> Driver<T> {
         format!("/{}/{}", self.config().bucket, encode_key(key))
     }
 
-    fn copy_object(&self, src_key: &str, dst_key: &str, dst: &str) -> Result<(), DriverError> {
+    /// Server-side copy; KS3's CRC-64 of the copy must be the source's.
+    fn copy_object(
+        &self,
+        src_key: &str,
+        dst_key: &str,
+        src_crc: Option<u64>,
+        dst: &str,
+    ) -> Result<(), DriverError> {
         let call = self.object_headers(
             Call::new("PUT", dst_key, dst).header("x-kss-copy-source", self.copy_source(src_key)),
         );
         let resp = self.client.call(&call, &[])?;
+        let crc_header = resp.header("x-kss-checksum-crc64ecma").map(str::to_string);
         // KS3 can answer 200 and put an <Error> in the body; read_xml turns that into an error.
-        self.client
-            .read_xml(resp, dst, "CopyObjectResult")
-            .map(|_| ())
+        let node = self.client.read_xml(resp, dst, "CopyObjectResult")?;
+        let got = crc_header
+            .as_deref()
+            .or(Some(node.text_of("ChecksumCRC64ECMA")).filter(|s| !s.is_empty()));
+        self.check_crc(got, src_crc, dst, "copied object")
     }
 
     fn multipart_copy(
         &self,
         src_key: &str,
         dst_key: &str,
-        size: u64,
+        src: &ObjectMeta,
         dst: &str,
     ) -> Result<(), DriverError> {
         let upload_id = self.initiate(dst_key, dst)?;
-        match self.copy_parts(src_key, dst_key, size, &upload_id, dst) {
-            Ok(parts) => match self.complete(dst_key, &upload_id, &parts, dst) {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    let _ = self.abort(dst_key, &upload_id, dst);
-                    Err(e)
-                }
-            },
-            Err(e) => {
-                // Leave nothing behind: a failed copy must not keep billing for its parts.
-                let _ = self.abort(dst_key, &upload_id, dst);
-                Err(e)
-            }
+        let result = self
+            .copy_parts(src_key, dst_key, src.size, &upload_id, dst)
+            .and_then(|parts| {
+                self.complete(dst_key, &upload_id, &parts, dst)
+                    .map_err(|e| match e {
+                        CompleteError::Refused(e) | CompleteError::Failed(e) => e,
+                    })
+            });
+        if let Err(e) = result {
+            // Leave nothing behind: a failed copy must not keep billing for its parts.
+            let _ = self.abort(dst_key, &upload_id, dst);
+            return Err(e);
+        }
+        // The parts' CRCs are KS3's; the whole must still be the source's.
+        let copied = self.head_meta(dst_key, dst)?;
+        let got = copied.as_ref().and_then(|m| m.crc).map(|c| c.to_string());
+        self.check_crc(got.as_deref(), src.crc, dst, "copied object")?;
+        match copied {
+            Some(m) if m.size == src.size => Ok(()),
+            _ => Err(DriverError::io(
+                dst,
+                "the multipart copy did not produce an object of the source's size",
+            )),
         }
     }
 
@@ -74,14 +100,28 @@ impl<T: Transport> Driver<T> {
         size: u64,
         upload_id: &str,
         dst: &str,
-    ) -> Result<Vec<(u32, String)>, DriverError> {
-        let chunk = self.config().multipart_copy_chunk_size;
+    ) -> Result<Vec<Part>, DriverError> {
+        // Within KS3's 10 000 parts whatever the size (parts stay ≤ 5 GB up to 50 TB).
+        let chunk = self
+            .config()
+            .multipart_copy_chunk_size
+            .max(size.div_ceil(u64::from(MAX_PARTS)));
         let source = self.copy_source(src_key);
-        let ranges: Vec<(u32, u64, u64)> = (0..size.div_ceil(chunk))
-            .map(|i| (i as u32 + 1, i * chunk, ((i + 1) * chunk).min(size) - 1))
-            .collect();
+        let mut ranges: Vec<(u32, u64, u64)> = Vec::new();
+        let mut first = 0u64;
+        while first < size {
+            let last = first.saturating_add(chunk).min(size) - 1;
+            let n = u32::try_from(ranges.len() + 1).map_err(|_| {
+                DriverError::io(dst, "the multipart copy would need too many parts")
+            })?;
+            ranges.push((n, first, last));
+            first = last + 1;
+        }
         let mut parts = Vec::with_capacity(ranges.len());
-        for window in ranges.chunks(self.config().multipart_copy_max_concurrency as usize) {
+        let window_len = usize::try_from(self.config().multipart_copy_max_concurrency)
+            .unwrap_or(1)
+            .max(1);
+        for window in ranges.chunks(window_len) {
             let calls: Vec<Call<'_>> = window
                 .iter()
                 .map(|(n, first, last)| {
@@ -92,7 +132,7 @@ impl<T: Transport> Driver<T> {
                         .header("x-kss-copy-source-range", format!("bytes={first}-{last}"))
                 })
                 .collect();
-            for ((n, _, _), result) in window.iter().zip(self.client.call_all(&calls)) {
+            for ((n, first, last), result) in window.iter().zip(self.client.call_all(&calls)) {
                 let node = self.client.read_xml(result?, dst, "CopyPartResult")?;
                 let etag = node.text_of("ETag").to_string();
                 if etag.is_empty() {
@@ -101,7 +141,18 @@ impl<T: Transport> Driver<T> {
                         format!("upload part copy {n} returned no ETag"),
                     ));
                 }
-                parts.push((*n, etag));
+                let crc = match node.text_of("ChecksumCRC64ECMA").trim() {
+                    "" => None,
+                    v => Some(v.parse::<u64>().map_err(|_| {
+                        DriverError::io(dst, format!("upload part copy {n}: unreadable CRC-64"))
+                    })?),
+                };
+                parts.push(Part {
+                    number: *n,
+                    etag,
+                    size: last - first + 1,
+                    crc,
+                });
             }
         }
         Ok(parts)

@@ -1,5 +1,6 @@
 //! A ranged GET streamed in chunks; a connection that breaks mid-body is resumed with a
-//! new ranged GET from where it stopped.
+//! new ranged GET from where it stopped, pinned with `If-Match` to the object the reader
+//! started on, so a replaced object is an error, never a splice of two objects.
 use std::sync::Arc;
 
 use ks3_proto::Crc64;
@@ -21,6 +22,8 @@ pub struct FileReader<T> {
     /// Where the object ends (from Content-Range / Content-Length).
     end: Option<u64>,
     resp: Option<Response>,
+    /// ETag of the object the first response came from.
+    etag: Option<String>,
     /// Running CRC of a whole-object read and KS3's value for it.
     crc: Option<(Crc64, u64)>,
     resumes: u32,
@@ -43,6 +46,7 @@ impl<T: Transport> Driver<T> {
             pos: offset as u64,
             end: None,
             resp: None,
+            etag: None,
             crc: None,
             resumes: 0,
             eof: false,
@@ -63,9 +67,23 @@ impl<T: Transport> FileReader<T> {
         if self.pos > 0 {
             call = call.header("range", format!("bytes={}-", self.pos));
         }
-        let resp = d.client.call(&call, &[404, 416])?;
+        if let Some(etag) = &self.etag {
+            call = call.header("if-match", etag.clone());
+        }
+        let resp = d.client.call(&call, &[404, 412, 416])?;
+        if (200..300).contains(&resp.status) {
+            match (&self.etag, resp.header("etag")) {
+                (None, Some(e)) => self.etag = Some(e.to_string()),
+                (Some(want), Some(got)) if want != got => {
+                    return Err(self.replaced());
+                }
+                _ => {}
+            }
+        }
         match resp.status {
+            404 if self.etag.is_some() => Err(self.replaced()),
             404 => Err(d.not_found(resp, &self.path)),
+            412 => Err(self.replaced()),
             // Offset at or past the end: an empty reader, as distribution expects. A 416
             // for a missing key would have been a 404 first.
             416 => {
@@ -183,6 +201,16 @@ impl<T: Transport> FileReader<T> {
                 }
             }
         }
+    }
+
+    fn replaced(&self) -> DriverError {
+        DriverError::io(
+            &self.path,
+            format!(
+                "the object changed (replaced or deleted) while it was being read, at byte {}",
+                self.pos
+            ),
+        )
     }
 
     /// Drops the broken response so the next read re-opens at the current position.

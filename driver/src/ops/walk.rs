@@ -95,6 +95,12 @@ impl<T: Transport> Walker<T> {
             &self.from,
         )?;
         for e in &page.entries {
+            // `~` sorts after every path character: from the first such key on (the
+            // driver's hidden `~tails/` tree at the root) nothing is a path.
+            if e.key.as_bytes().get(self.prefix.len()) == Some(&b'~') {
+                self.done = true;
+                return Ok(());
+            }
             let Some(info) = d.entry_info(e) else {
                 continue;
             };

@@ -1,31 +1,42 @@
-//! The upload path: a small state machine over KS3 multipart upload.
+//! The upload path: a small state machine over KS3 multipart upload that loses nothing
+//! and brings nothing back.
 //!
 //! * Bytes collect in one buffer; every time it holds `chunksize` bytes, exactly that many
-//!   go up as the next part, so all parts but the last are the same size (stores that
-//!   require uniform parts work) and memory stays at about one chunk.
-//! * `close` persists the bytes that do not fill a part yet in a hidden "tail" object next
-//!   to the path (`<key>~tail`; `~` is outside the path alphabet, so no driver path can
-//!   name it and listings never show it), together with the upload id and the number of
-//!   parts it follows. A later `writer(path, append = true)` — any process — reads it back
-//!   and continues, so no undersized part is ever uploaded and no re-base is needed.
-//! * Without a tail (a writer that died before `close`) the upload is found with List
-//!   Multipart Uploads + List Parts. Parts of another size (another chunksize, another
-//!   client) are re-based: the upload is completed and copied back in uniform parts.
-//! * `commit` uploads the rest as the last part and completes the upload (or, for an
-//!   upload that never filled a part, PUTs the object in one request), then drops the tail.
+//!   go up as the next part, so memory stays at about one chunk.
+//! * `close` persists what does not fill a part yet in a hidden *tail* object
+//!   (`<root>/~tails/<path>`, see [`Keys::tail_key`](crate::path::Keys::tail_key)), with
+//!   the upload id, the number of parts it follows and their CRC-64s. A later
+//!   `writer(path, append = true)` in any process reads it back and goes on.
+//! * Without a tail (a writer that died before `close`), the newest upload at the key is
+//!   resumed with List Multipart Uploads + List Parts — unless an object was written at
+//!   the key since that upload began, which makes the upload stale.
+//! * Resumed parts need not be of this writer's `chunksize`: KS3 takes parts of any size
+//!   ≥ 5 MB but the last, so nothing is re-based and nothing partial is ever published.
+//!   A resumed upload whose last part is short and whose bytes no tail holds (another
+//!   client's) can be committed or cancelled but not extended.
+//! * `commit` saves the last bytes in the tail *before* uploading them as the short last
+//!   part, so a Complete that fails leaves a resumable upload; a Complete whose answer was
+//!   lost is recognised by the object it made (see `Driver::complete`).
+//! * One owner per path: `writer(path, false)`, `put_content`, `delete` and `mv` remove
+//!   the path's tail and abort the uploads in progress at it, so an older upload can never
+//!   come back over newer content.
 use std::sync::Arc;
 
 use ks3_proto::Crc64;
 
-use super::multipart::Part;
+use super::multipart::{etag_is_md5_of, CompleteError, Part};
 use super::Driver;
 use crate::client::Call;
+use crate::config::MIN_PART_SIZE;
 use crate::error::DriverError;
 use crate::http::Transport;
 use crate::path;
 
-const TAIL_SUFFIX: &str = "~tail";
-const TAIL_MAGIC: &str = "ks3-driver-tail/1";
+const TAIL_MAGIC: &str = "ks3-driver-tail/2";
+/// The tail's header line is at most this long (10 000 parts × a 20-digit CRC).
+const MAX_TAIL_HEADER: usize = 256 + 21 * 10_000;
+/// Enough of a tail to read the upload id it names (it comes first in the header).
+const TAIL_ID_PREFIX: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -46,34 +57,37 @@ pub struct FileWriter<T> {
     state: State,
     /// A tail object may exist in KS3 and must go at commit or cancel.
     tail_stored: bool,
+    /// The stored tail describes exactly the current upload, parts and buffer.
+    tail_current: bool,
+    /// The upload ends in a short part whose bytes the driver does not have: it can be
+    /// committed or cancelled, not extended.
+    sealed: bool,
 }
 
-impl<T: Transport> Driver<T> {
-    pub fn writer(self: &Arc<Self>, p: &str, append: bool) -> Result<FileWriter<T>, DriverError> {
-        path::check(p)?;
-        let mut w = FileWriter {
-            driver: Arc::clone(self),
-            path: p.to_string(),
-            key: self.keys.key(p),
-            upload_id: None,
-            parts: Vec::new(),
-            buf: Vec::new(),
-            size: 0,
-            state: State::Open,
-            tail_stored: false,
-        };
-        if append {
-            w.resume()?;
-        }
-        Ok(w)
-    }
+/// What `close` saved: the upload it belongs to, the parts before it, its bytes.
+#[derive(Debug, PartialEq, Eq)]
+struct SavedTail {
+    upload_id: Option<String>,
+    /// CRC-64 of each part before the tail, in order (`None` where unknown).
+    part_crcs: Vec<Option<u64>>,
+    data: Vec<u8>,
 }
 
 /// The tail object's content: a header line, then the bytes.
-fn encode_tail(upload_id: Option<&str>, parts: usize, data: &[u8]) -> Vec<u8> {
+fn encode_tail(upload_id: Option<&str>, parts: &[Part], data: &[u8]) -> Vec<u8> {
+    let crcs: Vec<String> = parts
+        .iter()
+        .map(|p| p.crc.map_or_else(|| "?".to_string(), |c| c.to_string()))
+        .collect();
     let header = format!(
-        "{TAIL_MAGIC} upload={} parts={parts}\n",
-        upload_id.unwrap_or("-")
+        "{TAIL_MAGIC} upload={} parts={} crcs={}\n",
+        upload_id.unwrap_or("-"),
+        parts.len(),
+        if crcs.is_empty() {
+            "-".to_string()
+        } else {
+            crcs.join(",")
+        }
     );
     let mut out = Vec::with_capacity(header.len() + data.len());
     out.extend_from_slice(header.as_bytes());
@@ -81,55 +95,141 @@ fn encode_tail(upload_id: Option<&str>, parts: usize, data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// What `close` saved: the upload it belongs to, how many parts precede it, its bytes.
-struct SavedTail {
-    upload_id: Option<String>,
-    parts_before: usize,
-    data: Vec<u8>,
+/// The upload id a tail names, from the first bytes of the tail.
+fn tail_upload_id(raw: &[u8]) -> Option<Option<String>> {
+    let end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let header = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut it = header.split(' ');
+    if it.next()? != TAIL_MAGIC {
+        return None;
+    }
+    let upload = it.next()?.strip_prefix("upload=")?;
+    Some((upload != "-").then(|| upload.to_string()))
 }
 
 fn decode_tail(raw: &[u8]) -> Option<SavedTail> {
-    let nl = raw.iter().position(|&b| b == b'\n')?;
+    let nl = raw.iter().take(MAX_TAIL_HEADER).position(|&b| b == b'\n')?;
     let header = std::str::from_utf8(&raw[..nl]).ok()?;
     let mut it = header.split(' ');
     if it.next()? != TAIL_MAGIC {
         return None;
     }
     let upload = it.next()?.strip_prefix("upload=")?;
-    let parts = it.next()?.strip_prefix("parts=")?.parse().ok()?;
-    let upload_id = (upload != "-").then(|| upload.to_string());
+    let parts: usize = it.next()?.strip_prefix("parts=")?.parse().ok()?;
+    let crcs = it.next()?.strip_prefix("crcs=")?;
+    if it.next().is_some() {
+        return None;
+    }
+    let part_crcs: Vec<Option<u64>> = if crcs == "-" {
+        Vec::new()
+    } else {
+        crcs.split(',')
+            .map(|c| match c {
+                "?" => Some(None),
+                c => c.parse::<u64>().ok().map(Some),
+            })
+            .collect::<Option<_>>()?
+    };
+    if part_crcs.len() != parts || (upload == "-" && parts != 0) {
+        return None;
+    }
     Some(SavedTail {
-        upload_id,
-        parts_before: parts,
+        upload_id: (upload != "-").then(|| upload.to_string()),
+        part_crcs,
         data: raw[nl + 1..].to_vec(),
     })
 }
 
+impl<T: Transport> Driver<T> {
+    pub fn writer(self: &Arc<Self>, p: &str, append: bool) -> Result<FileWriter<T>, DriverError> {
+        path::check(p)?;
+        let key = self.keys.key(p);
+        let mut w = FileWriter {
+            driver: Arc::clone(self),
+            path: p.to_string(),
+            key,
+            upload_id: None,
+            parts: Vec::new(),
+            buf: Vec::new(),
+            size: 0,
+            state: State::Open,
+            tail_stored: false,
+            tail_current: false,
+            sealed: false,
+        };
+        if append {
+            w.resume()?;
+        } else {
+            // A new writer owns the path: whatever was uploaded and not committed goes.
+            self.release_uploads(&w.key, p)?;
+        }
+        Ok(w)
+    }
+
+    /// Removes the path's tail and aborts every upload in progress at its key.
+    pub(crate) fn release_uploads(&self, key: &str, p: &str) -> Result<(), DriverError> {
+        for u in self.uploads_of(key, p)? {
+            self.abort(key, &u.upload_id, p)?;
+        }
+        self.delete_object(&self.keys.tail_key(p), p)?;
+        Ok(())
+    }
+
+    /// Removes the path's tail and aborts the upload it names: what `put_content` needs
+    /// (one request when there is no tail). Uploads no tail names are stale once an
+    /// object was written after them (see `FileWriter::resume_untailed`).
+    pub(crate) fn release_tail(&self, p: &str) -> Result<(), DriverError> {
+        let tail_key = self.keys.tail_key(p);
+        let call = Call::new("GET", &tail_key, p)
+            .header("range", format!("bytes=0-{}", TAIL_ID_PREFIX - 1));
+        let mut resp = self.client.call(&call, &[404])?;
+        if resp.status == 404 {
+            return Ok(());
+        }
+        // Only the header's start is needed (a server that ignores Range may send it all).
+        let mut raw = Vec::new();
+        while raw.len() < TAIL_ID_PREFIX {
+            match resp.body.read(TAIL_ID_PREFIX - raw.len()) {
+                Ok(Some(c)) => raw.extend_from_slice(&c),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(DriverError::io(
+                        p,
+                        format!("reading the upload's saved tail: {e}"),
+                    ))
+                }
+            }
+        }
+        // A tail that cannot be read names nothing we could abort; it goes all the same.
+        if let Some(Some(id)) = tail_upload_id(&raw) {
+            self.abort(&self.keys.key(p), &id, p)?;
+        }
+        self.delete_object(&tail_key, p)?;
+        Ok(())
+    }
+}
+
 impl<T: Transport> FileWriter<T> {
     fn chunk(&self) -> usize {
-        self.driver.config().chunk_size as usize
+        // Bounded by `MAX_CHUNK_SIZE` (1 GiB) at configuration, so it fits a wasm32 usize.
+        usize::try_from(self.driver.config().chunk_size).unwrap_or(usize::MAX)
     }
 
     fn tail_key(&self) -> String {
-        format!("{}{TAIL_SUFFIX}", self.key)
+        self.driver.keys.tail_key(&self.path)
     }
 
     fn check_open(&self) -> Result<(), DriverError> {
-        match self.state {
-            State::Open => Ok(()),
-            State::Closed => Err(DriverError::InvalidState(format!(
-                "writer for {} is already closed",
-                self.path
-            ))),
-            State::Committed => Err(DriverError::InvalidState(format!(
-                "writer for {} is already committed",
-                self.path
-            ))),
-            State::Cancelled => Err(DriverError::InvalidState(format!(
-                "writer for {} is already cancelled",
-                self.path
-            ))),
-        }
+        let what = match self.state {
+            State::Open => return Ok(()),
+            State::Closed => "closed",
+            State::Committed => "committed",
+            State::Cancelled => "cancelled",
+        };
+        Err(DriverError::InvalidState(format!(
+            "writer for {} is already {what}",
+            self.path
+        )))
     }
 
     pub fn size(&self) -> u64 {
@@ -138,22 +238,45 @@ impl<T: Transport> FileWriter<T> {
 
     pub fn write(&mut self, data: &[u8]) -> Result<(), DriverError> {
         self.check_open()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.sealed {
+            return Err(DriverError::InvalidState(format!(
+                "cannot append to {}: its upload ends in a short part that another client \
+                 uploaded, whose bytes this driver does not have; commit or cancel it",
+                self.path
+            )));
+        }
         let chunk = self.chunk();
         let mut data = data;
         while !data.is_empty() {
-            let take = (chunk - self.buf.len()).min(data.len());
+            // A buffer can hold more than a chunk: a resumed tail of a larger chunksize,
+            // or bytes kept after a failed part upload.
+            self.flush_full_chunks()?;
+            let take = chunk.saturating_sub(self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
-            self.size += take as u64;
-            if self.buf.len() == chunk {
-                self.flush_part()?;
-            }
+            self.size = self.size.saturating_add(take as u64);
+            self.tail_current = false;
+        }
+        self.flush_full_chunks()
+    }
+
+    /// Uploads `chunksize` bytes as the next part while the buffer holds that many.
+    fn flush_full_chunks(&mut self) -> Result<(), DriverError> {
+        let chunk = self.chunk();
+        while self.buf.len() >= chunk {
+            let part = self.upload_next_part(chunk)?;
+            self.parts.push(part);
+            self.buf.drain(..chunk);
+            self.tail_current = false;
         }
         Ok(())
     }
 
-    /// Uploads the full buffer as the next part.
-    fn flush_part(&mut self) -> Result<(), DriverError> {
+    /// Uploads the first `len` bytes of the buffer as the next part (the buffer is kept).
+    fn upload_next_part(&mut self, len: usize) -> Result<Part, DriverError> {
         let d = Arc::clone(&self.driver);
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
@@ -163,22 +286,43 @@ impl<T: Transport> FileWriter<T> {
                 id
             }
         };
-        let number = self.parts.len() as u32 + 1;
-        let part = d.upload_part(&self.key, &upload_id, number, &self.buf, &self.path)?;
-        self.parts.push(part);
-        self.buf.clear();
+        let number = u32::try_from(self.parts.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .unwrap_or(u32::MAX);
+        d.upload_part(&self.key, &upload_id, number, &self.buf[..len], &self.path)
+    }
+
+    fn save_tail(&mut self) -> Result<(), DriverError> {
+        if self.tail_stored && self.tail_current {
+            return Ok(());
+        }
+        let tail = encode_tail(self.upload_id.as_deref(), &self.parts, &self.buf);
+        let d = Arc::clone(&self.driver);
+        d.put_object(&self.tail_key(), &self.path, &tail)?;
+        self.tail_stored = true;
+        self.tail_current = true;
         Ok(())
     }
 
+    fn drop_tail(&mut self) -> Result<(), DriverError> {
+        if self.tail_stored {
+            let d = Arc::clone(&self.driver);
+            d.delete_object(&self.tail_key(), &self.path)?;
+            self.tail_stored = false;
+            self.tail_current = false;
+        }
+        Ok(())
+    }
+
+    /// Persists what was written, uncommitted, for a later `writer(path, true)`.
     pub fn close(&mut self) -> Result<(), DriverError> {
         if self.state == State::Committed {
             return Ok(());
         }
         self.check_open()?;
-        let tail = encode_tail(self.upload_id.as_deref(), self.parts.len(), &self.buf);
-        let d = Arc::clone(&self.driver);
-        d.put_object(&self.tail_key(), &self.path, &tail)?;
-        self.tail_stored = true;
+        self.flush_full_chunks()?;
+        self.save_tail()?;
         self.state = State::Closed;
         self.buf = Vec::new();
         Ok(())
@@ -189,8 +333,9 @@ impl<T: Transport> FileWriter<T> {
             return self.check_open();
         }
         let d = Arc::clone(&self.driver);
-        if let Some(id) = self.upload_id.take() {
-            d.abort(&self.key, &id, &self.path)?;
+        if let Some(id) = &self.upload_id {
+            d.abort(&self.key, id, &self.path)?;
+            self.upload_id = None;
         }
         self.drop_tail()?;
         self.state = State::Cancelled;
@@ -198,88 +343,192 @@ impl<T: Transport> FileWriter<T> {
         Ok(())
     }
 
-    fn drop_tail(&mut self) -> Result<(), DriverError> {
-        if self.tail_stored {
-            let d = Arc::clone(&self.driver);
-            d.delete_object(&self.tail_key(), &self.path)?;
-            self.tail_stored = false;
-        }
-        Ok(())
-    }
-
     pub fn commit(&mut self) -> Result<(), DriverError> {
         self.check_open()?;
+        self.flush_full_chunks()?;
         let d = Arc::clone(&self.driver);
-        match self.upload_id.clone() {
-            None => d.put_object(&self.key, &self.path, &self.buf)?,
-            Some(id) => {
-                if !self.buf.is_empty() {
-                    self.flush_part()?;
-                }
-                let parts: Vec<(u32, String)> = self
-                    .parts
-                    .iter()
-                    .map(|p| (p.number, p.etag.clone()))
-                    .collect();
-                match d.complete(&self.key, &id, &parts, &self.path) {
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = d.abort(&self.key, &id, &self.path);
-                        self.state = State::Cancelled;
-                        return Err(e);
-                    }
-                }
-            }
+        let Some(id) = self.upload_id.clone() else {
+            d.put_object(&self.key, &self.path, &self.buf)?;
+            return self.committed();
+        };
+        if self.parts.is_empty() && self.buf.is_empty() {
+            // KS3 cannot complete an upload without parts: the empty object is a PUT.
+            d.put_object(&self.key, &self.path, &[])?;
+            d.abort(&self.key, &id, &self.path)?;
+            return self.committed();
         }
+        let mut parts = self.parts.clone();
+        if !self.buf.is_empty() {
+            // Saved first, so that if the Complete fails the bytes of this short last
+            // part are still at hand for a resume (a part's bytes cannot be read back).
+            self.save_tail()?;
+            parts.push(self.upload_next_part(self.buf.len())?);
+        }
+        match d.complete(&self.key, &id, &parts, &self.path) {
+            Ok(()) => self.committed(),
+            Err(CompleteError::Refused(e)) => {
+                // The part list itself is wrong: no retry can complete this upload.
+                let aborted = d.abort(&self.key, &id, &self.path);
+                let _ = self.drop_tail();
+                self.upload_id = None;
+                self.state = State::Cancelled;
+                self.buf = Vec::new();
+                Err(DriverError::io(
+                    &self.path,
+                    format!(
+                        "KS3 refused to complete the upload ({e}); {}",
+                        match aborted {
+                            Ok(()) => "the upload was aborted".to_string(),
+                            Err(a) => format!("aborting it failed too: {a}"),
+                        }
+                    ),
+                ))
+            }
+            // Everything is kept: `commit` again, or `writer(path, true)` anywhere.
+            Err(CompleteError::Failed(e)) => Err(e),
+        }
+    }
+
+    fn committed(&mut self) -> Result<(), DriverError> {
         self.state = State::Committed;
         self.buf = Vec::new();
+        self.upload_id = None;
         self.drop_tail()
     }
 
     /// Picks up where an earlier writer left off.
     fn resume(&mut self) -> Result<(), DriverError> {
         let d = Arc::clone(&self.driver);
-        if let Some(tail) = self.read_tail()? {
-            let SavedTail {
-                upload_id,
-                parts_before,
-                data,
-            } = tail;
-            self.tail_stored = true;
-            if let Some(id) = upload_id {
-                self.parts = d.list_parts(&self.key, &id, &self.path)?;
-                self.upload_id = Some(id);
-            }
-            // More parts than the tail knows of: a later writer already uploaded the tail's
-            // bytes inside a part and died before its own close.
-            if self.parts.len() == parts_before {
-                self.buf = data;
-            }
-        } else {
-            let mut uploads = d.list_uploads(&self.key, &self.path)?;
-            uploads.sort_by(|a, b| a.initiated.cmp(&b.initiated));
-            match uploads.pop() {
-                Some(u) => {
-                    self.parts = d.list_parts(&self.key, &u.upload_id, &self.path)?;
-                    self.upload_id = Some(u.upload_id);
-                }
-                None => {
-                    return match d.head(&self.key, &self.path)? {
-                        Some(info) if info.size == 0 => Ok(()),
-                        Some(_) => Err(DriverError::InvalidState(format!(
-                            "cannot append to {}: it is committed with content (only empty objects and uncommitted uploads can be appended to)",
-                            self.path
-                        ))),
-                        None => Err(DriverError::PathNotFound(self.path.clone())),
-                    };
+        match self.read_tail()? {
+            Some(tail) => {
+                self.tail_stored = true;
+                match tail.upload_id.clone() {
+                    None => {
+                        self.buf = tail.data;
+                        self.tail_current = true;
+                    }
+                    Some(id) => match d.list_parts(&self.key, &id, &self.path)? {
+                        Some(parts) => self.resume_tailed(id, parts, tail)?,
+                        None => {
+                            // The tail names an upload that is gone (completed or aborted
+                            // after the tail was written): it is stale.
+                            self.drop_tail()?;
+                            self.resume_untailed()?;
+                        }
+                    },
                 }
             }
+            None => self.resume_untailed()?,
         }
-        let chunk = self.chunk() as u64;
-        if self.parts.iter().any(|p| p.size != chunk) {
-            self.rebase()?;
+        self.size = self
+            .parts
+            .iter()
+            .fold(0u64, |acc, p| acc.saturating_add(p.size))
+            .saturating_add(self.buf.len() as u64);
+        Ok(())
+    }
+
+    fn resume_tailed(
+        &mut self,
+        id: String,
+        mut parts: Vec<Part>,
+        tail: SavedTail,
+    ) -> Result<(), DriverError> {
+        let known = tail.part_crcs.len();
+        if parts.len() < known {
+            return Err(DriverError::io(
+                &self.path,
+                format!(
+                    "cannot resume: the upload has {} parts, its saved state {known}",
+                    parts.len()
+                ),
+            ));
         }
-        self.size = self.parts.iter().map(|p| p.size).sum::<u64>() + self.buf.len() as u64;
+        for (p, crc) in parts.iter_mut().zip(&tail.part_crcs) {
+            p.crc = *crc;
+        }
+        let extra = parts.len() - known;
+        let last_is_tail = extra == 1
+            && parts.last().is_some_and(|l| {
+                l.size == tail.data.len() as u64 && etag_is_md5_of(&l.etag, &tail.data)
+            });
+        if extra == 0 || last_is_tail {
+            // The tail's bytes are the rest of the upload. (A part after them that holds
+            // exactly them is a commit's last part whose Complete failed: it is uploaded
+            // again, as part of whatever comes next.)
+            parts.truncate(known);
+            self.buf = tail.data;
+            self.tail_current = true;
+        }
+        // Otherwise a later writer put the tail's bytes into its parts and died before its
+        // own `close`: the parts are the truth.
+        self.adopt(id, parts)
+    }
+
+    /// Resumes the newest upload at the key, if it is not stale.
+    fn resume_untailed(&mut self) -> Result<(), DriverError> {
+        let d = Arc::clone(&self.driver);
+        let uploads = d.uploads_of(&self.key, &self.path)?;
+        let object = d.head(&self.key, &self.path)?;
+        let newest = uploads.last().filter(|u| match &object {
+            // An object written in or after the second the upload began replaced it.
+            Some(o) => ks3_proto::date::parse_iso8601(&u.initiated).is_some_and(|started| {
+                started.div_euclid(1_000_000_000) > i128::from(o.mod_time_ns / 1_000_000_000)
+            }),
+            None => true,
+        });
+        let Some(upload) = newest else {
+            for u in &uploads {
+                d.abort(&self.key, &u.upload_id, &self.path)?;
+            }
+            return match object {
+                // distribution appends to an empty object as to nothing.
+                Some(info) if info.size == 0 => Ok(()),
+                _ => Err(DriverError::PathNotFound(self.path.clone())),
+            };
+        };
+        let id = upload.upload_id.clone();
+        match d.list_parts(&self.key, &id, &self.path)? {
+            Some(parts) => self.adopt(id, parts),
+            None => Err(DriverError::PathNotFound(self.path.clone())),
+        }
+    }
+
+    /// Takes over `parts` of upload `id` after checking they can be completed: numbered
+    /// 1..n, every one but the last at least the minimum part size.
+    fn adopt(&mut self, id: String, parts: Vec<Part>) -> Result<(), DriverError> {
+        for (i, p) in parts.iter().enumerate() {
+            if usize::try_from(p.number).ok() != Some(i + 1) {
+                return Err(DriverError::io(
+                    &self.path,
+                    format!(
+                        "cannot resume: the upload's parts are not numbered 1 to {} (part {} is number {})",
+                        parts.len(),
+                        i + 1,
+                        p.number
+                    ),
+                ));
+            }
+        }
+        match parts.iter().position(|p| p.size < MIN_PART_SIZE) {
+            Some(i) if i + 1 < parts.len() => {
+                return Err(DriverError::io(
+                    &self.path,
+                    format!(
+                        "cannot resume: part {} of the upload is {} bytes, below KS3's minimum for a part that is not the last",
+                        i + 1,
+                        parts[i].size
+                    ),
+                ))
+            }
+            Some(_) => {
+                // The last part is short and not ours: commit or cancel only.
+                self.sealed = true;
+            }
+            None => {}
+        }
+        self.parts = parts;
+        self.upload_id = Some(id);
         Ok(())
     }
 
@@ -290,18 +539,17 @@ impl<T: Transport> FileWriter<T> {
         if resp.status == 404 {
             return Ok(None);
         }
-        let raw = resp
-            .read_all(d.config().chunk_size as usize + 4096)
-            .map_err(|e| {
-                DriverError::io(&self.path, format!("reading the upload's saved tail: {e}"))
-            })?;
+        let limit = self.chunk().saturating_add(MAX_TAIL_HEADER);
+        let raw = resp.read_all(limit).map_err(|e| {
+            DriverError::io(&self.path, format!("reading the upload's saved tail: {e}"))
+        })?;
         if let Some(v) = resp.header("x-kss-checksum-crc64ecma") {
-            if v.trim().parse::<u64>().ok() != Some(Crc64::checksum(&raw)) {
-                return Err(DriverError::io(
-                    &self.path,
-                    "integrity check failed reading the upload's saved tail",
-                ));
-            }
+            d.check_crc(
+                Some(v),
+                Some(Crc64::checksum(&raw)),
+                &self.path,
+                "saved tail",
+            )?;
         }
         match decode_tail(&raw) {
             Some(tail) => Ok(Some(tail)),
@@ -311,85 +559,51 @@ impl<T: Transport> FileWriter<T> {
             )),
         }
     }
-
-    /// Makes the parts uniform again: completes the upload as it is, then starts a new
-    /// one that copies the object back in `chunksize` parts and keeps the remainder in
-    /// the buffer.
-    fn rebase(&mut self) -> Result<(), DriverError> {
-        let d = Arc::clone(&self.driver);
-        let Some(old_id) = self.upload_id.take() else {
-            return Ok(());
-        };
-        let pending = std::mem::take(&mut self.buf);
-        let parts: Vec<(u32, String)> = self
-            .parts
-            .iter()
-            .map(|p| (p.number, p.etag.clone()))
-            .collect();
-        d.complete(&self.key, &old_id, &parts, &self.path)?;
-        let total: u64 = self.parts.iter().map(|p| p.size).sum();
-        self.parts.clear();
-        let chunk = self.chunk() as u64;
-        let full = total / chunk;
-        if full > 0 {
-            let id = d.initiate(&self.key, &self.path)?;
-            let source = d.copy_source(&self.key);
-            for i in 0..full {
-                let call = Call::new("PUT", &self.key, &self.path)
-                    .query("partNumber", (i + 1).to_string())
-                    .query("uploadId", id.clone())
-                    .header("x-kss-copy-source", source.clone())
-                    .header(
-                        "x-kss-copy-source-range",
-                        format!("bytes={}-{}", i * chunk, (i + 1) * chunk - 1),
-                    );
-                let node =
-                    d.client
-                        .read_xml(d.client.call(&call, &[])?, &self.path, "CopyPartResult")?;
-                self.parts.push(Part {
-                    number: i as u32 + 1,
-                    etag: node.text_of("ETag").to_string(),
-                    size: chunk,
-                });
-            }
-            self.upload_id = Some(id);
-        }
-        let rest = total - full * chunk;
-        if rest > 0 {
-            let call = Call::new("GET", &self.key, &self.path)
-                .header("range", format!("bytes={}-{}", full * chunk, total - 1));
-            let mut resp = d.client.call(&call, &[])?;
-            self.buf = resp.read_all(rest as usize).map_err(|e| {
-                DriverError::io(
-                    &self.path,
-                    format!("reading back the upload's last part: {e}"),
-                )
-            })?;
-        }
-        self.buf.extend_from_slice(&pending);
-        // The completed object now stands at the path; it is replaced at commit. Until then
-        // the tail records the new upload so another process resumes this one.
-        let tail = encode_tail(self.upload_id.as_deref(), self.parts.len(), &self.buf);
-        d.put_object(&self.tail_key(), &self.path, &tail)?;
-        self.tail_stored = true;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn part(n: u32, crc: Option<u64>) -> Part {
+        Part {
+            number: n,
+            etag: "e".into(),
+            size: 5,
+            crc,
+        }
+    }
+
     #[test]
     fn tail_round_trip() {
-        let raw = encode_tail(Some("abc"), 3, b"hello\nworld");
+        let raw = encode_tail(
+            Some("abc"),
+            &[part(1, Some(7)), part(2, None)],
+            b"hello\nworld",
+        );
         let t = decode_tail(&raw).unwrap();
         assert_eq!(t.upload_id.as_deref(), Some("abc"));
-        assert_eq!(t.parts_before, 3);
+        assert_eq!(t.part_crcs, vec![Some(7), None]);
         assert_eq!(t.data, b"hello\nworld");
-        let raw = encode_tail(None, 0, b"");
+        assert_eq!(tail_upload_id(&raw[..20]), None, "cut inside the id");
+        assert_eq!(tail_upload_id(&raw), Some(Some("abc".into())));
+        let raw = encode_tail(None, &[], b"");
         assert_eq!(decode_tail(&raw).unwrap().upload_id, None);
-        assert!(decode_tail(b"garbage").is_none());
-        assert!(decode_tail(b"ks3-driver-tail/1 upload=x parts=q\n").is_none());
+        assert_eq!(tail_upload_id(&raw), Some(None));
+        for bad in [
+            &b"garbage"[..],
+            b"ks3-driver-tail/2 upload=x parts=q crcs=-\n",
+            b"ks3-driver-tail/2 upload=x parts=2 crcs=1\n",
+            b"ks3-driver-tail/2 upload=- parts=1 crcs=1\n",
+            b"ks3-driver-tail/2 upload=x parts=1 crcs=z\n",
+            b"ks3-driver-tail/1 upload=x parts=0\n",
+            b"ks3-driver-tail/2 upload=x parts=0 crcs=- extra\n",
+        ] {
+            assert!(
+                decode_tail(bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }
