@@ -133,6 +133,10 @@ impl Driver {
             env: params_to_env(&guest_params),
             egress,
             memory_limit: runtime.memory_limit_for(config.chunk_size),
+            idle_limit: crate::activity::idle_limit(
+                config.request_timeout_secs,
+                config.max_retries,
+            ),
             redact: Arc::new(vec![
                 config.access_key.expose().to_string(),
                 config.secret_key.expose().to_string(),
@@ -552,27 +556,45 @@ impl FileWriter {
     pub async fn close(&mut self) -> Result<(), Error> {
         let handle = self.handle;
         let what = format!("close {}", self.path);
-        self.session
+        let result = self
+            .session
             .call(&what, |e| &e.writer_close, (handle,))
-            .await
+            .await;
+        self.settle(result).await
     }
 
     /// Aborts the upload; nothing is left behind.
     pub async fn cancel(&mut self) -> Result<(), Error> {
         let handle = self.handle;
         let what = format!("cancel {}", self.path);
-        self.session
+        let result = self
+            .session
             .call(&what, |e| &e.writer_cancel, (handle,))
-            .await
+            .await;
+        self.settle(result).await
     }
 
-    /// Makes the content visible at the path.
+    /// Makes the content visible at the path. On an error the upload is kept: `commit`
+    /// again, or resume it with `writer(path, true)`.
     pub async fn commit(&mut self) -> Result<(), Error> {
         let handle = self.handle;
         let what = format!("commit {}", self.path);
-        self.session
+        let result = self
+            .session
             .call(&what, |e| &e.writer_commit, (handle,))
-            .await
+            .await;
+        self.settle(result).await
+    }
+
+    /// After a call that may change the writer's state, [`size`](Self::size) is what the
+    /// guest says, not what the host remembers. A trapped instance has nothing to say;
+    /// the call's own error is the one that matters.
+    async fn settle(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+        let refreshed = self.refresh_size().await;
+        match result {
+            Ok(()) => refreshed,
+            Err(e) => Err(e),
+        }
     }
 
     async fn refresh_size(&mut self) -> Result<(), Error> {

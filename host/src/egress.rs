@@ -24,6 +24,7 @@ use ks3_driver_component::config::{Config, Endpoint};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::activity::Activity;
 use crate::error::Error;
 
 /// Longest a connection attempt may take, whatever the guest asks for.
@@ -145,6 +146,7 @@ impl Egress {
         self: Arc<Self>,
         req: Request<WasiBody>,
         options: Option<RequestOptions>,
+        activity: Option<Activity>,
     ) -> Result<Response<WasiBody>, HttpError> {
         let o = options.unwrap_or_default();
         let first_byte = clamp(o.first_byte_timeout, self.timeout_cap);
@@ -154,7 +156,7 @@ impl Egress {
         // The path only: a query string may carry a signature and is never logged.
         let path = req.uri().path().to_string();
         let started = Instant::now();
-        let progress = Progress::new();
+        let progress = Progress::new(activity.clone());
         let req = req.map(|b| {
             ProgressBody {
                 inner: b,
@@ -193,6 +195,7 @@ impl Egress {
                 timeout: between_bytes,
                 last: Instant::now(),
                 sleep: None,
+                activity,
             }
             .boxed_unsync()
         }))
@@ -213,14 +216,17 @@ fn ms(since: Instant) -> f64 {
 /// The per-store hook object: the shared [`Egress`] plus what this store was refused.
 pub(crate) struct EgressHooks {
     egress: Arc<Egress>,
+    /// Touched whenever this store's traffic moves (the wall-clock limit follows it).
+    activity: Activity,
     /// Destinations refused during the current operation, for the host-side error.
     pub(crate) denied: Vec<String>,
 }
 
 impl EgressHooks {
-    pub(crate) fn new(egress: Arc<Egress>) -> Self {
+    pub(crate) fn new(egress: Arc<Egress>, activity: Activity) -> Self {
         EgressHooks {
             egress,
+            activity,
             denied: Vec::new(),
         }
     }
@@ -256,8 +262,10 @@ impl WasiHttpHooks for EgressHooks {
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         let egress = self.egress.clone();
+        let activity = self.activity.clone();
+        activity.touch();
         Box::new(async move {
-            let resp = egress.send(request, options).await?;
+            let resp = egress.send(request, options, Some(activity)).await?;
             // The pool drives the connection; nothing is left for the caller to poll.
             Ok((resp, Box::new(async { Ok(()) }) as IoFuture))
         })
@@ -269,18 +277,24 @@ impl WasiHttpHooks for EgressHooks {
 struct Progress {
     base: Instant,
     last_ms: Arc<AtomicU64>,
+    /// The calling store's activity, if any.
+    activity: Option<Activity>,
 }
 
 impl Progress {
-    fn new() -> Self {
+    fn new(activity: Option<Activity>) -> Self {
         Progress {
             base: Instant::now(),
             last_ms: Arc::new(AtomicU64::new(0)),
+            activity,
         }
     }
     fn touch(&self) {
         let ms = self.base.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
+        if let Some(a) = &self.activity {
+            a.touch();
+        }
     }
     fn last(&self) -> Instant {
         self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
@@ -300,7 +314,10 @@ async fn progress_timeout(
         let last = progress.last();
         let sleep = tokio::time::sleep_until((last + timeout).into());
         tokio::select! {
-            r = &mut fut => return r.map_err(client_error),
+            r = &mut fut => {
+                progress.touch();
+                return r.map_err(client_error);
+            }
             _ = sleep => {
                 if progress.last() == last {
                     return Err(HttpError::ConnectionReadTimeout);
@@ -344,6 +361,7 @@ struct ResponseBody {
     timeout: Duration,
     last: Instant,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    activity: Option<Activity>,
 }
 
 impl Body for ResponseBody {
@@ -357,6 +375,9 @@ impl Body for ResponseBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 self.last = Instant::now();
+                if let Some(a) = &self.activity {
+                    a.touch();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(hyper_error(&e)))),

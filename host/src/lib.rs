@@ -34,6 +34,7 @@
 //!   guest's functions;
 //! * at build time, `KS3_DRIVER_PREBUILT_COMPONENT=FILE` embeds that component instead of
 //!   building `driver/`.
+mod activity;
 mod bindings;
 mod cache;
 mod driver;

@@ -88,7 +88,10 @@ impl NativeTransport {
             first_byte_timeout: Some(timeout),
             between_bytes_timeout: Some(timeout),
         };
-        egress.send(req, Some(options)).await.map_err(error_code)
+        egress
+            .send(req, Some(options), None)
+            .await
+            .map_err(error_code)
     }
 
     fn response(&self, resp: http::Response<WasiBody>) -> Response {

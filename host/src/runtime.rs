@@ -1,5 +1,6 @@
 //! The wasmtime side: one engine, linker and pre-instantiated component per process,
 //! and a fresh sandboxed store + instance per operation.
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::activity::Activity;
 use crate::bindings::{Export, Exports, Res, WitError};
 use crate::cache::{self, LoadInfo};
 use crate::egress::{Egress, EgressHooks};
@@ -21,8 +23,10 @@ use crate::error::Error;
 pub static EMBEDDED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ks3-driver-component.wasm"));
 
-/// Default wall-clock limit of one guest call.
-pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default hard wall-clock limit of one guest call: none to speak of. A call is stopped
+/// when its traffic has stood still longer than the driver's retries could take (see
+/// [`crate::activity`]), which follows `requesttimeout`, `maxretries` and the work itself.
+pub const DEFAULT_OP_TIMEOUT: Duration = MAX_OP_TIMEOUT;
 /// Default memory limit of an instance when none is set: this, or more when `chunksize`
 /// needs it (see [`RuntimeOptions::memory_limit`]).
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
@@ -42,7 +46,9 @@ pub struct RuntimeOptions {
     /// Linear-memory limit of each instance in bytes. Default: the larger of 512 MiB and
     /// `2 × chunksize + 64 MiB` of the driver's configuration.
     pub memory_limit: Option<usize>,
-    /// Wall-clock limit of each guest call (default 10 minutes).
+    /// A hard wall-clock limit of each guest call, on top of the one that follows the
+    /// driver's configuration (a call whose KS3 traffic stands still for longer than
+    /// `(maxretries + 1) × (requesttimeout + 2 s) + 30 s` is stopped). Default: none.
     pub op_timeout: Option<Duration>,
     /// Where compiled components are cached; default `KS3_DRIVER_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/ks3-driver`, else `~/.cache/ks3-driver`.
@@ -165,6 +171,7 @@ impl Runtime {
     /// A fresh store and instance for one operation (or one reader/writer/walker).
     pub(crate) async fn session(&self, spec: &SessionSpec) -> Result<Session, Error> {
         let stderr = MemoryOutputPipe::new(GUEST_STDERR_CAPTURE);
+        let activity = Activity::new();
         let wasi = WasiCtx::builder()
             .envs(&spec.env)
             .stderr(stderr.clone())
@@ -176,12 +183,15 @@ impl Runtime {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: EgressHooks::new(spec.egress.clone()),
+            hooks: EgressHooks::new(spec.egress.clone(), activity.clone()),
             limits: Limits {
                 memory: spec.memory_limit,
                 refused: None,
             },
-            deadline: Instant::now() + self.inner.op_timeout,
+            hard_deadline: Instant::now() + self.inner.op_timeout,
+            call_started: Instant::now(),
+            activity,
+            idle_limit: spec.idle_limit,
             stderr,
             stderr_echoed: 0,
         };
@@ -189,7 +199,7 @@ impl Runtime {
         store.limiter(|c| &mut c.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            Ok(if Instant::now() >= ctx.data().deadline {
+            Ok(if Instant::now() >= ctx.data().deadline() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
@@ -227,6 +237,35 @@ impl Runtime {
             Err(_) => Err(Error::Runtime(format!(
                 "instantiating the driver took longer than {timeout:?}"
             ))),
+        }
+    }
+}
+
+/// Runs `fut` until it finishes, or until `activity` has stood still for `idle` (counted
+/// from `started` at the earliest), or until `hard`. `Err(())` when it was stopped.
+async fn until_idle<F: Future>(
+    fut: F,
+    activity: &Activity,
+    started: Instant,
+    idle: Duration,
+    hard: Instant,
+) -> Result<F::Output, ()> {
+    tokio::pin!(fut);
+    loop {
+        let deadline = activity
+            .last()
+            .max(started)
+            .checked_add(idle)
+            .map_or(hard, |d| d.min(hard));
+        tokio::select! {
+            out = &mut fut => return Ok(out),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                let moved = activity.last().max(started).checked_add(idle).is_some_and(|d| d > now);
+                if now >= hard || !moved {
+                    return Err(());
+                }
+            }
         }
     }
 }
@@ -292,6 +331,8 @@ pub(crate) struct SessionSpec {
     pub env: Vec<(String, String)>,
     pub egress: Arc<Egress>,
     pub memory_limit: usize,
+    /// A call stops when its traffic stood still this long.
+    pub idle_limit: Duration,
     /// Strings never to repeat from the guest's output (the credentials).
     pub redact: Arc<Vec<String>>,
 }
@@ -303,10 +344,27 @@ pub(crate) struct Ctx {
     http: WasiHttpCtx,
     hooks: EgressHooks,
     limits: Limits,
-    deadline: Instant,
+    /// The current call's hard limit (`op_timeout`).
+    hard_deadline: Instant,
+    /// When the current call started.
+    call_started: Instant,
+    /// Traffic of this store; the call may go on while it moves.
+    activity: Activity,
+    idle_limit: Duration,
     stderr: MemoryOutputPipe,
     /// How much of `stderr` has been echoed already (the pipe can only grow).
     stderr_echoed: usize,
+}
+
+impl Ctx {
+    /// When the current call must stop: `idle_limit` after its last traffic (or its
+    /// start), and never after the hard limit.
+    fn deadline(&self) -> Instant {
+        let moving = self.activity.last().max(self.call_started);
+        moving
+            .checked_add(self.idle_limit)
+            .map_or(self.hard_deadline, |d| d.min(self.hard_deadline))
+    }
 }
 
 impl WasiView for Ctx {
@@ -435,17 +493,26 @@ impl Session {
             .typed::<P, R>(&self.store)
             .map_err(|e| Error::Runtime(format!("{what}: {e}")))?;
         let data = self.store.data_mut();
-        data.deadline = Instant::now() + self.timeout;
+        let now = Instant::now();
+        data.call_started = now;
+        data.hard_deadline = now + self.timeout;
         data.hooks.denied.clear();
         data.limits.refused = None;
+        let (activity, idle, hard) = (data.activity.clone(), data.idle_limit, data.hard_deadline);
         self.in_call = true;
-        let outcome =
-            tokio::time::timeout(self.timeout, typed.call_async(&mut self.store, params)).await;
+        let outcome = until_idle(
+            typed.call_async(&mut self.store, params),
+            &activity,
+            now,
+            idle,
+            hard,
+        )
+        .await;
         self.in_call = false;
         let result = match outcome {
             Ok(Ok(r)) => Ok(r),
-            // The tokio timeout (the guest was waiting on I/O) or the epoch deadline (it
-            // was running).
+            // The guest was waiting on I/O that stood still (or the hard limit passed), or
+            // the epoch deadline stopped it while it ran.
             Err(_) => Err(self.wall_clock_error(what)),
             Ok(Err(trap))
                 if trap.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) =>
@@ -462,10 +529,18 @@ impl Session {
     }
 
     fn wall_clock_error(&self, what: &str) -> Error {
-        Error::Runtime(format!(
-            "{what} exceeded the wall-clock limit of {:?}",
-            self.timeout
-        ))
+        let data = self.store.data();
+        if Instant::now() >= data.hard_deadline {
+            Error::Runtime(format!(
+                "{what} exceeded the wall-clock limit of {:?}",
+                self.timeout
+            ))
+        } else {
+            Error::Runtime(format!(
+                "{what} stopped: no traffic with KS3 for {:?} (the wall-clock limit that follows requesttimeout and maxretries)",
+                data.idle_limit
+            ))
+        }
     }
 
     /// The egress refusals of the last call, as the host's error.
