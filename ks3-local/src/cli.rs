@@ -52,6 +52,9 @@ pub struct Cli {
     /// Log every request (method, path, status) on stderr. Credentials are never logged.
     #[arg(long, short)]
     pub verbose: bool,
+    /// KS3 region id the buckets are in, as GetBucketLocation reports it.
+    #[arg(long, value_name = "REGION", default_value = crate::config::DEFAULT_REGION)]
+    pub region: String,
 }
 
 /// Secret keys are never printed.
@@ -112,6 +115,7 @@ impl Cli {
             max_put_size: self.max_put_size.unwrap_or(d.max_put_size),
             min_part_size: self.min_part_size.unwrap_or(d.min_part_size),
             verbose: self.verbose,
+            region: self.region.clone(),
         };
         Ok((config, faults))
     }

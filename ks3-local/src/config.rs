@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 /// 5 GB: KS3's limit for a single PUT, a part, and a copy source.
 pub const FIVE_GB: u64 = 5_000_000_000;
+/// The region a server claims unless told otherwise.
+pub const DEFAULT_REGION: &str = "ks3-cn-beijing";
 /// 5 MiB: the smallest size of every multipart part but the last.
 pub const FIVE_MIB: u64 = 5 * 1024 * 1024;
 
@@ -40,6 +42,9 @@ pub struct ServerConfig {
     pub min_part_size: u64,
     /// Log one line per request on stderr (method, path, status; never credentials).
     pub verbose: bool,
+    /// The KS3 region id the buckets live in (`ks3-cn-beijing`): what GetBucketLocation
+    /// answers, as its V4 region name (`BEIJING`). V4 credential scopes may name any region.
+    pub region: String,
 }
 
 /// Secret keys are never printed.
@@ -61,6 +66,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_put_size", &self.max_put_size)
             .field("min_part_size", &self.min_part_size)
             .field("verbose", &self.verbose)
+            .field("region", &self.region)
             .finish()
     }
 }
@@ -76,6 +82,7 @@ impl Default for ServerConfig {
             max_put_size: FIVE_GB,
             min_part_size: FIVE_MIB,
             verbose: false,
+            region: DEFAULT_REGION.to_string(),
         }
     }
 }
