@@ -1,5 +1,6 @@
-//! KSS V2 authentication: `Authorization: KSS AK:SIG` and presigned URLs
-//! (`KSSAccessKeyId` / `AccessKeyId` / `AWSAccessKeyId`, `Expires`, `Signature`).
+//! Request authentication: picks the scheme (KSS V2, or V4 in [`crate::auth_v4`]) and checks
+//! KSS V2 itself: `Authorization: KSS AK:SIG` and presigned URLs (`KSSAccessKeyId` /
+//! `AccessKeyId` / `AWSAccessKeyId`, `Expires`, `Signature`).
 use std::collections::HashMap;
 
 use http::HeaderMap;
@@ -7,6 +8,8 @@ use ks3_proto::date::{http_date, parse_http_date};
 use ks3_proto::digest::hex;
 use ks3_proto::encode::{decode, split_query};
 use ks3_proto::sign::{canonical_resource, signature, signatures_equal, StringToSign};
+use ks3_proto::sign_v4::{parse_authorization, presigned_namespace};
+use ks3_proto::SigningScheme;
 
 use crate::error::S3Error;
 
@@ -25,6 +28,8 @@ pub fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 /// What is signed besides the headers.
 pub struct AuthInput<'a> {
     pub method: &'a str,
+    /// The request path as sent (percent-encoded): V4 signs it as such.
+    pub path: &'a str,
     pub headers: &'a HeaderMap,
     /// `""` for service-level requests.
     pub bucket: &'a str,
@@ -34,13 +39,76 @@ pub struct AuthInput<'a> {
     pub raw_query: &'a str,
 }
 
-/// Checks the request's credentials; returns the access key on success.
+/// Who signed a request, how, and what its body must hash to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub access_key: String,
+    pub scheme: SigningScheme,
+    /// The hex SHA-256 a V4 signature claims for the body (`None`: not signed).
+    pub payload_sha256: Option<String>,
+}
+
+fn both_mechanisms() -> S3Error {
+    S3Error::invalid_argument("Only one auth mechanism allowed; only the Authorization header or query-string authentication may be used, not both.")
+}
+
+/// Checks the request's credentials under whichever scheme it uses.
 pub fn authenticate(
     inp: &AuthInput<'_>,
     creds: &HashMap<String, String>,
     now: i64,
+) -> Result<Authenticated, S3Error> {
+    let raw = split_query(inp.raw_query);
+    let mut decoded = Vec::with_capacity(raw.len());
+    for (k, v) in &raw {
+        match (decode(k, true), decode(v.unwrap_or(""), true)) {
+            (Some(k), Some(v)) => decoded.push((k, v)),
+            _ => return Err(S3Error::invalid_uri()),
+        }
+    }
+    let names: Vec<(&str, &str)> = decoded
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let v4_presigned = presigned_namespace(&names);
+    if let Some(h) = header_str(inp.headers, "authorization") {
+        match parse_authorization(&h) {
+            Ok(Some(claims)) => {
+                if v4_presigned.is_some() {
+                    return Err(both_mechanisms());
+                }
+                return crate::auth_v4::authenticate_header(inp, claims, &decoded, creds, now);
+            }
+            Err(e) => {
+                return Err(S3Error::new(
+                    400,
+                    "AuthorizationHeaderMalformed",
+                    format!("The authorization header is malformed; {e}."),
+                ))
+            }
+            Ok(None) => {}
+        }
+    }
+    if let Some(ns) = v4_presigned {
+        if inp.headers.contains_key("authorization") {
+            return Err(both_mechanisms());
+        }
+        return crate::auth_v4::authenticate_presigned(inp, ns, &decoded, creds, now);
+    }
+    authenticate_v2(inp, &raw, creds, now).map(|access_key| Authenticated {
+        access_key,
+        scheme: SigningScheme::V2,
+        payload_sha256: None,
+    })
+}
+
+/// KSS V2; returns the access key on success.
+fn authenticate_v2(
+    inp: &AuthInput<'_>,
+    query: &[(&str, Option<&str>)],
+    creds: &HashMap<String, String>,
+    now: i64,
 ) -> Result<String, S3Error> {
-    let query = split_query(inp.raw_query);
     let qparam = |name: &str| {
         query
             .iter()
@@ -54,10 +122,10 @@ pub fn authenticate(
     let presigned = q_sig.is_some() || q_ak.is_some();
 
     if auth_header.is_some() && presigned {
-        return Err(S3Error::invalid_argument("Only one auth mechanism allowed; only the Authorization header or query-string authentication may be used, not both."));
+        return Err(both_mechanisms());
     }
 
-    let resource = canonical_resource(inp.bucket, inp.key, &query);
+    let resource = canonical_resource(inp.bucket, inp.key, query);
     let content_md5 = header_str(inp.headers, "content-md5").unwrap_or_default();
     let content_type = header_str(inp.headers, "content-type").unwrap_or_default();
     let kss: Vec<(String, String)> = inp
@@ -76,10 +144,10 @@ pub fn authenticate(
         let (scheme, cred) = h.split_once(' ').unwrap_or((h.as_str(), ""));
         match scheme {
             "KSS" => {}
-            "AWS" | "AWS4-HMAC-SHA256" | "KSS4-HMAC-SHA256" => {
-                return Err(S3Error::not_implemented(&format!(
-                    "the {scheme} signature scheme (ks3-local accepts KSS V2 signatures only)"
-                )))
+            "AWS" => {
+                return Err(S3Error::not_implemented(
+                    "the AWS V2 signature scheme (ks3-local accepts KSS V2, KSS4-HMAC-SHA256 and AWS4-HMAC-SHA256)",
+                ))
             }
             _ => {
                 return Err(S3Error::invalid_argument(
@@ -178,7 +246,7 @@ pub fn authenticate(
     Ok(ak)
 }
 
-fn invalid_access_key(ak: &str) -> S3Error {
+pub(crate) fn invalid_access_key(ak: &str) -> S3Error {
     S3Error::new(
         403,
         "InvalidAccessKeyId",
@@ -223,12 +291,13 @@ mod tests {
         ]);
         let inp = AuthInput {
             method: "PUT",
+            path: "/",
             headers: &h,
             bucket: "registry-bucket",
             key: "docker/registry/v2/blobs/sha256/ab/abcd/data",
             raw_query: "",
         };
-        assert_eq!(authenticate(&inp, &creds(), DATE).unwrap(), AK);
+        assert_eq!(authenticate(&inp, &creds(), DATE).unwrap().access_key, AK);
         assert_eq!(
             authenticate(&inp, &creds(), DATE + 16 * 60)
                 .unwrap_err()
@@ -251,12 +320,13 @@ mod tests {
         ]);
         let inp = AuthInput {
             method: "PUT",
+            path: "/",
             headers: &h,
             bucket: "registry-bucket",
             key: "docker/registry/v2/blobs/sha256/ab/abcd/data",
             raw_query: "uploadId=XYZ&partNumber=1",
         };
-        assert_eq!(authenticate(&inp, &creds(), DATE).unwrap(), AK);
+        assert_eq!(authenticate(&inp, &creds(), DATE).unwrap().access_key, AK);
     }
 
     #[test]
@@ -264,19 +334,30 @@ mod tests {
         let h = HeaderMap::new();
         let inp = AuthInput {
             method: "GET",
+            path: "/",
             headers: &h,
             bucket: "registry-bucket",
             key: "docker/registry/v2/blobs/sha256/ab/abcd/data",
             raw_query: "Signature=1CgMNYSQmNjR7sE5bP%2BIF4fle44%3D&Expires=1795000000&KSSAccessKeyId=AKLTtestaccesskey0001",
         };
-        assert_eq!(authenticate(&inp, &creds(), 1_794_999_000).unwrap(), AK);
+        assert_eq!(
+            authenticate(&inp, &creds(), 1_794_999_000)
+                .unwrap()
+                .access_key,
+            AK
+        );
         let e = authenticate(&inp, &creds(), 1_795_000_001).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code.as_str()), (403, "AccessDenied"));
         let inp2 = AuthInput {
             raw_query: "Signature=1CgMNYSQmNjR7sE5bP%2BIF4fle44%3D&Expires=1795000000&AWSAccessKeyId=AKLTtestaccesskey0001",
             ..inp
         };
-        assert_eq!(authenticate(&inp2, &creds(), 1_794_999_000).unwrap(), AK);
+        assert_eq!(
+            authenticate(&inp2, &creds(), 1_794_999_000)
+                .unwrap()
+                .access_key,
+            AK
+        );
     }
 
     #[test]
@@ -290,6 +371,7 @@ mod tests {
         ]);
         let inp = AuthInput {
             method: "GET",
+            path: "/",
             headers: &h,
             bucket: "registry-bucket",
             key: "k",

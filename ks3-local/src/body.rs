@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 use crate::error::S3Error;
@@ -168,6 +169,135 @@ impl Body for Truncate {
     }
 }
 
+/// A request body, checked on the way in against the SHA-256 a V4 signature claimed for it
+/// (`x-amz-content-sha256` / `x-kss-content-sha256`). The check happens when the body ends,
+/// so a handler that streams the body into a sink sees the error before it publishes
+/// anything.
+pub struct ReqBody {
+    inner: Incoming,
+    /// The claimed digest and the running hash of what arrived so far.
+    check: Option<([u8; 32], Sha256)>,
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum ReqBodyError {
+    /// The connection broke or the framing was invalid.
+    Transport,
+    /// The body is complete but its SHA-256 is not the one signed (hex: claimed, computed).
+    Sha256Mismatch(String, String),
+}
+
+impl std::fmt::Display for ReqBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReqBodyError::Transport => f.write_str("the request body broke off"),
+            ReqBodyError::Sha256Mismatch(..) => {
+                f.write_str("the body's SHA-256 is not the signed one")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReqBodyError {}
+
+impl ReqBody {
+    /// A body taken as it comes.
+    pub fn unchecked(inner: Incoming) -> Self {
+        ReqBody { inner, check: None }
+    }
+
+    /// A body whose SHA-256 must be `claimed_hex` (64 lower-case hex digits; anything else
+    /// can never match, so such a body always fails).
+    pub fn checked(inner: Incoming, claimed_hex: &str) -> Self {
+        // A claim that is not hex can never match: all-ones is no input's SHA-256 in
+        // practice, so the check then fails as it should.
+        let want = parse_hex32(claimed_hex).unwrap_or([0xff; 32]);
+        ReqBody {
+            inner,
+            check: Some((want, Sha256::new())),
+        }
+    }
+
+    /// Whether the transport has delivered everything (the SHA-256 check may still be
+    /// pending; it runs on the next poll).
+    pub fn transport_done(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = ReqBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
+        let this = self.get_mut();
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let (Some((_, h)), Some(d)) = (this.check.as_mut(), frame.data_ref()) {
+                    h.update(d);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(_)) => Poll::Ready(Some(Err(ReqBodyError::Transport))),
+            None => match this.check.take() {
+                Some((want, h)) => {
+                    let got: [u8; 32] = h.finalize().into();
+                    if got == want {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Ready(Some(Err(ReqBodyError::Sha256Mismatch(
+                            ks3_proto::digest::hex(&want),
+                            ks3_proto::digest::hex(&got),
+                        ))))
+                    }
+                }
+                None => Poll::Ready(None),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.check.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `XAmzContentSHA256Mismatch`: the body is not the one the V4 signature covers.
+pub fn sha256_mismatch(claimed: &str, computed: &str) -> S3Error {
+    S3Error::new(
+        400,
+        "XAmzContentSHA256Mismatch",
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    )
+    .with("ClientComputedContentSHA256", claimed)
+    .with("S3ComputedContentSHA256", computed)
+}
+
+fn body_error(e: ReqBodyError) -> S3Error {
+    match e {
+        ReqBodyError::Transport => incomplete(),
+        ReqBodyError::Sha256Mismatch(claimed, computed) => sha256_mismatch(&claimed, &computed),
+    }
+}
+
 fn incomplete() -> S3Error {
     let mut e = S3Error::new(
         400,
@@ -180,9 +310,9 @@ fn incomplete() -> S3Error {
 
 /// Streams a request body of `expected` bytes into `sink`. A body that ends early or breaks
 /// → `IncompleteBody` (the data is then dropped with the sink, never published).
-pub async fn receive(body: &mut Incoming, sink: &mut Sink, expected: u64) -> Result<(), S3Error> {
+pub async fn receive(body: &mut ReqBody, sink: &mut Sink, expected: u64) -> Result<(), S3Error> {
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| incomplete())?;
+        let frame = frame.map_err(body_error)?;
         if let Ok(data) = frame.into_data() {
             if sink.len() + data.len() as u64 > expected {
                 return Err(incomplete());
@@ -197,10 +327,10 @@ pub async fn receive(body: &mut Incoming, sink: &mut Sink, expected: u64) -> Res
 }
 
 /// Collects a small request body, at most `limit` bytes.
-pub async fn collect(body: &mut Incoming, limit: usize) -> Result<Bytes, S3Error> {
+pub async fn collect(body: &mut ReqBody, limit: usize) -> Result<Bytes, S3Error> {
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| incomplete())?;
+        let frame = frame.map_err(body_error)?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
                 let mut e =
@@ -217,7 +347,7 @@ pub async fn collect(body: &mut Incoming, limit: usize) -> Result<Bytes, S3Error
 
 /// Reads and discards the rest of a body (bounded), so an early answer does not break a
 /// client still sending. Returns `false` if the body was left unread.
-pub async fn drain(body: &mut Incoming, limit: u64) -> bool {
+pub async fn drain<B: Body + Unpin>(body: &mut B, limit: u64) -> bool {
     if body.is_end_stream() {
         return true;
     }

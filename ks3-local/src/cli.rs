@@ -56,6 +56,9 @@ pub struct Cli {
     /// instead of 404 NoSuchUpload (some S3 servers do; for testing clients against both).
     #[arg(long)]
     pub replay_completed_uploads: bool,
+    /// KS3 region id the buckets are in, as GetBucketLocation reports it.
+    #[arg(long, value_name = "REGION", default_value = crate::config::DEFAULT_REGION)]
+    pub region: String,
 }
 
 /// Secret keys are never printed.
@@ -118,6 +121,7 @@ impl Cli {
             min_part_size: self.min_part_size.unwrap_or(d.min_part_size),
             verbose: self.verbose,
             replay_completed_uploads: self.replay_completed_uploads,
+            region: self.region.clone(),
         };
         Ok((config, faults))
     }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 /// 5 GB: KS3's limit for a single PUT, a part, and a copy source.
 pub const FIVE_GB: u64 = 5_000_000_000;
+/// The region a server claims unless told otherwise.
+pub const DEFAULT_REGION: &str = "ks3-cn-beijing";
 /// 5 MiB: the smallest size of every multipart part but the last.
 pub const FIVE_MIB: u64 = 5 * 1024 * 1024;
 
@@ -44,6 +46,9 @@ pub struct ServerConfig {
     /// default) `404 NoSuchUpload`, as KS3 answers once the upload is gone; `true` the
     /// first Complete's answer again, as some S3 servers do. Clients must handle both.
     pub replay_completed_uploads: bool,
+    /// The KS3 region id the buckets live in (`ks3-cn-beijing`): what GetBucketLocation
+    /// answers, as its V4 region name (`BEIJING`). V4 credential scopes may name any region.
+    pub region: String,
 }
 
 /// Secret keys are never printed.
@@ -66,6 +71,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("min_part_size", &self.min_part_size)
             .field("verbose", &self.verbose)
             .field("replay_completed_uploads", &self.replay_completed_uploads)
+            .field("region", &self.region)
             .finish()
     }
 }
@@ -82,6 +88,7 @@ impl Default for ServerConfig {
             min_part_size: FIVE_MIB,
             verbose: false,
             replay_completed_uploads: false,
+            region: DEFAULT_REGION.to_string(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! `ks3-local`: a strict KS3-compatible object server, for local use and as the backend of
 //! every test of the project.
 //!
-//! * KSS V2 authentication (header and presigned URL), path-style and virtual-hosted
-//!   addressing, KS3's error codes and limits;
+//! * KSS V2, KSS4 and AWS4 authentication (header and presigned URL), `x-amz-*` header
+//!   names under AWS4, path-style and virtual-hosted addressing, KS3's error codes and
+//!   limits;
 //! * objects in RAM (`data_dir: None`) or under a directory (atomic temp file + rename);
 //! * fault injection in-process ([`RunningServer::faults`]), on the command line
 //!   (`--fault`) or over HTTP (see [`admin`]).
@@ -17,7 +18,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub mod admin;
+pub mod amz;
 pub mod auth;
+pub mod auth_v4;
 pub mod body;
 pub mod cli;
 pub mod config;

@@ -13,12 +13,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{authenticate, AuthInput};
-use crate::body::{drain, full, RespBody, Truncate};
+use crate::body::{drain, full, ReqBody, RespBody, Truncate};
 use crate::config::ServerConfig;
 use crate::error::S3Error;
 use crate::faults::{FaultAction, FaultInjector};
 use crate::handlers::{self, set, Query, Req};
 use crate::store::{lock, Store};
+use ks3_proto::sign_v4::EMPTY_SHA256;
+use ks3_proto::{SigningScheme, V4Namespace};
 
 /// Headers larger than this get hyper's 431.
 /// (Idle keep-alive connections close after 75 s without a new request head, as nginx.)
@@ -313,9 +315,10 @@ async fn handle(
         } else {
             format!("/{bucket}/{key}")
         };
-        authenticate(
+        let auth = authenticate(
             &AuthInput {
                 method: method.as_str(),
+                path: &path,
                 headers: &parts.headers,
                 bucket: &bucket,
                 key: &key,
@@ -325,15 +328,36 @@ async fn handle(
             now_secs(),
         )?;
         let query = Query::parse(&raw_query)?;
-        Ok::<_, S3Error>((bucket, key, query))
+        Ok::<_, S3Error>((bucket, key, query, auth))
     }
     .await;
+    let aws4 = matches!(&result, Ok((.., a)) if a.scheme == SigningScheme::V4(V4Namespace::Aws4));
+    let mut headers = parts.headers;
+    let result = result.and_then(|(bucket, key, query, auth)| {
+        if aws4 {
+            crate::amz::to_kss_names(&mut headers)?;
+        }
+        match auth.payload_sha256.as_deref() {
+            // Handlers that take no body never read it: check an empty one here.
+            Some(h) if body.is_end_stream() && h != EMPTY_SHA256 => {
+                Err(crate::body::sha256_mismatch(h, EMPTY_SHA256))
+            }
+            _ => Ok((bucket, key, query, auth.payload_sha256)),
+        }
+    });
     let (mut resp, body) = match result {
-        Err(e) => (error_response(&e, &resource, &request_id, head), body),
-        Ok((bucket, key, query)) => {
+        Err(e) => (
+            error_response(&e, &resource, &request_id, head),
+            ReqBody::unchecked(body),
+        ),
+        Ok((bucket, key, query, payload)) => {
+            let body = match payload {
+                Some(h) => ReqBody::checked(body, &h),
+                None => ReqBody::unchecked(body),
+            };
             let mut r = Req {
                 method: method.clone(),
-                headers: parts.headers,
+                headers,
                 query,
                 bucket,
                 key,
@@ -356,6 +380,9 @@ async fn handle(
     }
     set(&mut resp, "x-kss-request-id", &request_id);
     set(&mut resp, "server", "ks3-local");
+    if aws4 {
+        crate::amz::mirror_response(resp.headers_mut());
+    }
     log(&state, &method, &target, resp.status());
     if lose_response {
         // The operation took effect; the client never hears so.

@@ -91,8 +91,18 @@ async fn unknown_access_key_and_anonymous_and_malformed_authorization() {
             .unwrap();
         send(s.addr(), r).await.expect(400, "InvalidArgument");
     }
+    // A V4 scheme with a malformed header is malformed, not unknown.
     let r = Request::get(format!("/{BUCKET}/k"))
         .header("authorization", "AWS4-HMAC-SHA256 Credential=x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(s.addr(), r)
+        .await
+        .expect(400, "AuthorizationHeaderMalformed");
+    // AWS V2 (HMAC-SHA1 with "AWS AK:SIG") is not implemented.
+    let r = Request::get(format!("/{BUCKET}/k"))
+        .header("date", ks3_proto::date::http_date(now()))
+        .header("authorization", "AWS AK:c2ln")
         .body(Full::new(Bytes::new()))
         .unwrap();
     send(s.addr(), r).await.expect(501, "NotImplemented");

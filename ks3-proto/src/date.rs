@@ -117,6 +117,34 @@ pub fn parse_iso8601(s: &str) -> Option<i128> {
     Some(secs as i128 * 1_000_000_000 + nanos)
 }
 
+/// `20261125T080000Z`: the ISO 8601 basic form of Signature V4's `x-kss-date` / `x-amz-date`.
+pub fn amz_date(unix_secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = split(unix_secs);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
+/// Parses `YYYYMMDDTHHMMSSZ` (exactly 16 characters) into Unix seconds.
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, m, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (hh, mm, ss) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // m and d are in range, so the casts are exact.
+    Some(days_from_civil(y, m as u32, d as u32) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +166,24 @@ mod tests {
         assert_eq!(parse_iso8601("2026-11-25T08:00:00.123Z"), Some(n));
         assert_eq!(parse_iso8601("2026-11-25T08:00:00Z"), Some(n - 123_000_000));
         assert_eq!(parse_iso8601("2026-13-25T08:00:00Z"), None);
+    }
+
+    #[test]
+    fn amz_date_round_trip() {
+        let t = 1_795_593_600;
+        assert_eq!(amz_date(t), "20261125T080000Z");
+        assert_eq!(parse_amz_date("20261125T080000Z"), Some(t));
+        assert_eq!(parse_amz_date("20130524T000000Z"), Some(1_369_353_600));
+        for bad in [
+            "20261125T080000",
+            "2026112T5080000Z",
+            "20261325T080000Z",
+            "2026-1125T08000Z",
+            "20261125T240000Z",
+            "+0261125T080000Z",
+            "",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
     }
 }

@@ -12,6 +12,11 @@ pub fn content_md5(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(md5(data))
 }
 
+/// Standard base64 (with padding), as checksum headers carry digests.
+pub fn base64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 /// Decodes a `Content-MD5` header; `None` if it is not base64 of 16 bytes.
 pub fn decode_content_md5(value: &str) -> Option<[u8; 16]> {
     let raw = base64::engine::general_purpose::STANDARD

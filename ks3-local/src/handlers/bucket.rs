@@ -1,9 +1,11 @@
 //! Bucket operations and the multi-object delete.
 use http::StatusCode;
 
+use sha2::{Digest, Sha256};
+
 use super::*;
 use crate::body::collect;
-use crate::xml::{parse, XmlWriter};
+use crate::xml::{escape, parse, XmlWriter, DECL, NS};
 
 /// At most this many keys per multi-object delete.
 pub const MAX_DELETE_KEYS: usize = 1000;
@@ -12,6 +14,21 @@ const MAX_DELETE_BODY: usize = 4 << 20;
 pub fn head_bucket(state: &State, req: &Req) -> HResult {
     bucket_of(state, &req.bucket)?;
     Ok(empty_response(StatusCode::OK))
+}
+
+/// `GET /bucket?location`: the server's region as its V4 region name (`BEIJING`), or the
+/// region id when it has none.
+pub fn location(state: &State, req: &Req) -> HResult {
+    bucket_of(state, &req.bucket)?;
+    let region = &state.config.region;
+    let name = ks3_proto::sign_v4::v4_region(region).unwrap_or(region);
+    Ok(xml_response(
+        StatusCode::OK,
+        format!(
+            "{DECL}<LocationConstraint xmlns=\"{NS}\">{}</LocationConstraint>",
+            escape(name)
+        ),
+    ))
 }
 
 pub fn create_bucket(state: &State, req: &Req) -> HResult {
@@ -39,14 +56,26 @@ pub fn delete_bucket(state: &State, req: &Req) -> HResult {
 /// (consistent with KS3's single DELETE).
 pub async fn multi_delete(state: &State, req: &mut Req) -> HResult {
     let bucket = bucket_of(state, &req.bucket)?;
-    let Some(want_md5) = content_md5(req)? else {
+    let want_md5 = content_md5(req)?;
+    let checksum = request_checksum(req)?;
+    if want_md5.is_none() && checksum.is_none() {
         return Err(S3Error::invalid_request(
             "Missing required header for this request: Content-MD5",
         ));
-    };
+    }
     let body = collect(&mut req.body, MAX_DELETE_BODY).await?;
-    if ks3_proto::digest::md5(&body) != want_md5 {
+    if want_md5.is_some_and(|m| ks3_proto::digest::md5(&body) != m) {
         return Err(S3Error::bad_digest());
+    }
+    if let Some((name, algorithm, claimed)) = checksum {
+        let computed = ks3_proto::digest::base64(&algorithm.digest(&body));
+        if computed != claimed.trim() {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                format!("The {name} you specified did not match the calculated checksum."),
+            ));
+        }
     }
     let root = parse(&body).map_err(|_| S3Error::malformed_xml())?;
     if root.name != "Delete" {
@@ -101,4 +130,86 @@ pub async fn multi_delete(state: &State, req: &mut Req) -> HResult {
     }
     x.close("DeleteResult");
     Ok(xml_response(StatusCode::OK, x.finish()))
+}
+
+/// The flexible checksums S3 SDKs send instead of `Content-MD5` (botocore ≥ 1.36 sends
+/// `x-amz-checksum-crc32` on a multi-object delete and no `Content-MD5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checksum {
+    Crc32,
+    Crc32c,
+    Sha256,
+}
+
+impl Checksum {
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            // Reflected polynomials of CRC-32 (IEEE) and CRC-32C (Castagnoli).
+            Checksum::Crc32 => crc32(0xEDB8_8320, data).to_be_bytes().to_vec(),
+            Checksum::Crc32c => crc32(0x82F6_3B78, data).to_be_bytes().to_vec(),
+            Checksum::Sha256 => Sha256::digest(data).to_vec(),
+        }
+    }
+}
+
+/// Bitwise CRC-32 (init and final xor all ones); bodies here are at most a few MiB.
+fn crc32(poly: u32, data: &[u8]) -> u32 {
+    let mut crc = u32::MAX;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ poly
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The one `x-amz-checksum-*` header of the request, if any; an algorithm this server does
+/// not compute → 501 rather than an unchecked body.
+fn request_checksum(req: &Req) -> Result<Option<(String, Checksum, String)>, S3Error> {
+    let mut found = None;
+    for (n, v) in req.headers.iter() {
+        let Some(alg) = n.as_str().strip_prefix("x-amz-checksum-") else {
+            continue;
+        };
+        if alg == "type" || alg == "mode" {
+            continue;
+        }
+        let algorithm = match alg {
+            "crc32" => Checksum::Crc32,
+            "crc32c" => Checksum::Crc32c,
+            "sha256" => Checksum::Sha256,
+            _ => return Err(S3Error::not_implemented(n.as_str())),
+        };
+        let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        if found
+            .replace((n.as_str().to_string(), algorithm, value))
+            .is_some()
+        {
+            return Err(S3Error::invalid_request(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+            ));
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_check_values() {
+        // The standard check input of both CRCs.
+        assert_eq!(crc32(0xEDB8_8320, b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(0x82F6_3B78, b"123456789"), 0xE306_9283);
+        assert_eq!(
+            ks3_proto::digest::base64(&Checksum::Crc32.digest(b"")),
+            "AAAAAA=="
+        );
+    }
 }

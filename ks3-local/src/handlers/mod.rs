@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
-use hyper::body::Incoming;
 use ks3_proto::date::http_date;
 
 use crate::auth::header_str;
@@ -27,7 +26,6 @@ const UNSUPPORTED: &[&str] = &[
     "adp",
     "cors",
     "lifecycle",
-    "location",
     "logging",
     "notification",
     "policy",
@@ -102,7 +100,7 @@ pub struct Req {
     pub query: Query,
     pub bucket: String,
     pub key: String,
-    pub body: Incoming,
+    pub body: crate::body::ReqBody,
     /// `Host` header (for `Location`).
     pub host: String,
 }
@@ -144,6 +142,7 @@ pub async fn dispatch(state: &State, req: &mut Req) -> HResult {
     if req.key.is_empty() {
         return match m {
             Method::GET if req.query.has("uploads") => multipart::list_uploads(state, req),
+            Method::GET if req.query.has("location") => bucket::location(state, req),
             Method::GET => list::list_objects(state, req),
             Method::HEAD => bucket::head_bucket(state, req),
             Method::PUT => bucket::create_bucket(state, req),
