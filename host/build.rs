@@ -42,21 +42,15 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
-    for p in [
-        "driver/src",
-        "driver/Cargo.toml",
-        "wit",
-        "ks3-proto/src",
-        "ks3-proto/Cargo.toml",
-        "Cargo.toml",
-        "Cargo.lock",
-        "rust-toolchain.toml",
-    ] {
+    // The build's own inputs; the component's sources come from the nested build's
+    // dep-info below, so exactly what it read makes this script run again.
+    // `wit` too: the bindings macro reads it, which dep-info may not record.
+    for p in ["Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "wit"] {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    check_target_installed()?;
+    ensure_target_installed()?;
 
     let target_dir = outer_target_dir(&out_dir)
         .unwrap_or_else(|| workspace.join("target"))
@@ -97,7 +91,60 @@ fn run() -> Result<(), String> {
             built.display()
         ));
     }
+    rerun_on_dep_info(&built.with_extension("d"), &workspace)?;
     copy_if_changed(&built, &dest)
+}
+
+/// `cargo:rerun-if-changed` for every file of the workspace that the nested build read,
+/// from its dep-info (`artifact.d`: `target: dep dep …`, spaces in paths escaped as `\ `).
+/// Files outside the workspace (the registry's crates) are pinned by Cargo.lock.
+fn rerun_on_dep_info(dep_info: &Path, workspace: &Path) -> Result<(), String> {
+    let text = fs::read_to_string(dep_info)
+        .map_err(|e| format!("reading the component's dep-info {}: {e}", dep_info.display()))?;
+    let Some((_, deps)) = text.split_once(": ") else {
+        return Err(format!("{} is not a dep-info file", dep_info.display()));
+    };
+    let mut count = 0;
+    for dep in split_unescaped(deps.lines().next().unwrap_or("")) {
+        let path = PathBuf::from(dep);
+        if path.starts_with(workspace) {
+            println!("cargo:rerun-if-changed={}", path.display());
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return Err(format!(
+            "{} names no file of the workspace",
+            dep_info.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Splits a dep-info line at spaces that are not escaped.
+fn split_unescaped(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    cur.push(next);
+                }
+            }
+            ' ' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 /// The outer build's target directory (wherever `CARGO_TARGET_DIR`, `--target-dir` or
@@ -120,30 +167,49 @@ fn env_var(name: &str) -> Result<String, String> {
     env::var(name).map_err(|_| format!("{name} is not set (is this run by cargo?)"))
 }
 
-/// Fails early, with the fix, when the standard library for the target is absent.
-fn check_target_installed() -> Result<(), String> {
+/// Installs the target's standard library through rustup when it is absent (rustup does
+/// that by itself from rust-toolchain.toml only when auto-install is on), saying so; fails
+/// with the fix when that is not possible.
+fn ensure_target_installed() -> Result<(), String> {
+    let Some(sysroot) = sysroot() else {
+        return Ok(()); // let cargo report it
+    };
+    if target_lib(&sysroot).is_dir() {
+        return Ok(());
+    }
+    println!(
+        "cargo:warning=the Rust target {TARGET} is missing for {sysroot}: installing it with `rustup target add {TARGET}`"
+    );
+    // RUSTUP_TOOLCHAIN, set by rustup's proxy, keeps the install on this build's toolchain.
+    let installed = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if installed && target_lib(&sysroot).is_dir() {
+        return Ok(());
+    }
+    Err(format!(
+        "the Rust target {TARGET} is not installed for the toolchain at {sysroot}, and          `rustup target add {TARGET}` did not install it.\n\
+         Install it (`rustup target add {TARGET}`), or build the component elsewhere and          set KS3_DRIVER_PREBUILT_COMPONENT=/path/to/driver.wasm."
+    ))
+}
+
+fn sysroot() -> Option<String> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let Ok(out) = Command::new(&rustc)
+    let out = Command::new(&rustc)
         .args(["--print", "sysroot"])
         .env_remove("RUSTC_WRAPPER")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .output()
-    else {
-        return Ok(()); // let cargo report it
-    };
-    if !out.status.success() {
-        return Ok(());
-    }
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let lib = Path::new(&sysroot).join("lib/rustlib").join(TARGET);
-    if !lib.is_dir() {
-        return Err(format!(
-            "the Rust target {TARGET} is not installed for the toolchain at {sysroot}.\n\
-             Run `rustup target add {TARGET}` (rust-toolchain.toml names it, so a rustup \
-             that reads that file installs it on its own)."
-        ));
-    }
-    Ok(())
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn target_lib(sysroot: &str) -> PathBuf {
+    Path::new(sysroot).join("lib/rustlib").join(TARGET)
 }
 
 /// Removes what cargo sets for this build script that the nested cargo would otherwise
