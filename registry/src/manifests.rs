@@ -114,15 +114,8 @@ pub async fn put(
     body: Incoming,
 ) -> Result<Response<Body>> {
     let r = parse_ref(reference)?;
-    if let Some(len) = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > MAX_MANIFEST {
-            return Err(too_large());
-        }
-    }
+    // Read up to the limit before refusing (rather than refusing on Content-Length), so
+    // a client just over it gets the 413 instead of a connection closed mid-body.
     let bytes = BodyReader::new(body, app.config.limits.body_timeout, None)
         .read_all(MAX_MANIFEST)
         .await

@@ -427,6 +427,17 @@ async fn error_codes() {
     .await;
     assert_eq!(resp.error_code(), "MANIFEST_INVALID");
 
+    // Manifests are limited to 4 MiB: 413.
+    let resp = request(
+        Method::PUT,
+        &format!("{}/v2/repo/manifests/huge", r.base),
+        &[("content-type", OCI_MANIFEST)],
+        vec![b' '; (4 << 20) + 1],
+    )
+    .await;
+    assert_eq!(resp.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.error_code(), "SIZE_INVALID");
+
     // Deletes are off by default.
     let resp = request(
         Method::DELETE,

@@ -157,7 +157,8 @@ async fn missing_hash_state_falls_back_to_reading_the_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_limits_and_a_stalled_client() {
-    let r = serve_yaml("limits:\n  maxbodysize: 100000\n  bodytimeout: 1s\n").await;
+    let r =
+        serve_yaml("limits:\n  maxbodysize: 100000\n  bodytimeout: 2s\n  maxuploads: 1\n").await;
     let big = bytes(100_001, 5);
     let resp = request(
         Method::POST,
@@ -188,6 +189,17 @@ async fn body_limits_and_a_stalled_client() {
     );
     sock.write_all(head.as_bytes()).await.expect("write");
     sock.write_all(&[7u8; 1000]).await.expect("write");
+    // While the stalled request holds the only upload slot, another upload is refused.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = request(
+        Method::POST,
+        &format!("{}/v2/lim/blobs/uploads/?digest={}", r.base, sha256(b"x")),
+        &[],
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(busy.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(busy.error_code(), "TOOMANYREQUESTS");
     let mut answer = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut answer))
         .await
