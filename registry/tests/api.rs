@@ -992,3 +992,69 @@ async fn htpasswd_basic_auth() {
     let tags = request(Method::GET, &format!("{}/v2/x/tags/list", r.base), &[], "").await;
     assert_eq!(tags.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A repository written the way distribution writes it (files put straight into the
+/// bucket through the driver, no registry involved) is served: the layout is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_a_layout_written_as_distribution_writes_it() {
+    let r = serve_yaml("storage:\n  redirect:\n    disable: true\n").await;
+    let drv = r.registry.driver();
+    let config = b"{\"os\":\"linux\"}".to_vec();
+    let layer = bytes(70_000, 21);
+    let (cd, ld) = (sha256(&config), sha256(&layer));
+    let manifest = oci_manifest((&cd, config.len()), &[(&ld, layer.len())], None, None);
+    let md = sha256(&manifest);
+    for (d, data) in [(&cd, &config), (&ld, &layer), (&md, &manifest)] {
+        let dg = digest_of(d);
+        drv.put_content(&layout::blob_data(&dg), data)
+            .await
+            .expect("blob");
+    }
+    for d in [&cd, &ld] {
+        drv.put_content(
+            &layout::layer_link("legacy/app", &digest_of(d)),
+            d.as_bytes(),
+        )
+        .await
+        .expect("layer link");
+    }
+    let mdg = digest_of(&md);
+    for path in [
+        layout::revision_link("legacy/app", &mdg),
+        layout::tag_index_link("legacy/app", "2.8", &mdg),
+        layout::tag_current_link("legacy/app", "2.8"),
+    ] {
+        drv.put_content(&path, md.as_bytes()).await.expect("link");
+    }
+
+    let get = request(
+        Method::GET,
+        &format!("{}/v2/legacy/app/manifests/2.8", r.base),
+        &[("accept", OCI_MANIFEST)],
+        "",
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert!(get.body == manifest);
+    let blob = request(
+        Method::GET,
+        &format!("{}/v2/legacy/app/blobs/{ld}", r.base),
+        &[],
+        "",
+    )
+    .await;
+    assert!(blob.body == layer);
+    let tags = request(
+        Method::GET,
+        &format!("{}/v2/legacy/app/tags/list", r.base),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(tags.json()["tags"], serde_json::json!(["2.8"]));
+    let catalog = request(Method::GET, &format!("{}/v2/_catalog", r.base), &[], "").await;
+    assert_eq!(
+        catalog.json()["repositories"],
+        serde_json::json!(["legacy/app"])
+    );
+}
