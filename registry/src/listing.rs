@@ -199,6 +199,13 @@ pub async fn referrers(
         }
         manifests.push(Value::Object(desc));
     }
+    for desc in tag_schema_referrers(app, name, &subject).await? {
+        let listed = manifests.iter().any(|m| m["digest"] == desc["digest"]);
+        let kept = filter.is_none() || desc["artifactType"].as_str() == filter;
+        if !listed && kept {
+            manifests.push(desc);
+        }
+    }
     let mut h = vec![("content-type", OCI_INDEX.to_string())];
     if filter.is_some() {
         h.push(("oci-filters-applied", "artifactType".to_string()));
@@ -209,6 +216,38 @@ pub async fn referrers(
         &h,
         Body::full(serde_json::to_vec(&body).unwrap_or_default()),
     ))
+}
+
+/// The descriptors of the referrers tag schema's index (`<alg>-<hex, at most 64>`), which
+/// clients maintain themselves against registries without the API; the spec asks that
+/// they be listed too.
+async fn tag_schema_referrers(app: &App, name: &str, subject: &Digest) -> Result<Vec<Value>> {
+    let hex = subject.hex();
+    let tag = format!(
+        "{}-{}",
+        subject.algorithm().name(),
+        &hex[..hex.len().min(64)]
+    );
+    let Some(index) = app
+        .store
+        .read_link(&layout::tag_current_link(name, &tag))
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(body) = app.store.get_small(&layout::blob_data(&index)).await? else {
+        return Ok(Vec::new());
+    };
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Ok(parsed["manifests"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|d| d["digest"].as_str().and_then(Digest::parse).is_some())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

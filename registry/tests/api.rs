@@ -795,6 +795,55 @@ async fn referrers_subject_and_artifact_type_filter() {
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
+    // A referrer a client recorded in the tag schema (an index tagged sha256-<hex>) is
+    // listed too.
+    let old = oci_manifest((&empty, 2), &[(&layer, 7)], None, Some("application/x-old"));
+    let oldd = sha256(&old);
+    request(
+        Method::PUT,
+        &format!("{}/v2/art/manifests/{oldd}", r.base),
+        &[("content-type", OCI_MANIFEST)],
+        old.clone(),
+    )
+    .await;
+    let schema = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": oldd, "size": old.len(), "artifactType": "application/x-old"}]
+    }))
+    .expect("json");
+    let tag = sd.replace(':', "-");
+    let put = request(
+        Method::PUT,
+        &format!("{}/v2/art/manifests/{tag}", r.base),
+        &[("content-type", OCI_INDEX)],
+        schema,
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let list = request(
+        Method::GET,
+        &format!("{}/v2/art/referrers/{sd}", r.base),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(list.json()["manifests"].as_array().map(Vec::len), Some(3));
+    let only_old = request(
+        Method::GET,
+        &format!(
+            "{}/v2/art/referrers/{sd}?artifactType=application/x-old",
+            r.base
+        ),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(only_old.json()["manifests"][0]["digest"], oldd.as_str());
+    assert_eq!(
+        only_old.json()["manifests"].as_array().map(Vec::len),
+        Some(1)
+    );
+
     // A deleted referrer is no longer listed.
     let del = request(
         Method::DELETE,
@@ -811,7 +860,7 @@ async fn referrers_subject_and_artifact_type_filter() {
         "",
     )
     .await;
-    assert_eq!(list.json()["manifests"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list.json()["manifests"].as_array().map(Vec::len), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
