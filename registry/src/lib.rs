@@ -70,7 +70,8 @@ pub struct Registry {
 
 impl Registry {
     /// Builds the registry on the process-wide driver runtime. With
-    /// [`Storage::Embedded`] it first starts an in-memory `ks3-local` and says so on
+    /// [`Storage::Embedded`] it first starts an in-memory `ks3-local` (on loopback, so
+    /// blob downloads are then served directly rather than redirected) and says so on
     /// stderr. Configuration warnings are printed to stderr.
     pub async fn new(config: Config) -> Result<Registry, StartError> {
         Self::build(config, None).await
@@ -82,7 +83,7 @@ impl Registry {
         Self::build(config, Some(runtime)).await
     }
 
-    async fn build(config: Config, runtime: Option<&Runtime>) -> Result<Registry, StartError> {
+    async fn build(mut config: Config, runtime: Option<&Runtime>) -> Result<Registry, StartError> {
         for w in &config.warnings {
             eprintln!("ks3-registry: warning: {w}");
         }
@@ -90,6 +91,12 @@ impl Registry {
             config::Storage::Ks3(p) => (p.clone(), None),
             config::Storage::Embedded => {
                 let e = embedded::start()?;
+                // The embedded server listens on loopback only: a redirect to it would
+                // fail for every client on another host.
+                if !config.redirect_disabled {
+                    config.redirect_disabled = true;
+                    eprintln!("ks3-registry: blob downloads are served by the registry itself (no redirects to the embedded KS3 server)");
+                }
                 (e.params.clone(), Some(e.server))
             }
         };

@@ -32,8 +32,10 @@ async fn base_endpoint_and_common_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monolithic_upload_then_head_get_range_and_redirect() {
-    // Redirects on (the default): GET answers 307 to a presigned KS3 URL.
-    let r = serve_yaml("").await;
+    // Redirects on (the default with configured storage): GET answers 307 to a
+    // presigned KS3 URL.
+    let ks3 = shared_ks3();
+    let r = serve_shared(&ks3, "").await;
     let data = bytes(300_000, 1);
     let d = push_blob(&r.base, "lib/app", &data).await;
     let url = format!("{}/v2/lib/app/blobs/{d}", r.base);
@@ -244,6 +246,11 @@ async fn streamed_patch_final_chunk_in_put_and_cancel() {
     );
     let head = request(Method::HEAD, &format!("{}/v2/s/blobs/{d}", r.base), &[], "").await;
     assert_eq!(head.header("content-length"), Some("2097152"));
+
+    // The embedded server is on loopback: the registry serves blobs itself, no 307.
+    let get = request(Method::GET, &format!("{}/v2/s/blobs/{d}", r.base), &[], "").await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert!(get.body == data);
 
     // Cancel: 204, then the upload is unknown.
     let start = request(

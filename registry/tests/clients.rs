@@ -131,8 +131,10 @@ async fn skopeo_copies_an_umoci_image_in_and_out() {
         "one layer over 50 MiB ({biggest} bytes)"
     );
 
-    // Redirects on (the default): skopeo follows 307s to presigned ks3-local URLs.
-    let r = serve_yaml("storage:\n  delete:\n    enabled: true\n").await;
+    // Redirects on (the default with configured storage): skopeo follows 307s to
+    // presigned ks3-local URLs.
+    let ks3 = shared_ks3();
+    let r = serve_shared(&ks3, "storage:\n  delete:\n    enabled: true\n").await;
     let host = r.host.clone();
     let src = format!("oci:{}:v3", path_str(&layout));
     let dest = format!("docker://{host}/test/img:v1");
