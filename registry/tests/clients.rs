@@ -151,9 +151,15 @@ async fn skopeo_copies_an_umoci_image_in_and_out() {
     )
     .await;
     eprintln!("skopeo push of {} MiB: {:?}", biggest >> 20, t.elapsed());
+    let pushed = r.registry.stats();
     assert!(
-        r.registry.stats().blobs_uploaded >= 4,
+        pushed.blobs_uploaded >= 4,
         "three layers and the config uploaded"
+    );
+    assert_eq!(
+        (pushed.digests_from_saved_state, pushed.digests_from_reread),
+        (pushed.blobs_uploaded, 0),
+        "every upload verified from its saved hash state, none read back"
     );
 
     let inspect: Value =
