@@ -1,0 +1,660 @@
+//! The registry's configuration: distribution's `config.yml` (the keys this registry
+//! honours) and its `REGISTRY_*` environment overrides, applied the way distribution
+//! applies them (the name after `REGISTRY_`, split on `_`, is a path of lower-case keys).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ks3_driver::Params;
+use serde_norway::{Mapping, Value};
+
+/// Where blobs and manifests live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// No storage configured: an in-memory `ks3-local` started in-process.
+    Embedded,
+    /// The KS3 driver with these parameters (`storage.ks3`).
+    Ks3(Params),
+}
+
+impl std::fmt::Debug for Storage {
+    // Parameters include the secret key: only their names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Embedded => f.write_str("Embedded"),
+            Storage::Ks3(p) => f
+                .debug_tuple("Ks3")
+                .field(&p.keys().collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `auth.htpasswd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtpasswdConfig {
+    pub realm: String,
+    pub path: PathBuf,
+}
+
+/// Limits that protect the registry from its clients (the `limits` section, an addition
+/// to distribution's configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body of a blob upload request, in bytes (`None`: no limit).
+    /// Manifests are limited to 4 MiB regardless.
+    pub max_body_size: Option<u64>,
+    /// How long a request body may stay silent before the request fails and its writer
+    /// is closed (so a stalled client cannot hold a writer).
+    pub body_timeout: Duration,
+    /// Requests carrying blob data at once; more get `429 TOOMANYREQUESTS`.
+    pub max_uploads: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_size: None,
+            body_timeout: Duration::from_secs(60),
+            max_uploads: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `http.addr`, e.g. `:5000` or `127.0.0.1:5000`.
+    pub addr: String,
+    pub storage: Storage,
+    /// `storage.delete.enabled` (default false).
+    pub delete_enabled: bool,
+    /// `storage.redirect.disable` (default false: blob GETs answer 307 to a presigned URL).
+    pub redirect_disabled: bool,
+    pub htpasswd: Option<HtpasswdConfig>,
+    /// `http.headers`: added to every response.
+    pub headers: Vec<(String, String)>,
+    /// `catalog.maxentries` (default 1000): the largest `n` of a catalog page.
+    pub catalog_max_entries: usize,
+    pub limits: Limits,
+    /// What was ignored: printed to stderr when the registry starts.
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: ":5000".into(),
+            storage: Storage::Embedded,
+            delete_enabled: false,
+            redirect_disabled: false,
+            htpasswd: None,
+            headers: Vec::new(),
+            catalog_max_entries: 1000,
+            limits: Limits::default(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// A bad value, naming its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Sections distribution knows and this registry does not act on.
+const IGNORED_TOP: &[&str] = &[
+    "log",
+    "loglevel",
+    "notifications",
+    "redis",
+    "health",
+    "proxy",
+    "validation",
+    "compatibility",
+    "reporting",
+    "middleware",
+];
+/// distribution's other storage drivers: configuring one here is a mistake, not a detail.
+const OTHER_DRIVERS: &[&str] = &[
+    "filesystem",
+    "inmemory",
+    "s3",
+    "s3aws",
+    "azure",
+    "gcs",
+    "swift",
+    "oss",
+];
+
+impl Config {
+    /// The configuration of a `config.yml` (no environment applied).
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        Self::from_yaml_and_env(text, &BTreeMap::new())
+    }
+
+    /// The configuration of `config.yml` text with `REGISTRY_*` overrides from `env`.
+    pub fn from_yaml_and_env(
+        text: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = if text.trim().is_empty() {
+            Value::Mapping(Mapping::new())
+        } else {
+            serde_norway::from_str::<Value>(text)
+                .map_err(|e| err("config", format!("not valid YAML: {e}")))?
+        };
+        if tree.is_null() {
+            tree = Value::Mapping(Mapping::new());
+        }
+        let mut tree = lowercase_keys(tree);
+        if !tree.is_mapping() {
+            return Err(err("config", "not a YAML map"));
+        }
+        apply_env(&mut tree, env);
+        Self::from_tree(&tree)
+    }
+
+    /// The configuration from the `REGISTRY_*` variables of this process alone.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_yaml_and_env("", &process_env())
+    }
+
+    /// `config.yml` at `path` (when given) with the process's `REGISTRY_*` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| err("config", format!("cannot read {}: {e}", p.display())))?,
+            None => String::new(),
+        };
+        Self::from_yaml_and_env(&text, &process_env())
+    }
+
+    /// `http.addr` as a socket address to bind (`:5000` binds every interface).
+    pub fn bind_addr(&self) -> String {
+        if self.addr.starts_with(':') {
+            format!("0.0.0.0{}", self.addr)
+        } else {
+            self.addr.clone()
+        }
+    }
+
+    fn from_tree(tree: &Value) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        let Some(top) = tree.as_mapping() else {
+            return Ok(c);
+        };
+        for (k, v) in top {
+            let key = key_str(k);
+            match key.as_str() {
+                "version" => {}
+                "http" => c.read_http(v)?,
+                "storage" => c.read_storage(v)?,
+                "auth" => c.read_auth(v)?,
+                "catalog" => {
+                    for (k, v) in section(v, "catalog")? {
+                        match key_str(k).as_str() {
+                            "maxentries" => {
+                                let n = uint(v, "catalog.maxentries")?;
+                                // distribution: a value <= 0 means the default.
+                                if n > 0 {
+                                    c.catalog_max_entries = usize::try_from(n)
+                                        .map_err(|_| err("catalog.maxentries", "too large"))?;
+                                }
+                            }
+                            other => c.warn(format!("catalog.{other}: unknown key, ignored")),
+                        }
+                    }
+                }
+                "limits" => c.read_limits(v)?,
+                k if IGNORED_TOP.contains(&k) => {
+                    c.warn(format!("{k}: not supported by this registry, ignored"))
+                }
+                other => c.warn(format!("{other}: unknown section, ignored")),
+            }
+        }
+        Ok(c)
+    }
+
+    fn warn(&mut self, w: String) {
+        self.warnings.push(w);
+    }
+
+    fn read_http(&mut self, v: &Value) -> Result<(), ConfigError> {
+        for (k, v) in section(v, "http")? {
+            let key = key_str(k);
+            let full = format!("http.{key}");
+            match key.as_str() {
+                "addr" => {
+                    let a = string(v, &full)?;
+                    let port_ok = a
+                        .rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+                    if !port_ok {
+                        return Err(err(&full, format!("`{a}` is not HOST:PORT or :PORT")));
+                    }
+                    self.addr = a;
+                }
+                // Upload state lives in KS3, not in a signed token: no secret is needed.
+                "secret" | "relativeurls" | "host" | "draintimeout" | "debug" | "http2" => {}
+                "headers" => {
+                    for (name, values) in section(v, &full)? {
+                        let name = key_str(name);
+                        let hk = format!("http.headers.{name}");
+                        let list: Vec<String> = match values {
+                            Value::Sequence(s) => {
+                                s.iter().map(|x| string(x, &hk)).collect::<Result<_, _>>()?
+                            }
+                            other => vec![string(other, &hk)?],
+                        };
+                        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                            return Err(err(&hk, "not a valid header name"));
+                        }
+                        for value in list {
+                            if http::HeaderValue::from_str(&value).is_err() {
+                                return Err(err(&hk, "not a valid header value"));
+                            }
+                            self.headers.push((name.clone(), value));
+                        }
+                    }
+                }
+                "tls" | "prefix" | "net" => {
+                    return Err(err(
+                        &full,
+                        "not supported (serve plain HTTP on TCP at /v2/; put a TLS proxy in front)",
+                    ))
+                }
+                other => self.warn(format!("http.{other}: unknown key, ignored")),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_storage(&mut self, v: &Value) -> Result<(), ConfigError> {
+        for (k, v) in section(v, "storage")? {
+            let key = key_str(k);
+            match key.as_str() {
+                "ks3" => {
+                    let mut params = Params::new();
+                    if !v.is_null() {
+                        for (pk, pv) in section(v, "storage.ks3")? {
+                            let pk = key_str(pk);
+                            let value = scalar_string(pv, &format!("storage.ks3.{pk}"))?;
+                            params.insert(pk, value);
+                        }
+                    }
+                    self.storage = Storage::Ks3(params);
+                }
+                "delete" => {
+                    for (k, v) in section(v, "storage.delete")? {
+                        match key_str(k).as_str() {
+                            "enabled" => {
+                                self.delete_enabled = boolean(v, "storage.delete.enabled")?
+                            }
+                            other => {
+                                self.warn(format!("storage.delete.{other}: unknown key, ignored"))
+                            }
+                        }
+                    }
+                }
+                "redirect" => {
+                    for (k, v) in section(v, "storage.redirect")? {
+                        match key_str(k).as_str() {
+                            "disable" => {
+                                self.redirect_disabled = boolean(v, "storage.redirect.disable")?
+                            }
+                            other => self
+                                .warn(format!("storage.redirect.{other}: unknown key, ignored")),
+                        }
+                    }
+                }
+                // No cache: every instance reads KS3, so instances never disagree.
+                "cache" => self.warn("storage.cache: no cache is used, ignored".into()),
+                "maintenance" => self.warn(
+                    "storage.maintenance: upload purging and read-only mode are not implemented yet, ignored"
+                        .into(),
+                ),
+                d if OTHER_DRIVERS.contains(&d) => {
+                    return Err(err(
+                        &format!("storage.{d}"),
+                        "only the ks3 storage driver is available in this registry",
+                    ))
+                }
+                other => self.warn(format!("storage.{other}: unknown key, ignored")),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_auth(&mut self, v: &Value) -> Result<(), ConfigError> {
+        for (k, v) in section(v, "auth")? {
+            let key = key_str(k);
+            match key.as_str() {
+                "htpasswd" => {
+                    let mut realm = None;
+                    let mut path = None;
+                    for (k, v) in section(v, "auth.htpasswd")? {
+                        match key_str(k).as_str() {
+                            "realm" => realm = Some(string(v, "auth.htpasswd.realm")?),
+                            "path" => path = Some(string(v, "auth.htpasswd.path")?),
+                            other => {
+                                self.warn(format!("auth.htpasswd.{other}: unknown key, ignored"))
+                            }
+                        }
+                    }
+                    let realm = realm.ok_or_else(|| err("auth.htpasswd.realm", "required"))?;
+                    let path = path.ok_or_else(|| err("auth.htpasswd.path", "required"))?;
+                    if realm.contains('"') || http::HeaderValue::from_str(&realm).is_err() {
+                        return Err(err(
+                            "auth.htpasswd.realm",
+                            "must be printable, without `\"`",
+                        ));
+                    }
+                    self.htpasswd = Some(HtpasswdConfig {
+                        realm,
+                        path: PathBuf::from(path),
+                    });
+                }
+                // Serving without the access control the operator asked for is worse
+                // than not starting.
+                other => {
+                    return Err(err(
+                        &format!("auth.{other}"),
+                        "not supported (only auth.htpasswd is)",
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_limits(&mut self, v: &Value) -> Result<(), ConfigError> {
+        for (k, v) in section(v, "limits")? {
+            let key = key_str(k);
+            let full = format!("limits.{key}");
+            match key.as_str() {
+                "maxbodysize" => {
+                    let n = uint(v, &full)?;
+                    self.limits.max_body_size = (n > 0).then_some(n);
+                }
+                "bodytimeout" => {
+                    let d = duration(v, &full)?;
+                    if d.is_zero() {
+                        return Err(err(&full, "must be positive"));
+                    }
+                    self.limits.body_timeout = d;
+                }
+                "maxuploads" => {
+                    let n = uint(v, &full)?;
+                    if n == 0 {
+                        return Err(err(&full, "must be at least 1"));
+                    }
+                    self.limits.max_uploads =
+                        usize::try_from(n).map_err(|_| err(&full, "too large"))?;
+                }
+                other => self.warn(format!("limits.{other}: unknown key, ignored")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn process_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("REGISTRY_"))
+        .collect()
+}
+
+/// Applies `REGISTRY_A_B_C=value` as `a.b.c: value`, in the lexical order of the names
+/// (as distribution does, so `REGISTRY_STORAGE` comes before `REGISTRY_STORAGE_KS3_…`).
+/// Values stay strings; the typed readers accept `true`, `100`, `30s` as text.
+fn apply_env(tree: &mut Value, env: &BTreeMap<String, String>) {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("REGISTRY_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split('_').map(|s| s.to_ascii_lowercase()).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            continue;
+        }
+        set_path(tree, &path, Value::String(value.clone()));
+    }
+}
+
+fn set_path(node: &mut Value, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *node = value;
+        return;
+    };
+    if !node.is_mapping() {
+        *node = Value::Mapping(Mapping::new());
+    }
+    if let Value::Mapping(m) = node {
+        let key = Value::String(first.clone());
+        if !m.contains_key(&key) {
+            m.insert(key.clone(), Value::Null);
+        }
+        if let Some(child) = m.get_mut(&key) {
+            set_path(child, rest, value);
+        }
+    }
+}
+
+fn lowercase_keys(v: Value) -> Value {
+    match v {
+        Value::Mapping(m) => Value::Mapping(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let k = match k {
+                        Value::String(s) => Value::String(s.to_ascii_lowercase()),
+                        other => other,
+                    };
+                    (k, lowercase_keys(v))
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn key_str(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// A section's entries; an empty (`null`) section has none.
+fn section<'a>(v: &'a Value, key: &str) -> Result<Vec<(&'a Value, &'a Value)>, ConfigError> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Mapping(m) => Ok(m.iter().collect()),
+        _ => Err(err(key, "must be a map")),
+    }
+}
+
+fn string(v: &Value, key: &str) -> Result<String, ConfigError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(err(key, "must be a string")),
+    }
+}
+
+/// Driver parameters are strings; YAML numbers and booleans are written as such.
+fn scalar_string(v: &Value, key: &str) -> Result<String, ConfigError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Ok(String::new()),
+        _ => Err(err(key, "must be a string, number or boolean")),
+    }
+}
+
+fn boolean(v: &Value, key: &str) -> Result<bool, ConfigError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(err(key, format!("`{s}` is not true or false"))),
+        },
+        _ => Err(err(key, "must be true or false")),
+    }
+}
+
+fn uint(v: &Value, key: &str) -> Result<u64, ConfigError> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| err(key, format!("`{n}` is not a non-negative integer"))),
+        Value::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| err(key, format!("`{s}` is not a non-negative integer"))),
+        _ => Err(err(key, "must be a non-negative integer")),
+    }
+}
+
+/// Seconds as a number, or a Go-style duration with one unit: `90s`, `5m`, `1h`, `500ms`.
+fn duration(v: &Value, key: &str) -> Result<Duration, ConfigError> {
+    let text = match v {
+        Value::Number(_) => return uint(v, key).map(Duration::from_secs),
+        Value::String(s) => s.trim().to_string(),
+        _ => return Err(err(key, "must be a duration such as 60s")),
+    };
+    let bad = || {
+        err(
+            key,
+            format!("`{text}` is not a duration such as 60s, 5m or 1h"),
+        )
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => None,
+    };
+    secs.map(Duration::from_secs).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_distributions_keys() {
+        let c = Config::from_yaml(
+            "version: 0.1\nhttp:\n  addr: 127.0.0.1:5001\n  secret: s\n  headers:\n    X-Content-Type-Options: [nosniff]\n\
+             storage:\n  ks3:\n    bucket: b\n    chunksize: 5242880\n    secure: false\n  delete:\n    enabled: true\n  redirect:\n    disable: true\n  cache:\n    blobdescriptor: inmemory\n\
+             auth:\n  htpasswd:\n    realm: r\n    path: /etc/htpasswd\nhealth:\n  storagedriver:\n    enabled: true\n",
+        )
+        .expect("valid");
+        assert_eq!(c.addr, "127.0.0.1:5001");
+        assert!(c.delete_enabled && c.redirect_disabled);
+        let Storage::Ks3(p) = &c.storage else {
+            panic!("ks3 expected")
+        };
+        assert_eq!(p.get("chunksize").map(String::as_str), Some("5242880"));
+        assert_eq!(p.get("secure").map(String::as_str), Some("false"));
+        assert_eq!(c.htpasswd.as_ref().map(|h| h.realm.as_str()), Some("r"));
+        assert_eq!(
+            c.headers,
+            vec![("x-content-type-options".into(), "nosniff".into())]
+        );
+        assert!(c.warnings.iter().any(|w| w.starts_with("health")));
+        assert!(c.warnings.iter().any(|w| w.starts_with("storage.cache")));
+    }
+
+    #[test]
+    fn defaults_to_the_embedded_server() {
+        let c = Config::from_yaml("").expect("empty is valid");
+        assert_eq!(c.storage, Storage::Embedded);
+        assert!(!c.delete_enabled && !c.redirect_disabled);
+        assert_eq!(c.bind_addr(), "0.0.0.0:5000");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = Config::from_yaml_and_env(
+            "http:\n  addr: :5000\nstorage:\n  ks3:\n    bucket: file\n",
+            &env(&[
+                ("REGISTRY_HTTP_ADDR", "127.0.0.1:6000"),
+                ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+                ("REGISTRY_STORAGE_KS3_BUCKET", "env"),
+                ("REGISTRY_STORAGE_KS3_REGION", "ks3-cn-beijing"),
+                ("REGISTRY_LIMITS_BODYTIMEOUT", "5s"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.addr, "127.0.0.1:6000");
+        assert!(c.delete_enabled);
+        assert_eq!(c.limits.body_timeout, Duration::from_secs(5));
+        let Storage::Ks3(p) = &c.storage else {
+            panic!("ks3 expected")
+        };
+        assert_eq!(p.get("bucket").map(String::as_str), Some("env"));
+        assert_eq!(p.get("region").map(String::as_str), Some("ks3-cn-beijing"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = |y: &str| Config::from_yaml(y).expect_err(y).key;
+        assert_eq!(
+            e("storage:\n  delete:\n    enabled: yes please\n"),
+            "storage.delete.enabled"
+        );
+        assert_eq!(
+            e("storage:\n  redirect:\n    disable: 3\n"),
+            "storage.redirect.disable"
+        );
+        assert_eq!(e("http:\n  addr: nowhere\n"), "http.addr");
+        assert_eq!(
+            e("storage:\n  filesystem:\n    rootdirectory: /x\n"),
+            "storage.filesystem"
+        );
+        assert_eq!(e("auth:\n  token:\n    realm: x\n"), "auth.token");
+        assert_eq!(
+            e("auth:\n  htpasswd:\n    realm: x\n"),
+            "auth.htpasswd.path"
+        );
+        assert_eq!(e("limits:\n  bodytimeout: soon\n"), "limits.bodytimeout");
+        assert_eq!(e("catalog:\n  maxentries: -1\n"), "catalog.maxentries");
+        assert_eq!(e("- a\n- b\n"), "config");
+        let env_bad =
+            Config::from_yaml_and_env("", &env(&[("REGISTRY_STORAGE_DELETE_ENABLED", "maybe")]))
+                .expect_err("bad env");
+        assert_eq!(env_bad.key, "storage.delete.enabled");
+    }
+
+    #[test]
+    fn debug_never_shows_parameter_values() {
+        let c = Config::from_yaml("storage:\n  ks3:\n    secretkey: TOPSECRET\n").expect("valid");
+        assert!(!format!("{c:?}").contains("TOPSECRET"));
+    }
+}

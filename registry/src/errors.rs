@@ -1,0 +1,112 @@
+//! The spec's error codes and their JSON form, `{"errors":[{"code","message","detail"}]}`.
+use http::StatusCode;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    BlobUnknown(String),
+    #[error("{0}")]
+    BlobUploadInvalid(String),
+    #[error("{0}")]
+    BlobUploadUnknown(String),
+    /// A chunk that does not start where the upload ends: 416, as the spec requires.
+    #[error("{0}")]
+    RangeInvalid(String),
+    #[error("{0}")]
+    DigestInvalid(String),
+    #[error("{0}")]
+    ManifestBlobUnknown(String),
+    #[error("{0}")]
+    ManifestInvalid(String),
+    #[error("{0}")]
+    ManifestUnknown(String),
+    #[error("{0}")]
+    NameInvalid(String),
+    #[error("{0}")]
+    NameUnknown(String),
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// A body over the configured limit: 413, code `SIZE_INVALID`.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    TagInvalid(String),
+    #[error("{0}")]
+    PaginationInvalid(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The client stopped sending (idle past the body timeout).
+    #[error("{0}")]
+    Timeout(String),
+    /// Storage failed; the message names the operation, never credentials (the host
+    /// redacts them from every driver error).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl RegistryError {
+    pub fn code(&self) -> &'static str {
+        use RegistryError::*;
+        match self {
+            BlobUnknown(_) => "BLOB_UNKNOWN",
+            BlobUploadInvalid(_) | RangeInvalid(_) | Timeout(_) => "BLOB_UPLOAD_INVALID",
+            BlobUploadUnknown(_) => "BLOB_UPLOAD_UNKNOWN",
+            DigestInvalid(_) => "DIGEST_INVALID",
+            ManifestBlobUnknown(_) => "MANIFEST_BLOB_UNKNOWN",
+            ManifestInvalid(_) => "MANIFEST_INVALID",
+            ManifestUnknown(_) => "MANIFEST_UNKNOWN",
+            NameInvalid(_) => "NAME_INVALID",
+            NameUnknown(_) => "NAME_UNKNOWN",
+            SizeInvalid(_) | TooLarge(_) => "SIZE_INVALID",
+            TagInvalid(_) => "TAG_INVALID",
+            PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
+            Unauthorized => "UNAUTHORIZED",
+            Unsupported(_) => "UNSUPPORTED",
+            TooManyRequests(_) => "TOOMANYREQUESTS",
+            Internal(_) => "UNKNOWN",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use RegistryError::*;
+        match self {
+            BlobUnknown(_) | BlobUploadUnknown(_) | ManifestUnknown(_) | NameUnknown(_) => {
+                StatusCode::NOT_FOUND
+            }
+            BlobUploadInvalid(_)
+            | DigestInvalid(_)
+            | ManifestBlobUnknown(_)
+            | ManifestInvalid(_)
+            | NameInvalid(_)
+            | SizeInvalid(_)
+            | TagInvalid(_)
+            | PaginationInvalid(_) => StatusCode::BAD_REQUEST,
+            RangeInvalid(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+            TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Vec<u8> {
+        let v = serde_json::json!({
+            "errors": [{"code": self.code(), "message": self.to_string(), "detail": null}]
+        });
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// A storage failure during `what`.
+    pub fn storage(what: &str, e: &ks3_driver::Error) -> RegistryError {
+        RegistryError::Internal(format!("storage: {what}: {e}"))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RegistryError>;

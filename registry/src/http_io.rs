@@ -1,0 +1,252 @@
+//! HTTP plumbing: the response body type (whole or streamed through a small channel, so
+//! a blob is never held in memory), reading request bodies in bounded chunks under an
+//! idle timeout and a size limit, and query strings.
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use crate::errors::RegistryError;
+
+/// Every response's body.
+pub enum Body {
+    Full(Option<Bytes>),
+    /// Chunks produced by a task; an `Err` ends the response abnormally (the client sees
+    /// a truncated body, never a wrong one).
+    Channel {
+        rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+        len: Option<u64>,
+    },
+}
+
+impl Body {
+    pub fn empty() -> Body {
+        Body::Full(None)
+    }
+
+    pub fn full(b: impl Into<Bytes>) -> Body {
+        let b = b.into();
+        Body::Full((!b.is_empty()).then_some(b))
+    }
+
+    /// A streamed body of `len` bytes (when known) and the sender that feeds it. The
+    /// channel holds two chunks, so a slow client slows the producer down.
+    pub fn channel(len: Option<u64>) -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Body) {
+        let (tx, rx) = mpsc::channel(2);
+        (tx, Body::Channel { rx, len })
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Channel { rx, .. } => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Channel { len: Some(n), .. } => SizeHint::with_exact(*n),
+            Body::Channel { len: None, .. } => SizeHint::default(),
+        }
+    }
+}
+
+/// Bytes handed to the storage writer at a time.
+pub const CHUNK: usize = 1 << 20;
+
+/// A request body read in chunks of up to [`CHUNK`] bytes.
+pub struct BodyReader {
+    body: Incoming,
+    idle: Duration,
+    limit: Option<u64>,
+    read: u64,
+    pending: BytesMut,
+    done: bool,
+    /// An error that came after bytes still to hand out: returned once they are.
+    failed: Option<RegistryError>,
+}
+
+impl BodyReader {
+    pub fn new(body: Incoming, idle: Duration, limit: Option<u64>) -> BodyReader {
+        BodyReader {
+            body,
+            idle,
+            limit,
+            read: 0,
+            pending: BytesMut::new(),
+            done: false,
+            failed: None,
+        }
+    }
+
+    /// The next chunk (`None` at the end). Fails when the client is silent for the idle
+    /// timeout, when the connection breaks, and when the body passes the limit; bytes
+    /// received before such a failure are handed out first (an upload keeps them).
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, RegistryError> {
+        while !self.done && self.pending.len() < CHUNK {
+            match self.next_frame().await {
+                Ok(Some(data)) => self.pending.extend_from_slice(&data),
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    if self.pending.is_empty() {
+                        return Err(e);
+                    }
+                    self.failed = Some(e);
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            return match self.failed.take() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        }
+        let n = self.pending.len().min(CHUNK);
+        Ok(Some(self.pending.split_to(n).freeze()))
+    }
+
+    /// The next data frame's bytes, counted against the limit.
+    async fn next_frame(&mut self) -> Result<Option<Bytes>, RegistryError> {
+        loop {
+            let frame = tokio::time::timeout(self.idle, self.body.frame())
+                .await
+                .map_err(|_| {
+                    RegistryError::Timeout(format!(
+                        "the request body stalled for {} s",
+                        self.idle.as_secs()
+                    ))
+                })?;
+            let data = match frame {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(RegistryError::BlobUploadInvalid(format!(
+                        "reading the request body: {e}"
+                    )))
+                }
+                // Trailers carry no data.
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                },
+            };
+            self.read = self
+                .read
+                .checked_add(data.len() as u64)
+                .ok_or_else(|| RegistryError::TooLarge("body too large".into()))?;
+            if let Some(limit) = self.limit {
+                if self.read > limit {
+                    return Err(RegistryError::TooLarge(format!(
+                        "request body over the limit of {limit} bytes"
+                    )));
+                }
+            }
+            return Ok(Some(data));
+        }
+    }
+
+    /// The whole body, refused past `max` bytes (manifests).
+    pub async fn read_all(mut self, max: u64) -> Result<Vec<u8>, RegistryError> {
+        self.limit = Some(self.limit.map_or(max, |l| l.min(max)));
+        let mut out = Vec::new();
+        while let Some(c) = self.next_chunk().await? {
+            out.extend_from_slice(&c);
+        }
+        Ok(out)
+    }
+}
+
+/// The decoded `key=value` pairs of a query string, in order.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `application/x-www-form-urlencoded` decoding; an invalid escape is kept as written.
+fn form_decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    percent_decode(&s)
+}
+
+/// `%XX` decoding of a URL path or query part; an invalid escape is kept as written and
+/// bytes that are not UTF-8 become U+FFFD.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `%`-encoding of everything but unreserved characters (for `Link` URLs).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_queries() {
+        let q = query_pairs(Some("digest=sha256%3Aab&from=a%2Fb&n=&x"));
+        assert_eq!(query_get(&q, "digest"), Some("sha256:ab"));
+        assert_eq!(query_get(&q, "from"), Some("a/b"));
+        assert_eq!(query_get(&q, "n"), Some(""));
+        assert_eq!(query_get(&q, "x"), Some(""));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_encode("a/b:c"), "a%2Fb%3Ac");
+    }
+}

@@ -1,0 +1,280 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>` (a tag or a digest).
+use futures::future::try_join_all;
+use http::{HeaderMap, Method, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::app::{respond, App, Stats};
+use crate::blobs::parse_digest;
+use crate::digest::{Algorithm, Digest};
+use crate::errors::{RegistryError, Result};
+use crate::http_io::{Body, BodyReader};
+use crate::layout;
+use crate::manifest::{self, Kind, MAX_MANIFEST};
+use crate::route::{printable, valid_tag};
+
+/// A reference is a digest when it has the digest form, otherwise a tag.
+enum Ref {
+    Tag(String),
+    Digest(Digest),
+}
+
+fn parse_ref(reference: &str) -> Result<Ref> {
+    if reference.contains(':') {
+        return parse_digest(reference).map(Ref::Digest);
+    }
+    if valid_tag(reference) {
+        Ok(Ref::Tag(reference.to_string()))
+    } else {
+        Err(RegistryError::TagInvalid(format!(
+            "`{}` is not a valid tag",
+            printable(reference)
+        )))
+    }
+}
+
+/// The digest a reference resolves to in `name`, if the repository has that manifest.
+async fn resolve(app: &App, name: &str, r: &Ref) -> Result<Option<Digest>> {
+    match r {
+        Ref::Tag(t) => {
+            app.store
+                .read_link(&layout::tag_current_link(name, t))
+                .await
+        }
+        Ref::Digest(d) => Ok(app
+            .store
+            .repo_has_manifest(name, d)
+            .await?
+            .then(|| d.clone())),
+    }
+}
+
+pub async fn get(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+    name: &str,
+    reference: &str,
+) -> Result<Response<Body>> {
+    let r = parse_ref(reference)?;
+    let unknown = || {
+        RegistryError::ManifestUnknown(format!(
+            "manifest {} is not in {name}",
+            printable(reference)
+        ))
+    };
+    let d = resolve(app, name, &r).await?.ok_or_else(unknown)?;
+    let body = app
+        .store
+        .get_small(&layout::blob_data(&d))
+        .await?
+        .ok_or_else(unknown)?;
+    let media_type = manifest::stored_media_type(&body);
+    let accept: Vec<String> = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    if !manifest::accepted(&accept, &media_type) {
+        return Err(RegistryError::ManifestUnknown(format!(
+            "manifest {} is {media_type}, which the Accept header does not allow",
+            printable(reference)
+        )));
+    }
+    let etag = format!("\"{d}\"");
+    let if_none_match = headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if if_none_match.is_some_and(|v| v.trim() == etag || v.trim() == d.to_string()) {
+        return Ok(respond(
+            StatusCode::NOT_MODIFIED,
+            &[("etag", etag), ("docker-content-digest", d.to_string())],
+            Body::empty(),
+        ));
+    }
+    let h = [
+        ("content-type", media_type),
+        ("content-length", body.len().to_string()),
+        ("docker-content-digest", d.to_string()),
+        ("etag", etag),
+    ];
+    let b = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::full(body)
+    };
+    Ok(respond(StatusCode::OK, &h, b))
+}
+
+pub async fn put(
+    app: &App,
+    headers: &HeaderMap,
+    name: &str,
+    reference: &str,
+    body: Incoming,
+) -> Result<Response<Body>> {
+    let r = parse_ref(reference)?;
+    // Read up to the limit before refusing (rather than refusing on Content-Length), so
+    // a client just over it gets the 413 instead of a connection closed mid-body.
+    let bytes = BodyReader::new(body, app.config.limits.body_timeout, None)
+        .read_all(MAX_MANIFEST)
+        .await
+        .map_err(|e| match e {
+            RegistryError::TooLarge(_) => too_large(),
+            other => other,
+        })?;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let parsed = manifest::parse(&bytes, content_type)?;
+    let d = match &r {
+        Ref::Digest(want) => {
+            let got = Digest::of(want.algorithm(), &bytes);
+            if &got != want {
+                return Err(RegistryError::DigestInvalid(format!(
+                    "the manifest's digest is {got}, not {want}"
+                )));
+            }
+            got
+        }
+        Ref::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
+    };
+    // Everything the manifest names must be in this repository (the subject need not be).
+    let checks = parsed.references.iter().map(|reference| {
+        let kind = parsed.kind;
+        async move {
+            let present = match kind {
+                Kind::Image => app
+                    .store
+                    .repo_blob_size(name, &reference.digest)
+                    .await?
+                    .is_some(),
+                Kind::Index => app.store.repo_has_manifest(name, &reference.digest).await?,
+            };
+            Ok::<_, RegistryError>((!present).then(|| reference.digest.clone()))
+        }
+    });
+    let missing: Vec<Digest> = try_join_all(checks).await?.into_iter().flatten().collect();
+    if let Some(first) = missing.first() {
+        return Err(RegistryError::ManifestBlobUnknown(format!(
+            "{} unknown to {name}, e.g. {first}",
+            if missing.len() == 1 {
+                "1 referenced blob or manifest is".to_string()
+            } else {
+                format!("{} referenced blobs or manifests are", missing.len())
+            }
+        )));
+    }
+    if app.store.blob_size(&d).await?.is_none() {
+        app.store
+            .driver()
+            .put_content(&layout::blob_data(&d), &bytes)
+            .await
+            .map_err(|e| RegistryError::storage("storing a manifest", &e))?;
+    }
+    app.store
+        .write_link(&layout::revision_link(name, &d), &d)
+        .await?;
+    if let Some(subject) = &parsed.subject {
+        app.store
+            .write_link(&layout::referrer_link(name, subject, &d), &d)
+            .await?;
+    }
+    if let Ref::Tag(tag) = &r {
+        // distribution's order: the tag's index entry, then its current link.
+        app.store
+            .write_link(&layout::tag_index_link(name, tag, &d), &d)
+            .await?;
+        app.store
+            .write_link(&layout::tag_current_link(name, tag), &d)
+            .await?;
+    }
+    Stats::bump(&app.stats.manifests_pushed);
+    let mut h = vec![
+        ("location", format!("/v2/{name}/manifests/{d}")),
+        ("docker-content-digest", d.to_string()),
+        ("content-length", "0".to_string()),
+    ];
+    if let Some(subject) = &parsed.subject {
+        h.push(("oci-subject", subject.to_string()));
+    }
+    Ok(respond(StatusCode::CREATED, &h, Body::empty()))
+}
+
+fn too_large() -> RegistryError {
+    RegistryError::TooLarge(format!(
+        "manifests are limited to {} MiB",
+        MAX_MANIFEST >> 20
+    ))
+}
+
+/// By digest: the repository forgets the manifest and every tag pointing at it. By tag:
+/// only the tag goes (distribution v3 and the spec).
+pub async fn delete(app: &App, name: &str, reference: &str) -> Result<Response<Body>> {
+    app.require_delete()?;
+    let r = parse_ref(reference)?;
+    let unknown = || {
+        RegistryError::ManifestUnknown(format!(
+            "manifest {} is not in {name}",
+            printable(reference)
+        ))
+    };
+    match r {
+        Ref::Tag(tag) => {
+            if app
+                .store
+                .read_link(&layout::tag_current_link(name, &tag))
+                .await?
+                .is_none()
+            {
+                return Err(unknown());
+            }
+            app.store
+                .delete_if_present(&layout::tag_dir(name, &tag))
+                .await?;
+        }
+        Ref::Digest(d) => {
+            if !app.store.repo_has_manifest(name, &d).await? {
+                return Err(unknown());
+            }
+            let subject = app
+                .store
+                .get_small(&layout::blob_data(&d))
+                .await?
+                .and_then(|b| manifest::parse(&b, None).ok())
+                .and_then(|p| p.subject);
+            app.store
+                .delete_if_present(&layout::revision_link(name, &d))
+                .await?;
+            app.store
+                .delete_if_present(&layout::layer_link(name, &d))
+                .await?;
+            if let Some(s) = subject {
+                app.store
+                    .delete_if_present(&layout::referrer_link(name, &s, &d))
+                    .await?;
+            }
+            for tag in app
+                .store
+                .list_names(&layout::tags_dir(name))
+                .await?
+                .unwrap_or_default()
+            {
+                let current = app
+                    .store
+                    .read_link(&layout::tag_current_link(name, &tag))
+                    .await?;
+                if current.as_ref() == Some(&d) {
+                    app.store
+                        .delete_if_present(&layout::tag_dir(name, &tag))
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        &[("content-length", "0".into())],
+        Body::empty(),
+    ))
+}

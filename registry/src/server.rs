@@ -1,0 +1,164 @@
+//! The HTTP side: accepting connections, authentication, routing, and the headers every
+//! response carries.
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::app::{error_response, respond, set_headers, App};
+use crate::errors::{RegistryError, Result};
+use crate::http_io::{percent_decode, query_pairs, Body};
+use crate::route::{self, Route};
+use crate::{blobs, listing, manifests, uploads};
+
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves connections from `listener` until the returned future is dropped.
+pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            // Out of file descriptors and the like: wait, do not spin or die.
+            Err(e) => {
+                eprintln!("ks3-registry: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            // Errors here are clients going away mid-request; nothing to report.
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let mut resp = match authorize(app, &req).await {
+        Ok(()) => match dispatch(app, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        },
+        Err(e) => {
+            let mut r = error_response(&e);
+            if let Some(h) = &app.htpasswd {
+                set_headers(
+                    r.headers_mut(),
+                    &[("www-authenticate", format!("Basic realm=\"{}\"", h.realm()))],
+                );
+            }
+            r
+        }
+    };
+    let headers = resp.headers_mut();
+    set_headers(
+        headers,
+        &[(
+            "docker-distribution-api-version",
+            "registry/2.0".to_string(),
+        )],
+    );
+    let extra: Vec<(&str, String)> = app
+        .config
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    set_headers(headers, &extra);
+    resp
+}
+
+async fn authorize(app: &App, req: &Request<Incoming>) -> Result<()> {
+    let Some(h) = &app.htpasswd else {
+        return Ok(());
+    };
+    let auth = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if h.check(auth).await {
+        Ok(())
+    } else {
+        Err(RegistryError::Unauthorized)
+    }
+}
+
+async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let path = percent_decode(parts.uri.path());
+    let query = query_pairs(parts.uri.query());
+    let method = &parts.method;
+    let headers = &parts.headers;
+    let Some(route) = route::parse(&path)? else {
+        return Ok(respond(
+            StatusCode::NOT_FOUND,
+            &[("content-type", "text/plain".into())],
+            Body::full("404 page not found\n"),
+        ));
+    };
+    let get_or_head = method == Method::GET || method == Method::HEAD;
+    match route {
+        Route::Base if get_or_head => Ok(respond(
+            StatusCode::OK,
+            &[("content-type", "application/json; charset=utf-8".into())],
+            Body::full(if method == Method::HEAD { "" } else { "{}" }),
+        )),
+        Route::Catalog if method == Method::GET => listing::catalog(app, &query).await,
+        Route::Tags { name } if method == Method::GET => listing::tags(app, &name, &query).await,
+        Route::Referrers { name, digest } if method == Method::GET => {
+            listing::referrers(app, &name, &digest, &query).await
+        }
+        Route::Blob { name, digest } if get_or_head => {
+            blobs::get(app, method, headers, &name, &digest).await
+        }
+        Route::Blob { name, digest } if method == Method::DELETE => {
+            blobs::delete(app, &name, &digest).await
+        }
+        Route::Manifest { name, reference } if get_or_head => {
+            manifests::get(app, method, headers, &name, &reference).await
+        }
+        Route::Manifest { name, reference } if method == Method::PUT => {
+            manifests::put(app, headers, &name, &reference, body).await
+        }
+        Route::Manifest { name, reference } if method == Method::DELETE => {
+            manifests::delete(app, &name, &reference).await
+        }
+        Route::UploadStart { name } if method == Method::POST => {
+            uploads::start(app, &name, &query, body).await
+        }
+        Route::Upload { name, id } if method == Method::PATCH => {
+            uploads::patch(app, &name, &id, headers, body).await
+        }
+        Route::Upload { name, id } if method == Method::PUT => {
+            uploads::put(app, &name, &id, &query, body).await
+        }
+        Route::Upload { name, id } if method == Method::GET => {
+            uploads::status(app, &name, &id).await
+        }
+        Route::Upload { name, id } if method == Method::DELETE => {
+            uploads::cancel(app, &name, &id).await
+        }
+        _ => Err(RegistryError::Unsupported(format!(
+            "{method} is not supported on {}",
+            route::printable(&path)
+        ))),
+    }
+}

@@ -1,0 +1,555 @@
+//! Blob uploads, `/v2/<name>/blobs/uploads/…`, in distribution's layout: the bytes grow in
+//! `_uploads/<id>/data` through the driver's writer (closed after every request and
+//! resumed with `append` by the next, on any instance), `startedat` marks the upload as
+//! known, and `hashstates/sha256/<offset>` keeps the SHA-256 state after each request so
+//! the final `PUT` verifies the digest without reading the data back.
+use std::time::SystemTime;
+
+use http::{HeaderMap, Response, StatusCode};
+use hyper::body::Incoming;
+use ks3_driver::FileWriter;
+
+use crate::app::{respond, App, Stats};
+use crate::blobs::parse_digest;
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::errors::{RegistryError, Result};
+use crate::http_io::{query_get, Body, BodyReader};
+use crate::layout;
+use crate::resumable_sha256::ResumableSha256;
+
+fn storage(what: &str) -> impl Fn(ks3_driver::Error) -> RegistryError + '_ {
+    move |e| RegistryError::storage(what, &e)
+}
+
+/// `POST /v2/<name>/blobs/uploads/`: a mount (`?mount=&from=`), a whole blob in one
+/// request (`?digest=`), or a new upload session.
+pub async fn start(
+    app: &App,
+    name: &str,
+    query: &[(String, String)],
+    body: Incoming,
+) -> Result<Response<Body>> {
+    if let (Some(mount), Some(from)) = (query_get(query, "mount"), query_get(query, "from")) {
+        if let Some(r) = try_mount(app, name, mount, from).await? {
+            return Ok(r);
+        }
+        // As distribution and the spec: a mount that cannot happen starts an upload.
+    }
+    let digest = query_get(query, "digest").map(parse_digest).transpose()?;
+    let id = new_upload_id();
+    app.store
+        .driver()
+        .put_content(
+            &layout::upload_started_at(name, &id),
+            rfc3339_now().as_bytes(),
+        )
+        .await
+        .map_err(storage("starting an upload"))?;
+    match digest {
+        Some(d) => monolithic(app, name, &id, &d, body).await,
+        None => {
+            let mut w = app
+                .store
+                .driver()
+                .writer(&layout::upload_data(name, &id), false)
+                .await
+                .map_err(storage("starting an upload"))?;
+            w.close().await.map_err(storage("starting an upload"))?;
+            save_state(app, name, &id, &ResumableSha256::new()).await;
+            Ok(progress_response(StatusCode::ACCEPTED, name, &id, 0))
+        }
+    }
+}
+
+async fn try_mount(
+    app: &App,
+    name: &str,
+    mount: &str,
+    from: &str,
+) -> Result<Option<Response<Body>>> {
+    let (Some(d), Ok(())) = (Digest::parse(mount), crate::route::check_name(from)) else {
+        return Ok(None);
+    };
+    if app.store.repo_blob_size(from, &d).await?.is_none() {
+        return Ok(None);
+    }
+    app.store
+        .write_link(&layout::layer_link(name, &d), &d)
+        .await?;
+    Stats::bump(&app.stats.blobs_mounted);
+    Ok(Some(created(name, &d)))
+}
+
+/// `POST ?digest=`: the body is the whole blob.
+async fn monolithic(
+    app: &App,
+    name: &str,
+    id: &str,
+    d: &Digest,
+    body: Incoming,
+) -> Result<Response<Body>> {
+    let _slot = app.upload_slot()?;
+    let data = layout::upload_data(name, id);
+    let mut w = app
+        .store
+        .driver()
+        .writer(&data, false)
+        .await
+        .map_err(storage("writing an upload"))?;
+    let mut hasher = Hasher::new(d.algorithm());
+    let mut reader = BodyReader::new(
+        body,
+        app.config.limits.body_timeout,
+        app.config.limits.max_body_size,
+    );
+    let copied = async {
+        while let Some(chunk) = reader.next_chunk().await? {
+            w.write(&chunk)
+                .await
+                .map_err(storage("writing an upload"))?;
+            hasher.update(&chunk);
+        }
+        Ok::<(), RegistryError>(())
+    }
+    .await;
+    if let Err(e) = copied {
+        let _ = w.cancel().await;
+        let _ = app
+            .store
+            .delete_if_present(&layout::upload_dir(name, id))
+            .await;
+        return Err(e);
+    }
+    w.commit().await.map_err(storage("committing an upload"))?;
+    let actual = hasher.finish();
+    finish(app, name, id, d, &actual).await
+}
+
+/// The upload's id from the URL: distribution's UUID form, or anything path-safe of
+/// similar length (another registry may have started it).
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::BlobUploadUnknown(format!(
+            "upload `{}` is unknown",
+            crate::route::printable(id)
+        )))
+    }
+}
+
+/// Checks that the upload exists (its `startedat`, as distribution) and opens its writer.
+async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
+    check_id(id)?;
+    let unknown = || RegistryError::BlobUploadUnknown(format!("upload {id} is unknown"));
+    if app
+        .store
+        .get_small(&layout::upload_started_at(name, id))
+        .await?
+        .is_none()
+    {
+        return Err(unknown());
+    }
+    match app
+        .store
+        .driver()
+        .writer(&layout::upload_data(name, id), true)
+        .await
+    {
+        Ok(w) => Ok(w),
+        Err(e) if e.is_not_found() => Err(unknown()),
+        Err(e) => Err(RegistryError::storage("resuming an upload", &e)),
+    }
+}
+
+/// The SHA-256 state after exactly `size` bytes, if one was saved and is valid.
+async fn load_state(app: &App, name: &str, id: &str, size: u64) -> Option<ResumableSha256> {
+    let raw = app
+        .store
+        .get_small(&layout::upload_hash_state(name, id, size))
+        .await
+        .ok()
+        .flatten()?;
+    ResumableSha256::unmarshal(&raw).filter(|s| s.len() == size)
+}
+
+/// Saves the state at its offset. A failure only costs a re-read at `PUT`, so it is
+/// reported, not returned.
+async fn save_state(app: &App, name: &str, id: &str, state: &ResumableSha256) {
+    let path = layout::upload_hash_state(name, id, state.len());
+    if let Err(e) = app
+        .store
+        .driver()
+        .put_content(&path, &state.marshal())
+        .await
+    {
+        eprintln!("ks3-registry: saving the hash state of upload {id}: {e}");
+    }
+}
+
+/// Streams the request body into the writer, feeding the hash state when there is one.
+/// Returns the first error after the writer has what was received.
+async fn append_body(
+    app: &App,
+    w: &mut FileWriter,
+    state: &mut Option<ResumableSha256>,
+    body: Incoming,
+) -> Result<u64> {
+    let mut reader = BodyReader::new(
+        body,
+        app.config.limits.body_timeout,
+        app.config.limits.max_body_size,
+    );
+    let mut written: u64 = 0;
+    while let Some(chunk) = reader.next_chunk().await? {
+        if let Err(e) = w.write(&chunk).await {
+            // The writer may have taken part of the chunk: no state matches any more.
+            *state = None;
+            return Err(RegistryError::storage("writing an upload", &e));
+        }
+        if let Some(s) = state.as_mut() {
+            s.update(&chunk);
+        }
+        written = written.saturating_add(chunk.len() as u64);
+    }
+    Ok(written)
+}
+
+/// `PATCH`: appends the body; with `Content-Range: <start>-<end>`, only if `start` is
+/// where the upload ends (else 416).
+pub async fn patch(
+    app: &App,
+    name: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response<Body>> {
+    let range = match header(headers, "content-range") {
+        Some(v) => Some(parse_content_range(v).ok_or_else(|| {
+            RegistryError::BlobUploadInvalid(format!(
+                "Content-Range `{}` is not <start>-<end>",
+                crate::route::printable(v)
+            ))
+        })?),
+        None => None,
+    };
+    let _slot = app.upload_slot()?;
+    let mut w = resume(app, name, id).await?;
+    let size = w.size();
+    if let Some((start, declared)) = range {
+        if start != size {
+            return Ok(range_error(name, id, size, start));
+        }
+        if let Some(len) = header(headers, "content-length").and_then(|v| v.parse::<u64>().ok()) {
+            if len != declared {
+                return Err(RegistryError::SizeInvalid(format!(
+                    "Content-Range covers {declared} bytes, Content-Length says {len}"
+                )));
+            }
+        }
+    }
+    let mut state = load_state(app, name, id, size).await;
+    let appended = append_body(app, &mut w, &mut state, body).await;
+    // Whatever arrived is kept, so the client can ask where the upload stands and go on.
+    w.close().await.map_err(storage("closing an upload"))?;
+    if let Some(s) = &state {
+        if s.len() == w.size() {
+            save_state(app, name, id, s).await;
+        }
+    }
+    let written = appended?;
+    if let Some((_, declared)) = range {
+        if written != declared {
+            return Err(RegistryError::SizeInvalid(format!(
+                "Content-Range covers {declared} bytes, the body had {written}"
+            )));
+        }
+    }
+    Ok(progress_response(StatusCode::ACCEPTED, name, id, w.size()))
+}
+
+/// `PUT ?digest=`: appends the body (possibly empty), commits, verifies the digest and
+/// moves the data to its content address.
+pub async fn put(
+    app: &App,
+    name: &str,
+    id: &str,
+    query: &[(String, String)],
+    body: Incoming,
+) -> Result<Response<Body>> {
+    let d = match query_get(query, "digest") {
+        Some(s) => parse_digest(s)?,
+        None => {
+            return Err(RegistryError::DigestInvalid(
+                "the digest parameter is required".into(),
+            ))
+        }
+    };
+    let _slot = app.upload_slot()?;
+    let mut w = resume(app, name, id).await?;
+    let mut state = load_state(app, name, id, w.size()).await;
+    if let Err(e) = append_body(app, &mut w, &mut state, body).await {
+        // Keep what arrived, as a PATCH would, so the client can retry the PUT.
+        if w.close().await.is_ok() {
+            if let Some(s) = state.filter(|s| s.len() == w.size()) {
+                save_state(app, name, id, &s).await;
+            }
+        }
+        return Err(e);
+    }
+    let size = w.size();
+    w.commit().await.map_err(storage("committing an upload"))?;
+    let actual = match state.filter(|s| s.len() == size && d.algorithm() == Algorithm::Sha256) {
+        Some(s) => {
+            Stats::bump(&app.stats.digests_from_saved_state);
+            Digest::from_bytes(Algorithm::Sha256, &s.finalize())
+        }
+        None => {
+            Stats::bump(&app.stats.digests_from_reread);
+            reread_digest(app, &layout::upload_data(name, id), d.algorithm()).await?
+        }
+    };
+    finish(app, name, id, &d, &actual).await
+}
+
+/// The digest of committed upload data, read back in chunks.
+async fn reread_digest(app: &App, path: &str, alg: Algorithm) -> Result<Digest> {
+    let mut r = app
+        .store
+        .driver()
+        .reader(path, 0)
+        .await
+        .map_err(storage("reading an upload back"))?;
+    let mut h = Hasher::new(alg);
+    loop {
+        let chunk = r
+            .read(crate::http_io::CHUNK)
+            .await
+            .map_err(storage("reading an upload back"))?;
+        if chunk.is_empty() {
+            return Ok(h.finish());
+        }
+        h.update(&chunk);
+    }
+}
+
+/// After a committed upload: compare digests, move the data into `blobs/`, link it into
+/// the repository, and drop the upload directory.
+async fn finish(
+    app: &App,
+    name: &str,
+    id: &str,
+    want: &Digest,
+    actual: &Digest,
+) -> Result<Response<Body>> {
+    let data = layout::upload_data(name, id);
+    if want != actual {
+        let _ = app
+            .store
+            .delete_if_present(&layout::upload_dir(name, id))
+            .await;
+        return Err(RegistryError::DigestInvalid(format!(
+            "the upload's digest is {actual}, not {want}"
+        )));
+    }
+    // Content-addressed: a blob already stored has the same bytes.
+    if app.store.blob_size(want).await?.is_none() {
+        app.store
+            .driver()
+            .mv(&data, &layout::blob_data(want))
+            .await
+            .map_err(storage("moving an upload into place"))?;
+    }
+    app.store
+        .write_link(&layout::layer_link(name, want), want)
+        .await?;
+    app.store
+        .delete_if_present(&layout::upload_dir(name, id))
+        .await?;
+    Stats::bump(&app.stats.blobs_uploaded);
+    Ok(created(name, want))
+}
+
+/// `GET`: where the upload stands.
+pub async fn status(app: &App, name: &str, id: &str) -> Result<Response<Body>> {
+    // Opening the writer is how the size of an uncommitted upload is known; dropping it
+    // without close leaves the upload as it was.
+    let w = resume(app, name, id).await?;
+    Ok(progress_response(
+        StatusCode::NO_CONTENT,
+        name,
+        id,
+        w.size(),
+    ))
+}
+
+/// `DELETE`: cancels the upload and removes its directory.
+pub async fn cancel(app: &App, name: &str, id: &str) -> Result<Response<Body>> {
+    let mut w = resume(app, name, id).await?;
+    w.cancel().await.map_err(storage("cancelling an upload"))?;
+    app.store
+        .delete_if_present(&layout::upload_dir(name, id))
+        .await?;
+    Ok(respond(
+        StatusCode::NO_CONTENT,
+        &[("content-length", "0".into())],
+        Body::empty(),
+    ))
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// `Range: 0-<last byte>`; `0-0` also for an empty upload, as distribution and clients
+/// expect.
+fn range_value(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn progress_response(status: StatusCode, name: &str, id: &str, size: u64) -> Response<Body> {
+    respond(
+        status,
+        &[
+            ("location", upload_location(name, id)),
+            ("range", range_value(size)),
+            ("docker-upload-uuid", id.to_string()),
+            ("content-length", "0".into()),
+        ],
+        Body::empty(),
+    )
+}
+
+fn range_error(name: &str, id: &str, size: u64, start: u64) -> Response<Body> {
+    let e = RegistryError::RangeInvalid(format!(
+        "the chunk starts at {start} but the upload has {size} bytes"
+    ));
+    respond(
+        e.status(),
+        &[
+            ("location", upload_location(name, id)),
+            ("range", range_value(size)),
+            ("docker-upload-uuid", id.to_string()),
+            ("content-type", "application/json; charset=utf-8".into()),
+        ],
+        Body::full(e.body()),
+    )
+}
+
+fn created(name: &str, d: &Digest) -> Response<Body> {
+    respond(
+        StatusCode::CREATED,
+        &[
+            ("location", format!("/v2/{name}/blobs/{d}")),
+            ("docker-content-digest", d.to_string()),
+            ("content-length", "0".into()),
+        ],
+        Body::empty(),
+    )
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `<start>-<end>` (inclusive; a `bytes ` or `bytes=` prefix is tolerated) as the start
+/// and the length.
+fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+    let v = v.trim();
+    let v = v
+        .strip_prefix("bytes ")
+        .or_else(|| v.strip_prefix("bytes="))
+        .unwrap_or(v);
+    let (a, b) = v.split_once('-')?;
+    let b = b.split('/').next()?;
+    let (a, b) = (a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?);
+    if a > b {
+        return None;
+    }
+    Some((a, (b - a).checked_add(1)?))
+}
+
+/// A random UUID v4 in distribution's form (its upload purger recognises only these).
+fn new_upload_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// `startedat`: RFC 3339 UTC without fractions, as Go's `time.RFC3339` writes it.
+fn rfc3339_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (the era-based algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-99"), Some((0, 100)));
+        assert_eq!(parse_content_range("bytes 5-9/100"), Some((5, 5)));
+        assert_eq!(parse_content_range("0-18446744073709551615"), None);
+        assert_eq!(parse_content_range("9-5"), None);
+        assert_eq!(parse_content_range("x-5"), None);
+        assert_eq!(parse_content_range("99999999999999999999-1"), None);
+    }
+
+    #[test]
+    fn ids_and_dates_have_distributions_form() {
+        let id = new_upload_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(check_id(&id).is_ok());
+        assert!(check_id("../x").is_err() && check_id("").is_err());
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_683_799_200), "2023-05-11T10:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(range_value(0), "0-0");
+        assert_eq!(range_value(10), "0-9");
+    }
+}

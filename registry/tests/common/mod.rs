@@ -1,0 +1,202 @@
+//! Shared by the registry's integration tests: registries served over real sockets on
+//! the real component, backed by `ks3-local`, and a plain HTTP client.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use ks3_driver::Params;
+use ks3_registry::{Config, Registry, Storage};
+use sha2::{Digest as _, Sha256};
+use tokio::task::JoinHandle;
+
+/// A registry serving on `127.0.0.1:<port>` until dropped.
+pub struct Served {
+    pub registry: Arc<Registry>,
+    pub base: String,
+    pub host: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn serve(config: Config) -> Served {
+    let registry = Arc::new(Registry::new(config).await.expect("registry starts"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let r = Arc::clone(&registry);
+    let task = tokio::spawn(async move {
+        let _ = r.serve(listener).await;
+    });
+    Served {
+        registry,
+        base: format!("http://{addr}"),
+        host: addr.to_string(),
+        task,
+    }
+}
+
+/// A registry on the embedded in-memory KS3 server, configured by `yaml`.
+pub async fn serve_yaml(yaml: &str) -> Served {
+    let config = Config::from_yaml(yaml).expect("valid config");
+    assert_eq!(config.storage, Storage::Embedded);
+    serve(config).await
+}
+
+/// A local KS3 server shared by several registries, and the driver parameters for it.
+pub struct SharedKs3 {
+    pub server: ks3_local::RunningServer,
+    pub params: Params,
+}
+
+pub fn shared_ks3() -> SharedKs3 {
+    let server = ks3_local::start_in_background(ks3_local::ServerConfig::memory(
+        "shared",
+        "AKLTshared",
+        "secret-shared",
+    ))
+    .expect("ks3-local starts");
+    let mut params = Params::new();
+    for (k, v) in [
+        ("accesskey", "AKLTshared"),
+        ("secretkey", "secret-shared"),
+        ("region", "ks3-cn-beijing"),
+        ("bucket", "shared"),
+        ("regionendpoint", server.endpoint().as_str()),
+    ] {
+        params.insert(k.into(), v.into());
+    }
+    SharedKs3 { server, params }
+}
+
+/// A registry on the shared server, configured by `yaml` (without a storage section).
+pub async fn serve_shared(ks3: &SharedKs3, yaml: &str) -> Served {
+    let mut config = Config::from_yaml(yaml).expect("valid config");
+    config.storage = Storage::Ks3(ks3.params.clone());
+    serve(config).await
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The first error code of a spec error body.
+    pub fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// One request; redirects are not followed.
+pub async fn request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Resp {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut b = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(Full::new(body.into())).expect("request");
+    let resp = client.request(req).await.expect("response");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes().to_vec();
+    Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    let h = Sha256::digest(data);
+    format!(
+        "sha256:{}",
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Pushes `data` as a blob of `repo` in one `POST ?digest=`; returns its digest.
+pub async fn push_blob(base: &str, repo: &str, data: &[u8]) -> String {
+    let d = sha256(data);
+    let r = request(
+        Method::POST,
+        &format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"),
+        &[("content-type", "application/octet-stream")],
+        data.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    d
+}
+
+/// An OCI image manifest of `config` and `layers` (digest, size), optional subject.
+pub fn oci_manifest(
+    config: (&str, usize),
+    layers: &[(&str, usize)],
+    subject: Option<(&str, usize)>,
+    artifact_type: Option<&str>,
+) -> Vec<u8> {
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": layers.iter().map(|(d, s)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": s
+        })).collect::<Vec<_>>(),
+    });
+    if let Some((d, s)) = subject {
+        m["subject"] = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": s
+        });
+    }
+    if let Some(t) = artifact_type {
+        m["artifactType"] = serde_json::json!(t);
+    }
+    serde_json::to_vec(&m).expect("json")
+}
