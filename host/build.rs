@@ -99,8 +99,12 @@ fn run() -> Result<(), String> {
 /// from its dep-info (`artifact.d`: `target: dep dep …`, spaces in paths escaped as `\ `).
 /// Files outside the workspace (the registry's crates) are pinned by Cargo.lock.
 fn rerun_on_dep_info(dep_info: &Path, workspace: &Path) -> Result<(), String> {
-    let text = fs::read_to_string(dep_info)
-        .map_err(|e| format!("reading the component's dep-info {}: {e}", dep_info.display()))?;
+    let text = fs::read_to_string(dep_info).map_err(|e| {
+        format!(
+            "reading the component's dep-info {}: {e}",
+            dep_info.display()
+        )
+    })?;
     let Some((_, deps)) = text.split_once(": ") else {
         return Err(format!("{} is not a dep-info file", dep_info.display()));
     };

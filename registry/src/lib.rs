@@ -149,8 +149,14 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<(), StartErr
 /// until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let addr = config.bind_addr();
-    let registry = Registry::new(config).await?;
-    let listener = TcpListener::bind(&addr)
+    run_registry(Registry::new(config).await?, &addr).await
+}
+
+/// [`run`] for a registry built by the caller (e.g. on its own [`Runtime`]): binds
+/// `addr`, prints `listening on http://HOST:PORT` once connections are accepted, and
+/// serves until SIGINT or SIGTERM.
+pub async fn run_registry(registry: Registry, addr: &str) -> Result<(), StartError> {
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on http://{}", listener.local_addr()?);

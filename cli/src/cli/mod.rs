@@ -14,6 +14,7 @@ use ks3_driver::{Driver, Error, Runtime, RuntimeOptions};
 mod demo;
 mod object;
 mod progress;
+mod registry;
 mod show_config;
 
 #[derive(Debug, Parser)]
@@ -172,6 +173,18 @@ pub enum Command {
                             -p regionendpoint=http://127.0.0.1:9000 ls /"
     )]
     ServeLocal(ks3_local::Cli),
+    /// Run the OCI registry (Distribution Spec v1.1) with the driver component as its
+    /// storage, in distribution's storage layout.
+    #[command(
+        after_help = "Prints `listening on http://HOST:PORT` first, then serves until Ctrl-C.\n\
+                      Without any storage configuration it runs on an embedded in-memory KS3 \
+                      server (and says so on stderr). -c takes distribution's config.yml \
+                      (http.addr, storage.ks3, storage.delete, storage.redirect, auth.htpasswd).\n\n\
+                      Examples:\n  ks3-driver registry --addr 127.0.0.1:5000\n  \
+                      ks3-driver -c config.yml registry\n  \
+                      skopeo copy --dest-tls-verify=false oci:image:latest docker://127.0.0.1:5000/app:latest"
+    )]
+    Registry(registry::RegistryArgs),
     /// Measure the sandboxed component against the native baseline and the official SDK.
     Bench(crate::bench::BenchArgs),
 }
@@ -279,7 +292,7 @@ pub fn hint(error: &Error) -> Option<String> {
 fn config_hint(parameter: &str) -> String {
     format!(
         "set it with -p {parameter}=…, {}{} or in the -c file; `ks3-driver config` shows what is set",
-        ks3_driver_component::config::ENV_PREFIX,
+        ks3_driver::ENV_PREFIX,
         parameter.to_ascii_uppercase()
     )
 }
@@ -370,8 +383,8 @@ async fn dispatch(ctx: &Context) -> Result<(), CliError> {
         Command::Du { path, json } => object::du(ctx, path, *json).await,
         Command::Config => show_config::run(ctx),
         Command::Demo(args) => demo::run(ctx, args).await,
-        // Handled in `main` (it runs its own runtime).
-        Command::ServeLocal(_) => Ok(()),
+        // Handled in `main` (they run their own runtimes).
+        Command::ServeLocal(_) | Command::Registry(_) => Ok(()),
         Command::Bench(args) => crate::bench::run(ctx, args).await,
     }
 }
@@ -381,6 +394,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::ServeLocal(local) = cli.command {
         return ks3_local::run_cli(local);
+    }
+    if let Command::Registry(args) = &cli.command {
+        return registry::main(&cli, args);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,0 +1,122 @@
+//! `ks3-driver registry`: the first stdout line, the embedded default, and a blob pushed
+//! through its HTTP API landing in distribution's layout in the configured bucket.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use ks3_driver::Driver;
+use sha2::{Digest, Sha256};
+
+/// Starts the registry and returns it with its `HOST:PORT`, from the first stdout line.
+fn start(mut c: Command) -> (Child, String) {
+    let mut child = c
+        .args(["registry", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+/// One HTTP/1.1 request; the status and the body.
+fn http(addr: &str, method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = match raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => raw[i + 4..].to_vec(),
+        None => Vec::new(),
+    };
+    (status, body)
+}
+
+fn stop(mut child: Child) -> String {
+    let _ = child.kill();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = child.wait();
+    err
+}
+
+#[test]
+fn with_no_configuration_it_runs_on_an_embedded_server() {
+    let (child, addr) = start(bare_cli());
+    let (status, _) = http(&addr, "GET", "/v2/", b"");
+    let err = stop(child);
+    assert_eq!(status, 200);
+    assert!(
+        err.to_lowercase().contains("embedded"),
+        "stderr says so: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_blob_lands_in_distributions_layout() {
+    let endpoint = server().endpoint();
+    let root = format!("/registry-cli/{}", unique());
+    let (child, addr) = start(cli_for(&endpoint, &root));
+    let blob = data(3 * MIB + 17, 5);
+    let hex: String = Sha256::digest(&blob)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (status, body) = http(
+        &addr,
+        "POST",
+        &format!("/v2/app/blobs/uploads/?digest=sha256:{hex}"),
+        &blob,
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = http(&addr, "HEAD", &format!("/v2/app/blobs/sha256:{hex}"), b"");
+    stop(child);
+    assert_eq!(status, 200);
+
+    let mut p = params("registry-cli");
+    p.insert("rootdirectory".into(), root);
+    let d = Driver::new(p).await.unwrap();
+    let stored = d
+        .get_content(&format!(
+            "/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
+        .await
+        .unwrap();
+    assert!(
+        stored == blob,
+        "the blob's bytes are in distribution's place"
+    );
+    let link = d
+        .get_content(&format!(
+            "/docker/registry/v2/repositories/app/_layers/sha256/{hex}/link"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(link, format!("sha256:{hex}").as_bytes());
+}
