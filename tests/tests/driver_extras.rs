@@ -229,63 +229,111 @@ async fn walk_empty_uploads_dir() {
     assert_clean(&d).await;
 }
 
+/// The S3 driver's TestDelete: its ten objects, its cases (three folders, deep ones
+/// included; a missing path; two invalid paths; then each object alone), and for every
+/// object afterwards: deleted exactly when the case says so, a deleted one `Stat`s as
+/// path-not-found (any other error fails), a kept one is the same file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_table() {
-    let files = [
+    const OBJS: &[&str] = &[
         "/file1",
         "/file1-2",
-        "/file1/2",
         "/folder1/file1",
         "/folder2/file1",
-        "/folder1-v2/file1",
-        "/folder1-v2/file2",
-        "/folder1-v2/folder1/file1",
         "/folder3/file1",
+        "/folder3/subfolder1/subfolder1/file1",
+        "/folder3/subfolder2/subfolder1/file1",
+        "/folder4/file1",
+        "/folder1-v2/file1",
+        "/folder1-v2/subfolder1/file1",
     ];
-    let cases: &[(&str, &[&str])] = &[
-        ("/file1", &["/file1", "/file1/2"]),
-        ("/file1-2", &["/file1-2"]),
-        ("/folder1", &["/folder1/file1"]),
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Want {
+        Ok,
+        NotFound,
+        Invalid,
+    }
+    let mut cases: Vec<(&str, Vec<&str>, Want)> = vec![
+        ("/folder1", vec!["/folder1/file1"], Want::Ok),
+        ("/folder2", vec!["/folder2/file1"], Want::Ok),
         (
-            "/folder1-v2",
-            &[
-                "/folder1-v2/file1",
-                "/folder1-v2/file2",
-                "/folder1-v2/folder1/file1",
+            "/folder3",
+            vec![
+                "/folder3/file1",
+                "/folder3/subfolder1/subfolder1/file1",
+                "/folder3/subfolder2/subfolder1/file1",
             ],
+            Want::Ok,
         ),
-        ("/folder1-v2/folder1", &["/folder1-v2/folder1/file1"]),
-        ("/folder3/file1", &["/folder3/file1"]),
+        ("/path/does/not/exist", vec![], Want::NotFound),
+        ("/path/is/invalid/", vec![], Want::Invalid),
+        ("/path/is/invalid*", vec![], Want::Invalid),
     ];
-    for (target, gone) in cases {
+    for &p in OBJS {
+        cases.push((p, vec![p], Want::Ok));
+    }
+    // Our own, on top: a name that is only a prefix of siblings (`/folder` of
+    // `/folder1…`) is not found, and the siblings stay.
+    cases.push(("/folder", vec![], Want::NotFound));
+
+    for (target, gone, want) in &cases {
         let d = fresh_driver("delete_table").await;
-        for f in files {
-            d.put_content(f, b"x").await.unwrap();
+        let content = |p: &str| format!("content {p}").into_bytes();
+        for &p in OBJS {
+            d.put_content(p, &content(p)).await.unwrap();
         }
-        d.delete(target)
-            .await
-            .unwrap_or_else(|e| panic!("delete {target}: {e}"));
-        for f in files {
-            let exists = d.get_content(f).await.is_ok();
-            assert_eq!(
-                exists,
-                !gone.contains(&f),
-                "after deleting {target}: {f} exists={exists}"
-            );
+        let r = d.delete(target).await;
+        match (want, &r) {
+            (Want::Ok, Ok(())) => {}
+            (Want::NotFound, Err(Error::PathNotFound { path })) => {
+                assert_eq!(path.as_str(), *target)
+            }
+            (Want::Invalid, Err(Error::InvalidPath { .. })) => {}
+            _ => panic!("delete {target}: expected {want:?}, got {r:?}"),
         }
-        for f in files {
-            let _ = d.delete(f).await;
+        for &p in OBJS {
+            let deleted = gone.contains(&p);
+            match d.stat(p).await {
+                Err(Error::PathNotFound { .. }) if deleted => {}
+                Err(e) => panic!("after deleting {target}: stat {p}: {e:?} (deleted: {deleted})"),
+                Ok(fi) if deleted => panic!("after deleting {target}: {p} is still there: {fi:?}"),
+                Ok(fi) => {
+                    assert!(!fi.is_dir, "{p} is a file");
+                    assert_eq!(fi.size, content(p).len() as u64, "{p} is unchanged");
+                }
+            }
+        }
+        for top in [
+            "/file1",
+            "/file1-2",
+            "/folder1",
+            "/folder2",
+            "/folder3",
+            "/folder4",
+            "/folder1-v2",
+        ] {
+            match d.delete(top).await {
+                Ok(()) | Err(Error::PathNotFound { .. }) => {}
+                Err(e) => panic!("clean-up delete {top}: {e}"),
+            }
         }
         assert_clean(&d).await;
     }
     let d = fresh_driver("delete_table").await;
-    for bad in [
-        "/path/is/invalid/",
-        "/path/is/invalid*",
-        "",
-        "/",
-        "relative",
-    ] {
+    // A file and a folder of one name go together; the `-2` sibling stays.
+    for p in ["/file1", "/file1/2", "/file1-2"] {
+        d.put_content(p, b"x").await.unwrap();
+    }
+    d.delete("/file1").await.unwrap();
+    for p in ["/file1", "/file1/2"] {
+        assert!(
+            matches!(d.stat(p).await, Err(Error::PathNotFound { .. })),
+            "{p} deleted with /file1"
+        );
+    }
+    assert_eq!(d.get_content("/file1-2").await.unwrap(), b"x");
+    d.delete("/file1-2").await.unwrap();
+    for bad in ["", "/", "relative"] {
         assert!(
             matches!(d.delete(bad).await, Err(Error::InvalidPath { .. })),
             "{bad}"
@@ -384,6 +432,55 @@ async fn empty_and_slash_root_directory() {
     }
 }
 
+/// The S3 driver's TestListObjectsV2: six files whose content is their own path, and
+/// `sub/0`. `Stat` of a file gives its path, size and no directory; `List` gives the six
+/// files and `sub`; `Walk` visits exactly the files, `sub` (a directory) and `sub/0`, each
+/// file with its own size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_objects_v2() {
+    let d = fresh_driver("list_objects_v2").await;
+    let prefix = "/test-list-objects-v2";
+    let files: Vec<String> = (0..6).map(|i| format!("{prefix}/{i}")).collect();
+    for p in &files {
+        d.put_content(p, p.as_bytes()).await.unwrap();
+    }
+    let info = d.stat(&files[0]).await.unwrap();
+    assert!(!info.is_dir, "{info:?}");
+    assert_eq!(info.size, files[0].len() as u64);
+    assert_eq!(info.path, files[0]);
+
+    let sub_file = format!("{prefix}/sub/0");
+    let sub_dir = format!("{prefix}/sub");
+    d.put_content(&sub_file, sub_file.as_bytes()).await.unwrap();
+
+    let mut want: Vec<String> = files.iter().cloned().chain([sub_dir.clone()]).collect();
+    want.sort();
+    let mut listed = d.list(prefix).await.unwrap();
+    listed.sort();
+    assert_eq!(listed, want, "List");
+
+    let mut walked = Vec::new();
+    d.walk(prefix, None, |fi| {
+        walked.push(fi.path.clone());
+        if fi.path == sub_dir {
+            assert!(fi.is_dir, "{} is a directory", fi.path);
+        } else {
+            assert!(!fi.is_dir, "{} is a file", fi.path);
+            assert_eq!(fi.size, fi.path.len() as u64, "size of {}", fi.path);
+        }
+        Ok(WalkControl::Continue)
+    })
+    .await
+    .unwrap();
+    want.push(sub_file);
+    want.sort();
+    walked.sort();
+    assert_eq!(walked, want, "Walk");
+
+    d.delete(prefix).await.unwrap();
+    assert_clean(&d).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_and_stat_sizes_and_dirs() {
     let d = fresh_driver("list_and_stat_sizes_and_dirs").await;
@@ -410,19 +507,61 @@ async fn list_and_stat_sizes_and_dirs() {
         l,
         vec!["/d/0", "/d/1", "/d/2", "/d/3", "/d/4", "/d/5", "/d/sub"]
     );
-    let mut total = 0u64;
+    let mut walked = Vec::new();
     d.walk("/d", None, |fi| {
-        if !fi.is_dir {
-            total += fi.size;
-        }
+        walked.push((fi.path.clone(), fi.size, fi.is_dir));
         Ok(WalkControl::Continue)
     })
     .await
     .unwrap();
-    assert_eq!(total, 1500 + 3);
+    walked.sort();
+    let mut want: Vec<(String, u64, bool)> = (0..6u64)
+        .map(|i| (format!("/d/{i}"), i * 100, false))
+        .collect();
+    want.push(("/d/sub".into(), 0, true));
+    want.push(("/d/sub/0".into(), 3, false));
+    want.sort();
+    assert_eq!(walked, want);
     d.delete("/d").await.unwrap();
     d.delete("/d-2").await.unwrap();
     assert_clean(&d).await;
+}
+
+/// The S3 driver's TestStorageClass, for KS3's classes: the stored object carries the
+/// configured class (raw HEAD, `x-kss-storage-class`) whether it came from put_content,
+/// a single-PUT commit, a multipart commit or a move; `NONE` sends no class, and
+/// ks3-local then reports none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_class() {
+    let big = &random_bytes()[..6 * MIB];
+    for class in std::iter::once("NONE").chain(ks3_proto::names::STORAGE_CLASSES.iter().copied()) {
+        let root = unique_root("storage_class");
+        let mut p = params(&root);
+        p.insert("storageclass".into(), class.into());
+        let d = Driver::new(p).await.unwrap();
+        d.put_content("/put", b"contents").await.unwrap();
+        let mut w = d.writer("/small", false).await.unwrap();
+        w.write(b"contents").await.unwrap();
+        w.commit().await.unwrap();
+        let mut w = d.writer("/multipart", false).await.unwrap();
+        w.write(big).await.unwrap();
+        w.commit().await.unwrap();
+        d.put_content("/src", b"moved").await.unwrap();
+        d.mv("/src", "/moved").await.unwrap();
+        for p in ["/put", "/small", "/multipart", "/moved"] {
+            let key = format!("{}{}", key_prefix(&root), &p[1..]);
+            let head = raw_head(&key).await;
+            assert_eq!(head.status, 200, "HEAD {key}");
+            let got = head.header("x-kss-storage-class");
+            if class == "NONE" {
+                assert_eq!(got, None, "storageclass=NONE: {p} carries no class");
+            } else {
+                assert_eq!(got, Some(class), "storageclass={class}: {p}");
+            }
+            d.delete(p).await.unwrap();
+        }
+        assert_clean(&d).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
