@@ -191,3 +191,61 @@ fn sign_error(key: &str, e: ks3_proto::sign_v4::V4Error) -> DriverError {
         format!("cannot sign the request: {e}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Params;
+
+    fn config(endpoint: &str) -> Config {
+        let p: Params = [
+            ("accesskey", "AK"),
+            ("secretkey", "SK"),
+            ("region", "ks3-cn-beijing"),
+            ("bucket", "registry"),
+            ("regionendpoint", endpoint),
+            ("signatureversion", "aws4"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Config::from_params(&p, |_| None).unwrap()
+    }
+
+    fn payload_header(c: &Config, body: &[u8]) -> String {
+        let extra = [("x-kss-acl", "private".to_string())];
+        let h = headers(
+            c,
+            &ToSign {
+                method: "PUT",
+                key: "k",
+                path: "/registry/k",
+                query_encoded: &[],
+                query_decoded: &[],
+                content_type: None,
+                content_md5: "",
+                headers: &extra,
+                body,
+                now_unix: 1_795_593_600,
+            },
+        )
+        .unwrap();
+        // AWS4 renames the driver's x-kss-* headers.
+        assert!(h.iter().any(|(k, _)| k == "x-amz-acl"), "{h:?}");
+        assert!(!h.iter().any(|(k, _)| k.starts_with("x-kss-")), "{h:?}");
+        h.iter()
+            .find(|(k, _)| k == "x-amz-content-sha256")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn payload_hash_policy() {
+        let big = vec![7u8; UNSIGNED_FROM];
+        let https = config("https://127.0.0.1:9443");
+        assert_eq!(payload_header(&https, &big), UNSIGNED_PAYLOAD);
+        assert_eq!(payload_header(&https, b"small"), sha256_hex(b"small"));
+        let http = config("http://127.0.0.1:9000");
+        assert_eq!(payload_header(&http, &big), sha256_hex(&big));
+    }
+}
