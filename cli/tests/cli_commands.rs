@@ -373,11 +373,29 @@ fn errors_say_what_to_do() {
         e.contains("SignatureDoesNotMatch") && e.contains("secret key") && e.contains("clock"),
         "{e}"
     );
+    // The hint names the scheme in use (the server may expect another).
+    assert!(e.contains("signatureversion=v2"), "{e}");
     assert!(!e.contains(wrong) && !e.contains(SK), "{e}");
     let o = run(cli(&root).args(["-p", &format!("secretkey={wrong}"), "stat", "/x"]));
     assert_eq!(o.status.code(), Some(1));
     let e = err(&o);
     assert!(e.contains("secret key") && e.contains("clock"), "{e}");
+    assert!(!e.contains(wrong) && !e.contains(SK), "{e}");
+    let o = run(cli(&root).args([
+        "-p",
+        &format!("secretkey={wrong}"),
+        "-p",
+        "signatureversion=aws4",
+        "get",
+        "/x",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    assert!(
+        e.contains("SignatureDoesNotMatch")
+            && e.contains("signatureversion=aws4 (AWS4-HMAC-SHA256, V4 region"),
+        "{e}"
+    );
     assert!(!e.contains(wrong) && !e.contains(SK), "{e}");
 
     // An unknown access key.
@@ -490,7 +508,32 @@ fn config_shows_sources_and_masks_secrets() {
     assert!(line("chunksize").contains("5242880"), "{out}");
     assert!(line("maxretries").contains("(default)"), "{out}");
     assert!(line("rootdirectory").contains("/r"), "{out}");
-    assert!(out.lines().last().unwrap().starts_with("# valid"), "{out}");
+    assert!(
+        line("signatureversion").contains("v2") && line("signatureversion").contains("(default)"),
+        "{out}"
+    );
+    assert!(line("v4region").contains("not set"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("# valid") && last.ends_with("signed v2"),
+        "{out}"
+    );
+    // Under V4 the region name of the credential scope is shown, derived or overridden.
+    for (extra, shown) in [
+        (vec![], "signed aws4 (V4 region SHANGHAI)"),
+        (
+            vec!["-p", "v4region=OTHER"],
+            "signed aws4 (V4 region OTHER)",
+        ),
+    ] {
+        let o = run(bare()
+            .args(["-c", cfg.to_str().unwrap(), "-p", "signatureversion=aws4"])
+            .args(extra)
+            .args(["-p", &format!("secretkey={secret}"), "config"])
+            .env("REGISTRY_STORAGE_KS3_BUCKET", "env-bucket"));
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(out.lines().last().unwrap().ends_with(shown), "{out}");
+    }
 
     // The credential fallback variable is a source too; an unknown parameter is flagged.
     let o = run(bare()

@@ -1,15 +1,15 @@
-//! The KS3 client: builds each API call, signs it (KSS V2), sends it through the
+//! The KS3 client: builds each API call, signs it (`signing`: V2, KSS4 or AWS4), sends it through the
 //! [`Transport`], retries what is safe to retry, and maps KS3's errors. Every request of
 //! the driver goes through [`Client::call`].
 use std::time::Duration;
 
 use ks3_proto::encode::{encode_component, encode_key};
-use ks3_proto::sign::{canonical_resource, presigned_query, StringToSign};
-use ks3_proto::{Crc64, SignedRequest};
+use ks3_proto::Crc64;
 
 use crate::config::Config;
 use crate::error::{BackendError, DriverError};
 use crate::http::{Request, Response, Transport, TransportError};
+use crate::signing::{self, ToSign};
 use crate::xml;
 
 /// Largest error or XML response body the driver reads.
@@ -106,10 +106,12 @@ impl<T: Transport> Client<T> {
             .collect()
     }
 
-    /// Builds and signs the request for `call` at the current time.
-    pub fn sign(&self, call: &Call<'_>) -> Request {
+    /// Builds and signs the request for `call` at the current time, in the configured
+    /// scheme (the only place requests are signed, with [`Client::presign`]).
+    pub fn sign(&self, call: &Call<'_>) -> Result<Request, DriverError> {
         let query = Self::encoded_query(&call.query);
-        let mut path_and_query = self.url_path(call.key);
+        let path = self.url_path(call.key);
+        let mut path_and_query = path.clone();
         for (i, (k, v)) in query.iter().enumerate() {
             path_and_query.push(if i == 0 { '?' } else { '&' });
             path_and_query.push_str(k);
@@ -118,65 +120,53 @@ impl<T: Transport> Client<T> {
                 path_and_query.push_str(v);
             }
         }
-        let date = ks3_proto::date::http_date(self.transport.now_unix());
         let md5 = if call.md5 {
             ks3_proto::digest::content_md5(call.body)
         } else {
             String::new()
         };
-        let qrefs: Vec<(&str, Option<&str>)> =
-            query.iter().map(|(k, v)| (*k, v.as_deref())).collect();
-        let resource = canonical_resource(&self.config.bucket, call.key, &qrefs);
-        let sts = StringToSign {
-            method: call.method,
-            content_md5: &md5,
-            content_type: call.content_type.unwrap_or(""),
-            date: &date,
-            headers: call.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
-            resource: &resource,
-        };
-        let auth = SignedRequest::authorization(
-            self.config.access_key.expose(),
-            self.config.secret_key.expose(),
-            &sts,
-        );
-        let mut headers: Vec<(String, String)> = Vec::with_capacity(call.headers.len() + 5);
-        headers.push(("date".into(), date));
-        if let Some(ct) = call.content_type {
-            headers.push(("content-type".into(), ct.into()));
-        }
-        if call.md5 {
-            headers.push(("content-md5".into(), md5));
-        }
-        if !call.body.is_empty() || matches!(call.method, "PUT" | "POST") {
-            headers.push(("content-length".into(), call.body.len().to_string()));
-        }
-        for (k, v) in &call.headers {
-            headers.push(((*k).into(), v.clone()));
-        }
-        headers.push(("authorization".into(), auth));
-        Request {
+        let decoded: Vec<(&str, Option<&str>)> =
+            call.query.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+        let headers = signing::headers(
+            &self.config,
+            &ToSign {
+                method: call.method,
+                key: call.key,
+                path: &path,
+                query_encoded: &query,
+                query_decoded: &decoded,
+                content_type: call.content_type,
+                content_md5: &md5,
+                headers: &call.headers,
+                body: call.body,
+                now_unix: self.transport.now_unix(),
+            },
+        )?;
+        Ok(Request {
             method: call.method,
             path_and_query,
             headers,
-        }
+        })
     }
 
-    /// A presigned URL for `method` on `key`, valid until `expires_unix`.
-    pub fn presign(&self, method: &str, key: &str, expires_unix: i64) -> String {
-        let resource = canonical_resource(&self.config.bucket, key, &[]);
-        let q = presigned_query(
-            self.config.access_key.expose(),
-            self.config.secret_key.expose(),
+    /// A presigned URL for `method` on `key`, valid until `expires_unix`, in the
+    /// configured scheme.
+    pub fn presign(
+        &self,
+        method: &str,
+        key: &str,
+        expires_unix: i64,
+    ) -> Result<String, DriverError> {
+        let path = self.url_path(key);
+        let q = signing::presigned(
+            &self.config,
             method,
-            &resource,
+            key,
+            &path,
+            self.transport.now_unix(),
             expires_unix,
-        );
-        format!(
-            "{}{}?{q}",
-            self.config.endpoint.base_url(),
-            self.url_path(key)
-        )
+        )?;
+        Ok(format!("{}{path}?{q}", self.config.endpoint.base_url()))
     }
 
     /// Sleeps before retry number `attempt` (1, 2, …).
@@ -213,7 +203,10 @@ impl<T: Transport> Client<T> {
         ok_statuses: &[u16],
         earlier: u32,
     ) -> Result<Response, Failed> {
-        let req = self.sign(call);
+        let req = self.sign(call).map_err(|error| Failed {
+            error,
+            retryable: false,
+        })?;
         match self.transport.send(&req, call.body, self.timeout()) {
             Ok(resp) if (200..300).contains(&resp.status) || ok_statuses.contains(&resp.status) => {
                 Ok(resp)
@@ -235,7 +228,14 @@ impl<T: Transport> Client<T> {
     /// Like [`call`](Self::call) for several independent calls at once (multipart copy
     /// parts); each is retried on its own.
     pub fn call_all(&self, calls: &[Call<'_>]) -> Vec<Result<Response, DriverError>> {
-        let reqs: Vec<(Request, &[u8])> = calls.iter().map(|c| (self.sign(c), c.body)).collect();
+        let reqs: Vec<(Request, &[u8])> = match calls
+            .iter()
+            .map(|c| self.sign(c).map(|r| (r, c.body)))
+            .collect::<Result<_, _>>()
+        {
+            Ok(reqs) => reqs,
+            Err(e) => return calls.iter().map(|_| Err(e.clone())).collect(),
+        };
         let first = self.transport.send_all(&reqs, self.timeout());
         first
             .into_iter()
@@ -255,7 +255,7 @@ impl<T: Transport> Client<T> {
         path: &str,
         root: &str,
     ) -> Result<xml::Node, DriverError> {
-        let request_id = resp.header("x-kss-request-id").unwrap_or("").to_string();
+        let request_id = request_id(&resp);
         let body = resp
             .read_all(MAX_XML)
             .map_err(|e| DriverError::io(path, format!("reading KS3's response: {e}")))?;
@@ -293,7 +293,7 @@ impl<T: Transport> Client<T> {
 
     /// Turns an error response into a [`BackendError`], reading its XML body if any.
     pub fn backend_error(&self, mut resp: Response, path: &str) -> BackendError {
-        let request_id = resp.header("x-kss-request-id").unwrap_or("").to_string();
+        let request_id = request_id(&resp);
         let status = resp.status;
         let body = resp.read_all(64 << 10).unwrap_or_default();
         match xml::parse(&body) {
@@ -333,6 +333,15 @@ impl<T: Transport> Client<T> {
             },
         }
     }
+}
+
+/// KS3's request id: `x-kss-request-id`, or `x-amz-request-id` from a server that answers
+/// AWS4 requests in S3's dialect only.
+fn request_id(resp: &Response) -> String {
+    resp.header("x-kss-request-id")
+        .or_else(|| resp.header("x-amz-request-id"))
+        .unwrap_or("")
+        .to_string()
 }
 
 /// CRC-64 of a buffer, the way KS3 reports it.

@@ -46,6 +46,7 @@ pub const KNOWN_REGIONS: &[&str] = &[
 ];
 
 pub use ks3_proto::names::{CANNED_ACLS as OBJECT_ACLS, STORAGE_CLASSES};
+pub use ks3_proto::sign_v4::{SigningScheme, V4Namespace};
 
 /// One documented parameter.
 pub struct ParamSpec {
@@ -172,6 +173,18 @@ pub const PARAMETERS: &[ParamSpec] = &[
         secret: false,
         help: "extra CA certificate (PEM) trusted for HTTPS (host only)",
     },
+    ParamSpec {
+        name: "signatureversion",
+        default: Some("v2"),
+        secret: false,
+        help: "request signing: v2 (KSS HMAC-SHA1), v4 (KSS4-HMAC-SHA256, x-kss-* headers) or aws4 (AWS4-HMAC-SHA256, x-amz-* headers)",
+    },
+    ParamSpec {
+        name: "v4region",
+        default: None,
+        secret: false,
+        help: "region name of V4 signatures (default: derived from region, ks3-cn-beijing -> BEIJING); needed for regions outside KS3's table",
+    },
 ];
 
 /// Looks up a parameter's spec.
@@ -292,12 +305,26 @@ pub struct Config {
     pub max_retries: u32,
     pub request_timeout_secs: u64,
     pub ca_file: Option<String>,
+    /// `signatureversion`: how every request and presigned URL is signed.
+    pub signing: SigningScheme,
+    /// The region name of V4 scopes: `v4region`, else the one KS3's table gives `region`.
+    /// `None` only when neither exists, which V2 does not need (V4 configurations without
+    /// one are refused).
+    pub v4_region: Option<String>,
 }
 
 /// Parameters as strings, by lower-case name.
 pub type Params = BTreeMap<String, String>;
 
 impl Config {
+    /// The V4 namespace requests are signed in; `None` for V2.
+    pub fn signing_namespace(&self) -> Option<V4Namespace> {
+        match self.signing {
+            SigningScheme::V2 => None,
+            SigningScheme::V4(ns) => Some(ns),
+        }
+    }
+
     /// Parses `params`; `env` supplies the credential fallbacks.
     pub fn from_params(
         params: &Params,
@@ -409,6 +436,7 @@ impl Config {
         };
         let root_directory = normalize_root(get("rootdirectory").unwrap_or(""))?;
         let encrypt = parse_bool("encrypt", get("encrypt"))?;
+        let (signing, v4_region) = signing(region, get("signatureversion"), non_empty("v4region"))?;
 
         Ok(Config {
             access_key: Secret(access_key),
@@ -427,6 +455,8 @@ impl Config {
             max_retries,
             request_timeout_secs,
             ca_file: non_empty("cafile").map(str::to_string),
+            signing,
+            v4_region,
         })
     }
 
@@ -538,6 +568,50 @@ fn validate_region(r: &str, has_endpoint: bool) -> Result<(), ConfigError> {
             KNOWN_REGIONS.join(", ")
         ),
     ))
+}
+
+/// `signatureversion` and the V4 region name it needs: `v4region` when set (checked to be
+/// placeable in a credential scope), else KS3's name for `region`. A V4 scheme without
+/// either is an error naming both parameters, since either one fixes it.
+fn signing(
+    region: &str,
+    version: Option<&str>,
+    v4region: Option<&str>,
+) -> Result<(SigningScheme, Option<String>), ConfigError> {
+    let raw = version.map(str::trim).unwrap_or("v2");
+    let scheme = SigningScheme::parse(raw).ok_or_else(|| {
+        ConfigError::new(
+            "signatureversion",
+            format!("`{raw}` is not one of {}", SigningScheme::NAMES.join(", ")),
+        )
+    })?;
+    let v4_region = match v4region {
+        Some(r) => {
+            // The name goes into `Credential=AK/date/REGION/…`: no separators, no spaces.
+            let ok = r.len() <= 64
+                && r.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+            if !ok {
+                return Err(ConfigError::new(
+                    "v4region",
+                    format!("`{r}` is not a V4 region name (letters, digits, `_`, `-`, `.`; at most 64)"),
+                ));
+            }
+            Some(r.to_string())
+        }
+        None => ks3_proto::sign_v4::v4_region(region).map(str::to_string),
+    };
+    if matches!(scheme, SigningScheme::V4(_)) && v4_region.is_none() {
+        return Err(ConfigError::new(
+            "v4region",
+            format!(
+                "signatureversion `{}` needs the V4 region name, and region `{region}` is not in \
+                 KS3's table of V4 names: set v4region (e.g. BEIJING) or use a known region",
+                scheme.name()
+            ),
+        ));
+    }
+    Ok((scheme, v4_region))
 }
 
 fn is_ip_or_localhost(host: &str) -> bool {
@@ -748,6 +822,9 @@ mod tests {
             ("rootdirectory", "a//b"),
             ("rootdirectory", "a b"),
             ("multipartcopymaxconcurrency", "0"),
+            ("signatureversion", "v3"),
+            ("v4region", "BEI JING"),
+            ("v4region", "a/b"),
             ("nonsense", "1"),
         ] {
             let e = parse(&[(k, v)]).unwrap_err();
@@ -790,6 +867,33 @@ mod tests {
         assert!(env.iter().any(|(k, _)| k == "REGISTRY_STORAGE_KS3_BUCKET"));
         let c = Config::from_env_vars(env).unwrap();
         assert_eq!(c.bucket, "registry-bucket");
+    }
+
+    #[test]
+    fn signature_version_and_v4_region() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.signing, SigningScheme::V2);
+        assert_eq!(c.v4_region.as_deref(), Some("BEIJING"));
+        let c = parse(&[("signatureversion", "AWS4")]).unwrap();
+        assert_eq!(c.signing, SigningScheme::V4(V4Namespace::Aws4));
+        let c = parse(&[("signatureversion", "v4"), ("v4region", "MARS")]).unwrap();
+        assert_eq!(c.signing, SigningScheme::V4(V4Namespace::Kss4));
+        assert_eq!(c.v4_region.as_deref(), Some("MARS"));
+        // A region outside the table: fine for V2, an error naming both fixes for V4.
+        let other = [
+            ("region", "ks3-cn-mars"),
+            ("regionendpoint", "127.0.0.1:9000"),
+        ];
+        assert_eq!(parse(&other).unwrap().v4_region, None);
+        for v in ["v4", "aws4"] {
+            let mut kv = other.to_vec();
+            kv.push(("signatureversion", v));
+            let e = parse(&kv).unwrap_err();
+            assert_eq!(e.parameter, "v4region");
+            assert!(e.message.contains("region `ks3-cn-mars`"), "{e}");
+            kv.push(("v4region", "MARS"));
+            assert_eq!(parse(&kv).unwrap().v4_region.as_deref(), Some("MARS"));
+        }
     }
 
     #[test]

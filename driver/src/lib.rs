@@ -1,7 +1,7 @@
 //! The Kingsoft Cloud KS3 storage driver.
 //!
 //! The data path reads straight through: a WIT call (`wasm::component`) → a driver
-//! operation (`ops`) → a signed KS3 request (`client`, signing in `ks3-proto`) → wasi:http
+//! operation (`ops`) → a signed KS3 request (`client`, `signing`; the rules in `ks3-proto`) → wasi:http
 //! (`wasm::transport`) → the host. Everything but the `wasm` module is plain Rust that
 //! also builds natively, so the host can validate configuration with the same code and
 //! the benchmark can run the same logic as a native baseline.
@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod ops;
 pub mod path;
+mod signing;
 pub mod xml;
 
 #[cfg(target_arch = "wasm32")]

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ks3_driver::settings::Settings;
-use ks3_driver::{Driver, Error, Runtime, RuntimeOptions};
+use ks3_driver::{Config, Driver, Error, Runtime, RuntimeOptions};
+use ks3_driver_component::config::{SigningScheme, V4Namespace};
 
 mod demo;
 mod object;
@@ -242,13 +243,16 @@ impl CliError {
         }
     }
 
-    /// One line: the operation and path, the error kind, the message, and what to do.
-    /// Never a secret (the driver's errors carry none).
-    fn message(&self) -> String {
+    /// One line: the operation and path, the error kind, the message, and what to do
+    /// (`config`, when valid, lets the hint name the signing scheme). Never a secret (the
+    /// driver's errors carry none).
+    fn message(&self, config: Option<&Config>) -> String {
         let line = match self {
             CliError::Usage(m) => format!("configuration error: {m}"),
             CliError::Driver { op, path, error } => {
-                let hint = hint(error).map(|h| format!(" ({h})")).unwrap_or_default();
+                let hint = hint(error, config)
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
                 format!("{op} {path}: {}: {error}{hint}", error.kind())
             }
             CliError::Other(m) => m.clone(),
@@ -258,13 +262,12 @@ impl CliError {
     }
 }
 
-/// What to do about an error, when there is something obvious.
-pub fn hint(error: &Error) -> Option<String> {
+/// What to do about an error, when there is something obvious. `config` is the
+/// configuration in use, when it is valid.
+pub fn hint(error: &Error, config: Option<&Config>) -> Option<String> {
     let h = match error {
         Error::Backend(b) => match b.code.as_str() {
-            "SignatureDoesNotMatch" => {
-                "check the secret key (secretkey / KS3_SECRET_ACCESS_KEY) and that this machine's clock is right"
-            }
+            "SignatureDoesNotMatch" => return Some(signature_hint(config)),
             "RequestTimeTooSkewed" | "RequestExpired" => {
                 "this machine's clock is off: synchronise it (NTP)"
             }
@@ -287,6 +290,43 @@ pub fn hint(error: &Error) -> Option<String> {
         _ => return None,
     };
     Some(h.to_string())
+}
+
+/// A signature KS3 refused: the secret, the clock, and (named, since a server may expect
+/// another) the scheme in use and its V4 region.
+fn signature_hint(config: Option<&Config>) -> String {
+    let scheme = match config {
+        None => {
+            return "check the secret key (secretkey / KS3_SECRET_ACCESS_KEY) and that this \
+                        machine's clock is right"
+                .to_string()
+        }
+        Some(c) => c,
+    };
+    let (name, how) = match scheme.signing {
+        SigningScheme::V2 => ("v2", "KSS V2, HMAC-SHA1".to_string()),
+        SigningScheme::V4(ns) => (
+            scheme.signing.name(),
+            format!(
+                "{}, V4 region {}",
+                match ns {
+                    V4Namespace::Kss4 => "KSS4-HMAC-SHA256",
+                    V4Namespace::Aws4 => "AWS4-HMAC-SHA256",
+                },
+                scheme.v4_region.as_deref().unwrap_or("?")
+            ),
+        ),
+    };
+    let region = if matches!(scheme.signing, SigningScheme::V4(_)) {
+        ", that v4region is the endpoint's region name"
+    } else {
+        ""
+    };
+    format!(
+        "requests are signed with signatureversion={name} ({how}): check the secret key \
+         (secretkey / KS3_SECRET_ACCESS_KEY), that this machine's clock is right{region}, and \
+         that the endpoint accepts this scheme"
+    )
 }
 
 fn config_hint(parameter: &str) -> String {
@@ -344,7 +384,11 @@ impl Context {
                     CliError::Usage(format!("{e} ({h})"))
                 }
                 other => {
-                    let h = hint(&other).map(|h| format!(" ({h})")).unwrap_or_default();
+                    let config =
+                        Config::from_params(&settings.params(), |k| std::env::var(k).ok()).ok();
+                    let h = hint(&other, config.as_ref())
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default();
                     CliError::Other(format!("{}: {other}{h}", other.kind()))
                 }
             })
@@ -413,7 +457,15 @@ pub fn main() -> ExitCode {
         Ok(()) | Err(CliError::Closed) => ExitCode::SUCCESS,
         Err(e) => {
             // Not `eprintln!`: a closed stderr must not turn an error into a panic.
-            let _ = writeln!(std::io::stderr(), "ks3-driver: {}", e.message());
+            let config = ctx
+                .settings()
+                .ok()
+                .and_then(|s| Config::from_params(&s.params(), |k| std::env::var(k).ok()).ok());
+            let _ = writeln!(
+                std::io::stderr(),
+                "ks3-driver: {}",
+                e.message(config.as_ref())
+            );
             ExitCode::from(e.exit_code())
         }
     }
@@ -436,13 +488,13 @@ mod tests {
 
     #[test]
     fn hints_say_what_to_do() {
-        let h = |e: &Error| hint(e).unwrap_or_default();
+        let h = |e: &Error| hint(e, None).unwrap_or_default();
         let sig = h(&backend("SignatureDoesNotMatch"));
         assert!(sig.contains("secret key") && sig.contains("clock"), "{sig}");
         assert!(h(&backend("RequestTimeTooSkewed")).contains("clock"));
         assert!(h(&backend("InvalidAccessKeyId")).contains("access key"));
         assert!(h(&backend("NoSuchBucket")).contains("bucket"));
-        assert_eq!(hint(&backend("InternalError")), None);
+        assert_eq!(hint(&backend("InternalError"), None), None);
         let refused = Error::Io("ks3: connection failed: connection refused".into());
         assert!(h(&refused).contains("regionendpoint"), "{}", h(&refused));
         let missing = Error::Config {
@@ -454,13 +506,49 @@ mod tests {
             m.contains("-p bucket=") && m.contains("REGISTRY_STORAGE_KS3_BUCKET"),
             "{m}"
         );
-        assert_eq!(hint(&Error::PathNotFound { path: "/x".into() }), None);
+        assert_eq!(hint(&Error::PathNotFound { path: "/x".into() }, None), None);
+    }
+
+    #[test]
+    fn signature_hint_names_the_scheme() {
+        let config = |extra: &[(&str, &str)]| {
+            let mut p = ks3_driver::Params::new();
+            for (k, v) in [
+                ("accesskey", "AK"),
+                ("secretkey", "SK"),
+                ("region", "ks3-cn-beijing"),
+                ("bucket", "registry"),
+            ]
+            .iter()
+            .chain(extra)
+            {
+                p.insert((*k).into(), (*v).into());
+            }
+            Config::from_params(&p, |_| None).unwrap()
+        };
+        let sig = backend("SignatureDoesNotMatch");
+        for (extra, says) in [
+            (vec![], "signatureversion=v2 (KSS V2, HMAC-SHA1)"),
+            (
+                vec![("signatureversion", "v4")],
+                "signatureversion=v4 (KSS4-HMAC-SHA256, V4 region BEIJING)",
+            ),
+            (
+                vec![("signatureversion", "aws4"), ("v4region", "MARS")],
+                "signatureversion=aws4 (AWS4-HMAC-SHA256, V4 region MARS)",
+            ),
+        ] {
+            let c = config(&extra);
+            let h = hint(&sig, Some(&c)).unwrap();
+            assert!(h.contains(says) && h.contains("secret key"), "{h}");
+            assert!(!h.contains("SK\""), "{h}");
+        }
     }
 
     #[test]
     fn messages_are_one_line_with_exit_codes() {
         let e = CliError::driver("stat", "/x", backend("RequestTimeTooSkewed"));
-        let m = e.message();
+        let m = e.message(None);
         assert!(
             !m.contains('\n') && m.starts_with("stat /x: backend: ") && m.contains("clock"),
             "{m}"
@@ -475,7 +563,7 @@ mod tests {
             },
         );
         assert_eq!(e.exit_code(), 2);
-        assert!(!e.message().contains('\n'));
+        assert!(!e.message(None).contains('\n'));
         assert_eq!(CliError::Usage("u".into()).exit_code(), 2);
         assert_eq!(CliError::Closed.exit_code(), 0);
     }

@@ -2,7 +2,22 @@
 use ks3_driver::settings::is_secret;
 use ks3_driver::{Config, PARAMETERS};
 
+use ks3_driver_component::config::SigningScheme;
+
 use super::{out_line, CliError, Context};
+
+/// How requests will be signed: the scheme and, for V4, the region name in the credential
+/// scope (derived from `region` unless `v4region` overrides it).
+fn signing(c: &Config) -> String {
+    match c.signing {
+        SigningScheme::V2 => "v2".to_string(),
+        SigningScheme::V4(_) => format!(
+            "{} (V4 region {})",
+            c.signing.name(),
+            c.v4_region.as_deref().unwrap_or("?")
+        ),
+    }
+}
 
 pub fn run(ctx: &Context) -> Result<(), CliError> {
     let settings = ctx.settings()?;
@@ -48,9 +63,10 @@ pub fn run(ctx: &Context) -> Result<(), CliError> {
     // The same check the driver makes, so a problem shows here too.
     let status = match Config::from_params(&settings.params(), |k| std::env::var(k).ok()) {
         Ok(c) => format!(
-            "# valid: endpoint {}, bucket {}",
+            "# valid: endpoint {}, bucket {}, signed {}",
             c.endpoint.base_url(),
-            c.bucket
+            c.bucket,
+            signing(&c)
         ),
         Err(e) if settings.iter().next().is_none() => format!(
             "# not configured ({e}): set parameters with -c FILE, -p KEY=VALUE or \

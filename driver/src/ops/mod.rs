@@ -199,11 +199,9 @@ impl<T: Transport> Driver<T> {
             return Ok(None);
         }
         let expires = self.client.transport.now_unix() + REDIRECT_EXPIRY_SECS;
-        Ok(Some(self.client.presign(
-            &method,
-            &self.keys.key(p),
-            expires,
-        )))
+        self.client
+            .presign(&method, &self.keys.key(p), expires)
+            .map(Some)
     }
 
     /// A 404's body tells a missing key from a missing bucket; only the former is
