@@ -47,6 +47,8 @@ pub mod settings;
 pub use cache::LoadInfo;
 pub use driver::{Driver, FileInfo, FileReader, FileWriter, WalkControl};
 pub use error::Error;
-pub use ks3_driver_component::config::{Config, Params, ENV_PREFIX, PARAMETERS};
+pub use ks3_driver_component::config::{
+    Config, Params, SigningScheme, V4Namespace, ENV_PREFIX, PARAMETERS,
+};
 pub use ks3_driver_component::BackendError;
 pub use runtime::{Runtime, RuntimeOptions, EMBEDDED_COMPONENT};

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ks3_driver::settings::Settings;
 use ks3_driver::{Config, Driver, Error, Runtime, RuntimeOptions};
-use ks3_driver_component::config::{SigningScheme, V4Namespace};
+use ks3_driver::{SigningScheme, V4Namespace};
 
 mod demo;
 mod object;

@@ -2,7 +2,7 @@
 use ks3_driver::settings::is_secret;
 use ks3_driver::{Config, PARAMETERS};
 
-use ks3_driver_component::config::SigningScheme;
+use ks3_driver::SigningScheme;
 
 use super::{out_line, CliError, Context};
 
