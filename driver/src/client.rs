@@ -13,7 +13,7 @@ use crate::signing::{self, ToSign};
 use crate::xml;
 
 /// Largest error or XML response body the driver reads.
-const MAX_XML: usize = 16 << 20;
+pub const MAX_XML: usize = 16 << 20;
 
 /// What to send: everything but the signature and the date.
 #[derive(Debug, Clone)]
@@ -194,6 +194,40 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// Like [`call`](Self::call), and reads the whole body (at most `limit` bytes) inside
+    /// the same retry: a connection cut while the answer arrives is retried like one cut
+    /// before it. For answers the driver needs whole (XML, small objects, tails).
+    pub fn call_buffered(
+        &self,
+        call: &Call<'_>,
+        ok_statuses: &[u16],
+        limit: usize,
+    ) -> Result<Response, DriverError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .attempt(call, ok_statuses, attempt)
+                .and_then(|mut resp| match resp.read_all(limit) {
+                    Ok(body) => {
+                        resp.body = Box::new(Buffered(Some(body)));
+                        Ok(resp)
+                    }
+                    Err(e) => Err(Failed {
+                        retryable: e.retryable(),
+                        error: transport_error(call, &e, attempt),
+                    }),
+                });
+            match outcome {
+                Ok(resp) => return Ok(resp),
+                Err(f) if f.retryable && attempt < self.config.max_retries => {
+                    attempt += 1;
+                    self.backoff(attempt);
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
     /// One attempt at `call`, for requests that are not safe to repeat blindly (Complete):
     /// the caller decides what to do before trying again. `earlier` counts the attempts
     /// made before this one, for the error message.
@@ -342,6 +376,23 @@ fn request_id(resp: &Response) -> String {
         .or_else(|| resp.header("x-amz-request-id"))
         .unwrap_or("")
         .to_string()
+}
+
+/// A body already read into memory.
+struct Buffered(Option<Vec<u8>>);
+
+impl crate::http::Body for Buffered {
+    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, TransportError> {
+        match self.0.take() {
+            Some(mut v) if !v.is_empty() => {
+                if v.len() > max.max(1) {
+                    self.0 = Some(v.split_off(max.max(1)));
+                }
+                Ok(Some(v))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 /// CRC-64 of a buffer, the way KS3 reports it.

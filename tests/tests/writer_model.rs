@@ -190,7 +190,9 @@ struct Open {
     /// Bytes it resumed with.
     start: usize,
     append: bool,
-    /// A newer `writer(path, false)` took the path: its commit must fail.
+    /// A newer `writer(path, false)` took the path: whatever upload it held is gone, so
+    /// its writes and commit may fail (never corrupt); if it had no upload yet, they may
+    /// also succeed, and then its content is the path's (last commit wins).
     doomed: bool,
 }
 
@@ -723,15 +725,17 @@ impl World {
                 let (p, doomed, id) = (self.open[i].path, self.open[i].doomed, self.open[i].id);
                 let r = self.open[i].w.commit().await;
                 if doomed {
+                    let o = self.open.remove(i);
                     match r {
                         Ok(()) => {
-                            return Err(format!(
-                                "writer #{id} committed although a newer writer took {p}"
-                            ))
+                            // Only a writer that held no upload when the path was taken
+                            // can get here; its content is now the path's.
+                            self.log(format!("    superseded writer #{id} committed"));
+                            self.model.committed.insert(p, o.content);
+                            self.model.uploads.remove(p);
                         }
-                        Err(e) => self.log(format!("    failed as it must: {}", show(&e))),
+                        Err(e) => self.log(format!("    failed (superseded): {}", show(&e))),
                     }
-                    self.open.remove(i);
                     return Ok(vec![p]);
                 }
                 match r {
@@ -1013,11 +1017,10 @@ impl World {
     async fn finish(&mut self) -> Outcome {
         while let Some(mut o) = self.open.pop() {
             if o.doomed {
-                ensure!(
-                    o.w.commit().await.is_err(),
-                    "doomed writer #{} committed",
-                    o.id
-                );
+                if o.w.commit().await.is_ok() {
+                    self.model.committed.insert(o.path, o.content);
+                    self.model.uploads.remove(o.path);
+                }
             } else {
                 o.w.commit()
                     .await

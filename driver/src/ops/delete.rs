@@ -3,7 +3,7 @@
 //! upload in progress there and its saved tail, so nothing is left to bill or to resume.
 use super::listing::PAGE_FLAT;
 use super::Driver;
-use crate::client::Call;
+use crate::client::{Call, MAX_XML};
 use crate::error::{BackendError, DriverError};
 use crate::http::Transport;
 use crate::path;
@@ -119,7 +119,7 @@ impl<T: Transport> Driver<T> {
             "application/xml",
             true,
         );
-        let resp = self.client.call(&call, &[])?;
+        let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
         let node = self.client.read_xml(resp, p, "DeleteResult")?;
         Ok(node
             .children("Error")

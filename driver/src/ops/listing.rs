@@ -1,7 +1,7 @@
 //! ListObjects (v1) pages, and the listings built on them: direct children and "does this
 //! directory have anything in it".
 use super::{Driver, FileInfo};
-use crate::client::Call;
+use crate::client::{Call, MAX_XML};
 use crate::error::DriverError;
 use crate::http::Transport;
 use crate::path;
@@ -41,7 +41,7 @@ impl<T: Transport> Driver<T> {
         if let Some(m) = marker {
             call = call.query("marker", m);
         }
-        let resp = self.client.call(&call, &[])?;
+        let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
         let node = self.client.read_xml(resp, p, "ListBucketResult")?;
         let mut entries = Vec::new();
         for c in node.children("Contents") {

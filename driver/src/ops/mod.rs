@@ -90,7 +90,9 @@ impl<T: Transport> Driver<T> {
     pub fn get_content(&self, p: &str) -> Result<Vec<u8>, DriverError> {
         path::check(p)?;
         let key = self.keys.key(p);
-        let mut resp = self.client.call(&Call::new("GET", &key, p), &[404])?;
+        let mut resp = self
+            .client
+            .call_buffered(&Call::new("GET", &key, p), &[404], usize::MAX)?;
         if resp.status == 404 {
             return Err(self.not_found(resp, p));
         }

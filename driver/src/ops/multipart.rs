@@ -4,7 +4,7 @@ use ks3_proto::digest::{hex, md5};
 use ks3_proto::Crc64;
 
 use super::Driver;
-use crate::client::{crc64, Call};
+use crate::client::{crc64, Call, MAX_XML};
 use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::Transport;
@@ -94,7 +94,7 @@ impl<T: Transport> Driver<T> {
             false,
         ));
         let node = self.client.read_xml(
-            self.client.call(&call, &[])?,
+            self.client.call_buffered(&call, &[], MAX_XML)?,
             p,
             "InitiateMultipartUploadResult",
         )?;
@@ -312,7 +312,7 @@ impl<T: Transport> Driver<T> {
             if let Some(m) = &marker {
                 call = call.query("part-number-marker", m.clone());
             }
-            let resp = self.client.call(&call, &[404])?;
+            let resp = self.client.call_buffered(&call, &[404], MAX_XML)?;
             if resp.status == 404 {
                 let err = self.client.backend_error(resp, p);
                 return match err.code.as_str() {
@@ -385,7 +385,7 @@ impl<T: Transport> Driver<T> {
                     .query("upload-id-marker", u.clone());
             }
             let node = self.client.read_xml(
-                self.client.call(&call, &[])?,
+                self.client.call_buffered(&call, &[], MAX_XML)?,
                 p,
                 "ListMultipartUploadsResult",
             )?;

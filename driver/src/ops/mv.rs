@@ -4,7 +4,7 @@ use ks3_proto::encode::encode_key;
 
 use super::multipart::{CompleteError, Part};
 use super::{Driver, ObjectMeta};
-use crate::client::Call;
+use crate::client::{Call, MAX_XML};
 use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::Transport;
@@ -49,7 +49,7 @@ impl<T: Transport> Driver<T> {
         let call = self.object_headers(
             Call::new("PUT", dst_key, dst).header("x-kss-copy-source", self.copy_source(src_key)),
         );
-        let resp = self.client.call(&call, &[])?;
+        let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
         let crc_header = resp.header("x-kss-checksum-crc64ecma").map(str::to_string);
         // KS3 can answer 200 and put an <Error> in the body; read_xml turns that into an error.
         let node = self.client.read_xml(resp, dst, "CopyObjectResult")?;

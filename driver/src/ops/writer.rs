@@ -182,7 +182,12 @@ impl<T: Transport> Driver<T> {
         let tail_key = self.keys.tail_key(p);
         let call = Call::new("GET", &tail_key, p)
             .header("range", format!("bytes=0-{}", TAIL_ID_PREFIX - 1));
-        let mut resp = self.client.call(&call, &[404])?;
+        // Range is honoured by KS3; a server that ignores it sends the whole tail, which
+        // stays within what `read_tail` accepts.
+        let limit = usize::try_from(self.config().chunk_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(MAX_TAIL_HEADER);
+        let mut resp = self.client.call_buffered(&call, &[404], limit)?;
         if resp.status == 404 {
             return Ok(());
         }
@@ -333,9 +338,11 @@ impl<T: Transport> FileWriter<T> {
             return self.check_open();
         }
         let d = Arc::clone(&self.driver);
-        if let Some(id) = &self.upload_id {
-            d.abort(&self.key, id, &self.path)?;
+        if let Some(id) = self.upload_id.clone() {
+            let stale = self.stale_before(&id);
+            d.abort(&self.key, &id, &self.path)?;
             self.upload_id = None;
+            self.abort_all(stale);
         }
         self.drop_tail()?;
         self.state = State::Cancelled;
@@ -364,8 +371,12 @@ impl<T: Transport> FileWriter<T> {
             self.save_tail()?;
             parts.push(self.upload_next_part(self.buf.len())?);
         }
+        let stale = self.stale_before(&id);
         match d.complete(&self.key, &id, &parts, &self.path) {
-            Ok(()) => self.committed(),
+            Ok(()) => {
+                self.abort_all(stale);
+                self.committed()
+            }
             Err(CompleteError::Refused(e)) => {
                 // The part list itself is wrong: no retry can complete this upload.
                 let aborted = d.abort(&self.key, &id, &self.path);
@@ -386,6 +397,33 @@ impl<T: Transport> FileWriter<T> {
             }
             // Everything is kept: `commit` again, or `writer(path, true)` anywhere.
             Err(CompleteError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Uploads at the key that began no later than upload `id`, other than it: left by an
+    /// initiate whose answer was lost and that was then retried, or by older writers this
+    /// path's newer owner superseded. Nothing can resume them once `id` is committed or
+    /// cancelled, so they go with it (best effort: the listing failing leaves them to the
+    /// next `writer(path, false)`, `delete` or `mv`).
+    fn stale_before(&self, id: &str) -> Vec<String> {
+        let Ok(uploads) = self.driver.uploads_of(&self.key, &self.path) else {
+            return Vec::new();
+        };
+        let started = |u: &super::multipart::Upload| ks3_proto::date::parse_iso8601(&u.initiated);
+        let Some(ours) = uploads.iter().find(|u| u.upload_id == id).and_then(started) else {
+            return Vec::new();
+        };
+        uploads
+            .iter()
+            .filter(|u| u.upload_id != id && started(u).is_some_and(|t| t <= ours))
+            .map(|u| u.upload_id.clone())
+            .collect()
+    }
+
+    fn abort_all(&self, ids: Vec<String>) {
+        for id in ids {
+            // Best effort, as above: the upload that mattered is already done.
+            let _ = self.driver.abort(&self.key, &id, &self.path);
         }
     }
 
@@ -535,11 +573,13 @@ impl<T: Transport> FileWriter<T> {
     fn read_tail(&self) -> Result<Option<SavedTail>, DriverError> {
         let d = &self.driver;
         let key = self.tail_key();
-        let mut resp = d.client.call(&Call::new("GET", &key, &self.path), &[404])?;
+        let limit = self.chunk().saturating_add(MAX_TAIL_HEADER);
+        let mut resp =
+            d.client
+                .call_buffered(&Call::new("GET", &key, &self.path), &[404], limit)?;
         if resp.status == 404 {
             return Ok(None);
         }
-        let limit = self.chunk().saturating_add(MAX_TAIL_HEADER);
         let raw = resp.read_all(limit).map_err(|e| {
             DriverError::io(&self.path, format!("reading the upload's saved tail: {e}"))
         })?;
