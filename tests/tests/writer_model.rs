@@ -734,7 +734,14 @@ impl World {
                             self.model.committed.insert(p, o.content);
                             self.model.uploads.remove(p);
                         }
-                        Err(e) => self.log(format!("    failed (superseded): {}", show(&e))),
+                        Err(e) => {
+                            self.log(format!("    failed (superseded): {}", show(&e)));
+                            // A lost answer may hide a commit that happened: either the
+                            // old content or this writer's, nothing else.
+                            let old = self.model.committed.get(p).cloned();
+                            self.settle_committed(p, &[old.as_deref(), Some(o.content.as_slice())])
+                                .await?;
+                        }
                     }
                     return Ok(vec![p]);
                 }
@@ -1020,6 +1027,10 @@ impl World {
                 if o.w.commit().await.is_ok() {
                     self.model.committed.insert(o.path, o.content);
                     self.model.uploads.remove(o.path);
+                } else {
+                    let old = self.model.committed.get(o.path).cloned();
+                    self.settle_committed(o.path, &[old.as_deref(), Some(o.content.as_slice())])
+                        .await?;
                 }
             } else {
                 o.w.commit()

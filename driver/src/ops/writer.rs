@@ -62,6 +62,8 @@ pub struct FileWriter<T> {
     /// The upload ends in a short part whose bytes the driver does not have: it can be
     /// committed or cancelled, not extended.
     sealed: bool,
+    /// Committed, but the tail is not removed yet (see `clean_up_after_commit`).
+    cleanup_pending: bool,
 }
 
 /// What `close` saved: the upload it belongs to, the parts before it, its bytes.
@@ -156,6 +158,7 @@ impl<T: Transport> Driver<T> {
             tail_stored: false,
             tail_current: false,
             sealed: false,
+            cleanup_pending: false,
         };
         if append {
             w.resume()?;
@@ -351,6 +354,9 @@ impl<T: Transport> FileWriter<T> {
     }
 
     pub fn commit(&mut self) -> Result<(), DriverError> {
+        if self.state == State::Committed && self.cleanup_pending {
+            return self.clean_up_after_commit();
+        }
         self.check_open()?;
         self.flush_full_chunks()?;
         let d = Arc::clone(&self.driver);
@@ -431,7 +437,22 @@ impl<T: Transport> FileWriter<T> {
         self.state = State::Committed;
         self.buf = Vec::new();
         self.upload_id = None;
-        self.drop_tail()
+        self.cleanup_pending = true;
+        self.clean_up_after_commit()
+    }
+
+    /// Removes the tail once the content is committed. If that fails, the commit has
+    /// happened all the same; calling `commit` again finishes the clean-up.
+    fn clean_up_after_commit(&mut self) -> Result<(), DriverError> {
+        if self.tail_stored {
+            self.drop_tail()?;
+        } else {
+            // The content is now the path's: an upload another writer closed there since
+            // this one opened must not come back over it (as after put_content).
+            self.driver.release_tail(&self.path)?;
+        }
+        self.cleanup_pending = false;
+        Ok(())
     }
 
     /// Picks up where an earlier writer left off.
