@@ -38,8 +38,35 @@ fn bench_quick_prints_the_table() {
     ] {
         assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
     }
+    let (main, schemes) = stdout
+        .split_once("Signature schemes")
+        .unwrap_or_else(|| panic!("no signature scheme table in:\n{stdout}"));
+    // Every scheme's figures, each a number, with the ratio to V2.
+    assert!(
+        schemes.contains("| scheme comparison | V2 | KSS4 | AWS4 | KSS4 / V2 | AWS4 / V2 |"),
+        "scheme table header missing in:\n{schemes}"
+    );
+    let mut scheme_rows = 0;
+    for line in schemes
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| scheme"))
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        for cell in &cells[2..5] {
+            let v: f64 = cell
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in `{line}`"));
+            assert!(v > 0.0, "no figure in `{line}`");
+        }
+        assert!(
+            cells[5].ends_with('×') && cells[6].ends_with('×'),
+            "no ratio in `{line}`"
+        );
+        scheme_rows += 1;
+    }
+    assert_eq!(scheme_rows, 8, "scheme rows in:\n{schemes}");
     // Every measured row has a component/native ratio.
-    let rows = stdout
+    let rows = main
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| measurement"));
     for line in rows {

@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use crate::cli::{CliError, Context};
 
 mod report;
+mod schemes;
 mod server;
 
 use report::{Row, Target};
@@ -555,6 +556,18 @@ async fn bench(
         eprintln!("ks3-driver bench: ks3sdk figures skipped: {why}");
     }
 
+    // The signature schemes side by side (component only).
+    let schemes = schemes::compare(
+        &runtime,
+        &params,
+        &root,
+        sizes.stream_mib,
+        sizes.small_ops,
+        &data,
+    )
+    .await?;
+    eprintln!("ks3-driver bench: signature schemes done");
+
     // Clean up (best effort).
     let _ = driver.delete(&root).await;
 
@@ -674,6 +687,7 @@ async fn bench(
         "{}",
         report::table(&rows, chunk, server.is_some(), sdk.is_some())
     );
+    println!("{schemes}");
     Ok(())
 }
 
