@@ -454,11 +454,29 @@ impl Session {
         T: Lift + Send + Sync + 'static,
         (Result<T, WitError>,): ComponentNamedList + Lift,
     {
-        let (result,) = self
+        let started = std::time::Instant::now();
+        let r = match self
             .invoke::<P, (Result<T, WitError>,)>(what, export, params)
-            .await?;
-        let r = result.map_err(|e| self.denied_error(what).unwrap_or_else(|| convert(e)));
+            .await
+        {
+            Ok((result,)) => {
+                result.map_err(|e| self.denied_error(what).unwrap_or_else(|| convert(e)))
+            }
+            Err(e) => Err(e),
+        };
         self.store.data_mut().hooks.denied.clear();
+        // One event per driver call, in the caller's span (a registry request, say). `what`
+        // is the operation and its path(s): never a parameter's value or credential.
+        tracing::debug!(
+            target: "ks3_driver::call",
+            call = what,
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            outcome = match &r {
+                Ok(_) => "ok",
+                Err(e) if e.is_not_found() => "not-found",
+                Err(_) => "error",
+            },
+        );
         r
     }
 

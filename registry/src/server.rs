@@ -10,6 +10,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::app::{error_response, respond, set_headers, App};
 use crate::errors::{RegistryError, Result};
@@ -51,7 +52,33 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
     }
 }
 
+/// One request: a `request` span (method, path, status) around everything it does, so the
+/// driver's per-call events (`ks3_driver::call`) are attributed to the request that caused
+/// them; and one `ks3_registry::request` event when the answer is ready. The query is left
+/// out: upload state tokens are not for logs.
 async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        target: "ks3_registry::request",
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        status = tracing::field::Empty,
+    );
+    let resp = answer(app, req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.record("status", status);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "ks3_registry::request",
+            status,
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+    });
+    resp
+}
+
+async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
     let mut resp = match authorize(app, &req).await {
         Ok(()) => match dispatch(app, req).await {
             Ok(r) => r,
