@@ -560,16 +560,27 @@ fn demo_quick_runs_to_completion() {
     assert!(o.status.success(), "demo failed:\n{out}\n{}", err(&o));
     for needle in [
         "local KS3 server http://127.0.0.1:",
+        "registry http://127.0.0.1:",
         "push demo/app:latest",
-        "patch 2/3",
-        "commit",
-        "move",
-        "_layers/sha256/",
+        // Each HTTP request, then the driver calls it caused.
+        "POST /v2/demo/app/blobs/uploads/ → 202",
+        "put-content _uploads/",
+        "PATCH /v2/demo/app/blobs/uploads/",
+        "writer _uploads/",
+        "commit _uploads/",
+        "move _uploads/",
+        "→ blobs/sha256/",
+        "put-content _layers/sha256/",
+        "PUT /v2/demo/app/manifests/latest → 201",
         "_manifests/tags/latest/current/link",
         "pull demo/app:latest",
-        "bytes verified",
+        "GET /v2/demo/app/manifests/latest → 200",
+        "→ 307",
+        "redirect-url blobs/sha256/",
+        "every layer's bytes verified",
         "sha256 verified",
-        "found demo/app",
+        "range of 4194304 bytes verified",
+        "tags of demo/app: [\"latest\"]; catalog: [\"demo/app\"]",
         "every upload was cleaned up",
     ] {
         assert!(out.contains(needle), "no `{needle}` in:\n{out}");

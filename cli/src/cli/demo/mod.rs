@@ -1,0 +1,418 @@
+//! `ks3-driver demo`: the registry on the sandboxed KS3 driver component, pushed to and
+//! pulled from through its HTTP API by a real OCI client library (`oci-client`), on an
+//! embedded in-memory KS3 server.
+//!
+//! Every HTTP request the registry answers is printed with the driver calls it caused
+//! (see [`trace`]): a push is distribution's upload flow (startedat, a writer resumed and
+//! closed per PATCH, commit, move into `blobs/`, the repository's link), a pull is links,
+//! the manifest, and redirects to presigned KS3 URLs that the client follows by itself.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ks3_driver::{Driver, Params, WalkControl};
+use ks3_registry::{Config, Registry, Storage};
+use oci_client::client::{
+    BlobResponse, ClientConfig, ClientProtocol, Config as OciConfig, ImageLayer,
+};
+use oci_client::manifest::{IMAGE_CONFIG_MEDIA_TYPE, IMAGE_LAYER_MEDIA_TYPE};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::progress::human;
+use super::{CliError, Context};
+
+mod image;
+mod trace;
+
+/// `println!` that does not panic when stdout is closed (`ks3-driver demo | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+pub(crate) use say;
+
+const ROOT: &str = "/docker/registry/v2";
+const REPO: &str = "demo/app";
+const TAG: &str = "latest";
+const BUCKET: &str = "registry-demo";
+const REGION: &str = "ks3-cn-beijing";
+const CHUNK_SIZE: u64 = 5 << 20;
+/// Bytes of the ranged pull (a resumed download).
+const RANGE: u64 = 4 << 20;
+const MIB: u64 = 1 << 20;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Small layers (about 14 MiB in all) for a quick check; the default image is about
+    /// 140 MiB with a 104 MiB layer.
+    #[arg(long)]
+    pub quick: bool,
+    /// Keep the registry and the local KS3 server running afterwards (until Ctrl-C) and
+    /// print how to reach them.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn failed(what: impl Into<String>) -> CliError {
+    CliError::Other(format!("demo: {}", what.into()))
+}
+
+pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let totals = Arc::new(trace::Totals::default());
+    // The trace is the demo's output; a second subscriber (none is installed today) would
+    // only make this fail, which is harmless: the demo then runs without the trace.
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(trace::DemoTrace::new(Arc::clone(&totals))),
+    );
+
+    let ak = format!("AKLTdemo{}", random_token(16));
+    let sk = random_token(40);
+    let server = ks3_local::start_in_background(ks3_local::ServerConfig::memory(BUCKET, &ak, &sk))
+        .map_err(|e| failed(format!("cannot start the local KS3 server: {e:#}")))?;
+    let endpoint = server.endpoint();
+    say!("ks3-driver demo: an image pushed and pulled through the registry on the sandboxed KS3 driver component");
+    say!(
+        "local KS3 server {endpoint} (in memory), bucket {BUCKET}, chunksize {}",
+        human(CHUNK_SIZE)
+    );
+    let mut params = Params::new();
+    for (k, v) in [
+        ("accesskey", ak.as_str()),
+        ("secretkey", sk.as_str()),
+        ("region", REGION),
+        ("bucket", BUCKET),
+        ("regionendpoint", endpoint.as_str()),
+        ("chunksize", &CHUNK_SIZE.to_string()),
+    ] {
+        params.insert(k.to_string(), v.to_string());
+    }
+
+    let t = Instant::now();
+    let runtime = ctx.runtime()?;
+    let config = Config {
+        storage: Storage::Ks3(params.clone()),
+        delete_enabled: true,
+        ..Config::default()
+    };
+    let registry = Registry::with_runtime(config, &runtime)
+        .await
+        .map_err(|e| failed(format!("the registry did not start: {e}")))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| failed(format!("cannot listen on 127.0.0.1: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| failed(format!("listener: {e}")))?;
+    let registry = Arc::new(registry);
+    let serving = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move { registry.serve(listener).await })
+    };
+    say!(
+        "registry http://{addr} on the driver component (started in {}); client: oci-client, {} PATCHes",
+        time(t.elapsed()),
+        human(4 * MIB)
+    );
+
+    let sizes: &[u64] = if args.quick {
+        &[300 * 1024 + 7, 2 * MIB + 1, 11 * MIB + 3]
+    } else {
+        &[
+            2 * MIB + 123,
+            7 * MIB + 45,
+            24 * MIB + 6789,
+            104 * MIB + 321,
+        ]
+    };
+    let img = image::Image::generate(sizes);
+    say!(
+        "image {REPO}:{TAG}: {} layers ({}) and a config blob",
+        img.layers.len(),
+        human(img.layer_bytes())
+    );
+
+    // oci-client's HTTP client needs a process-wide rustls provider even for plain HTTP;
+    // an already installed one is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        // One request at a time, so the trace reads in order.
+        max_concurrent_upload: 1,
+        max_concurrent_download: 1,
+        ..ClientConfig::default()
+    });
+    let reference = Reference::with_tag(addr.to_string(), REPO.to_string(), TAG.to_string());
+    let auth = RegistryAuth::Anonymous;
+
+    say!("\npush {REPO}:{TAG}");
+    let layers: Vec<ImageLayer> = img
+        .layers
+        .iter()
+        .map(|l| ImageLayer::new(l.clone(), IMAGE_LAYER_MEDIA_TYPE.to_string(), None))
+        .collect();
+    let oci_config = OciConfig::new(
+        img.config.clone(),
+        IMAGE_CONFIG_MEDIA_TYPE.to_string(),
+        None,
+    );
+    let t = Instant::now();
+    let pushed = client
+        .push(&reference, &layers, oci_config, &auth, None)
+        .await
+        .map_err(|e| failed(format!("push: {e}")))?;
+    let push_took = t.elapsed();
+    say!(
+        "pushed {} in {} ({}): {}",
+        human(img.total_bytes()),
+        time(push_took),
+        rate(img.total_bytes(), push_took),
+        pushed.manifest_url
+    );
+
+    say!("\npull {REPO}:{TAG}");
+    let t = Instant::now();
+    let pulled = client
+        .pull(&reference, &auth, vec![IMAGE_LAYER_MEDIA_TYPE])
+        .await
+        .map_err(|e| failed(format!("pull: {e}")))?;
+    let pull_took = t.elapsed();
+    if pulled.layers.len() != img.layers.len() {
+        return Err(failed(format!(
+            "pulled {} layers, pushed {}",
+            pulled.layers.len(),
+            img.layers.len()
+        )));
+    }
+    for (i, (got, want)) in pulled.layers.iter().zip(&img.layers).enumerate() {
+        if got.data != *want {
+            return Err(failed(format!("layer {} came back different", i + 1)));
+        }
+    }
+    if pulled.config.data != img.config {
+        return Err(failed("the config blob came back different"));
+    }
+    say!(
+        "pulled {} in {} ({}): the client fetched each blob from KS3 through the presigned URL of the 307; every layer's bytes verified against what was pushed, sha256 verified by the client",
+        human(img.total_bytes()),
+        time(pull_took),
+        rate(img.total_bytes(), pull_took)
+    );
+
+    // A resumed download: a range of the largest layer, through the same redirect.
+    let (biggest, layer) = img
+        .layers
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, l)| l.len())
+        .ok_or_else(|| failed("no layers"))?;
+    let descriptor = pulled
+        .manifest
+        .as_ref()
+        .and_then(|m| m.layers.get(biggest).cloned())
+        .ok_or_else(|| failed("the pulled manifest has no layers"))?;
+    let offset = layer.len() as u64 / 3;
+    say!(
+        "\nranged pull: {} from byte {offset} of layer {}",
+        human(RANGE),
+        biggest + 1
+    );
+    let t = Instant::now();
+    let partial = client
+        .pull_blob_stream_partial(&reference, &descriptor, offset, Some(RANGE))
+        .await
+        .map_err(|e| failed(format!("ranged pull: {e}")))?;
+    let BlobResponse::Partial(mut stream) = partial else {
+        return Err(failed("the ranged pull was answered with the whole blob"));
+    };
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.stream.next().await {
+        got.extend_from_slice(&chunk.map_err(|e| failed(format!("ranged pull: {e}")))?);
+    }
+    let want = &layer[offset as usize..(offset + RANGE) as usize];
+    if got != want {
+        return Err(failed("the ranged pull returned other bytes"));
+    }
+    say!(
+        "range of {} bytes verified in {}",
+        got.len(),
+        time(t.elapsed())
+    );
+
+    say!("\ntags and catalog");
+    let tags = client
+        .list_tags(&reference, &auth, None, None)
+        .await
+        .map_err(|e| failed(format!("tags list: {e}")))?;
+    let catalog = client
+        .catalog(&reference, &auth, None, None)
+        .await
+        .map_err(|e| failed(format!("catalog: {e}")))?;
+    say!(
+        "tags of {}: {:?}; catalog: {:?}",
+        tags.name,
+        tags.tags,
+        catalog.repositories
+    );
+    if tags.tags != [TAG] || catalog.repositories != [REPO] {
+        return Err(failed("the tag list or the catalog is not what was pushed"));
+    }
+
+    // What is left in the bucket, checked through the driver directly.
+    say!("\nstorage after the push");
+    let driver = registry.driver();
+    let uploads = format!("{ROOT}/repositories/{REPO}/_uploads");
+    match driver.stat(&uploads).await {
+        Err(e) if e.is_not_found() => say!(
+            "  {} → not found: every upload was cleaned up",
+            shown(&uploads)
+        ),
+        Err(e) => return Err(CliError::driver("stat", &uploads, e)),
+        Ok(_) => return Err(failed("upload directories were left behind")),
+    }
+    let (objects, stored) = count_objects(driver).await?;
+    say!("  {ROOT}: {objects} objects, {}", human(stored));
+
+    let took = started.elapsed();
+    let moved = 2 * img.total_bytes() + RANGE;
+    say!(
+        "\ndemo done: {REPO}:{TAG} pushed and pulled through the registry's HTTP API; {} requests to the registry, {} driver calls, {} KS3 requests; {objects} objects ({}) stored; {} in {} ({})",
+        totals.requests.load(std::sync::atomic::Ordering::Relaxed),
+        totals.calls.load(std::sync::atomic::Ordering::Relaxed),
+        server.request_count(),
+        human(stored),
+        human(moved),
+        time(took),
+        rate(moved, took),
+    );
+
+    if args.keep {
+        say!("\nthe registry and the local KS3 server keep running until Ctrl-C:");
+        say!("  skopeo inspect --tls-verify=false docker://{addr}/{REPO}:{TAG}");
+        let flags: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "chunksize")
+            .map(|(k, v)| format!("-p {k}={v}"))
+            .collect();
+        say!("  ks3-driver {} walk {ROOT}", flags.join(" "));
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        ks3_local::wait_for_signal().await;
+    }
+    serving.abort();
+    drop(server);
+    Ok(())
+}
+
+async fn count_objects(driver: &Driver) -> Result<(u64, u64), CliError> {
+    let (mut objects, mut stored) = (0u64, 0u64);
+    driver
+        .walk(ROOT, None, |info| {
+            if !info.is_dir {
+                objects += 1;
+                stored += info.size;
+            }
+            Ok(WalkControl::Continue)
+        })
+        .await
+        .map_err(|e| CliError::driver("walk", ROOT, e))?;
+    Ok((objects, stored))
+}
+
+fn random_token(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn time(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+fn rate(bytes: u64, d: Duration) -> String {
+    let secs = d.as_secs_f64().max(1e-6);
+    format!("{}/s", human((bytes as f64 / secs) as u64))
+}
+
+/// `…/repositories/demo/app/x` → `x`, `…/v2/blobs/y` → `blobs/y`, for display.
+fn shown(path: &str) -> String {
+    let repo = format!("{ROOT}/repositories/{REPO}/");
+    if let Some(rest) = path.strip_prefix(&repo) {
+        return rest.to_string();
+    }
+    path.strip_prefix(&format!("{ROOT}/"))
+        .unwrap_or(path)
+        .to_string()
+}
+
+/// The paths of a driver call (`move` has two), shortened for display.
+fn shown_paths(paths: &str) -> String {
+    paths
+        .split(' ')
+        .map(|p| compact(&shown(p)))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// Shortens long hex runs (digests, upload ids) in a displayed path.
+fn compact(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let (prefix, rest) = match seg.split_once(':') {
+                Some((alg, hex)) => (format!("{alg}:"), hex),
+                None => (String::new(), seg),
+            };
+            if rest.len() > 16 && rest.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-') {
+                format!("{prefix}{}…", &rest[..8])
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The SHA-256 of `bytes` in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_helpers() {
+        let blob = format!("{ROOT}/blobs/sha256/ab/{}/data", "ab".repeat(32));
+        assert_eq!(compact(&shown(&blob)), "blobs/sha256/ab/abababab…/data");
+        let link = format!(
+            "{ROOT}/repositories/{REPO}/_layers/sha256/{}/link",
+            "c".repeat(64)
+        );
+        assert_eq!(compact(&shown(&link)), "_layers/sha256/cccccccc…/link");
+        assert_eq!(
+            compact("/v2/demo/app/blobs/sha256:0123456789abcdef0123"),
+            "/v2/demo/app/blobs/sha256:01234567…"
+        );
+        assert_eq!(shown_paths(&format!("{ROOT}/a {ROOT}/b")), "a → b");
+        assert_eq!(
+            compact("/v2/demo/app/manifests/latest"),
+            "/v2/demo/app/manifests/latest"
+        );
+    }
+}
