@@ -38,6 +38,29 @@ fn bench_quick_prints_the_table() {
     ] {
         assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
     }
+    // The registries side by side: always on CI (which installs distribution's registry);
+    // elsewhere, without `docker-registry`, a line that says why not.
+    let installed = Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if installed || std::env::var_os("CI").is_some() {
+        for row in [
+            "| image | ks3-driver registry | distribution 2.8.2 (s3) | ks3-driver / distribution | target |",
+            "| push 1 layer of 64 MiB (MiB/s) |",
+            "| pull 1 layer of 64 MiB (MiB/s) |",
+            "| push 20 layers of 64 KiB (MiB/s) |",
+            "| pull 20 layers of 64 KiB (MiB/s) |",
+        ] {
+            assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
+        }
+    } else {
+        assert!(
+            stdout.contains("Registries: skipped: `docker-registry`"),
+            "{stdout}"
+        );
+    }
+    let stdout = stdout.split("\nRegistries").next().unwrap_or_default();
     let (main, schemes) = stdout
         .split_once("Signature schemes")
         .unwrap_or_else(|| panic!("no signature scheme table in:\n{stdout}"));

@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 
 use crate::cli::{CliError, Context};
 
+mod registries;
 mod report;
 mod schemes;
 mod server;
@@ -40,6 +41,7 @@ pub struct BenchArgs {
 /// What one run measures.
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
+    quick: bool,
     stream_mib: usize,
     small_ops: usize,
     keys: usize,
@@ -52,6 +54,7 @@ impl Sizes {
     fn new(quick: bool) -> Self {
         if quick {
             Sizes {
+                quick,
                 stream_mib: 64,
                 small_ops: 200,
                 keys: 1000,
@@ -61,6 +64,7 @@ impl Sizes {
             }
         } else {
             Sizes {
+                quick,
                 stream_mib: 1024,
                 small_ops: 1000,
                 keys: 10_000,
@@ -568,6 +572,17 @@ async fn bench(
     .await?;
     eprintln!("ks3-driver bench: signature schemes done");
 
+    // The registries side by side (only on the local server: distribution's s3 driver is
+    // pointed at it with the same keys).
+    let registries = match &server {
+        None => Err("only run against the local server".to_string()),
+        Some(_) => registries::compare(&runtime, &params, sizes.quick).await,
+    };
+    match &registries {
+        Ok(_) => eprintln!("ks3-driver bench: registries done"),
+        Err(why) => eprintln!("ks3-driver bench: registry comparison skipped: {why}"),
+    }
+
     // Clean up (best effort).
     let _ = driver.delete(&root).await;
 
@@ -688,6 +703,10 @@ async fn bench(
         report::table(&rows, chunk, server.is_some(), sdk.is_some())
     );
     println!("{schemes}");
+    match registries {
+        Ok(table) => println!("{table}"),
+        Err(why) => println!("\nRegistries: skipped: {why}"),
+    }
     Ok(())
 }
 

@@ -1,0 +1,311 @@
+//! The registries side by side: `ks3-driver registry` (the driver component) and
+//! distribution's own registry 2.8.2 (Debian's `docker-registry`, its native `s3` driver,
+//! AWS4), on the same local KS3 server, each under its own root directory, pushed to and
+//! pulled from by the same OCI client (`oci-client`, default concurrency, monolithic
+//! blob uploads as skopeo's single PATCH does) in the same run.
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ks3_driver::{Params, Runtime};
+use ks3_registry::{Config, Registry, Storage};
+use oci_client::client::{ClientConfig, ClientProtocol, Config as OciConfig, ImageLayer};
+use oci_client::manifest::{IMAGE_CONFIG_MEDIA_TYPE, IMAGE_LAYER_MEDIA_TYPE};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest, Sha256};
+
+use super::{err, mibps, size_name, MIB};
+
+/// The peer registry's program (Debian package `docker-registry`).
+const DISTRIBUTION: &str = "docker-registry";
+
+/// One image shape: its layer sizes.
+struct Shape {
+    name: String,
+    layers: Vec<usize>,
+}
+
+/// Push and pull time of one shape through one registry.
+#[derive(Clone, Copy)]
+struct Times {
+    push: Duration,
+    pull: Duration,
+}
+
+/// The shapes of a run: one big layer, and many small ones.
+fn shapes(quick: bool) -> Vec<Shape> {
+    let (big_mib, small_count, small_kib) = if quick { (64, 20, 64) } else { (1024, 200, 64) };
+    vec![
+        Shape {
+            name: format!("1 layer of {}", size_name(big_mib)),
+            layers: vec![big_mib * MIB],
+        },
+        Shape {
+            name: format!("{small_count} layers of {small_kib} KiB"),
+            layers: vec![small_kib << 10; small_count],
+        },
+    ]
+}
+
+/// Runs the comparison against the local server at `endpoint` (the benchmark's bucket
+/// and keys in `params`) and returns the Markdown table, or why it was skipped.
+pub async fn compare(runtime: &Runtime, params: &Params, quick: bool) -> Result<String, String> {
+    if !installed() {
+        return Err(format!(
+            "`{DISTRIBUTION}` (distribution 2.8.2) is not installed: `apt-get install docker-registry` adds the comparison"
+        ));
+    }
+    let shapes = shapes(quick);
+    // oci-client's HTTP client needs a process-wide rustls provider, even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    // Ours, in this process.
+    let mut ours_params = params.clone();
+    ours_params.insert("rootdirectory".into(), "/bench-registry-ks3-driver".into());
+    let config = Config {
+        storage: Storage::Ks3(ours_params),
+        ..Config::default()
+    };
+    let registry = Arc::new(
+        Registry::with_runtime(config, runtime)
+            .await
+            .map_err(|e| format!("ks3-driver registry: {e}"))?,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(err)?;
+    let ours_addr = listener.local_addr().map_err(err)?.to_string();
+    let serving = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move { registry.serve(listener).await })
+    };
+
+    // Distribution's, in its own process.
+    let dir = tempfile::tempdir().map_err(err)?;
+    let peer = Distribution::start(dir.path(), params)?;
+    peer.wait_ready().await?;
+
+    let mut results = Vec::new();
+    for (i, shape) in shapes.iter().enumerate() {
+        let image = Image::generate(shape, i as u64);
+        let ours = push_pull(&ours_addr, &format!("bench/shape{i}"), &image).await;
+        let theirs = push_pull(&peer.addr, &format!("bench/shape{i}"), &image).await;
+        results.push((
+            shape,
+            image.bytes(),
+            ours.map_err(|e| format!("ks3-driver registry, {}: {e}", shape.name))?,
+            theirs.map_err(|e| format!("distribution, {}: {e}", shape.name))?,
+        ));
+    }
+    serving.abort();
+    drop(peer);
+
+    let mut out = String::from(
+        "\nRegistries (same KS3 server, same client; push and pull of whole images):\n\n\
+         | image | ks3-driver registry | distribution 2.8.2 (s3) | ks3-driver / distribution | target |\n\
+         |---|---:|---:|---:|---|\n",
+    );
+    for (shape, bytes, ours, theirs) in results {
+        for (what, o, t) in [
+            ("push", ours.push, theirs.push),
+            ("pull", ours.pull, theirs.pull),
+        ] {
+            // Speed ratio: > 1 means ours is faster.
+            let ratio = t.as_secs_f64() / o.as_secs_f64().max(1e-9);
+            let _ = writeln!(
+                out,
+                "| {what} {} (MiB/s) | {:.1} | {:.1} | {ratio:.2}× | ≥ 1×: {} |",
+                shape.name,
+                mibps(bytes, o),
+                mibps(bytes, t),
+                if ratio >= 1.0 { "met" } else { "MISSED" }
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn installed() -> bool {
+    Command::new(DISTRIBUTION)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A generated image: layers of pseudo-random bytes and a config naming them.
+struct Image {
+    layers: Vec<Bytes>,
+    config: Bytes,
+}
+
+impl Image {
+    fn generate(shape: &Shape, salt: u64) -> Image {
+        let mut state = 0x6b73_3362_656e_6368_u64 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let layers: Vec<Bytes> = shape
+            .layers
+            .iter()
+            .map(|&len| {
+                let mut v = Vec::with_capacity(len + 8);
+                while v.len() < len {
+                    // xorshift64*: fast, and no two layers alike.
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    v.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+                }
+                v.truncate(len);
+                Bytes::from(v)
+            })
+            .collect();
+        let config = Bytes::from(
+            format!(
+                r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"bench":{salt}}}"#
+            )
+            .into_bytes(),
+        );
+        Image { layers, config }
+    }
+
+    fn bytes(&self) -> usize {
+        self.layers.iter().map(Bytes::len).sum::<usize>() + self.config.len()
+    }
+}
+
+/// Pushes `image` to `addr` as `repo:latest`, pulls it back, checks the bytes.
+async fn push_pull(addr: &str, repo: &str, image: &Image) -> Result<Times, String> {
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        use_monolithic_push: true,
+        ..ClientConfig::default()
+    });
+    let reference = Reference::with_tag(addr.to_string(), repo.to_string(), "latest".into());
+    let auth = RegistryAuth::Anonymous;
+    let layers: Vec<ImageLayer> = image
+        .layers
+        .iter()
+        .map(|l| ImageLayer::new(l.clone(), IMAGE_LAYER_MEDIA_TYPE.to_string(), None))
+        .collect();
+    let config = OciConfig::new(image.config.clone(), IMAGE_CONFIG_MEDIA_TYPE.into(), None);
+    let t = Instant::now();
+    client
+        .push(&reference, &layers, config, &auth, None)
+        .await
+        .map_err(|e| format!("push: {e}"))?;
+    let push = t.elapsed();
+    let t = Instant::now();
+    let pulled = client
+        .pull(&reference, &auth, vec![IMAGE_LAYER_MEDIA_TYPE])
+        .await
+        .map_err(|e| format!("pull: {e}"))?;
+    let pull = t.elapsed();
+    // The client collects layers in the order their downloads finish.
+    let digests = |layers: &mut dyn Iterator<Item = &[u8]>| {
+        let mut v: Vec<[u8; 32]> = layers.map(|l| Sha256::digest(l).into()).collect();
+        v.sort_unstable();
+        v
+    };
+    if digests(&mut pulled.layers.iter().map(|l| &l.data[..]))
+        != digests(&mut image.layers.iter().map(|l| &l[..]))
+    {
+        return Err("the pulled layers differ from the pushed ones".into());
+    }
+    Ok(Times { push, pull })
+}
+
+/// distribution's registry in a child process, killed on drop.
+struct Distribution {
+    child: Child,
+    addr: String,
+}
+
+impl Distribution {
+    fn start(dir: &Path, params: &Params) -> Result<Distribution, String> {
+        let get = |k: &str| {
+            params
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("benchmark parameters lack {k}"))
+        };
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").map_err(err)?;
+            l.local_addr().map_err(err)?.to_string()
+        };
+        // Keys go into a file only this user can read, never onto a command line.
+        let yaml = format!(
+            "version: 0.1\n\
+             log: {{level: error, accesslog: {{disabled: true}}}}\n\
+             storage:\n  \
+               s3:\n    \
+                 accesskey: \"{}\"\n    \
+                 secretkey: \"{}\"\n    \
+                 region: us-east-1\n    \
+                 regionendpoint: \"{}\"\n    \
+                 bucket: \"{}\"\n    \
+                 rootdirectory: /bench-registry-distribution\n    \
+                 v4auth: true\n    \
+                 secure: false\n  \
+               delete: {{enabled: true}}\n  \
+               maintenance: {{uploadpurging: {{enabled: false}}}}\n\
+             http: {{addr: \"{addr}\", secret: bench-only-secret}}\n\
+             health: {{storagedriver: {{enabled: false}}}}\n",
+            get("accesskey")?,
+            get("secretkey")?,
+            get("regionendpoint")?,
+            get("bucket")?,
+        );
+        let path = dir.join("config.yml");
+        let mut f = open_private(&path)?;
+        f.write_all(yaml.as_bytes()).map_err(err)?;
+        drop(f);
+        let child = Command::new(DISTRIBUTION)
+            .arg("serve")
+            .arg(&path)
+            // Its Go SDK panics on the CA bundle some environments name; KS3 here is HTTP.
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {DISTRIBUTION}: {e}"))?;
+        Ok(Distribution { child, addr })
+    }
+
+    async fn wait_ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(s) = tokio::net::TcpStream::connect(&self.addr).await {
+                drop(s);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "{DISTRIBUTION} did not listen on {} within 30 s",
+            self.addr
+        ))
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn open_private(path: &Path) -> Result<std::fs::File, String> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
