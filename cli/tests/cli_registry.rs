@@ -77,6 +77,41 @@ fn with_no_configuration_it_runs_on_an_embedded_server() {
     );
 }
 
+#[test]
+fn verbose_logs_each_request_without_its_query() {
+    let mut c = bare_cli();
+    c.arg("-v");
+    let (child, addr) = start(c);
+    let (ok, _) = http(&addr, "GET", "/v2/", b"");
+    let (missing, _) = http(
+        &addr,
+        "GET",
+        "/v2/app/blobs/uploads/0b1c5a7e-3f0e-4c64-9d2c-1d8e5f9a0b11?_state=secret-token",
+        b"",
+    );
+    let err = stop(child);
+    assert_eq!((ok, missing), (200, 404));
+    let line = |path: &str, status: u16| {
+        err.lines().any(|l| {
+            l.contains("method=GET")
+                && l.contains(&format!("path={path}"))
+                && l.contains(&format!("status={status}"))
+        })
+    };
+    assert!(line("/v2/", 200), "no request line for GET /v2/ in:\n{err}");
+    assert!(
+        line(
+            "/v2/app/blobs/uploads/0b1c5a7e-3f0e-4c64-9d2c-1d8e5f9a0b11",
+            404
+        ),
+        "no request line for the upload in:\n{err}"
+    );
+    assert!(
+        !err.contains("secret-token"),
+        "the query was logged:\n{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_blob_lands_in_distributions_layout() {
     let endpoint = server().endpoint();
