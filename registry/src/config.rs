@@ -345,8 +345,9 @@ impl Config {
                             "disable" => {
                                 self.redirect_disabled = boolean(v, "storage.redirect.disable")?
                             }
-                            other => self
-                                .warn(format!("storage.redirect.{other}: unknown key, ignored")),
+                            other => {
+                                self.warn(format!("storage.redirect.{other}: unknown key, ignored"))
+                            }
                         }
                     }
                 }
@@ -822,7 +823,10 @@ mod tests {
         let c = Config::from_yaml_and_env(
             "storage:\n  maintenance:\n    uploadpurging:\n      enabled: true\n",
             &env(&[
-                ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED", "false"),
+                (
+                    "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED",
+                    "false",
+                ),
                 ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE", "2h"),
                 ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN", "true"),
             ]),

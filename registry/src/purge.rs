@@ -77,9 +77,9 @@ pub async fn purge_uploads(
                 }
             }
         })
-    .buffered(conc)
-    .collect::<Vec<_>>()
-    .await;
+        .buffered(conc)
+        .collect::<Vec<_>>()
+        .await;
     let mut report = PurgeReport::default();
     for (((repo, id), _), s) in uploads.iter().zip(started) {
         let started_at = match s {
@@ -134,9 +134,9 @@ pub async fn purge_uploads(
                 }
             }
         })
-    .buffer_unordered(conc)
-    .collect::<Vec<_>>()
-    .await;
+        .buffer_unordered(conc)
+        .collect::<Vec<_>>()
+        .await;
     for r in results {
         match r {
             Ok(()) => report.deleted += 1,
@@ -255,12 +255,10 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// The registry's purger: waits `initial_delay` (default: a random 0–59 minutes, as
 /// distribution), purges, then again every `interval`, forever. Reports on stderr.
 pub(crate) async fn run_periodically(driver: Driver, cfg: UploadPurging) {
-    let first = cfg
-        .initial_delay
-        .unwrap_or_else(|| {
-            use rand::Rng;
-            Duration::from_secs(60 * rand::thread_rng().gen_range(0..60u64))
-        });
+    let first = cfg.initial_delay.unwrap_or_else(|| {
+        use rand::Rng;
+        Duration::from_secs(60 * rand::thread_rng().gen_range(0..60u64))
+    });
     eprintln!(
         "ks3-registry: upload purging: first run in {}s, then every {}s (age {}s{})",
         first.as_secs(),
@@ -323,7 +321,10 @@ mod tests {
             parse_rfc3339("2023-05-11T12:00:00.123+02:00"),
             Some(1_683_799_200)
         );
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00-01:30"), Some(951_787_800));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00-01:30"),
+            Some(951_787_800)
+        );
         for bad in [
             "",
             "2023-05-11",

@@ -256,7 +256,10 @@ async fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
         .collect();
     assert_eq!(
         eligible_manifests,
-        BTreeSet::from([s.app_v1_old.manifest.as_str(), s.app_untagged.manifest.as_str()]),
+        BTreeSet::from([
+            s.app_v1_old.manifest.as_str(),
+            s.app_untagged.manifest.as_str()
+        ]),
         "the untagged manifests; the index's children are kept by it"
     );
     let expect_eligible: BTreeSet<String> = [
@@ -269,15 +272,23 @@ async fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
     ]
     .into();
     assert_eq!(
-        report.blobs_eligible.iter().cloned().collect::<BTreeSet<_>>(),
+        report
+            .blobs_eligible
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>(),
         expect_eligible
     );
     assert!(lines.contains(&format!(
         "manifest eligible for deletion: {}",
         s.app_v1_old.manifest
     )));
-    assert!(lines.contains(&"14 blobs marked, 6 blobs and 2 manifests eligible for deletion".to_string()),
-        "{lines:#?}");
+    assert!(
+        lines.contains(
+            &"14 blobs marked, 6 blobs and 2 manifests eligible for deletion".to_string()
+        ),
+        "{lines:#?}"
+    );
 
     // Without --delete-untagged: every manifest is marked, only the orphan goes.
     let (report, lines) = gc(&reg, false, false).await;
@@ -300,10 +311,7 @@ async fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
         format!("app: marking blob {}", first.blobs[0].0)
     );
     assert!(lines.contains(&"lib/base".to_string()));
-    assert!(lines.contains(&format!(
-        "multi: marking blob {}",
-        s.child_b.manifest
-    )));
+    assert!(lines.contains(&format!("multi: marking blob {}", s.child_b.manifest)));
     let count_at = lines
         .iter()
         .position(|l| l == "19 blobs marked, 1 blobs and 0 manifests eligible for deletion")
@@ -321,7 +329,8 @@ async fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
     let (report, lines) = gc(&reg, false, true).await;
     assert_eq!(report.manifests_deleted, 2);
     assert_eq!(report.blobs_deleted, 5);
-    assert!(lines.contains(&"14 blobs marked, 5 blobs and 2 manifests eligible for deletion".to_string()));
+    assert!(lines
+        .contains(&"14 blobs marked, 5 blobs and 2 manifests eligible for deletion".to_string()));
     let after = keys(&root).await;
     for gone in [
         &s.app_v1_old.manifest,
@@ -338,23 +347,43 @@ async fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
         Vec::new(),
     )
     .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "an untagged manifest is gone");
-    let tag_index_left = after
-        .iter()
-        .any(|k| k.contains("/tags/v1/index/") && k.contains(s.app_v1_old.manifest.trim_start_matches("sha256:")));
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "an untagged manifest is gone"
+    );
+    let tag_index_left = after.iter().any(|k| {
+        k.contains("/tags/v1/index/")
+            && k.contains(s.app_v1_old.manifest.trim_start_matches("sha256:"))
+    });
     assert!(!tag_index_left, "its tag history entry went with it");
 
     // Everything kept is still served, byte for byte.
     assert_pullable(&base, "app", "v1", OCI_MANIFEST, &s.app_v1).await;
     assert_pullable(&base, "lib/base", "latest", OCI_MANIFEST, &s.base).await;
     assert_pullable(&base, "multi", "v1", OCI_INDEX, &s.index).await;
-    assert_pullable(&base, "multi", &s.child_a.manifest, OCI_MANIFEST, &s.child_a).await;
-    assert_pullable(&base, "multi", &s.child_b.manifest, OCI_MANIFEST, &s.child_b).await;
+    assert_pullable(
+        &base,
+        "multi",
+        &s.child_a.manifest,
+        OCI_MANIFEST,
+        &s.child_a,
+    )
+    .await;
+    assert_pullable(
+        &base,
+        "multi",
+        &s.child_b.manifest,
+        OCI_MANIFEST,
+        &s.child_b,
+    )
+    .await;
 
     // Nothing left to collect.
     let (report, lines) = gc(&reg, false, true).await;
     assert!(report.blobs_eligible.is_empty() && report.manifests_eligible.is_empty());
-    assert!(lines.contains(&"14 blobs marked, 0 blobs and 0 manifests eligible for deletion".to_string()));
+    assert!(lines
+        .contains(&"14 blobs marked, 0 blobs and 0 manifests eligible for deletion".to_string()));
     assert_eq!(marked_set(&lines), report.marked);
 }
 
@@ -443,7 +472,12 @@ async fn start_upload(base: &str, repo: &str, n: usize) -> String {
             bytes(n, 42),
         )
         .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::ACCEPTED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
     }
     id
 }
@@ -502,7 +536,9 @@ async fn purging_removes_old_uploads_with_their_multipart_uploads() {
     assert_eq!((r.deleted, r.kept), (2, 1), "{:?}", r.errors);
     let left = keys(&root).await;
     assert!(
-        !left.iter().any(|k| k.contains(&old) || k.contains(&old_empty)),
+        !left
+            .iter()
+            .any(|k| k.contains(&old) || k.contains(&old_empty)),
         "nothing of the old uploads is left, tails included: {left:#?}"
     );
     let uploads = ks3_tests::list_uploads(&prefix).await;
@@ -510,18 +546,30 @@ async fn purging_removes_old_uploads_with_their_multipart_uploads() {
         !uploads.iter().any(|u| u.key.contains(&old)),
         "the old multipart upload is aborted: {uploads:?}"
     );
-    assert!(uploads.iter().any(|u| u.key.contains(&young)), "{uploads:?}");
+    assert!(
+        uploads.iter().any(|u| u.key.contains(&young)),
+        "{uploads:?}"
+    );
 
     // The young upload is intact: it finishes.
     let data = bytes(big, 42);
     let r = request(
         Method::PUT,
-        &format!("{}/v2/app/blobs/uploads/{young}?digest={}", reg.base, sha256(&data)),
+        &format!(
+            "{}/v2/app/blobs/uploads/{young}?digest={}",
+            reg.base,
+            sha256(&data)
+        ),
         &[("content-type", "application/octet-stream")],
         Vec::new(),
     )
     .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,7 +602,10 @@ async fn the_registry_purges_in_the_background() {
     loop {
         let k = keys(&root).await;
         if !k.iter().any(|k| k.contains(&old)) {
-            assert!(k.iter().any(|k| k.contains(&young)), "the young upload is kept");
+            assert!(
+                k.iter().any(|k| k.contains(&young)),
+                "the young upload is kept"
+            );
             break;
         }
         assert!(
@@ -604,7 +655,11 @@ async fn distribution_marks_the_same_set() {
         if untagged {
             cmd.arg("--delete-untagged");
         }
-        let output = cmd.arg(&config).output().await.expect("docker-registry runs");
+        let output = cmd
+            .arg(&config)
+            .output()
+            .await
+            .expect("docker-registry runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),
@@ -614,7 +669,11 @@ async fn distribution_marks_the_same_set() {
         let theirs: Vec<String> = stdout.lines().map(str::to_string).collect();
         let (report, ours) = gc(&reg, true, untagged).await;
         if !untagged {
-            assert_eq!(marked_set(&theirs), report.marked, "distribution marks what we mark");
+            assert_eq!(
+                marked_set(&theirs),
+                report.marked,
+                "distribution marks what we mark"
+            );
             // Line for line, but for the order of the eligible blobs (a Go map's).
             let mut a = theirs.clone();
             let mut b = ours.clone();
