@@ -293,7 +293,7 @@ async fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
     // Without --delete-untagged: every manifest is marked, only the orphan goes.
     let (report, lines) = gc(&reg, false, false).await;
     assert_eq!(report.repositories, ["app", "lib/base", "multi"]);
-    assert_eq!(report.blobs_eligible, [s.orphan.clone()]);
+    assert_eq!(report.blobs_eligible, std::slice::from_ref(&s.orphan));
     assert_eq!(report.blobs_deleted, 1);
     // distribution's lines, in its order for the first repository.
     let app_lines: Vec<&str> = lines.iter().take(4).map(String::as_str).collect();
@@ -665,6 +665,9 @@ async fn distribution_marks_the_same_set() {
             output.status.success(),
             "docker-registry garbage-collect failed: {stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!(
+            "docker-registry garbage-collect --dry-run (delete-untagged: {untagged}):\n{stdout}"
         );
         let theirs: Vec<String> = stdout.lines().map(str::to_string).collect();
         let (report, ours) = gc(&reg, true, untagged).await;
