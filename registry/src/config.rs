@@ -61,6 +61,36 @@ impl Default for Limits {
     }
 }
 
+/// `storage.maintenance.uploadpurging`: removing uploads that were started long ago and
+/// never finished (distribution's keys and defaults; `initialdelay` is this registry's
+/// addition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPurging {
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `age` (default 168h): uploads whose `startedat` is older are removed.
+    pub age: Duration,
+    /// `interval` (default 24h): time between two runs.
+    pub interval: Duration,
+    /// `dryrun` (default false): report what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// `initialdelay`: time before the first run. `None` (the default) is distribution's
+    /// random delay of 0–59 minutes, so instances started together do not purge at once.
+    pub initial_delay: Option<Duration>,
+}
+
+impl Default for UploadPurging {
+    fn default() -> Self {
+        UploadPurging {
+            enabled: true,
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dry_run: false,
+            initial_delay: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `http.addr`, e.g. `:5000` or `127.0.0.1:5000`.
@@ -76,6 +106,8 @@ pub struct Config {
     /// `catalog.maxentries` (default 1000): the largest `n` of a catalog page.
     pub catalog_max_entries: usize,
     pub limits: Limits,
+    /// `storage.maintenance.uploadpurging`.
+    pub upload_purging: UploadPurging,
     /// What was ignored: printed to stderr when the registry starts.
     pub warnings: Vec<String>,
 }
@@ -91,6 +123,7 @@ impl Default for Config {
             headers: Vec::new(),
             catalog_max_entries: 1000,
             limits: Limits::default(),
+            upload_purging: UploadPurging::default(),
             warnings: Vec::new(),
         }
     }
@@ -312,17 +345,15 @@ impl Config {
                             "disable" => {
                                 self.redirect_disabled = boolean(v, "storage.redirect.disable")?
                             }
-                            other => self
-                                .warn(format!("storage.redirect.{other}: unknown key, ignored")),
+                            other => {
+                                self.warn(format!("storage.redirect.{other}: unknown key, ignored"))
+                            }
                         }
                     }
                 }
                 // No cache: every instance reads KS3, so instances never disagree.
                 "cache" => self.warn("storage.cache: no cache is used, ignored".into()),
-                "maintenance" => self.warn(
-                    "storage.maintenance: upload purging and read-only mode are not implemented yet, ignored"
-                        .into(),
-                ),
+                "maintenance" => self.read_maintenance(v)?,
                 d if OTHER_DRIVERS.contains(&d) => {
                     return Err(err(
                         &format!("storage.{d}"),
@@ -332,6 +363,64 @@ impl Config {
                 other => self.warn(format!("storage.{other}: unknown key, ignored")),
             }
         }
+        Ok(())
+    }
+
+    fn read_maintenance(&mut self, v: &Value) -> Result<(), ConfigError> {
+        for (k, v) in section(v, "storage.maintenance")? {
+            let key = key_str(k);
+            match key.as_str() {
+                "uploadpurging" => self.read_upload_purging(v)?,
+                "readonly" => {
+                    for (k, v) in section(v, "storage.maintenance.readonly")? {
+                        match key_str(k).as_str() {
+                            // Accepting writes an operator asked to refuse (e.g. while
+                            // garbage collection runs) would be worse than not starting.
+                            "enabled" => {
+                                if boolean(v, "storage.maintenance.readonly.enabled")? {
+                                    return Err(err(
+                                        "storage.maintenance.readonly.enabled",
+                                        "read-only mode is not supported by this registry (stop it while `ks3-driver gc` runs)",
+                                    ));
+                                }
+                            }
+                            other => self.warn(format!(
+                                "storage.maintenance.readonly.{other}: unknown key, ignored"
+                            )),
+                        }
+                    }
+                }
+                other => self.warn(format!("storage.maintenance.{other}: unknown key, ignored")),
+            }
+        }
+        Ok(())
+    }
+
+    /// distribution requires `age`, `interval` and `dryrun` once the section is there
+    /// (and panics without them); here a missing key keeps its default.
+    fn read_upload_purging(&mut self, v: &Value) -> Result<(), ConfigError> {
+        let p = &mut self.upload_purging;
+        let mut unknown = Vec::new();
+        for (k, v) in section(v, "storage.maintenance.uploadpurging")? {
+            let key = key_str(k);
+            let full = format!("storage.maintenance.uploadpurging.{key}");
+            match key.as_str() {
+                "enabled" => p.enabled = boolean(v, &full)?,
+                "age" => p.age = go_duration(v, &full)?,
+                "interval" => {
+                    p.interval = go_duration(v, &full)?;
+                    if p.interval.is_zero() {
+                        return Err(err(&full, "must be positive"));
+                    }
+                }
+                "dryrun" => p.dry_run = boolean(v, &full)?,
+                "initialdelay" => p.initial_delay = Some(go_duration(v, &full)?),
+                other => unknown.push(format!(
+                    "storage.maintenance.uploadpurging.{other}: unknown key, ignored"
+                )),
+            }
+        }
+        self.warnings.extend(unknown);
         Ok(())
     }
 
@@ -555,6 +644,60 @@ fn duration(v: &Value, key: &str) -> Result<Duration, ConfigError> {
     secs.map(Duration::from_secs).ok_or_else(bad)
 }
 
+/// A Go duration (`time.ParseDuration`): `168h`, `1h30m`, `1.5h`, `90s`, `500ms`, `0`;
+/// a bare number is seconds.
+pub fn go_duration(v: &Value, key: &str) -> Result<Duration, ConfigError> {
+    let text = match v {
+        Value::Number(_) => return uint(v, key).map(Duration::from_secs),
+        Value::String(s) => s.trim().to_string(),
+        _ => return Err(err(key, "must be a duration such as 168h")),
+    };
+    parse_go_duration(&text).ok_or_else(|| {
+        err(
+            key,
+            format!("`{text}` is not a duration such as 168h, 1h30m or 90s"),
+        )
+    })
+}
+
+/// [`go_duration`] of text; `None` when it is not one (negative durations included).
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_len);
+        if num.is_empty() || num == "." {
+            return None;
+        }
+        let n: f64 = num.parse().ok()?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = after;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,5 +799,67 @@ mod tests {
     fn debug_never_shows_parameter_values() {
         let c = Config::from_yaml("storage:\n  ks3:\n    secretkey: TOPSECRET\n").expect("valid");
         assert!(!format!("{c:?}").contains("TOPSECRET"));
+    }
+
+    #[test]
+    fn upload_purging_keys_defaults_and_environment() {
+        let d = Config::from_yaml("").expect("valid").upload_purging;
+        assert!(d.enabled && !d.dry_run);
+        assert_eq!(d.age, Duration::from_secs(168 * 3600));
+        assert_eq!(d.interval, Duration::from_secs(24 * 3600));
+        assert_eq!(d.initial_delay, None);
+
+        let c = Config::from_yaml(
+            "storage:\n  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1h30m\n      interval: 90s\n      dryrun: true\n      initialdelay: 0s\n    readonly:\n      enabled: false\n",
+        )
+        .expect("valid");
+        let p = &c.upload_purging;
+        assert!(p.enabled && p.dry_run);
+        assert_eq!(p.age, Duration::from_secs(5400));
+        assert_eq!(p.interval, Duration::from_secs(90));
+        assert_eq!(p.initial_delay, Some(Duration::ZERO));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        let c = Config::from_yaml_and_env(
+            "storage:\n  maintenance:\n    uploadpurging:\n      enabled: true\n",
+            &env(&[
+                (
+                    "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED",
+                    "false",
+                ),
+                ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE", "2h"),
+                ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN", "true"),
+            ]),
+        )
+        .expect("valid");
+        assert!(!c.upload_purging.enabled && c.upload_purging.dry_run);
+        assert_eq!(c.upload_purging.age, Duration::from_secs(7200));
+
+        let e = |y: &str| Config::from_yaml(y).expect_err(y).key;
+        assert_eq!(
+            e("storage:\n  maintenance:\n    uploadpurging:\n      age: a week\n"),
+            "storage.maintenance.uploadpurging.age"
+        );
+        assert_eq!(
+            e("storage:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n"),
+            "storage.maintenance.uploadpurging.interval"
+        );
+        assert_eq!(
+            e("storage:\n  maintenance:\n    readonly:\n      enabled: true\n"),
+            "storage.maintenance.readonly.enabled"
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        let d = |s: &str| parse_go_duration(s);
+        assert_eq!(d("168h"), Some(Duration::from_secs(604_800)));
+        assert_eq!(d("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(d("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(d("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(d("0"), Some(Duration::ZERO));
+        for bad in ["", "h", "10", "-1h", "1d", "1h-", "."] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
     }
 }

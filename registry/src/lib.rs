@@ -22,12 +22,14 @@ pub mod config;
 pub mod digest;
 mod embedded;
 mod errors;
+pub mod gc;
 mod htpasswd;
 mod http_io;
 pub mod layout;
 mod listing;
 mod manifest;
 mod manifests;
+pub mod purge;
 mod resumable_sha256;
 mod route;
 mod server;
@@ -40,7 +42,7 @@ use ks3_driver::{Driver, Runtime};
 use tokio::net::TcpListener;
 
 pub use app::StatsSnapshot;
-pub use config::{Config, ConfigError, HtpasswdConfig, Limits, Storage};
+pub use config::{Config, ConfigError, HtpasswdConfig, Limits, Storage, UploadPurging};
 
 use app::App;
 use htpasswd::Htpasswd;
@@ -66,6 +68,16 @@ pub struct Registry {
     app: Arc<App>,
     /// The in-memory KS3 server of the embedded default; it stops with the registry.
     embedded: Option<ks3_local::RunningServer>,
+    /// The upload purger (`storage.maintenance.uploadpurging`); stopped with the registry.
+    purger: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(p) = &self.purger {
+            p.abort();
+        }
+    }
 }
 
 impl Registry {
@@ -108,10 +120,18 @@ impl Registry {
             Some(h) => Some(Htpasswd::open(h).map_err(StartError::Htpasswd)?),
             None => None,
         };
+        let purger = config.upload_purging.enabled.then(|| {
+            tokio::spawn(purge::run_periodically(
+                driver.clone(),
+                config.upload_purging.clone(),
+            ))
+            .abort_handle()
+        });
         let app = App::new(Store::new(driver), config, htpasswd);
         Ok(Registry {
             app: Arc::new(app),
             embedded,
+            purger,
         })
     }
 

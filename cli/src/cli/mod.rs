@@ -13,6 +13,7 @@ use ks3_driver::{Config, Driver, Error, Runtime, RuntimeOptions};
 use ks3_driver::{SigningScheme, V4Namespace};
 
 mod demo;
+mod gc;
 mod object;
 mod progress;
 mod registry;
@@ -186,6 +187,20 @@ pub enum Command {
                       skopeo copy --dest-tls-verify=false oci:image:latest docker://127.0.0.1:5000/app:latest"
     )]
     Registry(registry::RegistryArgs),
+    /// Garbage-collect the registry's storage: distribution's `registry garbage-collect`.
+    #[command(
+        after_help = "Marks every manifest of every repository and what it references, then deletes                       every blob under blobs/ that is not marked. Prints distribution's lines                       (`<repo>: marking manifest <d> `, `<repo>: marking blob <d>`, `N blobs marked,                       N blobs and N manifests eligible for deletion`, `blob eligible for deletion: <d>`)                       and a summary. Any read error or unparsable manifest stops it before anything                       is deleted. Run it with the registry stopped (or refusing pushes): a push                       racing the collection can lose a layer.\n\n\
+                      Examples:\n  ks3-driver -c config.yml gc --dry-run\n  \
+                      ks3-driver -c config.yml gc --delete-untagged --purge-uploads"
+    )]
+    Gc(gc::GcArgs),
+    /// Remove uploads started long ago and never finished (and abort their KS3 multipart
+    /// uploads): the registry's storage.maintenance.uploadpurging, run once.
+    #[command(
+        after_help = "Examples:\n  ks3-driver -c config.yml purge-uploads --dry-run\n  \
+                            ks3-driver -c config.yml purge-uploads --age 24h"
+    )]
+    PurgeUploads(gc::PurgeArgs),
     /// Measure the sandboxed component against the native baseline and the official SDK.
     Bench(crate::bench::BenchArgs),
 }
@@ -204,6 +219,8 @@ impl Command {
                 | Command::Rm { .. }
                 | Command::Url { .. }
                 | Command::Du { .. }
+                | Command::Gc(_)
+                | Command::PurgeUploads(_)
         )
     }
 }
@@ -427,6 +444,8 @@ async fn dispatch(ctx: &Context) -> Result<(), CliError> {
         Command::Du { path, json } => object::du(ctx, path, *json).await,
         Command::Config => show_config::run(ctx),
         Command::Demo(args) => demo::run(ctx, args).await,
+        Command::Gc(args) => gc::run(ctx, args).await,
+        Command::PurgeUploads(args) => gc::run_purge(ctx, args).await,
         // Handled in `main` (they run their own runtimes).
         Command::ServeLocal(_) | Command::Registry(_) => Ok(()),
         Command::Bench(args) => crate::bench::run(ctx, args).await,

@@ -1,0 +1,340 @@
+//! Upload purging: distribution's `PurgeUploads` (D282 `storage/purgeuploads.go`) on the
+//! driver, and the background task that runs it in the registry.
+//!
+//! One walk of `repositories/` finds every `<repo>/_uploads/<id>/` directory (other `_`
+//! directories are skipped); an upload whose `startedat` (RFC 3339) is older than the
+//! cutoff has its directory deleted. An upload without a readable `startedat` is kept,
+//! as distribution keeps it. Unlike distribution's, the driver's delete of the directory
+//! also aborts the KS3 multipart upload in progress at `_uploads/<id>/data` and removes
+//! its saved tail, so a purged upload leaves nothing billed behind. Ids need not be
+//! UUIDs (distribution purges only those).
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::stream::{self, StreamExt};
+use ks3_driver::{Driver, WalkControl};
+
+use crate::config::UploadPurging;
+use crate::gc::GcError;
+use crate::layout;
+
+/// An upload directory found by the walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub repo: String,
+    pub id: String,
+    /// `startedat` as stored, when there is one.
+    pub started_at: Option<String>,
+}
+
+/// What a purge found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Uploads older than the cutoff (deleted unless dry-run).
+    pub eligible: Vec<Upload>,
+    /// Of those, deleted.
+    pub deleted: usize,
+    /// Uploads kept: younger, or without a readable `startedat`.
+    pub kept: usize,
+    /// One line per problem (an unreadable `startedat`, a failed delete).
+    pub errors: Vec<String>,
+}
+
+/// Purges the uploads started more than `age` ago, writing one line per eligible upload
+/// to `out`: `<repo>: upload eligible for deletion: <id> (started <startedat>)`.
+/// A failed listing is an error; a failed read or delete of one upload is recorded in
+/// the report and the others go on.
+pub async fn purge_uploads(
+    driver: &Driver,
+    age: Duration,
+    dry_run: bool,
+    concurrency: usize,
+    out: &mut (dyn FnMut(&str) + Send),
+) -> Result<PurgeReport, GcError> {
+    let cutoff = SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(UNIX_EPOCH)
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let uploads = enumerate(driver).await?;
+    let conc = concurrency.max(1);
+    let reads: Vec<(String, bool)> = uploads
+        .iter()
+        .map(|((repo, id), has)| (layout::upload_started_at(repo, id), *has))
+        .collect();
+    let started = stream::iter(reads)
+        .map(|(path, has)| {
+            let driver = driver.clone();
+            async move {
+                if !has {
+                    return Ok(None);
+                }
+                match driver.get_content(&path).await {
+                    Ok(c) => Ok(Some(String::from_utf8_lossy(&c).into_owned())),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(format!("{path}: {e}")),
+                }
+            }
+        })
+        .buffered(conc)
+        .collect::<Vec<_>>()
+        .await;
+    let mut report = PurgeReport::default();
+    for (((repo, id), _), s) in uploads.iter().zip(started) {
+        let started_at = match s {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(e);
+                report.kept += 1;
+                continue;
+            }
+        };
+        let when = started_at.as_deref().map(|s| (s, parse_rfc3339(s.trim())));
+        match when {
+            Some((_, Some(t))) if t < cutoff => {
+                let u = Upload {
+                    repo: repo.clone(),
+                    id: id.clone(),
+                    started_at: started_at.clone(),
+                };
+                out(&format!(
+                    "{repo}: upload eligible for deletion: {id} (started {})",
+                    started_at.as_deref().unwrap_or("")
+                ));
+                report.eligible.push(u);
+            }
+            Some((s, None)) => {
+                report.errors.push(format!(
+                    "{}: `{}` is not an RFC 3339 time; kept",
+                    layout::upload_started_at(repo, id),
+                    s.chars().take(40).collect::<String>()
+                ));
+                report.kept += 1;
+            }
+            _ => report.kept += 1,
+        }
+    }
+    if dry_run {
+        return Ok(report);
+    }
+    let dirs: Vec<String> = report
+        .eligible
+        .iter()
+        .map(|u| layout::upload_dir(&u.repo, &u.id))
+        .collect();
+    let results = stream::iter(dirs)
+        .map(|dir| {
+            let driver = driver.clone();
+            async move {
+                match driver.delete(&dir).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.is_not_found() => Ok(()),
+                    Err(e) => Err(format!("deleting {dir}: {e}")),
+                }
+            }
+        })
+        .buffer_unordered(conc)
+        .collect::<Vec<_>>()
+        .await;
+    for r in results {
+        match r {
+            Ok(()) => report.deleted += 1,
+            Err(e) => report.errors.push(e),
+        }
+    }
+    Ok(report)
+}
+
+/// Every `(repo, id)` with an `_uploads/<id>/` directory, and whether it has a
+/// `startedat`.
+async fn enumerate(driver: &Driver) -> Result<BTreeMap<(String, String), bool>, GcError> {
+    let root = layout::repositories();
+    let prefix = format!("{root}/");
+    let mut uploads: BTreeMap<(String, String), bool> = BTreeMap::new();
+    let walked = driver
+        .walk(&root, None, |info| {
+            let Some(rel) = info.path.strip_prefix(&prefix) else {
+                return Ok(WalkControl::Continue);
+            };
+            let parts: Vec<&str> = rel.split('/').collect();
+            let Some(i) = parts.iter().position(|p| p.starts_with('_')) else {
+                return Ok(WalkControl::Continue);
+            };
+            if i == 0 || parts[i] != "_uploads" {
+                return Ok(WalkControl::SkipDir);
+            }
+            let repo = parts[..i].join("/");
+            match &parts[i + 1..] {
+                [id] if info.is_dir => {
+                    uploads.entry((repo, id.to_string())).or_insert(false);
+                }
+                [id, "startedat"] if !info.is_dir => {
+                    uploads.insert((repo, id.to_string()), true);
+                }
+                _ => {}
+            }
+            Ok(WalkControl::Continue)
+        })
+        .await;
+    match walked {
+        Ok(()) => Ok(uploads),
+        Err(e) if e.is_not_found() => Ok(uploads),
+        Err(e) => Err(GcError::Storage {
+            what: "walking the uploads".into(),
+            error: Box::new(e),
+        }),
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2023-05-11T10:00:00Z`, with optional
+/// fractions and a numeric offset), as Go's `time.Parse(time.RFC3339, …)` reads it.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    if h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let rb = rest.as_bytes();
+            if rb.len() != 6 || !matches!(rb[0], b'+' | b'-') || rb[3] != b':' {
+                return None;
+            }
+            let oh: i64 = rest[1..3].parse().ok()?;
+            let om: i64 = rest[4..6].parse().ok()?;
+            let o = oh * 3600 + om * 60;
+            if rb[0] == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+    };
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The registry's purger: waits `initial_delay` (default: a random 0–59 minutes, as
+/// distribution), purges, then again every `interval`, forever. Reports on stderr.
+pub(crate) async fn run_periodically(driver: Driver, cfg: UploadPurging) {
+    let first = cfg.initial_delay.unwrap_or_else(|| {
+        use rand::Rng;
+        Duration::from_secs(60 * rand::thread_rng().gen_range(0..60u64))
+    });
+    eprintln!(
+        "ks3-registry: upload purging: first run in {}s, then every {}s (age {}s{})",
+        first.as_secs(),
+        cfg.interval.as_secs(),
+        cfg.age.as_secs(),
+        if cfg.dry_run { ", dry run" } else { "" }
+    );
+    tokio::time::sleep(first).await;
+    loop {
+        let mut lines = |l: &str| eprintln!("ks3-registry: upload purging: {l}");
+        match purge_uploads(
+            &driver,
+            cfg.age,
+            cfg.dry_run,
+            crate::gc::DEFAULT_CONCURRENCY,
+            &mut lines,
+        )
+        .await
+        {
+            Ok(r) => {
+                for e in &r.errors {
+                    eprintln!("ks3-registry: upload purging: {e}");
+                }
+                eprintln!("ks3-registry: upload purging: {}", summary(&r, cfg.dry_run));
+            }
+            Err(e) => eprintln!("ks3-registry: upload purging failed: {e}"),
+        }
+        tokio::time::sleep(cfg.interval).await;
+    }
+}
+
+/// One line: what a purge did.
+pub fn summary(r: &PurgeReport, dry_run: bool) -> String {
+    if dry_run {
+        format!(
+            "{} uploads eligible for deletion (dry run: none deleted), {} kept, {} errors",
+            r.eligible.len(),
+            r.kept,
+            r.errors.len()
+        )
+    } else {
+        format!(
+            "{} uploads purged, {} kept, {} errors",
+            r.deleted,
+            r.kept,
+            r.errors.len()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_as_go_reads_it() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2023-05-11T10:00:00Z"), Some(1_683_799_200));
+        assert_eq!(
+            parse_rfc3339("2023-05-11T12:00:00.123+02:00"),
+            Some(1_683_799_200)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00-01:30"),
+            Some(951_787_800)
+        );
+        for bad in [
+            "",
+            "2023-05-11",
+            "2023-05-11 10:00:00Z",
+            "2023-13-11T10:00:00Z",
+            "2023-05-11T10:00:00",
+            "2023-05-11T10:00:00.Z",
+            "2023-05-11T10:00:00+0200",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+}
