@@ -242,7 +242,12 @@ impl<T: Transport> Client<T> {
             error,
             retryable: false,
         })?;
-        self.outcome(call, self.transport.send(&req, call.body, self.timeout()), ok_statuses, earlier)
+        self.outcome(
+            call,
+            self.transport.send(&req, call.body, self.timeout()),
+            ok_statuses,
+            earlier,
+        )
     }
 
     /// Signs `call` and starts it without waiting (see [`Transport::start`]); `body` is

@@ -413,8 +413,12 @@ impl Config {
         )?;
 
         let chunk_size = parse_u64("chunksize", get("chunksize"), MIN_PART_SIZE, MAX_CHUNK_SIZE)?;
-        let upload_concurrency =
-            parse_u64("uploadconcurrency", get("uploadconcurrency"), 1, MAX_UPLOAD_CONCURRENCY)? as u32;
+        let upload_concurrency = parse_u64(
+            "uploadconcurrency",
+            get("uploadconcurrency"),
+            1,
+            MAX_UPLOAD_CONCURRENCY,
+        )? as u32;
         let multipart_copy_threshold = parse_u64(
             "multipartcopythresholdsize",
             get("multipartcopythresholdsize"),

@@ -141,7 +141,13 @@ impl<T: Transport> Driver<T> {
     }
 
     /// The request that uploads `job` as a part of upload `upload_id`.
-    fn part_call<'a>(&self, key: &'a str, upload_id: &str, job: &'a PartJob, p: &'a str) -> Call<'a> {
+    fn part_call<'a>(
+        &self,
+        key: &'a str,
+        upload_id: &str,
+        job: &'a PartJob,
+        p: &'a str,
+    ) -> Call<'a> {
         Call::new("PUT", key, p)
             .query("partNumber", job.number.to_string())
             .query("uploadId", upload_id)

@@ -296,7 +296,7 @@ impl<T: Transport> FileWriter<T> {
         // Feed the bodies in flight what they take now, and hear their answers.
         self.pump(false);
         if !self.failed.is_empty() {
-            self.settle()?;
+            return self.drain();
         }
         Ok(())
     }
@@ -310,8 +310,9 @@ impl<T: Transport> FileWriter<T> {
                 self.pump(true);
             }
             if !self.failed.is_empty() {
-                // Nothing new goes while a part has failed (memory stays bounded).
-                return self.settle();
+                // Nothing new goes while a part has failed (memory stays bounded): the
+                // failure is reported once the rest has landed.
+                return self.drain();
             }
             let number = self.next_number();
             if number > crate::config::MAX_PARTS {
@@ -321,7 +322,10 @@ impl<T: Transport> FileWriter<T> {
             self.ensure_upload()?;
             let (data, crc) = if self.buf.len() == chunk {
                 let crc = std::mem::take(&mut self.buf_crc).value();
-                (std::mem::replace(&mut self.buf, Vec::with_capacity(chunk)), crc)
+                (
+                    std::mem::replace(&mut self.buf, Vec::with_capacity(chunk)),
+                    crc,
+                )
             } else {
                 let rest = self.buf.split_off(chunk);
                 let data = std::mem::replace(&mut self.buf, rest);
@@ -427,6 +431,11 @@ impl<T: Transport> FileWriter<T> {
             job.attempt = 0;
             self.launch(job);
         }
+        self.drain()
+    }
+
+    /// Waits for every part in flight; the first failure, if any, is the error.
+    fn drain(&mut self) -> Result<(), DriverError> {
         while !self.flights.is_empty() {
             self.pump(true);
         }
