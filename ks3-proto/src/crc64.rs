@@ -19,7 +19,11 @@ mod tables {
             let mut c = i as u64;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 == 1 { (c >> 1) ^ super::POLY } else { c >> 1 };
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ super::POLY
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[0][i] = c;
@@ -149,7 +153,9 @@ pub struct Crc64 {
 
 impl std::fmt::Debug for Crc64 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Crc64").field("value", &self.value()).finish()
+        f.debug_struct("Crc64")
+            .field("value", &self.value())
+            .finish()
     }
 }
 
@@ -282,7 +288,11 @@ mod tests {
         for &b in data {
             crc ^= u64::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ POLY
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -295,11 +305,16 @@ mod tests {
             .collect();
         // Every length around the 16-byte stride and unaligned starts.
         for start in 0..17 {
-            for len in (0..200).chain([1000, 4096, 16_383, 16_384, 16_385, 40_000, 69_983 - start]) {
+            for len in (0..200).chain([1000, 4096, 16_383, 16_384, 16_385, 40_000, 69_983 - start])
+            {
                 let piece = &data[start..start + len];
                 let want = reference(piece);
                 assert_eq!(!tables::update(!0, piece), want, "tables {start}+{len}");
-                assert_eq!(!tables::update_one_lane(!0, piece), want, "one lane {start}+{len}");
+                assert_eq!(
+                    !tables::update_one_lane(!0, piece),
+                    want,
+                    "one lane {start}+{len}"
+                );
                 assert_eq!(Crc64::checksum(piece), want, "Crc64 {start}+{len}");
             }
         }
