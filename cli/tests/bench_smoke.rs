@@ -17,7 +17,7 @@ fn bench_quick_prints_the_table() {
         out.status
     );
     for row in [
-        "| measurement | component | native | component/native | ks3sdk | target |",
+        "| measurement | component | native | component/native | ks3sdk | plain HTTP | component/plain | target |",
         "| stream write 64 MiB (MiB/s) |",
         "| stream read 64 MiB (MiB/s) |",
         "| put-content 4 KiB (ops/s) |",
@@ -98,5 +98,12 @@ fn bench_quick_prints_the_table() {
             cells[4].parse::<f64>().is_ok(),
             "no ratio in `{line}` (the local server counts list requests)"
         );
+        // The stream rows also have the plain-HTTP limit and the ratio to it.
+        if line.starts_with("| stream ") {
+            assert!(
+                cells[6].parse::<f64>().is_ok() && cells[7].parse::<f64>().is_ok(),
+                "no plain-HTTP figure in `{line}`"
+            );
+        }
     }
 }

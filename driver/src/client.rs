@@ -1,6 +1,7 @@
 //! The KS3 client: builds each API call, signs it (`signing`: V2, KSS4 or AWS4), sends it through the
 //! [`Transport`], retries what is safe to retry, and maps KS3's errors. Every request of
 //! the driver goes through [`Client::call`].
+use std::sync::Arc;
 use std::time::Duration;
 
 use ks3_proto::encode::{encode_component, encode_key};
@@ -241,7 +242,30 @@ impl<T: Transport> Client<T> {
             error,
             retryable: false,
         })?;
-        match self.transport.send(&req, call.body, self.timeout()) {
+        self.outcome(
+            call,
+            self.transport.send(&req, call.body, self.timeout()),
+            ok_statuses,
+            earlier,
+        )
+    }
+
+    /// Signs `call` and starts it without waiting (see [`Transport::start`]); `body` is
+    /// what goes out (`call.body` is what was signed: the same bytes).
+    pub fn start(&self, call: &Call<'_>, body: Arc<Vec<u8>>) -> Result<T::Flight, DriverError> {
+        let req = self.sign(call)?;
+        Ok(self.transport.start(&req, body, self.timeout()))
+    }
+
+    /// Judges what came back for one attempt at `call`, as [`attempt`](Self::attempt).
+    pub fn outcome(
+        &self,
+        call: &Call<'_>,
+        sent: Result<Response, TransportError>,
+        ok_statuses: &[u16],
+        earlier: u32,
+    ) -> Result<Response, Failed> {
+        match sent {
             Ok(resp) if (200..300).contains(&resp.status) || ok_statuses.contains(&resp.status) => {
                 Ok(resp)
             }

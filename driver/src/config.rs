@@ -18,6 +18,8 @@ pub const MAX_PART_SIZE: u64 = 5_000_000_000;
 /// address space, and the host's memory limit is about twice the chunk), so 1 GiB rather
 /// than KS3's 5 GB.
 pub const MAX_CHUNK_SIZE: u64 = GIB;
+/// Largest `uploadconcurrency`.
+pub const MAX_UPLOAD_CONCURRENCY: u64 = 64;
 /// KS3 caps a multipart upload at this many parts.
 pub const MAX_PARTS: u32 = 10_000;
 
@@ -118,6 +120,12 @@ pub const PARAMETERS: &[ParamSpec] = &[
         default: Some("10485760"),
         secret: false,
         help: "multipart part size in bytes, 5 MiB to 1 GiB (a part is held in the component's memory)",
+    },
+    ParamSpec {
+        name: "uploadconcurrency",
+        default: Some("4"),
+        secret: false,
+        help: "parts of a writer's upload in flight at once, 1 to 64 (each holds a chunk in the component's memory)",
     },
     ParamSpec {
         name: "rootdirectory",
@@ -295,6 +303,9 @@ pub struct Config {
     pub endpoint: Endpoint,
     pub encrypt: bool,
     pub chunk_size: u64,
+    /// `uploadconcurrency`: a writer's parts in flight at once, as configured (see
+    /// [`Config::parts_in_flight`] for what the address space allows).
+    pub upload_concurrency: u32,
     /// Normalised key prefix: no leading or trailing `/`; empty for the bucket root.
     pub root_directory: String,
     pub multipart_copy_threshold: u64,
@@ -317,6 +328,16 @@ pub struct Config {
 pub type Params = BTreeMap<String, String>;
 
 impl Config {
+    /// Parts a writer keeps in flight at once: `uploadconcurrency`, lowered as needed so
+    /// that the parts in flight, the part being filled and a copy of it (the saved tail)
+    /// fit the component's 4 GiB address space with room to spare
+    /// (`(n + 2) × chunksize ≤ 4 GiB − 64 MiB`); at least one.
+    pub fn parts_in_flight(&self) -> usize {
+        let room = (4 * GIB - 64 * MIB) / self.chunk_size.max(1);
+        let fits = room.saturating_sub(2).max(1);
+        usize::try_from(u64::from(self.upload_concurrency).min(fits)).unwrap_or(1)
+    }
+
     /// The V4 namespace requests are signed in; `None` for V2.
     pub fn signing_namespace(&self) -> Option<V4Namespace> {
         match self.signing {
@@ -392,6 +413,12 @@ impl Config {
         )?;
 
         let chunk_size = parse_u64("chunksize", get("chunksize"), MIN_PART_SIZE, MAX_CHUNK_SIZE)?;
+        let upload_concurrency = parse_u64(
+            "uploadconcurrency",
+            get("uploadconcurrency"),
+            1,
+            MAX_UPLOAD_CONCURRENCY,
+        )? as u32;
         let multipart_copy_threshold = parse_u64(
             "multipartcopythresholdsize",
             get("multipartcopythresholdsize"),
@@ -446,6 +473,7 @@ impl Config {
             endpoint,
             encrypt,
             chunk_size,
+            upload_concurrency,
             root_directory,
             multipart_copy_threshold,
             multipart_copy_chunk_size,
@@ -762,6 +790,20 @@ mod tests {
         assert_eq!(c.storage_class, None);
         assert!(!c.encrypt);
         assert_eq!(c.root_directory, "");
+        assert_eq!((c.upload_concurrency, c.parts_in_flight()), (4, 4));
+    }
+
+    #[test]
+    fn parts_in_flight_fit_the_address_space() {
+        let c = parse(&[("uploadconcurrency", "64")]).unwrap();
+        assert_eq!(c.parts_in_flight(), 64);
+        // 512 MiB parts: (n + 2) × 512 MiB ≤ 4 GiB − 64 MiB leaves 5 in flight.
+        let c = parse(&[("uploadconcurrency", "64"), ("chunksize", "536870912")]).unwrap();
+        assert_eq!(c.parts_in_flight(), 5);
+        let c = parse(&[("chunksize", "1073741824")]).unwrap();
+        assert_eq!(c.parts_in_flight(), 1);
+        let c = parse(&[("uploadconcurrency", "1")]).unwrap();
+        assert_eq!(c.parts_in_flight(), 1);
     }
 
     #[test]
@@ -822,6 +864,9 @@ mod tests {
             ("rootdirectory", "a//b"),
             ("rootdirectory", "a b"),
             ("multipartcopymaxconcurrency", "0"),
+            ("uploadconcurrency", "0"),
+            ("uploadconcurrency", "65"),
+            ("uploadconcurrency", "four"),
             ("signatureversion", "v3"),
             ("v4region", "BEI JING"),
             ("v4region", "a/b"),

@@ -2,6 +2,7 @@
 //! In the component that is wasi:http (`crate::wasm::transport`); natively the host can
 //! plug in its own client (the benchmark's baseline does).
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A request ready to send: the path is already percent-encoded and the headers signed.
@@ -136,6 +137,25 @@ pub trait Transport {
         reqs.iter().map(|(r, b)| self.send(r, b, timeout)).collect()
     }
 
+    /// A request started by [`start`](Self::start) and not finished yet: its body goes
+    /// out, and its answer comes in, as [`advance`](Self::advance) drives it.
+    type Flight;
+
+    /// Starts `req` with `body` and returns without waiting for the answer, so that
+    /// several requests (multipart upload parts) are in flight at once. The transport
+    /// keeps a reference to the body until the flight is finished.
+    fn start(&self, req: &Request, body: Arc<Vec<u8>>, timeout: Duration) -> Self::Flight;
+
+    /// Moves every flight on (sends what body bytes can go now). With `block`, waits
+    /// until at least one flight has its answer (or failed), unless `flights` is empty.
+    /// Returns the indexes of the flights whose answer is in: [`finish`](Self::finish)
+    /// takes it without blocking.
+    fn advance(&self, flights: &mut [Self::Flight], block: bool) -> Vec<usize>;
+
+    /// The answer of a flight (its response head; the body streams): waits for it if
+    /// [`advance`](Self::advance) did not report it yet.
+    fn finish(&self, flight: Self::Flight) -> Result<Response, TransportError>;
+
     /// Blocks for `d` (retry backoff).
     fn sleep(&self, d: Duration);
 
@@ -156,3 +176,7 @@ pub trait Transport {
         n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 }
+
+/// The flight of a transport that has no non-blocking requests: [`Transport::start`]
+/// sends at once and keeps the answer (`Transport::advance` then reports every flight).
+pub type Sent = Result<Response, TransportError>;

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ks3_driver_component::http::{
-    Body, Request, Response, Transport, TransportError, TransportErrorKind,
+    Body, Request, Response, Sent, Transport, TransportError, TransportErrorKind,
 };
 use ks3_driver_component::{Config, Driver, DriverError};
 use ks3_local::{RunningServer, ServerConfig};
@@ -83,6 +83,21 @@ impl Transport for Ureq {
             headers,
             body: Box::new(ReaderBody(Box::new(resp.into_reader()))),
         })
+    }
+
+    // A blocking client: a request is sent whole when it starts.
+    type Flight = Sent;
+
+    fn start(&self, req: &Request, body: Arc<Vec<u8>>, timeout: Duration) -> Sent {
+        self.send(req, &body, timeout)
+    }
+
+    fn advance(&self, flights: &mut [Sent], _block: bool) -> Vec<usize> {
+        (0..flights.len()).collect()
+    }
+
+    fn finish(&self, flight: Sent) -> Sent {
+        flight
     }
 
     fn sleep(&self, d: Duration) {

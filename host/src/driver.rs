@@ -132,7 +132,7 @@ impl Driver {
         let spec = SessionSpec {
             env: params_to_env(&guest_params),
             egress,
-            memory_limit: runtime.memory_limit_for(config.chunk_size),
+            memory_limit: runtime.memory_limit_for(config.chunk_size, config.parts_in_flight()),
             idle_limit: crate::activity::idle_limit(
                 config.request_timeout_secs,
                 config.max_retries,

@@ -7,7 +7,7 @@
 //! a plain thread — and the transport drives each request with [`Handle::block_on`] on
 //! the runtime that owns the pool. Response bodies stream frame by frame, never buffered
 //! whole.
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -20,6 +20,7 @@ use ks3_driver_component::http::{
     Body, Request, Response, Transport, TransportError, TransportErrorKind,
 };
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 use ks3_driver_component::Config;
@@ -67,6 +68,28 @@ impl NativeTransport {
             b = b.header(k.as_str(), v.as_str());
         }
         let body = Full::new(Bytes::copy_from_slice(body))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        b.body(body).map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::Protocol,
+                format!("invalid request: {e}"),
+            )
+        })
+    }
+
+    fn build_shared(
+        &self,
+        req: &Request,
+        body: Arc<Vec<u8>>,
+    ) -> Result<http::Request<WasiBody>, TransportError> {
+        let mut b = http::Request::builder()
+            .method(req.method)
+            .uri(format!("{}{}", self.base, req.path_and_query));
+        for (k, v) in &req.headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        let body = Full::new(Bytes::from_owner(SharedBody(body)))
             .map_err(|never| match never {})
             .boxed_unsync();
         b.body(body).map_err(|e| {
@@ -163,8 +186,90 @@ impl Transport for NativeTransport {
             .collect()
     }
 
+    type Flight = NativeFlight;
+
+    fn start(&self, req: &Request, body: Arc<Vec<u8>>, timeout: Duration) -> NativeFlight {
+        let req = match self.build_shared(req, body) {
+            Ok(r) => r,
+            Err(e) => return NativeFlight::Done(Err(e)),
+        };
+        NativeFlight::Running(
+            self.handle
+                .spawn(Self::request(self.egress.clone(), req, timeout)),
+        )
+    }
+
+    fn advance(&self, flights: &mut [NativeFlight], block: bool) -> Vec<usize> {
+        let done = |flights: &mut [NativeFlight]| -> Vec<usize> {
+            flights
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| match f {
+                    NativeFlight::Running(t) => t.is_finished(),
+                    NativeFlight::Done(_) => true,
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let ready = done(flights);
+        if !ready.is_empty() || !block || flights.is_empty() {
+            return ready;
+        }
+        // Wait until one task is done (its result stays in the task for `finish`).
+        self.handle.block_on(poll_fn(|cx| {
+            let mut any = false;
+            for f in flights.iter_mut() {
+                if let NativeFlight::Running(t) = f {
+                    if let Poll::Ready(r) = Pin::new(t).poll(cx) {
+                        *f = NativeFlight::Done(r.unwrap_or_else(|e| Err(task_failed(e))));
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }));
+        done(flights)
+    }
+
+    fn finish(&self, flight: NativeFlight) -> Result<Response, TransportError> {
+        let resp = match flight {
+            NativeFlight::Done(r) => r?,
+            NativeFlight::Running(t) => self
+                .handle
+                .block_on(t)
+                .unwrap_or_else(|e| Err(task_failed(e)))?,
+        };
+        Ok(self.response(resp))
+    }
+
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d)
+    }
+}
+
+/// A request in flight on the runtime (`Transport::start`).
+pub enum NativeFlight {
+    Running(JoinHandle<Result<http::Response<WasiBody>, TransportError>>),
+    Done(Result<http::Response<WasiBody>, TransportError>),
+}
+
+fn task_failed(e: tokio::task::JoinError) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Protocol,
+        format!("request task failed: {e}"),
+    )
+}
+
+/// A shared body as `Bytes` without a copy.
+struct SharedBody(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
     }
 }
 

@@ -44,7 +44,8 @@ pub struct RuntimeOptions {
     /// Load this component file instead of the embedded one.
     pub component: Option<PathBuf>,
     /// Linear-memory limit of each instance in bytes. Default: the larger of 512 MiB and
-    /// `2 × chunksize + 64 MiB` of the driver's configuration.
+    /// `(parts in flight + 2) × chunksize + 64 MiB` of the driver's configuration (see
+    /// `uploadconcurrency`).
     pub memory_limit: Option<usize>,
     /// A hard wall-clock limit of each guest call, on top of the one that follows the
     /// driver's configuration (a call whose KS3 traffic stands still for longer than
@@ -158,10 +159,13 @@ impl Runtime {
     }
 
     /// The memory limit for a driver whose parts are `chunk_size` bytes.
-    pub(crate) fn memory_limit_for(&self, chunk_size: u64) -> usize {
+    pub(crate) fn memory_limit_for(&self, chunk_size: u64, parts_in_flight: usize) -> usize {
         self.inner.memory_limit.unwrap_or_else(|| {
+            // The parts in flight, the part being filled and a copy of it (the saved
+            // tail), plus room for everything else.
+            let chunks = (parts_in_flight as u64).saturating_add(2);
             let need = chunk_size
-                .saturating_mul(2)
+                .saturating_mul(chunks)
                 .saturating_add(64 << 20)
                 .min(4 << 30) as usize;
             need.max(DEFAULT_MEMORY_LIMIT)

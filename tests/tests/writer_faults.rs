@@ -921,3 +921,99 @@ async fn write_after_close_commit_or_cancel_is_invalid_state() {
     }
     shared_bucket(&d, &root, &[]).await;
 }
+
+/// Issue 15: parts go concurrently. A part the server holds back does not hold back the
+/// writer: with four parts in flight, the writes that start parts 2 to 4 return while
+/// part 1 is still held; one part at a time, they wait for it. Either way the object is
+/// exactly the bytes written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_in_flight_do_not_wait_for_each_other() {
+    const HOLD: Duration = Duration::from_millis(2500);
+    let data = &random_bytes()[..4 * CHUNK + 123];
+    for (concurrency, overlaps) in [("4", true), ("1", false)] {
+        let server = start_server(|_| {});
+        let root = unique_root(&format!("parts_in_flight_{concurrency}"));
+        let mut p = params_on(&server.endpoint(), &root);
+        p.insert("uploadconcurrency".into(), concurrency.into());
+        let d = Driver::new(p).await.expect("driver");
+        server.faults().inject(FaultRule {
+            method: Some("PUT".into()),
+            path_pattern: "partNumber=1&".into(),
+            count: 1,
+            action: FaultAction::Delay(HOLD),
+        });
+        let mut w = d.writer("/f", false).await.expect("writer");
+        let t = std::time::Instant::now();
+        // Three whole chunks: parts 1 to 3 start.
+        w.write(&data[..3 * CHUNK]).await.expect("write");
+        let took = t.elapsed();
+        assert_eq!(server.faults().remaining(), 0, "part 1 was never held");
+        if overlaps {
+            assert!(
+                took < HOLD,
+                "uploadconcurrency={concurrency}: the writes waited {took:?} for the held part"
+            );
+        } else {
+            assert!(
+                took >= HOLD,
+                "uploadconcurrency={concurrency}: parts overlapped ({took:?})"
+            );
+        }
+        w.write(&data[3 * CHUNK..]).await.expect("write the rest");
+        w.commit().await.expect("commit");
+        assert_eq!(w.size(), data.len() as u64);
+        assert_bucket(&server.endpoint(), &d, &root, &[("/f", data)]).await;
+        d.delete("/f").await.expect("delete");
+    }
+}
+
+/// A part that keeps failing while others are in flight: a write may already meet the
+/// failure (it takes its bytes all the same), and a commit, which waits for every part,
+/// must report it. Nothing is lost: the writer keeps the part's bytes, a later write
+/// sends it again first (and takes nothing while it still fails), and once the server
+/// recovers the commit makes exactly the bytes written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_part_among_parts_in_flight_is_reported_and_sent_again() {
+    let server = start_server(|_| {});
+    let root = unique_root("failed_part_in_flight");
+    let mut p = params_on(&server.endpoint(), &root);
+    p.insert("maxretries".into(), "1".into());
+    let d = Driver::new(p).await.expect("driver");
+    let data = &random_bytes()[..4 * CHUNK + 77];
+    server.faults().inject(FaultRule {
+        method: Some("PUT".into()),
+        path_pattern: "partNumber=2&".into(),
+        count: 1000,
+        action: FaultAction::Error {
+            status: 500,
+            code: "InternalError".into(),
+        },
+    });
+    let mut w = d.writer("/f", false).await.expect("writer");
+    let mut written = 0;
+    for piece in data.chunks(MIB) {
+        let r = w.write(piece).await;
+        // Taken either way.
+        written += piece.len();
+        if let Err(e) = r {
+            assert!(e.to_string().contains("InternalError"), "{e}");
+            break;
+        }
+    }
+    assert_eq!(w.size(), written as u64);
+    match w.commit().await {
+        Err(e) => assert!(e.to_string().contains("InternalError"), "{e}"),
+        Ok(()) => panic!("commit succeeded with a part that always fails"),
+    }
+    match w.write(b"x").await {
+        Err(e) => assert!(e.to_string().contains("InternalError"), "{e}"),
+        Ok(()) => panic!("a write went on past a part that always fails"),
+    }
+    assert_eq!(w.size(), written as u64, "a refused write takes nothing");
+    server.faults().clear();
+    w.write(&data[written..]).await.expect("write the rest");
+    w.commit().await.expect("commit once the server recovers");
+    assert_eq!(w.size(), data.len() as u64);
+    assert_bucket(&server.endpoint(), &d, &root, &[("/f", data)]).await;
+    d.delete("/f").await.expect("delete");
+}

@@ -18,6 +18,8 @@ pub struct Row {
     component: Option<f64>,
     native: Option<f64>,
     sdk: Option<f64>,
+    /// The plain-HTTP client's figure (see `limit.rs`), where there is one.
+    limit: Option<f64>,
     target: Target,
 }
 
@@ -29,8 +31,15 @@ impl Row {
             component: Some(c),
             native: Some(n),
             sdk,
+            limit: None,
             target,
         }
+    }
+
+    /// The same transfer by a plain HTTP client: the row's physical limit.
+    pub fn with_limit(mut self, limit: Option<f64>) -> Row {
+        self.limit = limit;
+        self
     }
 
     /// Lower is better (µs, ms, MiB).
@@ -45,6 +54,7 @@ impl Row {
             component: c,
             native: n,
             sdk: None,
+            limit: None,
             target,
         }
     }
@@ -97,23 +107,30 @@ pub fn table(rows: &[Row], chunk: u64, local: bool, sdk: bool) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| measurement | component | native | component/native | ks3sdk | target |"
+        "| measurement | component | native | component/native | ks3sdk | plain HTTP | component/plain | target |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         let ratio = match (r.component, r.native) {
             (Some(c), Some(n)) if n > 0.0 => format!("{c_n:.2}", c_n = c / n),
             _ => "n/a".to_string(),
         };
         let sdk = r.sdk.map_or_else(String::new, num);
+        let limit = r.limit.map_or_else(String::new, num);
+        let to_limit = match (r.component, r.limit) {
+            (Some(c), Some(l)) if l > 0.0 => format!("{:.2}", c / l),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             cell(r.component),
             cell(r.native),
             ratio,
             sdk,
+            limit,
+            to_limit,
             r.target_cell()
         );
     }

@@ -1,13 +1,15 @@
 //! KS3 multipart-upload calls, one function per API call, and a Complete that is never
 //! repeated blindly.
+use std::sync::Arc;
+
 use ks3_proto::digest::{hex, md5};
 use ks3_proto::Crc64;
 
 use super::Driver;
-use crate::client::{crc64, Call, MAX_XML};
+use crate::client::{Call, Failed, MAX_XML};
 use crate::config::MAX_PARTS;
 use crate::error::DriverError;
-use crate::http::Transport;
+use crate::http::{Response, Transport, TransportError};
 use crate::xml;
 
 /// A part KS3 holds for an upload.
@@ -18,6 +20,36 @@ pub(crate) struct Part {
     pub size: u64,
     /// CRC-64 of the part's bytes, when the driver knows it (it sent them, or saved it).
     pub crc: Option<u64>,
+}
+
+/// A part on its way to KS3: its bytes, kept until KS3 confirms them (a part is sent
+/// again from them), and their CRC-64.
+pub(crate) struct PartJob {
+    pub number: u32,
+    pub data: Arc<Vec<u8>>,
+    pub crc: u64,
+    /// Retries so far.
+    pub attempt: u32,
+    /// Send `Content-MD5`: KS3 sent neither a CRC-64 nor an MD5 ETag to check the part by.
+    pub md5: bool,
+}
+
+/// What became of one attempt at a part.
+pub(crate) enum PartOutcome {
+    /// KS3 holds the part, checked.
+    Done(Part),
+    /// Send it again (after the backoff of its attempt when `backoff`).
+    Again { backoff: bool },
+    /// It failed for good (or after the retries); its bytes are still in the job.
+    Failed(DriverError),
+}
+
+pub(crate) fn too_many_parts(p: &str, part_size: usize) -> DriverError {
+    DriverError::InvalidState(format!(
+        "cannot write {p}: the upload would need more than KS3's {MAX_PARTS} parts; \
+         at {part_size} bytes per part an object holds at most {} bytes, raise `chunksize`",
+        (part_size as u64).saturating_mul(u64::from(MAX_PARTS))
+    ))
 }
 
 /// An upload in progress, as List Multipart Uploads reports it.
@@ -108,49 +140,121 @@ impl<T: Transport> Driver<T> {
         Ok(id.to_string())
     }
 
-    /// Uploads one part with Content-MD5; a CRC-64 mismatch is retried like a network error.
-    pub(crate) fn upload_part(
+    /// The request that uploads `job` as a part of upload `upload_id`.
+    fn part_call<'a>(
+        &self,
+        key: &'a str,
+        upload_id: &str,
+        job: &'a PartJob,
+        p: &'a str,
+    ) -> Call<'a> {
+        Call::new("PUT", key, p)
+            .query("partNumber", job.number.to_string())
+            .query("uploadId", upload_id)
+            .body(&job.data, "application/octet-stream", job.md5)
+    }
+
+    /// Starts the upload of `job` without waiting for it (see [`Transport::start`]).
+    pub(crate) fn start_part(
         &self,
         key: &str,
         upload_id: &str,
-        number: u32,
-        data: &[u8],
+        job: &PartJob,
+        p: &str,
+    ) -> Result<T::Flight, DriverError> {
+        if job.number > MAX_PARTS {
+            return Err(too_many_parts(p, job.data.len()));
+        }
+        let call = self.part_call(key, upload_id, job, p);
+        self.client.start(&call, Arc::clone(&job.data))
+    }
+
+    /// Judges the answer to one attempt at `job`: the part KS3 now holds, or whether (and
+    /// how) to send it again. KS3's CRC-64 of what it stored must be the driver's; when it
+    /// sends none, the ETag must be the MD5 of the bytes, and a part whose ETag is no MD5
+    /// is sent again with `Content-MD5`, for KS3 to check. A mismatch is retried like a
+    /// network error.
+    pub(crate) fn part_outcome(
+        &self,
+        key: &str,
+        upload_id: &str,
+        job: &mut PartJob,
+        sent: Result<Response, TransportError>,
+        p: &str,
+    ) -> PartOutcome {
+        let number = job.number;
+        let judged = {
+            let call = self.part_call(key, upload_id, job, p);
+            self.client.outcome(&call, sent, &[], job.attempt)
+        };
+        let failed = match judged {
+            Ok(resp) => {
+                let etag = resp.header("etag").unwrap_or("").to_string();
+                if etag.is_empty() {
+                    return PartOutcome::Failed(DriverError::io(
+                        p,
+                        format!("upload of part {number} returned no ETag"),
+                    ));
+                }
+                let verified = match resp.header("x-kss-checksum-crc64ecma") {
+                    Some(_) => self.client.verify_crc(&resp, job.crc, p),
+                    None if job.md5 => Ok(()),
+                    None if hex_md5(&etag).is_none() => {
+                        // Nothing to compare here: let KS3 check the bytes itself.
+                        job.md5 = true;
+                        return PartOutcome::Again { backoff: false };
+                    }
+                    None if etag_is_md5_of(&etag, &job.data) => Ok(()),
+                    None => Err(DriverError::io(
+                        p,
+                        format!("integrity check failed: KS3's ETag of part {number} is {etag}, not the MD5 of the data the driver sent"),
+                    )),
+                };
+                match verified {
+                    Ok(()) => {
+                        return PartOutcome::Done(Part {
+                            number,
+                            etag,
+                            size: job.data.len() as u64,
+                            crc: Some(job.crc),
+                        })
+                    }
+                    Err(e) => Failed {
+                        error: e,
+                        retryable: true,
+                    },
+                }
+            }
+            Err(f) => f,
+        };
+        if failed.retryable && job.attempt < self.config().max_retries {
+            job.attempt += 1;
+            PartOutcome::Again { backoff: true }
+        } else {
+            PartOutcome::Failed(failed.error)
+        }
+    }
+
+    /// Uploads `job` and waits for it, retrying as [`part_outcome`](Self::part_outcome)
+    /// says.
+    pub(crate) fn upload_part_now(
+        &self,
+        key: &str,
+        upload_id: &str,
+        mut job: PartJob,
         p: &str,
     ) -> Result<Part, DriverError> {
-        if number > MAX_PARTS {
-            return Err(DriverError::InvalidState(format!(
-                "cannot write {p}: the upload would need more than KS3's {MAX_PARTS} parts; \
-                 at {} bytes per part an object holds at most {} bytes, raise `chunksize`",
-                data.len(),
-                (data.len() as u64).saturating_mul(u64::from(MAX_PARTS))
-            )));
-        }
-        let call = Call::new("PUT", key, p)
-            .query("partNumber", number.to_string())
-            .query("uploadId", upload_id)
-            .body(data, "application/octet-stream", true);
-        let expected = crc64(data);
-        let mut attempts = 0;
         loop {
-            let resp = self.client.call(&call, &[])?;
-            match self.client.verify_crc(&resp, expected, p) {
-                Ok(()) => {
-                    let etag = resp.header("etag").unwrap_or("").to_string();
-                    if etag.is_empty() {
-                        return Err(DriverError::io(
-                            p,
-                            format!("upload of part {number} returned no ETag"),
-                        ));
+            let flight = self.start_part(key, upload_id, &job, p)?;
+            let sent = self.client.transport.finish(flight);
+            match self.part_outcome(key, upload_id, &mut job, sent, p) {
+                PartOutcome::Done(part) => return Ok(part),
+                PartOutcome::Failed(e) => return Err(e),
+                PartOutcome::Again { backoff } => {
+                    if backoff {
+                        self.client.backoff(job.attempt);
                     }
-                    return Ok(Part {
-                        number,
-                        etag,
-                        size: data.len() as u64,
-                        crc: Some(expected),
-                    });
                 }
-                Err(e) if attempts >= self.config().max_retries => return Err(e),
-                Err(_) => attempts += 1,
             }
         }
     }
@@ -445,6 +549,7 @@ impl<T: Transport> Driver<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::crc64;
 
     #[test]
     fn expected_multipart_etag_and_crc() {

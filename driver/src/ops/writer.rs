@@ -20,11 +20,12 @@
 //! * One owner per path: `writer(path, false)`, `put_content`, `delete` and `mv` remove
 //!   the path's tail and abort the uploads in progress at it, so an older upload can never
 //!   come back over newer content.
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ks3_proto::Crc64;
 
-use super::multipart::{etag_is_md5_of, CompleteError, Part};
+use super::multipart::{etag_is_md5_of, too_many_parts, CompleteError, Part, PartJob, PartOutcome};
 use super::Driver;
 use crate::client::Call;
 use crate::config::MIN_PART_SIZE;
@@ -46,13 +47,26 @@ enum State {
     Cancelled,
 }
 
-pub struct FileWriter<T> {
+pub struct FileWriter<T: Transport> {
     driver: Arc<Driver<T>>,
     path: String,
     key: String,
     upload_id: Option<String>,
+    /// The upload's parts 1..n that KS3 holds, checked.
     parts: Vec<Part>,
+    /// Parts KS3 holds past a gap (a part before them is still in flight or failed).
+    ahead: BTreeMap<u32, Part>,
+    /// Parts in flight, and the jobs they carry (same order).
+    flights: Vec<T::Flight>,
+    jobs: Vec<PartJob>,
+    /// Parts that failed after their retries, with their bytes: sent again before
+    /// anything else.
+    failed: Vec<(PartJob, DriverError)>,
+    /// KS3 offers no check of a part but `Content-MD5`: every part carries it.
+    md5: bool,
     buf: Vec<u8>,
+    /// CRC-64 of `buf`, kept as bytes arrive.
+    buf_crc: Crc64,
     size: u64,
     state: State,
     /// A tail object may exist in KS3 and must go at commit or cancel.
@@ -152,7 +166,13 @@ impl<T: Transport> Driver<T> {
             key,
             upload_id: None,
             parts: Vec::new(),
+            ahead: BTreeMap::new(),
+            flights: Vec::new(),
+            jobs: Vec::new(),
+            failed: Vec::new(),
+            md5: false,
             buf: Vec::new(),
+            buf_crc: Crc64::new(),
             size: 0,
             state: State::Open,
             tail_stored: false,
@@ -256,49 +276,200 @@ impl<T: Transport> FileWriter<T> {
                 self.path
             )));
         }
+        // Parts that failed earlier go again first; while they fail, nothing is added.
+        if !self.failed.is_empty() {
+            self.settle()?;
+        }
         let chunk = self.chunk();
         let mut data = data;
         while !data.is_empty() {
-            // A buffer can hold more than a chunk: a resumed tail of a larger chunksize,
-            // or bytes kept after a failed part upload.
+            // A buffer can hold more than a chunk: a resumed tail of a larger chunksize.
             self.flush_full_chunks()?;
             let take = chunk.saturating_sub(self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
+            self.buf_crc.update(&data[..take]);
             data = &data[take..];
             self.size = self.size.saturating_add(take as u64);
             self.tail_current = false;
         }
-        self.flush_full_chunks()
-    }
-
-    /// Uploads `chunksize` bytes as the next part while the buffer holds that many.
-    fn flush_full_chunks(&mut self) -> Result<(), DriverError> {
-        let chunk = self.chunk();
-        while self.buf.len() >= chunk {
-            let part = self.upload_next_part(chunk)?;
-            self.parts.push(part);
-            self.buf.drain(..chunk);
-            self.tail_current = false;
+        self.flush_full_chunks()?;
+        // Feed the bodies in flight what they take now, and hear their answers.
+        self.pump(false);
+        if !self.failed.is_empty() {
+            return self.drain();
         }
         Ok(())
     }
 
-    /// Uploads the first `len` bytes of the buffer as the next part (the buffer is kept).
-    fn upload_next_part(&mut self, len: usize) -> Result<Part, DriverError> {
-        let d = Arc::clone(&self.driver);
-        let upload_id = match &self.upload_id {
-            Some(id) => id.clone(),
-            None => {
-                let id = d.initiate(&self.key, &self.path)?;
-                self.upload_id = Some(id.clone());
-                id
+    /// Starts `chunksize` bytes as the next part while the buffer holds that many, with
+    /// at most `parts_in_flight` parts in flight (waiting for one to land when full).
+    fn flush_full_chunks(&mut self) -> Result<(), DriverError> {
+        let chunk = self.chunk();
+        while self.buf.len() >= chunk {
+            while self.flights.len() >= self.driver.config().parts_in_flight() {
+                self.pump(true);
             }
-        };
-        let number = u32::try_from(self.parts.len())
+            if !self.failed.is_empty() {
+                // Nothing new goes while a part has failed (memory stays bounded): the
+                // failure is reported once the rest has landed.
+                return self.drain();
+            }
+            let number = self.next_number();
+            if number > crate::config::MAX_PARTS {
+                // Checked before the bytes leave the buffer: they stay.
+                return Err(too_many_parts(&self.path, chunk));
+            }
+            self.ensure_upload()?;
+            let (data, crc) = if self.buf.len() == chunk {
+                let crc = std::mem::take(&mut self.buf_crc).value();
+                (
+                    std::mem::replace(&mut self.buf, Vec::with_capacity(chunk)),
+                    crc,
+                )
+            } else {
+                let rest = self.buf.split_off(chunk);
+                let data = std::mem::replace(&mut self.buf, rest);
+                self.buf_crc = Crc64::new();
+                self.buf_crc.update(&self.buf);
+                let crc = Crc64::checksum(&data);
+                (data, crc)
+            };
+            self.tail_current = false;
+            self.launch(PartJob {
+                number,
+                data: Arc::new(data),
+                crc,
+                attempt: 0,
+                md5: self.md5,
+            });
+        }
+        Ok(())
+    }
+
+    /// The number the next part gets: every number handed out is in exactly one of
+    /// `parts`, `ahead`, `jobs` and `failed`.
+    fn next_number(&self) -> u32 {
+        let n = self.parts.len() + self.ahead.len() + self.jobs.len() + self.failed.len();
+        u32::try_from(n)
             .ok()
             .and_then(|n| n.checked_add(1))
-            .unwrap_or(u32::MAX);
-        d.upload_part(&self.key, &upload_id, number, &self.buf[..len], &self.path)
+            .unwrap_or(u32::MAX)
+    }
+
+    fn ensure_upload(&mut self) -> Result<String, DriverError> {
+        match &self.upload_id {
+            Some(id) => Ok(id.clone()),
+            None => {
+                let id = self.driver.initiate(&self.key, &self.path)?;
+                self.upload_id = Some(id.clone());
+                Ok(id)
+            }
+        }
+    }
+
+    /// Puts `job` in flight (or, if it cannot even start, among the failed).
+    fn launch(&mut self, job: PartJob) {
+        let id = self.upload_id.clone().unwrap_or_default();
+        match self.driver.start_part(&self.key, &id, &job, &self.path) {
+            Ok(flight) => {
+                self.flights.push(flight);
+                self.jobs.push(job);
+            }
+            Err(e) => self.failed.push((job, e)),
+        }
+    }
+
+    /// Moves the parts in flight on; with `block`, until at least one has landed (or
+    /// there is none). Landed parts join `parts` (or `ahead`), failed ones `failed`.
+    fn pump(&mut self, block: bool) {
+        let d = Arc::clone(&self.driver);
+        let mut ready = d.client.transport.advance(&mut self.flights, block);
+        ready.sort_unstable();
+        let id = self.upload_id.clone().unwrap_or_default();
+        // Highest index first, so that `swap_remove` moves only flights not yet seen.
+        for i in ready.into_iter().rev() {
+            if i >= self.flights.len() {
+                continue;
+            }
+            let flight = self.flights.swap_remove(i);
+            let mut job = self.jobs.swap_remove(i);
+            let sent = d.client.transport.finish(flight);
+            match d.part_outcome(&self.key, &id, &mut job, sent, &self.path) {
+                PartOutcome::Done(part) => {
+                    self.ahead.insert(part.number, part);
+                }
+                PartOutcome::Again { backoff } => {
+                    if backoff {
+                        d.client.backoff(job.attempt);
+                    }
+                    if job.md5 {
+                        self.md5 = true;
+                    }
+                    self.launch(job);
+                }
+                PartOutcome::Failed(e) => self.failed.push((job, e)),
+            }
+        }
+        // Parts whose predecessors have all landed join the upload's part list.
+        while let Some(part) = self.ahead.remove(&self.next_in_order()) {
+            self.parts.push(part);
+        }
+    }
+
+    fn next_in_order(&self) -> u32 {
+        u32::try_from(self.parts.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .unwrap_or(u32::MAX)
+    }
+
+    /// Sends failed parts again (with fresh retries) and waits for every part in flight;
+    /// afterwards nothing is in flight, and the first failure, if any, is the error (its
+    /// part's bytes kept for the next attempt).
+    fn settle(&mut self) -> Result<(), DriverError> {
+        for (mut job, _) in std::mem::take(&mut self.failed) {
+            job.attempt = 0;
+            self.launch(job);
+        }
+        self.drain()
+    }
+
+    /// Waits for every part in flight; the first failure, if any, is the error.
+    fn drain(&mut self) -> Result<(), DriverError> {
+        while !self.flights.is_empty() {
+            self.pump(true);
+        }
+        match self.failed.first() {
+            Some((_, e)) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Uploads the buffer, which stays, as the next (last) part and waits for it.
+    fn upload_buffer_now(&mut self) -> Result<Part, DriverError> {
+        let upload_id = self.ensure_upload()?;
+        let job = PartJob {
+            number: self.next_number(),
+            data: Arc::new(self.buf.clone()),
+            crc: self.buf_crc.value(),
+            attempt: 0,
+            md5: self.md5,
+        };
+        self.driver
+            .upload_part_now(&self.key, &upload_id, job, &self.path)
+    }
+
+    fn set_buf(&mut self, data: Vec<u8>) {
+        self.buf_crc = Crc64::new();
+        self.buf_crc.update(&data);
+        self.buf = data;
+    }
+
+    /// Drops the parts in flight (their requests end) and the failed ones.
+    fn forget_parts_in_flight(&mut self) {
+        self.flights.clear();
+        self.jobs.clear();
+        self.failed.clear();
     }
 
     fn save_tail(&mut self) -> Result<(), DriverError> {
@@ -330,6 +501,7 @@ impl<T: Transport> FileWriter<T> {
         }
         self.check_open()?;
         self.flush_full_chunks()?;
+        self.settle()?;
         self.save_tail()?;
         self.state = State::Closed;
         self.buf = Vec::new();
@@ -340,6 +512,7 @@ impl<T: Transport> FileWriter<T> {
         if matches!(self.state, State::Committed | State::Cancelled) {
             return self.check_open();
         }
+        self.forget_parts_in_flight();
         let d = Arc::clone(&self.driver);
         if let Some(id) = self.upload_id.clone() {
             let stale = self.stale_before(&id);
@@ -359,6 +532,7 @@ impl<T: Transport> FileWriter<T> {
         }
         self.check_open()?;
         self.flush_full_chunks()?;
+        self.settle()?;
         let d = Arc::clone(&self.driver);
         let Some(id) = self.upload_id.clone() else {
             d.put_object(&self.key, &self.path, &self.buf)?;
@@ -375,7 +549,7 @@ impl<T: Transport> FileWriter<T> {
             // Saved first, so that if the Complete fails the bytes of this short last
             // part are still at hand for a resume (a part's bytes cannot be read back).
             self.save_tail()?;
-            parts.push(self.upload_next_part(self.buf.len())?);
+            parts.push(self.upload_buffer_now()?);
         }
         let stale = self.stale_before(&id);
         match d.complete(&self.key, &id, &parts, &self.path) {
@@ -463,7 +637,7 @@ impl<T: Transport> FileWriter<T> {
                 self.tail_stored = true;
                 match tail.upload_id.clone() {
                     None => {
-                        self.buf = tail.data;
+                        self.set_buf(tail.data);
                         self.tail_current = true;
                     }
                     Some(id) => match d.list_parts(&self.key, &id, &self.path)? {
@@ -494,6 +668,7 @@ impl<T: Transport> FileWriter<T> {
         tail: SavedTail,
     ) -> Result<(), DriverError> {
         let known = tail.part_crcs.len();
+        in_order_prefix(&mut parts);
         if parts.len() < known {
             return Err(DriverError::io(
                 &self.path,
@@ -516,7 +691,7 @@ impl<T: Transport> FileWriter<T> {
             // exactly them is a commit's last part whose Complete failed: it is uploaded
             // again, as part of whatever comes next.)
             parts.truncate(known);
-            self.buf = tail.data;
+            self.set_buf(tail.data);
             self.tail_current = true;
         }
         // Otherwise a later writer put the tail's bytes into its parts and died before its
@@ -553,22 +728,11 @@ impl<T: Transport> FileWriter<T> {
         }
     }
 
-    /// Takes over `parts` of upload `id` after checking they can be completed: numbered
-    /// 1..n, every one but the last at least the minimum part size.
-    fn adopt(&mut self, id: String, parts: Vec<Part>) -> Result<(), DriverError> {
-        for (i, p) in parts.iter().enumerate() {
-            if usize::try_from(p.number).ok() != Some(i + 1) {
-                return Err(DriverError::io(
-                    &self.path,
-                    format!(
-                        "cannot resume: the upload's parts are not numbered 1 to {} (part {} is number {})",
-                        parts.len(),
-                        i + 1,
-                        p.number
-                    ),
-                ));
-            }
-        }
+    /// Takes over `parts` of upload `id` after checking they can be completed: those
+    /// numbered 1..n without a gap (see `in_order_prefix`), every one but the last at
+    /// least the minimum part size.
+    fn adopt(&mut self, id: String, mut parts: Vec<Part>) -> Result<(), DriverError> {
+        in_order_prefix(&mut parts);
         match parts.iter().position(|p| p.size < MIN_PART_SIZE) {
             Some(i) if i + 1 < parts.len() => {
                 return Err(DriverError::io(
@@ -620,6 +784,19 @@ impl<T: Transport> FileWriter<T> {
             )),
         }
     }
+}
+
+/// Keeps the parts numbered 1..n without a gap (`parts` sorted by number). A writer that
+/// died with parts in flight can leave a gap; the parts after it hold bytes that follow
+/// a missing part, so they are left out (a part uploaded later with the same number
+/// replaces one, and Complete leaves out the rest).
+fn in_order_prefix(parts: &mut Vec<Part>) {
+    let n = parts
+        .iter()
+        .zip(1u32..)
+        .take_while(|(p, i)| p.number == *i)
+        .count();
+    parts.truncate(n);
 }
 
 #[cfg(test)]

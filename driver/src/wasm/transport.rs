@@ -1,6 +1,7 @@
 //! wasi:http as the driver's transport. The order of operations follows what wasmtime's
 //! implementation requires: send the head (`handle`) before streaming the body, honour
 //! `check-write`, and drop child streams before their parents.
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasi::http::outgoing_handler;
@@ -8,6 +9,7 @@ use wasi::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
     OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
+use wasi::io::poll::Pollable;
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::config::{self, Endpoint};
@@ -26,12 +28,12 @@ impl WasiTransport {
         }
     }
 
-    fn start(
+    /// The request's head, ready for `outgoing-handler.handle`.
+    fn request(
         &self,
         req: &Request,
-        body: &[u8],
         timeout: Duration,
-    ) -> Result<Pending, TransportError> {
+    ) -> Result<(OutgoingRequest, RequestOptions), TransportError> {
         let entries: Vec<(String, Vec<u8>)> = req
             .headers
             .iter()
@@ -52,12 +54,6 @@ impl WasiTransport {
             "DELETE" => Method::Delete,
             other => Method::Other(other.to_string()),
         };
-        let bad = |what: &str| {
-            TransportError::new(
-                TransportErrorKind::Protocol,
-                format!("invalid request {what}"),
-            )
-        };
         out.set_method(&method).map_err(|_| bad("method"))?;
         out.set_scheme(Some(if self.https {
             &Scheme::Https
@@ -75,7 +71,17 @@ impl WasiTransport {
         let _ = opts.set_connect_timeout(Some(nanos.min(10_000_000_000)));
         let _ = opts.set_first_byte_timeout(Some(nanos));
         let _ = opts.set_between_bytes_timeout(Some(nanos));
+        Ok((out, opts))
+    }
 
+    /// Sends the head and the whole body (blocking), then returns the pending answer.
+    fn begin(
+        &self,
+        req: &Request,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Pending, TransportError> {
+        let (out, opts) = self.request(req, timeout)?;
         let has_body = !body.is_empty() || matches!(req.method, "PUT" | "POST");
         if !has_body {
             return outgoing_handler::handle(out, Some(opts))
@@ -113,18 +119,181 @@ impl WasiTransport {
         OutgoingBody::finish(outgoing_body, None).map_err(error_code)?;
         Ok(Pending::Future(fut))
     }
+
+    /// A request whose body is written as the flight advances (`Transport::start`).
+    fn launch(&self, req: &Request, body: Arc<Vec<u8>>, timeout: Duration) -> FlightState {
+        let (out, opts) = match self.request(req, timeout) {
+            Ok(r) => r,
+            Err(e) => return FlightState::Done(Err(e)),
+        };
+        let Ok(outgoing) = out.body() else {
+            return FlightState::Done(Err(bad("body")));
+        };
+        let Ok(stream) = outgoing.write() else {
+            return FlightState::Done(Err(bad("body stream")));
+        };
+        // The head goes out first; the body follows as the flight advances.
+        match outgoing_handler::handle(out, Some(opts)) {
+            Ok(fut) => FlightState::Sending {
+                stream,
+                outgoing,
+                body,
+                sent: 0,
+                fut,
+            },
+            Err(e) => {
+                drop(stream);
+                drop(outgoing);
+                FlightState::Done(Err(error_code(e)))
+            }
+        }
+    }
+}
+
+fn bad(what: &str) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Protocol,
+        format!("invalid request {what}"),
+    )
+}
+
+/// One request of [`Transport::start`].
+pub struct WasiFlight(FlightState);
+
+enum FlightState {
+    /// The head went out; the body goes as the stream accepts it. Fields drop in
+    /// declaration order: the stream before its body.
+    Sending {
+        stream: OutputStream,
+        outgoing: OutgoingBody,
+        body: Arc<Vec<u8>>,
+        sent: usize,
+        fut: FutureIncomingResponse,
+    },
+    /// The body is complete, or writing it broke (`broken`): waiting for the answer. An
+    /// answer to a broken write (the server refused the body early) says more than the
+    /// write error, unless it is the sandbox's refusal; without one the write error is
+    /// the outcome.
+    Waiting {
+        fut: FutureIncomingResponse,
+        broken: Option<TransportError>,
+    },
+    Done(Result<IncomingResponse, TransportError>),
+    /// Taken by `finish`.
+    Gone,
+}
+
+/// The answer of `fut` if it is in.
+fn ready(fut: &FutureIncomingResponse) -> Option<Result<IncomingResponse, TransportError>> {
+    match fut.get()? {
+        Ok(Ok(resp)) => Some(Ok(resp)),
+        Ok(Err(e)) => Some(Err(error_code(e))),
+        Err(()) => Some(Err(TransportError::new(
+            TransportErrorKind::Protocol,
+            "response already taken",
+        ))),
+    }
+}
+
+/// Moves a flight on without blocking; true once the answer (or failure) is in.
+fn step(state: FlightState) -> (FlightState, bool) {
+    match state {
+        s @ (FlightState::Done(_) | FlightState::Gone) => (s, true),
+        FlightState::Waiting { fut, broken } => match ready(&fut) {
+            None => (FlightState::Waiting { fut, broken }, false),
+            Some(Ok(resp)) => (FlightState::Done(Ok(resp)), true),
+            Some(Err(e)) => {
+                let e = match broken {
+                    Some(w) if e.kind != TransportErrorKind::Denied => w,
+                    _ => e,
+                };
+                (FlightState::Done(Err(e)), true)
+            }
+        },
+        FlightState::Sending {
+            stream,
+            outgoing,
+            body,
+            mut sent,
+            fut,
+        } => {
+            // An answer before the whole body went (a refusal) ends the request.
+            if let Some(r) = ready(&fut) {
+                drop(stream);
+                drop(outgoing);
+                return (FlightState::Done(r), true);
+            }
+            let mut failed = None;
+            while sent < body.len() {
+                match stream.check_write() {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let end = sent
+                            .saturating_add(usize::try_from(n).unwrap_or(usize::MAX))
+                            .min(body.len());
+                        if let Err(e) = stream.write(&body[sent..end]) {
+                            failed = Some(dropped(e));
+                            break;
+                        }
+                        sent = end;
+                    }
+                    Err(e) => {
+                        failed = Some(dropped(e));
+                        break;
+                    }
+                }
+            }
+            if failed.is_none() && sent < body.len() {
+                let s = FlightState::Sending {
+                    stream,
+                    outgoing,
+                    body,
+                    sent,
+                    fut,
+                };
+                return (s, false);
+            }
+            drop(stream);
+            let broken = match failed {
+                None => OutgoingBody::finish(outgoing, None).err().map(error_code),
+                Some(f) => {
+                    drop(outgoing);
+                    Some(f)
+                }
+            };
+            step(FlightState::Waiting { fut, broken })
+        }
+    }
+}
+
+impl WasiFlight {
+    fn step(&mut self) -> bool {
+        let (next, done) = step(std::mem::replace(&mut self.0, FlightState::Gone));
+        self.0 = next;
+        done
+    }
+
+    /// What to wait on while not done.
+    fn pollables(&self) -> Vec<Pollable> {
+        match &self.0 {
+            FlightState::Sending { stream, fut, .. } => vec![fut.subscribe(), stream.subscribe()],
+            FlightState::Waiting { fut, .. } => vec![fut.subscribe()],
+            FlightState::Done(_) | FlightState::Gone => Vec::new(),
+        }
+    }
+}
+
+fn dropped(e: StreamError) -> TransportError {
+    let msg = match e {
+        StreamError::Closed => "connection closed while sending the body".to_string(),
+        StreamError::LastOperationFailed(err) => {
+            format!("sending the body failed: {}", err.to_debug_string())
+        }
+    };
+    TransportError::new(TransportErrorKind::Dropped, msg)
 }
 
 fn write_all(out: &OutputStream, mut buf: &[u8]) -> Result<(), TransportError> {
-    let dropped = |e: StreamError| {
-        let msg = match e {
-            StreamError::Closed => "connection closed while sending the body".to_string(),
-            StreamError::LastOperationFailed(err) => {
-                format!("sending the body failed: {}", err.to_debug_string())
-            }
-        };
-        TransportError::new(TransportErrorKind::Dropped, msg)
-    };
     while !buf.is_empty() {
         let permit = loop {
             match out.check_write() {
@@ -288,7 +457,7 @@ impl Transport for WasiTransport {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Response, TransportError> {
-        self.start(req, body, timeout)?.response()
+        self.begin(req, body, timeout)?.response()
     }
 
     fn send_all(
@@ -299,12 +468,52 @@ impl Transport for WasiTransport {
         // Start every request, then collect the responses: the host runs them concurrently.
         let started: Vec<_> = reqs
             .iter()
-            .map(|(r, b)| self.start(r, b, timeout))
+            .map(|(r, b)| self.begin(r, b, timeout))
             .collect();
         started
             .into_iter()
             .map(|p| p.and_then(Pending::response))
             .collect()
+    }
+
+    type Flight = WasiFlight;
+
+    fn start(&self, req: &Request, body: Arc<Vec<u8>>, timeout: Duration) -> WasiFlight {
+        let mut f = WasiFlight(self.launch(req, body, timeout));
+        f.step();
+        f
+    }
+
+    fn advance(&self, flights: &mut [WasiFlight], block: bool) -> Vec<usize> {
+        loop {
+            let done: Vec<usize> = flights
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, f)| f.step().then_some(i))
+                .collect();
+            if !done.is_empty() || !block || flights.is_empty() {
+                return done;
+            }
+            // Until a body stream takes more bytes or an answer comes in.
+            let pollables: Vec<Pollable> = flights.iter().flat_map(WasiFlight::pollables).collect();
+            let refs: Vec<&Pollable> = pollables.iter().collect();
+            wasi::io::poll::poll(&refs);
+        }
+    }
+
+    fn finish(&self, mut flight: WasiFlight) -> Result<Response, TransportError> {
+        while !flight.step() {
+            let pollables = flight.pollables();
+            let refs: Vec<&Pollable> = pollables.iter().collect();
+            wasi::io::poll::poll(&refs);
+        }
+        match std::mem::replace(&mut flight.0, FlightState::Gone) {
+            FlightState::Done(r) => into_response(r?),
+            _ => Err(TransportError::new(
+                TransportErrorKind::Protocol,
+                "request already finished",
+            )),
+        }
     }
 
     fn sleep(&self, d: Duration) {

@@ -1,0 +1,118 @@
+//! The physical limit of a row: the same transfer by a plain HTTP client (what `curl` on a
+//! presigned URL does) against the same server, with no signing per request, no
+//! hashing, no checks and no copies of the payload: one PUT of the whole stream, one GET.
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use ks3_proto::encode::encode_key;
+use ks3_proto::sign::{canonical_resource, presigned_query};
+
+use super::server::{AK, BUCKET, SK};
+use super::MIB;
+
+/// `frames` times the same 1 MiB, shared, never copied.
+struct Repeat {
+    frame: Bytes,
+    left: usize,
+}
+
+impl Body for Repeat {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        self.left -= 1;
+        Poll::Ready(Some(Ok(Frame::data(self.frame.clone()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact((self.left * self.frame.len()) as u64)
+    }
+}
+
+/// Upload and download times of `mib` MiB as one object at `endpoint` (the benchmark's
+/// local server, V2 presigned URLs).
+pub async fn limit(
+    endpoint: &str,
+    mib: usize,
+    data: Arc<Vec<u8>>,
+) -> Result<(Duration, Duration), String> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let key = format!("ks3-driver-bench-limit/{}-{stamp}", std::process::id());
+    let url = |method: &str| {
+        let resource = canonical_resource(BUCKET, &key, &[]);
+        let q = presigned_query(AK, SK, method, &resource, stamp as i64 + 1200);
+        format!("{endpoint}/{BUCKET}/{}?{q}", encode_key(&key))
+    };
+    let frame = Bytes::from((*data).clone());
+    if frame.len() != MIB {
+        return Err("the payload is not 1 MiB".into());
+    }
+
+    let put_client = Client::builder(TokioExecutor::new()).build_http::<Repeat>();
+    let req = http::Request::put(url("PUT"))
+        .header("content-length", (mib * MIB).to_string())
+        .body(Repeat { frame, left: mib })
+        .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let resp = put_client
+        .request(req)
+        .await
+        .map_err(|e| format!("limit PUT: {e}"))?;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    let up = t.elapsed();
+    if !status.is_success() {
+        return Err(format!("limit PUT: HTTP {status}"));
+    }
+
+    let get_client =
+        Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
+    let t = Instant::now();
+    let resp = get_client
+        .get(
+            url("GET")
+                .parse()
+                .map_err(|e| format!("limit GET URL: {e}"))?,
+        )
+        .await
+        .map_err(|e| format!("limit GET: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("limit GET: HTTP {}", resp.status()));
+    }
+    let mut body = resp.into_body();
+    let mut got = 0usize;
+    while let Some(f) = body.frame().await {
+        if let Ok(d) = f.map_err(|e| format!("limit GET body: {e}"))?.into_data() {
+            got += d.len();
+        }
+    }
+    let down = t.elapsed();
+    if got != mib * MIB {
+        return Err(format!("limit GET: {got} of {} bytes", mib * MIB));
+    }
+    let del = http::Request::delete(url("DELETE"))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let _ = get_client.request(del).await;
+    Ok((up, down))
+}
