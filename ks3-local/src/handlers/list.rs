@@ -9,7 +9,8 @@ use super::*;
 use crate::store::Object;
 use crate::xml::XmlWriter;
 
-/// Page limits: 1000 keys, or 100 when a delimiter is given (KS3).
+/// Page limits: 1000 keys, or 100 when a delimiter is given (KS3; a larger `max-keys` up to
+/// 1000 is clamped to 100 then).
 pub const MAX_KEYS: usize = 1000;
 pub const MAX_KEYS_DELIMITED: usize = 100;
 
@@ -178,7 +179,11 @@ pub fn list_objects(state: &State, req: &Req) -> HResult {
     let prefix = req.query.get("prefix").unwrap_or("");
     let delimiter = req.query.get_nonempty("delimiter");
     let max = if delimiter.is_some() {
-        page_size(req, "max-keys", MAX_KEYS_DELIMITED, MAX_KEYS_DELIMITED)?
+        // KS3 documents 100 as the most a delimited page holds. A larger `max-keys` (up to
+        // 1000) is answered with a page of 100 and `IsTruncated`, as S3 clamps a request
+        // above its maximum: distribution's s3 driver lists with `delimiter=/` and
+        // `max-keys=1000` and pages on `NextMarker`/`NextContinuationToken`.
+        page_size(req, "max-keys", MAX_KEYS_DELIMITED, MAX_KEYS)?.min(MAX_KEYS_DELIMITED)
     } else {
         page_size(req, "max-keys", MAX_KEYS, MAX_KEYS)?
     };

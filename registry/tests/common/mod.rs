@@ -2,6 +2,8 @@
 //! the real component, backed by `ks3-local`, and a plain HTTP client.
 #![allow(dead_code)]
 
+pub mod distribution;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
