@@ -59,6 +59,14 @@ impl RunningServer {
         format!("{scheme}://{}", self.addr)
     }
 
+    /// TLS handshakes that failed so far (HTTPS servers only).
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.state
+            .stats
+            .tls_handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the HTTP admin endpoint `/_ks3local/` is served ([`ServerConfig::admin`]).
     pub fn admin_enabled(&self) -> bool {
         self.state.config.admin

@@ -77,6 +77,8 @@ pub fn loggable_target(target: &str) -> String {
 /// Request counters and a bounded log of authenticated requests.
 pub struct Stats {
     total: AtomicU64,
+    /// TLS handshakes that failed (the client refused the certificate, or spoke no TLS).
+    pub tls_handshake_failures: AtomicU64,
     capacity: usize,
     /// A ring of `(method, loggable target)`; held only to push or to copy the `Arc`s out.
     log: Mutex<VecDeque<(Method, Arc<str>)>>,
@@ -92,6 +94,7 @@ impl Stats {
     pub fn with_capacity(capacity: usize) -> Stats {
         Stats {
             total: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             capacity,
             log: Mutex::new(VecDeque::new()),
         }
@@ -185,12 +188,52 @@ impl std::fmt::Display for DropConnection {
 }
 impl std::error::Error for DropConnection {}
 
-/// Accepts connections until `shutdown` flips (or its sender goes away).
-pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+/// Accepts connections until `shutdown` flips (or its sender goes away); with `tls`, each
+/// connection is a TLS handshake first.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => spawn_connection(stream, state.clone(), shutdown.clone()),
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    match &tls {
+                        None => spawn_connection(stream, state.clone(), shutdown.clone()),
+                        Some(acceptor) => {
+                            let (acceptor, state, shutdown) =
+                                (acceptor.clone(), state.clone(), shutdown.clone());
+                            tokio::spawn(async move {
+                                let hs = tokio::time::timeout(
+                                    Duration::from_secs(10),
+                                    acceptor.accept(stream),
+                                )
+                                .await;
+                                match hs {
+                                    Ok(Ok(tls)) => spawn_connection(tls, state, shutdown),
+                                    Ok(Err(e)) => {
+                                        state
+                                            .stats
+                                            .tls_handshake_failures
+                                            .fetch_add(1, Ordering::Relaxed);
+                                        if state.config.verbose {
+                                            eprintln!("ks3-local: TLS handshake: {e}");
+                                        }
+                                    }
+                                    Err(_) => {
+                                        state
+                                            .stats
+                                            .tls_handshake_failures
+                                            .fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            });
+                        }
+                    }
+                }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     if state.config.verbose {
@@ -208,13 +251,11 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch
     }
 }
 
-fn spawn_connection(
-    stream: tokio::net::TcpStream,
-    state: Arc<State>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+fn spawn_connection<S>(stream: S, state: Arc<State>, mut shutdown: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
-        let _ = stream.set_nodelay(true);
         let svc = service_fn(move |req| {
             let state = state.clone();
             async move { handle(state, req).await }
@@ -230,6 +271,30 @@ fn spawn_connection(
             _ = shutdown.changed() => {}
         }
     });
+}
+
+/// The TLS acceptor for `--tls-cert` / `--tls-key`.
+pub fn tls_acceptor(files: &crate::config::TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", files.cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", files.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("--tls-cert {}: no PEM certificate", files.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| anyhow::anyhow!("--tls-key {}: {e}", files.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
 fn host_of(req: &Request<Incoming>) -> String {
@@ -516,12 +581,13 @@ pub async fn launch(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, Arc<State>)> {
     let addr = config.addr;
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let state = Arc::new(State::new(config)?);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    tokio::spawn(serve(listener, state.clone(), shutdown));
+    tokio::spawn(serve(listener, state.clone(), tls, shutdown));
     Ok((local, state))
 }
 

@@ -279,7 +279,22 @@ pub fn hint(error: &Error, config: Option<&Config>) -> Option<String> {
             }
             _ => return None,
         },
-        Error::Io(m) if m.contains("connection failed") => {
+        Error::Io(m) if m.contains(ks3_driver::TLS_CERTIFICATE_REFUSED) => {
+            if m.contains("unknown certificate authority") {
+                "the endpoint's TLS certificate is not signed by a trusted CA: give the private \
+                 CA's certificate (PEM) with -p cafile=FILE"
+            } else if m.contains("expired") || m.contains("not valid yet") {
+                "the endpoint's TLS certificate is outside its validity period: renew the \
+                 server's certificate (and check this machine's clock)"
+            } else if m.contains("hostname mismatch") {
+                "the endpoint's TLS certificate names another host: use regionendpoint with a \
+                 host name the certificate was issued for"
+            } else {
+                "the endpoint's TLS certificate was refused: check the server's certificate \
+                 and the cafile parameter"
+            }
+        }
+                Error::Io(m) if m.contains("connection failed") => {
             "cannot reach the endpoint: check regionendpoint / region, and that the server runs \
              (`ks3-driver serve-local` starts a local one)"
         }
