@@ -18,7 +18,7 @@ mod progress;
 mod registry;
 mod show_config;
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "ks3-driver",
     version,
@@ -49,6 +49,29 @@ pub struct Cli {
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `-p` values of secret parameters (`secretkey=…`) are masked.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) if ks3_driver::settings::is_secret(k.trim()) && !v.is_empty() => {
+                    format!("{k}=****")
+                }
+                _ => p.clone(),
+            })
+            .collect();
+        f.debug_struct("Cli")
+            .field("config", &self.config)
+            .field("params", &params)
+            .field("component", &self.component)
+            .field("verbose", &self.verbose)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -499,6 +522,47 @@ mod tests {
             request_id: "r".into(),
             path: "/x".into(),
         })
+    }
+
+    #[test]
+    fn debug_masks_secret_params() {
+        let cli = Cli::parse_from([
+            "ks3-driver",
+            "-p",
+            "secretkey=TOPSECRETvalue",
+            "-p",
+            "bucket=shown-bucket",
+            "serve-local",
+            "--memory",
+            "--access-key",
+            "AK",
+            "--secret-key",
+            "LOCALSECRETvalue",
+        ]);
+        let shown = format!("{cli:?} {cli:#?}");
+        assert!(!shown.contains("TOPSECRETvalue"), "{shown}");
+        assert!(!shown.contains("LOCALSECRETvalue"), "{shown}");
+        assert!(shown.contains("shown-bucket"), "{shown}");
+    }
+
+    #[test]
+    fn certificate_refusals_get_a_certificate_hint() {
+        let h = |m: &str| hint(&Error::Io(m.into()), None).unwrap_or_default();
+        let base = format!(
+            "ks3: GET / failed: {}: x",
+            ks3_driver::TLS_CERTIFICATE_REFUSED
+        );
+        let unknown = h(&format!(
+            "{base} (the server's certificate is signed by an unknown certificate authority (…))"
+        ));
+        assert!(unknown.contains("cafile"), "{unknown}");
+        let expired = h(&format!("{base} (the server's certificate has expired)"));
+        assert!(expired.contains("validity"), "{expired}");
+        let name = h(&format!("{base} (… (hostname mismatch: …))"));
+        assert!(name.contains("host name"), "{name}");
+        for hint in [&unknown, &expired, &name] {
+            assert!(!hint.contains("cannot reach"), "{hint}");
+        }
     }
 
     #[test]
