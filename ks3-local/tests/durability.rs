@@ -114,7 +114,7 @@ async fn kill_dash_nine_during_concurrent_writes_loses_no_acknowledged_object() 
                 let seed = (w * 31 + n) as u8;
                 let key = format!("w{w}/{n}/{len}-{seed}");
                 let body = data(len, seed);
-                let ok = if n % 3 == 0 {
+                let ok = if n.is_multiple_of(3) {
                     // Multipart: two parts, then Complete.
                     let Some(r) = try_send(&c, "POST", &key, "uploads", Bytes::new()).await else {
                         break;

@@ -196,7 +196,7 @@ pub enum Command {
                             ks3-driver -p accesskey=AK -p secretkey=SK -p region=ks3-cn-beijing -p bucket=registry \
                             -p regionendpoint=http://127.0.0.1:9000 ls /"
     )]
-    ServeLocal(ks3_local::Cli),
+    ServeLocal(Box<ks3_local::Cli>),
     /// Run the OCI registry (Distribution Spec v1.1) with the driver component as its
     /// storage, in distribution's storage layout.
     #[command(
@@ -475,7 +475,7 @@ pub fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2; --help/--version exit 0.
     let cli = Cli::parse();
     if let Command::ServeLocal(local) = cli.command {
-        return ks3_local::run_cli(local);
+        return ks3_local::run_cli(*local);
     }
     if let Command::Registry(args) = &cli.command {
         return registry::main(&cli, args);
