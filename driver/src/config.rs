@@ -646,6 +646,18 @@ fn is_ip_or_localhost(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with('[')
 }
 
+/// `raw` with anything before an `@` (after a scheme) replaced by `***`.
+fn hide_userinfo(raw: &str) -> String {
+    let (scheme, rest) = match raw.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), raw),
+    };
+    match rest.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}"),
+        None => raw.to_string(),
+    }
+}
+
 fn endpoint(
     bucket: &str,
     region: &str,
@@ -661,6 +673,17 @@ fn endpoint(
             (format!("{region}{suffix}.ksyuncs.com"), None)
         }
         Some(raw) => {
+            // `user:password@host`: refused without echoing the credentials.
+            if raw.contains('@') {
+                return Err(ConfigError::new(
+                    "regionendpoint",
+                    format!(
+                        "`{}`: credentials (user:password@) are not allowed in the endpoint; \
+                         use accesskey and secretkey",
+                        hide_userinfo(raw)
+                    ),
+                ));
+            }
             let mut rest = raw;
             if let Some((s, r)) = raw.split_once("://") {
                 scheme = match s.to_ascii_lowercase().as_str() {
@@ -839,6 +862,22 @@ mod tests {
             }
             let e = parse(&[("regionendpoint", bad)]).unwrap_err();
             assert_eq!(e.parameter, "regionendpoint", "{bad}");
+        }
+    }
+
+    #[test]
+    fn userinfo_in_the_endpoint_is_refused_without_echo() {
+        for bad in [
+            "https://AKLTuser:hunter2secret@ks3.example.com",
+            "hunter2secret@ks3.example.com:443",
+            "ftp://u:hunter2secret@x",
+            "http://a:hunter2secret@b@ks3.example.com/",
+        ] {
+            let e = parse(&[("regionendpoint", bad)]).unwrap_err();
+            assert_eq!(e.parameter, "regionendpoint", "{bad}");
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("hunter2secret"), "{shown}");
+            assert!(shown.contains("credentials"), "{shown}");
         }
     }
 

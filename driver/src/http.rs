@@ -100,12 +100,29 @@ impl TransportError {
         matches!(
             self.kind,
             TransportErrorKind::Connect | TransportErrorKind::Timeout | TransportErrorKind::Dropped
-        )
+        ) && !self.is_certificate_error()
+    }
+
+    /// The server's TLS certificate was refused (unknown CA, expired, another host name):
+    /// retrying cannot help, and the error says so instead of "connection failed". Both
+    /// transports report the WASI `error-code` by its name (`…TlsCertificateError`).
+    pub fn is_certificate_error(&self) -> bool {
+        self.kind == TransportErrorKind::Connect && self.message.contains("TlsCertificateError")
     }
 }
 
+/// How a refused server certificate starts its error text (the host adds what was wrong
+/// with it).
+pub const TLS_CERTIFICATE_REFUSED: &str = "TLS certificate refused";
+
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_certificate_error() {
+            return write!(
+                f,
+                "{TLS_CERTIFICATE_REFUSED}: the server's certificate could not be verified"
+            );
+        }
         let what = match self.kind {
             TransportErrorKind::Connect => "connection failed",
             TransportErrorKind::Timeout => "timed out",

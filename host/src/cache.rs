@@ -5,10 +5,12 @@
 //! the component and the engine's `precompile_compatibility_hash`, so a stale artifact is
 //! never even opened. The file starts with a magic and the SHA-256 of the artifact that
 //! follows; a file that fails the check (truncated, corrupt, someone else's) is ignored and
-//! rewritten. Files are written to a temporary name and renamed into place. On Unix the
-//! directory is created private (0700) and only files owned by the directory's owner and
-//! not writable by others are loaded: compiled code is trusted, so only artifacts this
-//! user wrote are.
+//! rewritten. Files are written to a temporary name and renamed into place. Compiled code
+//! runs outside the sandbox, so on Unix an artifact is loaded only from a directory owned
+//! by the current (effective) user and not writable by group or others (created 0700), and
+//! only from a regular file, opened without following symlinks, owned by the current user
+//! and not writable by group or others. A cache directory that fails the check is not used
+//! at all: the component is compiled in memory and a warning printed.
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -26,7 +28,8 @@ const HEADER: usize = MAGIC.len() + 32;
 #[derive(Debug, Clone)]
 pub struct LoadInfo {
     /// `hit`, `miss` (compiled and written), `miss-unwritable` (compiled, could not write),
-    /// `disabled` (compiled, no cache).
+    /// `untrusted` (compiled in memory: the directory is another user's or writable by
+    /// group/others), `disabled` (compiled, no cache).
     pub cache: &'static str,
     /// The cache file used or written, if any.
     pub path: Option<PathBuf>,
@@ -88,7 +91,22 @@ pub fn load_or_compile(
         ));
     };
     let path = dir.join(cache_file_name(engine, wasm));
-    if let Some(c) = try_load(engine, dir, &path) {
+    if let Err(why) = trusted_dir(dir, current_uid()) {
+        eprintln!(
+            "ks3-driver: warning: not using the compiled-component cache {}: {why}; compiling in memory",
+            dir.display()
+        );
+        let c = Component::new(engine, wasm)?;
+        return Ok((
+            c,
+            LoadInfo {
+                cache: "untrusted",
+                path: None,
+                elapsed: started.elapsed(),
+            },
+        ));
+    }
+    if let Some(c) = try_load(engine, &path) {
         return Ok((
             c,
             LoadInfo {
@@ -120,11 +138,8 @@ pub fn load_or_compile(
     ))
 }
 
-fn try_load(engine: &Engine, dir: &Path, path: &Path) -> Option<Component> {
-    if !trusted(dir, path) {
-        return None;
-    }
-    let bytes = fs::read(path).ok()?;
+fn try_load(engine: &Engine, path: &Path) -> Option<Component> {
+    let bytes = read_trusted(path, current_uid()).ok()?;
     if bytes.len() <= HEADER || &bytes[..MAGIC.len()] != MAGIC {
         return None;
     }
@@ -132,24 +147,89 @@ fn try_load(engine: &Engine, dir: &Path, path: &Path) -> Option<Component> {
     if Sha256::digest(art).as_slice() != &head[MAGIC.len()..] {
         return None;
     }
-    // SAFETY: the artifact was written by this code (see `trusted` and the digest check
-    // above) from `Component::serialize` of an engine with the same compatibility hash
-    // (part of the file name); wasmtime re-checks the engine configuration itself.
+    // SAFETY: the artifact was written by this code (see `read_trusted`, `trusted_dir` and
+    // the digest check above) from `Component::serialize` of an engine with the same
+    // compatibility hash (part of the file name); wasmtime re-checks the engine
+    // configuration itself.
     unsafe { Component::deserialize(engine, art) }.ok()
 }
 
 #[cfg(unix)]
-fn trusted(dir: &Path, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(d), Ok(f)) = (fs::metadata(dir), fs::symlink_metadata(path)) else {
-        return false;
-    };
-    f.file_type().is_file() && f.uid() == d.uid() && f.mode() & 0o022 == 0
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 #[cfg(not(unix))]
-fn trusted(_dir: &Path, path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+fn current_uid() -> u32 {
+    0
+}
+
+/// Whether `dir` may hold artifacts we load: `Ok` when it does not exist yet (it is then
+/// created 0700) or is a real directory owned by `uid` and not writable by group or others.
+#[cfg(unix)]
+fn trusted_dir(dir: &Path, uid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let d = match fs::symlink_metadata(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !d.file_type().is_dir() {
+        return Err("not a directory (symlinks are not followed)".into());
+    }
+    if d.uid() != uid {
+        return Err(format!(
+            "owned by uid {}, not by the current user (uid {uid})",
+            d.uid()
+        ));
+    }
+    if d.mode() & 0o022 != 0 {
+        return Err(format!(
+            "writable by group or others (mode {:o})",
+            d.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn trusted_dir(_dir: &Path, _uid: u32) -> Result<(), String> {
+    Ok(())
+}
+
+/// The bytes of an artifact file, opened without following a symlink and checked on the
+/// open handle: a regular file owned by `uid`, not writable by group or others.
+#[cfg(unix)]
+fn read_trusted(path: &Path, uid: u32) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let untrusted = |m: &str| std::io::Error::new(std::io::ErrorKind::PermissionDenied, m);
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let m = f.metadata()?;
+    if !m.file_type().is_file() {
+        return Err(untrusted("not a regular file"));
+    }
+    if m.uid() != uid {
+        return Err(untrusted("owned by another user"));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(untrusted("writable by group or others"));
+    }
+    let mut bytes = Vec::with_capacity(m.len() as usize);
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(not(unix))]
+fn read_trusted(path: &Path, _uid: u32) -> std::io::Result<Vec<u8>> {
+    if !fs::symlink_metadata(path)?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    fs::read(path)
 }
 
 fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
@@ -220,4 +300,71 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         b.mode(0o700);
     }
     b.create(dir)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn chmod(p: &Path, mode: u32) {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn directory_must_be_ours_and_private() {
+        let base = tempfile::tempdir().unwrap();
+        let me = current_uid();
+        let dir = base.path().join("cache");
+        assert!(
+            trusted_dir(&dir, me).is_ok(),
+            "a missing directory is created private"
+        );
+        create_private_dir(&dir).unwrap();
+        assert!(trusted_dir(&dir, me).is_ok());
+        chmod(&dir, 0o770);
+        let e = trusted_dir(&dir, me).unwrap_err();
+        assert!(e.contains("writable by group"), "{e}");
+        chmod(&dir, 0o707);
+        assert!(trusted_dir(&dir, me).is_err());
+        chmod(&dir, 0o755);
+        assert!(trusted_dir(&dir, me).is_ok());
+        // Another user's directory (as seen by a user with another uid).
+        let e = trusted_dir(&dir, me.wrapping_add(1)).unwrap_err();
+        assert!(e.contains("not by the current user"), "{e}");
+        // A symlink to a good directory is not followed.
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(trusted_dir(&link, me).is_err());
+    }
+
+    #[test]
+    fn artifact_must_be_our_private_regular_file() {
+        let base = tempfile::tempdir().unwrap();
+        let me = current_uid();
+        let dir = base.path().join("cache");
+        create_private_dir(&dir).unwrap();
+        let file = dir.join("driver-x.cwasm");
+        store(&dir, &file, b"artifact").unwrap();
+        assert!(read_trusted(&file, me).unwrap().ends_with(b"artifact"));
+        // Another user's file.
+        assert!(read_trusted(&file, me.wrapping_add(1)).is_err());
+        // Writable by group or others.
+        chmod(&file, 0o620);
+        assert!(read_trusted(&file, me).is_err());
+        chmod(&file, 0o602);
+        assert!(read_trusted(&file, me).is_err());
+        chmod(&file, 0o600);
+        // A symlink planted at the artifact's name is not followed.
+        let planted = dir.join("driver-y.cwasm");
+        std::os::unix::fs::symlink(&file, &planted).unwrap();
+        assert!(read_trusted(&planted, me).is_err());
+        // A directory or a FIFO is not a regular file (and opening the FIFO never blocks).
+        assert!(read_trusted(&dir, me).is_err());
+        let fifo = dir.join("driver-z.cwasm");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(read_trusted(&fifo, me).is_err());
+    }
 }

@@ -109,9 +109,20 @@ pub(crate) struct Egress {
     /// Upper bound of the guest's first-byte and between-bytes timeouts.
     timeout_cap: Duration,
     log: bool,
+    /// What was wrong with the server's certificate the last time one was refused (the
+    /// guest only learns "TLS certificate error"; the host names the problem).
+    tls_problem: std::sync::Mutex<Option<String>>,
 }
 
 impl Egress {
+    /// The last certificate problem seen, for the host-side error.
+    pub(crate) fn tls_problem(&self) -> Option<String> {
+        self.tls_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub(crate) fn new(
         config: &Config,
         allowed: Destination,
@@ -139,6 +150,7 @@ impl Egress {
             client,
             timeout_cap,
             log,
+            tls_problem: std::sync::Mutex::new(None),
         }))
     }
 
@@ -164,7 +176,12 @@ impl Egress {
             }
             .boxed_unsync()
         });
-        let result = progress_timeout(self.client.request(req), first_byte, &progress).await;
+        let result = progress_timeout(self.client.request(req), first_byte, &progress, |e| {
+            if let Some(p) = certificate_problem(e) {
+                *self.tls_problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+            }
+        })
+        .await;
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
@@ -229,6 +246,11 @@ impl EgressHooks {
             activity,
             denied: Vec::new(),
         }
+    }
+
+    /// The last certificate problem the egress saw (see [`Egress::tls_problem`]).
+    pub(crate) fn tls_problem(&self) -> Option<String> {
+        self.egress.tls_problem()
     }
 
     /// The one destination the guest may reach.
@@ -308,15 +330,22 @@ async fn progress_timeout(
     fut: impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
     timeout: Duration,
     progress: &Progress,
+    on_error: impl FnOnce(&hyper_util::client::legacy::Error),
 ) -> Result<Response<Incoming>, HttpError> {
     tokio::pin!(fut);
+    let mut on_error = Some(on_error);
     loop {
         let last = progress.last();
         let sleep = tokio::time::sleep_until((last + timeout).into());
         tokio::select! {
             r = &mut fut => {
                 progress.touch();
-                return r.map_err(client_error);
+                return r.map_err(|e| {
+                    if let Some(f) = on_error.take() {
+                        f(&e);
+                    }
+                    client_error(e)
+                });
             }
             _ = sleep => {
                 if progress.last() == last {
@@ -421,6 +450,44 @@ fn hyper_error(e: &hyper::Error) -> HttpError {
     } else {
         // closed, canceled, io: the connection broke, a retry may work.
         HttpError::ConnectionTerminated
+    }
+}
+
+/// What is wrong with the server's certificate, in words, when `e` is a certificate
+/// refusal.
+fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(s) = source {
+        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
+            s.downcast_ref::<io::Error>()
+                .and_then(|x| x.get_ref())
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(c)) = tls {
+            return Some(describe_certificate_error(c));
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// A certificate refusal in words that say what to fix.
+pub(crate) fn describe_certificate_error(c: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match c {
+        C::UnknownIssuer => "the server's certificate is signed by an unknown certificate \
+                             authority (a private CA must be given with the `cafile` parameter)"
+            .to_string(),
+        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".to_string(),
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet (check this machine's clock)".to_string()
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+            "the server's certificate was not issued for this host name (hostname mismatch: {c})"
+        ),
+        C::Revoked => "the server's certificate has been revoked".to_string(),
+        other => format!("the server's certificate was refused: {other}"),
     }
 }
 

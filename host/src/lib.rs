@@ -50,5 +50,6 @@ pub use error::Error;
 pub use ks3_driver_component::config::{
     Config, Params, SigningScheme, V4Namespace, ENV_PREFIX, PARAMETERS,
 };
+pub use ks3_driver_component::http::TLS_CERTIFICATE_REFUSED;
 pub use ks3_driver_component::BackendError;
 pub use runtime::{Runtime, RuntimeOptions, EMBEDDED_COMPONENT};

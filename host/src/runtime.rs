@@ -463,9 +463,10 @@ impl Session {
             .invoke::<P, (Result<T, WitError>,)>(what, export, params)
             .await
         {
-            Ok((result,)) => {
-                result.map_err(|e| self.denied_error(what).unwrap_or_else(|| convert(e)))
-            }
+            Ok((result,)) => result.map_err(|e| {
+                self.denied_error(what)
+                    .unwrap_or_else(|| self.name_certificate_problem(convert(e)))
+            }),
             Err(e) => Err(e),
         };
         self.store.data_mut().hooks.denied.clear();
@@ -562,6 +563,20 @@ impl Session {
                 "{what} stopped: no traffic with KS3 for {:?} (the wall-clock limit that follows requesttimeout and maxretries)",
                 data.idle_limit
             ))
+        }
+    }
+
+    /// A TLS certificate refusal, which the guest only knows as such, with what the host
+    /// saw wrong with the certificate.
+    fn name_certificate_problem(&self, e: Error) -> Error {
+        match e {
+            Error::Io(m) if m.contains(ks3_driver_component::http::TLS_CERTIFICATE_REFUSED) => {
+                match self.store.data().hooks.tls_problem() {
+                    Some(p) => Error::Io(format!("{m} ({p})")),
+                    None => Error::Io(m),
+                }
+            }
+            other => other,
         }
     }
 

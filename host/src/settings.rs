@@ -37,11 +37,27 @@ impl fmt::Display for Source {
     }
 }
 
-/// One parameter value and its source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One parameter value and its source. `Debug` masks the value of a secret parameter.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Setting {
     pub value: String,
     pub source: Source,
+    /// The parameter holds a secret (`secretkey`): never shown.
+    secret: bool,
+}
+
+impl fmt::Debug for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = if self.secret && !self.value.is_empty() {
+            "****"
+        } else {
+            self.value.as_str()
+        };
+        f.debug_struct("Setting")
+            .field("value", &value)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl Setting {
@@ -217,8 +233,14 @@ impl Settings {
     }
 
     pub fn set(&mut self, key: &str, value: String, source: Source) {
-        self.values
-            .insert(key.to_string(), Setting { value, source });
+        self.values.insert(
+            key.to_string(),
+            Setting {
+                value,
+                source,
+                secret: is_secret(key),
+            },
+        );
     }
 
     pub fn get(&self, key: &str) -> Option<&Setting> {
@@ -345,5 +367,25 @@ mod tests {
             s.get("accesskey").unwrap().display_value("accesskey"),
             "****"
         );
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let vars = env(&[(ENV_SECRET_KEY, "envSECRETvalue")]);
+        let s = Settings::resolve(
+            None,
+            &vars,
+            &[
+                "accesskey=flagAKvalue".into(),
+                "bucket=visible-bucket".into(),
+            ],
+        )
+        .unwrap();
+        let shown = format!("{s:?} {:?} {:#?}", s.get("secretkey").unwrap(), s);
+        assert!(!shown.contains("envSECRETvalue"), "{shown}");
+        assert!(shown.contains("visible-bucket"), "{shown}");
+        let mut s = Settings::new();
+        s.apply_flags(&["secretkey=flagSECRET".into()]).unwrap();
+        assert!(!format!("{s:?}").contains("flagSECRET"));
     }
 }

@@ -177,6 +177,9 @@ pub struct ReqBody {
     inner: Incoming,
     /// The claimed digest and the running hash of what arrived so far.
     check: Option<([u8; 32], Sha256)>,
+    /// How long the body may stall; the timer re-arms with every frame.
+    idle: Option<std::time::Duration>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 fn parse_hex32(s: &str) -> Option<[u8; 32]> {
@@ -195,6 +198,8 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
 pub enum ReqBodyError {
     /// The connection broke or the framing was invalid.
     Transport,
+    /// No byte arrived for the body timeout.
+    Timeout,
     /// The body is complete but its SHA-256 is not the one signed (hex: claimed, computed).
     Sha256Mismatch(String, String),
 }
@@ -203,6 +208,7 @@ impl std::fmt::Display for ReqBodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReqBodyError::Transport => f.write_str("the request body broke off"),
+            ReqBodyError::Timeout => f.write_str("the request body stalled"),
             ReqBodyError::Sha256Mismatch(..) => {
                 f.write_str("the body's SHA-256 is not the signed one")
             }
@@ -215,7 +221,18 @@ impl std::error::Error for ReqBodyError {}
 impl ReqBody {
     /// A body taken as it comes.
     pub fn unchecked(inner: Incoming) -> Self {
-        ReqBody { inner, check: None }
+        ReqBody {
+            inner,
+            check: None,
+            idle: None,
+            timer: None,
+        }
+    }
+
+    /// Fails the body with [`ReqBodyError::Timeout`] when no frame arrives for `idle`.
+    pub fn with_idle_timeout(mut self, idle: std::time::Duration) -> Self {
+        self.idle = Some(idle);
+        self
     }
 
     /// A body whose SHA-256 must be `claimed_hex` (64 lower-case hex digits; anything else
@@ -227,6 +244,8 @@ impl ReqBody {
         ReqBody {
             inner,
             check: Some((want, Sha256::new())),
+            idle: None,
+            timer: None,
         }
     }
 
@@ -246,7 +265,23 @@ impl Body for ReqBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
         let this = self.get_mut();
-        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match (polled, this.idle) {
+            (Poll::Pending, Some(idle)) => {
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                ready!(timer.as_mut().poll(cx));
+                this.timer = None;
+                return Poll::Ready(Some(Err(ReqBodyError::Timeout)));
+            }
+            (Poll::Pending, None) => return Poll::Pending,
+            (Poll::Ready(r), _) => {
+                this.timer = None;
+                r
+            }
+        };
+        match polled {
             Some(Ok(frame)) => {
                 if let (Some((_, h)), Some(d)) = (this.check.as_mut(), frame.data_ref()) {
                     h.update(d);
@@ -294,6 +329,16 @@ pub fn sha256_mismatch(claimed: &str, computed: &str) -> S3Error {
 fn body_error(e: ReqBodyError) -> S3Error {
     match e {
         ReqBodyError::Transport => incomplete(),
+        ReqBodyError::Timeout => {
+            let mut e = S3Error::new(
+                400,
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within \
+                 the timeout period.",
+            );
+            e.close = true;
+            e
+        }
         ReqBodyError::Sha256Mismatch(claimed, computed) => sha256_mismatch(&claimed, &computed),
     }
 }

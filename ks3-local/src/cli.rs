@@ -32,9 +32,31 @@ pub struct Cli {
     /// An access key (repeatable; paired with --secret-key by order).
     #[arg(long = "access-key", value_name = "AK")]
     pub access_keys: Vec<String>,
-    /// A secret key (repeatable; paired with --access-key by order).
+    /// A secret key (repeatable; paired with --access-key by order). Visible to `ps`:
+    /// prefer --secret-key-file or the KS3_LOCAL_SECRET_KEY environment variable.
     #[arg(long = "secret-key", value_name = "SK")]
     pub secret_keys: Vec<String>,
+    /// A file holding a secret key (surrounding whitespace ignored; `-` = stdin; repeatable,
+    /// taken after the --secret-key values, paired with --access-key by order).
+    #[arg(long = "secret-key-file", value_name = "FILE")]
+    pub secret_key_files: Vec<PathBuf>,
+    /// Serve the unauthenticated admin endpoint `/_ks3local/` (fault injection, request
+    /// statistics). Only for tests: anyone who reaches the port can use it.
+    #[arg(long)]
+    pub admin: bool,
+    /// Do not fsync before acknowledging writes (faster; for benchmarks only: an
+    /// acknowledged object may be lost on power failure).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Seconds a request body may stall before the request fails with RequestTimeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub body_timeout: u64,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Inject faults: METHOD:PATTERN:COUNT:ACTION, ACTION = STATUS:CODE (500:InternalError,
     /// 503:SlowDown), delay=MS or drop (repeatable). METHOD `*` = any; PATTERN is a substring
     /// of the request's PATH?QUERY.
@@ -74,6 +96,10 @@ impl std::fmt::Debug for Cli {
                 "secret_keys",
                 &format!("<{} redacted>", self.secret_keys.len()),
             )
+            .field("secret_key_files", &self.secret_key_files)
+            .field("admin", &self.admin)
+            .field("no_fsync", &self.no_fsync)
+            .field("tls_cert", &self.tls_cert)
             .field("faults", &self.faults)
             .field("verbose", &self.verbose)
             .field("replay_completed_uploads", &self.replay_completed_uploads)
@@ -90,12 +116,27 @@ impl Cli {
             .map_err(|e| format!("--addr {}: {e}", self.addr))?
             .next()
             .ok_or_else(|| format!("--addr {}: no address", self.addr))?;
-        if self.access_keys.len() != self.secret_keys.len() {
+        let mut secrets = self.secret_keys.clone();
+        for f in &self.secret_key_files {
+            secrets.push(read_secret_file(f)?);
+        }
+        if secrets.is_empty() {
+            if let Ok(sk) = std::env::var(SECRET_ENV) {
+                if !sk.trim().is_empty() {
+                    secrets.push(sk.trim().to_string());
+                }
+            }
+        }
+        if self.access_keys.len() != secrets.len() {
             return Err(format!(
-                "{} --access-key but {} --secret-key: they pair up by order",
+                "{} --access-key but {} secret keys (--secret-key, --secret-key-file, \
+                 {SECRET_ENV}): they pair up by order",
                 self.access_keys.len(),
-                self.secret_keys.len()
+                secrets.len()
             ));
+        }
+        if self.body_timeout == 0 {
+            return Err("--body-timeout must be at least 1 second".into());
         }
         if self.access_keys.is_empty() {
             return Err("at least one --access-key / --secret-key pair is required".into());
@@ -110,21 +151,50 @@ impl Cli {
             addr,
             data_dir: if self.memory { None } else { self.data.clone() },
             buckets: self.buckets.clone(),
-            credentials: self
-                .access_keys
-                .iter()
-                .cloned()
-                .zip(self.secret_keys.iter().cloned())
-                .collect(),
+            credentials: self.access_keys.iter().cloned().zip(secrets).collect(),
             max_copy_size: self.max_copy_size.unwrap_or(d.max_copy_size),
             max_put_size: self.max_put_size.unwrap_or(d.max_put_size),
             min_part_size: self.min_part_size.unwrap_or(d.min_part_size),
             verbose: self.verbose,
             replay_completed_uploads: self.replay_completed_uploads,
             region: self.region.clone(),
+            admin: self.admin,
+            fsync: !self.no_fsync,
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
+            request_log_capacity: d.request_log_capacity,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::config::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
         };
         Ok((config, faults))
     }
+}
+
+/// The environment variable a single secret key may come from (when no --secret-key or
+/// --secret-key-file is given).
+pub const SECRET_ENV: &str = "KS3_LOCAL_SECRET_KEY";
+
+/// A secret key from a file (`-` = stdin), surrounding whitespace removed. Errors never
+/// show the content.
+fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
+            .map_err(|e| format!("--secret-key-file -: reading stdin: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("--secret-key-file {}: {e}", path.display()))?
+    };
+    let sk = text.trim();
+    if sk.is_empty() {
+        return Err(format!("--secret-key-file {}: empty", path.display()));
+    }
+    Ok(sk.to_string())
 }
 
 /// Parses `args` (program name first) and runs; what `main` of `ks3-local` does.
@@ -175,6 +245,12 @@ pub fn run_cli(cli: Cli) -> ExitCode {
         {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "listening on {}", server.endpoint());
+            if server.admin_enabled() {
+                eprintln!(
+                    "ks3-local: admin endpoint enabled at {}/_ks3local/ (unauthenticated: for tests only)",
+                    server.endpoint()
+                );
+            }
             let _ = out.flush();
         }
         wait_for_signal().await;

@@ -49,6 +49,32 @@ pub struct ServerConfig {
     /// The KS3 region id the buckets live in (`ks3-cn-beijing`): what GetBucketLocation
     /// answers, as its V4 region name (`BEIJING`). V4 credential scopes may name any region.
     pub region: String,
+    /// Serve the unauthenticated admin endpoint (`/_ks3local/faults`, `/_ks3local/stats`,
+    /// see [`crate::admin`]) — `--admin`. Off by default: anyone who reaches the port could
+    /// inject faults. The in-process handles ([`crate::RunningServer::faults`],
+    /// [`crate::RunningServer::requests_matching`]) work either way.
+    pub admin: bool,
+    /// `fsync` each body file and its directory before a PUT, part, copy, initiate or
+    /// Complete is acknowledged on disk (default `true`; `--no-fsync` for benchmarks:
+    /// then an acknowledged write may be lost on power failure, never seen half-written).
+    pub fsync: bool,
+    /// How long a request body may stall (no byte received) before the request is answered
+    /// `400 RequestTimeout` and the connection closed. Default 60 s.
+    pub body_timeout: std::time::Duration,
+    /// Authenticated requests remembered for [`crate::RunningServer::requests_matching`]
+    /// (a ring: the oldest go first). Default 65 536.
+    pub request_log_capacity: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM files) instead of HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of a TLS server identity (`--tls-cert`, `--tls-key`).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Secret keys are never printed.
@@ -72,6 +98,11 @@ impl std::fmt::Debug for ServerConfig {
             .field("verbose", &self.verbose)
             .field("replay_completed_uploads", &self.replay_completed_uploads)
             .field("region", &self.region)
+            .field("admin", &self.admin)
+            .field("fsync", &self.fsync)
+            .field("body_timeout", &self.body_timeout)
+            .field("request_log_capacity", &self.request_log_capacity)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -89,6 +120,11 @@ impl Default for ServerConfig {
             verbose: false,
             replay_completed_uploads: false,
             region: DEFAULT_REGION.to_string(),
+            admin: false,
+            fsync: true,
+            body_timeout: std::time::Duration::from_secs(60),
+            request_log_capacity: 65_536,
+            tls: None,
         }
     }
 }

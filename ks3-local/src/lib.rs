@@ -32,7 +32,7 @@ pub mod store;
 pub mod xml;
 
 pub use cli::{cli_main, run_cli, wait_for_signal, Cli};
-pub use config::ServerConfig;
+pub use config::{ServerConfig, TlsFiles};
 pub use error::S3Error;
 pub use faults::{FaultAction, FaultInjector, FaultRule};
 
@@ -49,9 +49,27 @@ impl RunningServer {
         self.addr
     }
 
-    /// `http://HOST:PORT`.
+    /// `http://HOST:PORT` (`https://` when serving TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// TLS handshakes that failed so far (HTTPS servers only).
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.state
+            .stats
+            .tls_handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the HTTP admin endpoint `/_ks3local/` is served ([`ServerConfig::admin`]).
+    pub fn admin_enabled(&self) -> bool {
+        self.state.config.admin
     }
 
     /// The fault injector of this server (a cheap clone handle).
@@ -64,8 +82,11 @@ impl RunningServer {
         self.state.stats.total()
     }
 
-    /// Requests with this method (`""` or `"*"` = any) whose raw request target
-    /// `PATH?QUERY` contains `query_contains`, e.g. `("GET", "prefix=")`.
+    /// Authenticated requests with this method (`""` or `"*"` = any) whose logged target
+    /// contains `query_contains`, e.g. `("GET", "prefix=")`. The log keeps the path and the
+    /// query's parameter names without their values (`partNumber`'s excepted):
+    /// `/b/k?partNumber=2&uploadId=` (see [`server::loggable_target`]); it holds the last
+    /// [`ServerConfig::request_log_capacity`] requests.
     pub fn requests_matching(&self, method: &str, query_contains: &str) -> u64 {
         self.state.stats.matching(method, query_contains)
     }

@@ -1,5 +1,5 @@
 //! Accept loop, per-request pipeline (stats, faults, addressing, auth, dispatch, errors).
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,36 +25,114 @@ use ks3_proto::{SigningScheme, V4Namespace};
 /// Headers larger than this get hyper's 431.
 /// (Idle keep-alive connections close after 75 s without a new request head, as nginx.)
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Request-log entries kept for [`Stats::matching`].
-const MAX_LOG: usize = 2_000_000;
+/// Longest path kept in a request-log entry (longer ones are cut at a character boundary).
+const MAX_LOGGED_PATH: usize = 1024;
 /// Unread request bodies up to this size are drained before an early answer.
 const DRAIN_LIMIT: u64 = 64 << 20;
 
-/// Request counters.
-#[derive(Default)]
+/// What the request log keeps of a request target: the path (at most
+/// [`MAX_LOGGED_PATH`] bytes) and the query's parameter *names* with their values dropped
+/// (`?partNumber=2&uploadId=` — `partNumber`'s small number is kept), so no presigned
+/// signature, credential or upload id is ever kept or shown.
+pub fn loggable_target(target: &str) -> String {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut cut = path.len().min(MAX_LOGGED_PATH);
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out: String = path[..cut]
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if let Some(q) = query {
+        out.push('?');
+        for (i, param) in q.split('&').take(32).enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            let (name, value) = match param.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (param, None),
+            };
+            let name: String = name
+                .chars()
+                .take(64)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            out.push_str(&name);
+            if let Some(v) = value {
+                out.push('=');
+                if name == "partNumber" && v.len() <= 5 && v.bytes().all(|b| b.is_ascii_digit()) {
+                    out.push_str(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Request counters and a bounded log of authenticated requests.
 pub struct Stats {
     total: AtomicU64,
-    log: Mutex<Vec<(Method, Box<str>)>>,
+    /// TLS handshakes that failed (the client refused the certificate, or spoke no TLS).
+    pub tls_handshake_failures: AtomicU64,
+    capacity: usize,
+    /// A ring of `(method, loggable target)`; held only to push or to copy the `Arc`s out.
+    log: Mutex<VecDeque<(Method, Arc<str>)>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::with_capacity(65_536)
+    }
 }
 
 impl Stats {
-    fn record(&self, method: &Method, target: &str) {
-        self.total.fetch_add(1, Ordering::Relaxed);
-        let mut log = lock(&self.log);
-        if log.len() >= MAX_LOG {
-            log.drain(..MAX_LOG / 2);
+    pub fn with_capacity(capacity: usize) -> Stats {
+        Stats {
+            total: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
+            capacity,
+            log: Mutex::new(VecDeque::new()),
         }
-        log.push((method.clone(), target.into()));
+    }
+
+    /// Counts a request (any request, authenticated or not).
+    fn count(&self) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Remembers an authenticated request (see [`loggable_target`]).
+    fn record(&self, method: &Method, target: &str) {
+        if self.capacity == 0 {
+            return;
+        }
+        let entry: Arc<str> = loggable_target(target).into();
+        let mut log = lock(&self.log);
+        while log.len() >= self.capacity {
+            log.pop_front();
+        }
+        log.push_back((method.clone(), entry));
     }
 
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Requests whose method equals `method` (`""`/`"*"` = any) and whose raw target
-    /// (`PATH?QUERY`) contains `needle`.
+    /// Entries in the log now (at most the capacity).
+    pub fn logged(&self) -> usize {
+        lock(&self.log).len()
+    }
+
+    /// Logged requests whose method equals `method` (`""`/`"*"` = any) and whose loggable
+    /// target (see [`loggable_target`]) contains `needle`. The scan runs on a copy of the
+    /// log's handles: request handling never waits for it.
     pub fn matching(&self, method: &str, needle: &str) -> u64 {
-        lock(&self.log)
+        let snapshot: Vec<(Method, Arc<str>)> = lock(&self.log).iter().cloned().collect();
+        snapshot
             .iter()
             .filter(|(m, t)| {
                 (method.is_empty() || method == "*" || m.as_str().eq_ignore_ascii_case(method))
@@ -76,14 +154,15 @@ pub struct State {
 
 impl State {
     pub fn new(config: ServerConfig) -> anyhow::Result<State> {
-        let store = Store::open(config.data_dir.clone(), &config.buckets)?;
+        let store = Store::open(config.data_dir.clone(), &config.buckets, config.fsync)?;
         let creds = config.credentials.iter().cloned().collect();
+        let log_capacity = config.request_log_capacity;
         Ok(State {
             config,
             store,
             creds,
             faults: FaultInjector::new(),
-            stats: Stats::default(),
+            stats: Stats::with_capacity(log_capacity),
             seq: AtomicU64::new(0),
             id_prefix: rand::random(),
         })
@@ -109,12 +188,52 @@ impl std::fmt::Display for DropConnection {
 }
 impl std::error::Error for DropConnection {}
 
-/// Accepts connections until `shutdown` flips (or its sender goes away).
-pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+/// Accepts connections until `shutdown` flips (or its sender goes away); with `tls`, each
+/// connection is a TLS handshake first.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => spawn_connection(stream, state.clone(), shutdown.clone()),
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    match &tls {
+                        None => spawn_connection(stream, state.clone(), shutdown.clone()),
+                        Some(acceptor) => {
+                            let (acceptor, state, shutdown) =
+                                (acceptor.clone(), state.clone(), shutdown.clone());
+                            tokio::spawn(async move {
+                                let hs = tokio::time::timeout(
+                                    Duration::from_secs(10),
+                                    acceptor.accept(stream),
+                                )
+                                .await;
+                                match hs {
+                                    Ok(Ok(tls)) => spawn_connection(tls, state, shutdown),
+                                    Ok(Err(e)) => {
+                                        state
+                                            .stats
+                                            .tls_handshake_failures
+                                            .fetch_add(1, Ordering::Relaxed);
+                                        if state.config.verbose {
+                                            eprintln!("ks3-local: TLS handshake: {e}");
+                                        }
+                                    }
+                                    Err(_) => {
+                                        state
+                                            .stats
+                                            .tls_handshake_failures
+                                            .fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            });
+                        }
+                    }
+                }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     if state.config.verbose {
@@ -132,13 +251,11 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch
     }
 }
 
-fn spawn_connection(
-    stream: tokio::net::TcpStream,
-    state: Arc<State>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+fn spawn_connection<S>(stream: S, state: Arc<State>, mut shutdown: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
-        let _ = stream.set_nodelay(true);
         let svc = service_fn(move |req| {
             let state = state.clone();
             async move { handle(state, req).await }
@@ -154,6 +271,30 @@ fn spawn_connection(
             _ = shutdown.changed() => {}
         }
     });
+}
+
+/// The TLS acceptor for `--tls-cert` / `--tls-key`.
+pub fn tls_acceptor(files: &crate::config::TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", files.cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", files.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("--tls-cert {}: no PEM certificate", files.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| anyhow::anyhow!("--tls-key {}: {e}", files.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
 fn host_of(req: &Request<Incoming>) -> String {
@@ -245,13 +386,46 @@ async fn handle(
     let host = host_of(&req);
     let head = method == Method::HEAD;
 
-    if target.starts_with(crate::admin::PREFIX) && vhost_bucket(&state, &host).is_none() {
+    if state.config.admin
+        && target.starts_with(crate::admin::PREFIX)
+        && vhost_bucket(&state, &host).is_none()
+    {
         let mut resp = crate::admin::handle(&state, req).await;
         set(&mut resp, "x-kss-request-id", &request_id);
         return Ok(resp);
     }
 
-    state.stats.record(&method, &target);
+    state.stats.count();
+    // Authentication first (it reads only the head), so that only authenticated requests
+    // are logged; faults apply to every request as before.
+    let path = req.uri().path().to_string();
+    let raw_query = req.uri().query().unwrap_or("").to_string();
+    let mut resource = path.clone();
+    let result = (|| {
+        let (bucket, key) = address(&state, &host, &path)?;
+        resource = if bucket.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{bucket}/{key}")
+        };
+        let auth = authenticate(
+            &AuthInput {
+                method: method.as_str(),
+                path: &path,
+                headers: req.headers(),
+                bucket: &bucket,
+                key: &key,
+                raw_query: &raw_query,
+            },
+            &state.creds,
+            now_secs(),
+        )?;
+        let query = Query::parse(&raw_query)?;
+        Ok::<_, S3Error>((bucket, key, query, auth))
+    })();
+    if result.is_ok() {
+        state.stats.record(&method, &target);
+    }
     let mut drop_response = false;
     let mut lose_response = false;
     let mut corrupt_checksum = false;
@@ -305,32 +479,6 @@ async fn handle(
         .headers
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let path = parts.uri.path().to_string();
-    let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let mut resource = path.clone();
-    let result = async {
-        let (bucket, key) = address(&state, &host, &path)?;
-        resource = if bucket.is_empty() {
-            "/".to_string()
-        } else {
-            format!("/{bucket}/{key}")
-        };
-        let auth = authenticate(
-            &AuthInput {
-                method: method.as_str(),
-                path: &path,
-                headers: &parts.headers,
-                bucket: &bucket,
-                key: &key,
-                raw_query: &raw_query,
-            },
-            &state.creds,
-            now_secs(),
-        )?;
-        let query = Query::parse(&raw_query)?;
-        Ok::<_, S3Error>((bucket, key, query, auth))
-    }
-    .await;
     let aws4 = matches!(&result, Ok((.., a)) if a.scheme == SigningScheme::V4(V4Namespace::Aws4));
     let mut headers = parts.headers;
     let result = result.and_then(|(bucket, key, query, auth)| {
@@ -354,7 +502,8 @@ async fn handle(
             let body = match payload {
                 Some(h) => ReqBody::checked(body, &h),
                 None => ReqBody::unchecked(body),
-            };
+            }
+            .with_idle_timeout(state.config.body_timeout);
             let mut r = Req {
                 method: method.clone(),
                 headers,
@@ -417,12 +566,12 @@ async fn handle(
 
 fn log(state: &State, method: &Method, target: &str, status: StatusCode) {
     if state.config.verbose {
-        // Presigned URLs carry a signature: never print it.
-        let shown = match target.split_once('?') {
-            Some((p, q)) if q.contains("Signature=") => format!("{p}?<presigned>"),
-            _ => target.to_string(),
-        };
-        eprintln!("ks3-local: {method} {shown} -> {}", status.as_u16());
+        // Query values (presigned signatures, credentials, upload ids) are never printed.
+        eprintln!(
+            "ks3-local: {method} {} -> {}",
+            loggable_target(target),
+            status.as_u16()
+        );
     }
 }
 
@@ -432,12 +581,13 @@ pub async fn launch(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, Arc<State>)> {
     let addr = config.addr;
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let state = Arc::new(State::new(config)?);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    tokio::spawn(serve(listener, state.clone(), shutdown));
+    tokio::spawn(serve(listener, state.clone(), tls, shutdown));
     Ok((local, state))
 }
 

@@ -164,6 +164,8 @@ enum SinkInner {
 /// Receives a body (to a temp file or RAM), computing MD5, CRC-64 and length on the way.
 pub struct Sink {
     inner: SinkInner,
+    /// `fsync` the file when finished.
+    fsync: bool,
     md5: Option<Md5Stream>,
     crc: Crc64,
     len: u64,
@@ -213,6 +215,9 @@ impl Sink {
                 file.flush().await?;
                 let mut inner = file.into_inner();
                 inner.flush().await?;
+                if self.fsync {
+                    inner.sync_all().await?;
+                }
                 drop(inner);
                 Ok(Staged::File(path))
             }
@@ -224,11 +229,18 @@ impl Sink {
 pub struct Bucket {
     pub name: String,
     pub created_ms: i64,
+    /// `fsync` files and directories before a write is acknowledged (on disk).
+    fsync: bool,
     dir: Option<PathBuf>,
     tmp: Option<PathBuf>,
     objects: RwLock<BTreeMap<String, Object>>,
     uploads: Mutex<BTreeMap<String, Upload>>,
     completed: Mutex<HashMap<String, Completed>>,
+}
+
+/// Makes a directory's entries (a rename into it, a removal) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn key_hash(key: &str) -> String {
@@ -273,10 +285,11 @@ fn read_trailer<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<(T, u64
 }
 
 impl Bucket {
-    fn new(name: &str, dir: Option<PathBuf>, tmp: Option<PathBuf>) -> Bucket {
+    fn new(name: &str, dir: Option<PathBuf>, tmp: Option<PathBuf>, fsync: bool) -> Bucket {
         Bucket {
             name: name.to_string(),
             created_ms: now_ms(),
+            fsync,
             dir,
             tmp,
             objects: RwLock::new(BTreeMap::new()),
@@ -295,10 +308,10 @@ impl Bucket {
     }
 
     /// Loads a bucket directory written by an earlier run.
-    fn load(name: &str, dir: PathBuf, tmp: PathBuf) -> io::Result<Bucket> {
+    fn load(name: &str, dir: PathBuf, tmp: PathBuf, fsync: bool) -> io::Result<Bucket> {
         std::fs::create_dir_all(dir.join("obj"))?;
         std::fs::create_dir_all(dir.join("mpu"))?;
-        let b = Bucket::new(name, Some(dir.clone()), Some(tmp));
+        let b = Bucket::new(name, Some(dir.clone()), Some(tmp), fsync);
         {
             let mut objects = write(&b.objects);
             for shard in std::fs::read_dir(dir.join("obj"))? {
@@ -388,10 +401,12 @@ impl Bucket {
                     path: TempPath(Some(path)),
                 }
             }
-            None => SinkInner::Mem(BytesMut::with_capacity(size_hint.min(64 << 20) as usize)),
+            // Memory grows as bytes arrive: a declared length reserves at most 64 KiB.
+            None => SinkInner::Mem(BytesMut::with_capacity(size_hint.min(64 << 10) as usize)),
         };
         Ok(Sink {
             inner,
+            fsync: self.fsync,
             md5: with_md5.then(Md5Stream::default),
             crc: Crc64::new(),
             len: 0,
@@ -425,19 +440,31 @@ impl Bucket {
         let data = match (staged, &self.dir) {
             (Staged::File(tmp), Some(dir)) => {
                 let path = self.object_path(dir, &meta.key);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
+                let parent = path.parent().unwrap_or(dir).to_path_buf();
+                let new_shard = !parent.is_dir();
+                if new_shard {
+                    std::fs::create_dir_all(&parent)?;
                 }
-                let mut objects = write(&self.objects);
-                std::fs::rename(tmp.0.as_deref().unwrap_or(Path::new("")), &path)?;
-                tmp.take();
-                objects.insert(
-                    meta.key.clone(),
-                    Object {
-                        meta: meta.clone(),
-                        data: Data::File(path),
-                    },
-                );
+                {
+                    let mut objects = write(&self.objects);
+                    std::fs::rename(tmp.0.as_deref().unwrap_or(Path::new("")), &path)?;
+                    tmp.take();
+                    objects.insert(
+                        meta.key.clone(),
+                        Object {
+                            meta: meta.clone(),
+                            data: Data::File(path),
+                        },
+                    );
+                }
+                // The file was synced when finished; the rename is durable once its
+                // directory (and a directory created for it) is.
+                if self.fsync {
+                    if new_shard {
+                        sync_dir(&dir.join("obj"))?;
+                    }
+                    sync_dir(&parent)?;
+                }
                 return Ok(meta);
             }
             (Staged::Mem(b), _) => Data::Mem(b),
@@ -462,7 +489,13 @@ impl Bucket {
             None => Ok(false),
             Some(o) => {
                 if let Data::File(p) = o.data {
-                    match std::fs::remove_file(&p) {
+                    let removed = std::fs::remove_file(&p);
+                    if removed.is_ok() && self.fsync {
+                        if let Some(parent) = p.parent() {
+                            let _ = sync_dir(parent);
+                        }
+                    }
+                    match removed {
                         Err(e) if e.kind() != io::ErrorKind::NotFound => {
                             // Keep index and disk consistent.
                             objects.insert(
@@ -494,8 +527,19 @@ impl Bucket {
             let udir = self.upload_dir(dir, &info.id);
             std::fs::create_dir_all(&udir)?;
             let tmp = udir.join("upload.json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&info)?)?;
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&serde_json::to_vec(&info)?)?;
+                if self.fsync {
+                    f.sync_all()?;
+                }
+            }
             std::fs::rename(&tmp, udir.join("upload.json"))?;
+            if self.fsync {
+                sync_dir(&udir)?;
+                sync_dir(&dir.join("mpu"))?;
+            }
         }
         lock(&self.uploads).insert(
             info.id.clone(),
@@ -552,6 +596,9 @@ impl Bucket {
                     .join(format!("part-{:05}", meta.number));
                 std::fs::rename(tmp.0.as_deref().unwrap_or(Path::new("")), &path)?;
                 tmp.take();
+                if self.fsync {
+                    sync_dir(&self.upload_dir(dir, id))?;
+                }
                 Data::File(path)
             }
             (Staged::Mem(b), _) => Data::Mem(b),
@@ -572,6 +619,9 @@ impl Bucket {
         uploads.remove(id);
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(self.upload_dir(dir, id));
+            if self.fsync {
+                let _ = sync_dir(&dir.join("mpu"));
+            }
         }
         true
     }
@@ -618,14 +668,16 @@ impl Part {
 /// All buckets.
 pub struct Store {
     root: Option<PathBuf>,
+    fsync: bool,
     buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
 }
 
 impl Store {
     /// Opens (or creates) the store and makes sure `buckets` exist.
-    pub fn open(root: Option<PathBuf>, buckets: &[String]) -> anyhow::Result<Store> {
+    pub fn open(root: Option<PathBuf>, buckets: &[String], fsync: bool) -> anyhow::Result<Store> {
         let store = Store {
             root: root.clone(),
+            fsync,
             buckets: RwLock::new(BTreeMap::new()),
         };
         if let Some(root) = &root {
@@ -638,7 +690,7 @@ impl Store {
                 let e = e?;
                 let name = e.file_name().to_string_lossy().to_string();
                 if e.path().is_dir() && valid_bucket_name(&name) {
-                    let b = Bucket::load(&name, e.path(), tmp.clone())?;
+                    let b = Bucket::load(&name, e.path(), tmp.clone(), fsync)?;
                     map.insert(name, Arc::new(b));
                 }
             }
@@ -695,9 +747,13 @@ impl Store {
                 let dir = root.join(name);
                 std::fs::create_dir_all(dir.join("obj")).map_err(S3Error::io)?;
                 std::fs::create_dir_all(dir.join("mpu")).map_err(S3Error::io)?;
-                Bucket::new(name, Some(dir), Some(root.join(".tmp")))
+                if self.fsync {
+                    sync_dir(&dir).map_err(S3Error::io)?;
+                    sync_dir(root).map_err(S3Error::io)?;
+                }
+                Bucket::new(name, Some(dir), Some(root.join(".tmp")), self.fsync)
             }
-            None => Bucket::new(name, None, None),
+            None => Bucket::new(name, None, None, false),
         };
         map.insert(name.to_string(), Arc::new(bucket));
         Ok(())
@@ -727,6 +783,25 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_sink_reserves_as_bytes_arrive() {
+        let b = Bucket::new("b", None, None, false);
+        // A declared 4 GB body reserves nothing like it before a byte arrives.
+        let mut sink = b.sink(4_000_000_000, true).await.unwrap();
+        let cap = |s: &Sink| match &s.inner {
+            SinkInner::Mem(m) => m.capacity(),
+            SinkInner::File { .. } => unreachable!("memory bucket"),
+        };
+        assert!(cap(&sink) <= 64 << 10, "{}", cap(&sink));
+        sink.write(&[7u8; 300_000]).await.unwrap();
+        assert!(
+            cap(&sink) >= 300_000 && cap(&sink) < 4 << 20,
+            "{}",
+            cap(&sink)
+        );
+        assert_eq!(sink.len(), 300_000);
+    }
 
     #[test]
     fn trailer_round_trip() {

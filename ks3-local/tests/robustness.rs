@@ -330,19 +330,53 @@ async fn fault_lost_response_performs_the_request() {
     assert_eq!(s.faults().remaining(), 0);
 }
 
+fn admin_request(
+    s: &ks3_local::RunningServer,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> impl std::future::Future<Output = Resp> {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    send(s.addr(), req)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoint_is_off_by_default() {
+    let s = memory_server().await;
+    assert!(!s.admin_enabled());
+    for (method, path, body) in [
+        ("POST", "/_ks3local/faults", "GET::5:503:SlowDown\n"),
+        ("GET", "/_ks3local/faults", ""),
+        ("DELETE", "/_ks3local/faults", ""),
+        ("GET", "/_ks3local/stats?method=GET&contains=prefix%3D", ""),
+    ] {
+        let r = admin_request(&s, method, path, body).await;
+        // Not an admin answer: an ordinary unauthenticated request, refused.
+        assert!(
+            r.status.as_u16() == 403 || r.status.as_u16() == 400,
+            "{method} {path}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(!r.text().contains("requests"), "{}", r.text());
+    }
+    assert_eq!(s.faults().remaining(), 0, "no fault was injected over HTTP");
+    let c = Client::new(&s);
+    c.put("k", "v").await.ok();
+    c.get("k").await.ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoint() {
-    let s = memory_server().await;
+    let s = server_with(|c| c.admin = true).await;
+    assert!(s.admin_enabled());
     let c = Client::new(&s);
-    let admin = |method: &str, path: &str, body: &str| {
-        let req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "127.0.0.1")
-            .body(http_body_util::Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        send(s.addr(), req)
-    };
+    let admin = |method: &str, path: &str, body: &str| admin_request(&s, method, path, body);
     let r = admin(
         "POST",
         "/_ks3local/faults",
@@ -364,6 +398,132 @@ async fn admin_endpoint() {
     assert_eq!(r.text(), "{\"requests\":2,\"matching\":1}\n");
     assert_eq!(admin("GET", "/_ks3local/nothing", "").await.status, 404);
     assert_eq!(s.request_count(), 2, "admin requests are not counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_keeps_no_query_values_and_no_unauthenticated_requests() {
+    let s = server_with(|c| c.admin = true).await;
+    let c = Client::new(&s);
+    // A presigned GET: its signature must not be findable.
+    c.put("p", "x").await.ok();
+    let url = c.presign("GET", "p", now() + 300);
+    let sig = url
+        .split('&')
+        .find_map(|kv| kv.split_once("Signature=").map(|(_, v)| v.to_string()))
+        .expect("a signature");
+    let r = send(
+        s.addr(),
+        http::Request::builder()
+            .uri(url.as_str())
+            .header("host", s.addr().to_string())
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A multipart upload: its id must not be findable, the part number and names are.
+    let id = c.initiate("mp").await;
+    c.upload_part("mp", &id, 2, "data").await.ok();
+    // An unauthenticated request is counted, never logged.
+    let r = admin_request(&s, "GET", "/registry-bucket/secret-path?uploads", "").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    let stats = |contains: &str| {
+        let q = ks3_proto::encode::encode_component(contains);
+        admin_request(&s, "GET", &format!("/_ks3local/stats?contains={q}"), "")
+    };
+    let matching = |t: String| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        v["matching"].as_u64().unwrap()
+    };
+    assert_eq!(
+        matching(stats(&sig).await.text()),
+        0,
+        "signature in the log"
+    );
+    assert_eq!(matching(stats("Signature=").await.text()), 1);
+    assert_eq!(matching(stats(&id).await.text()), 0, "upload id in the log");
+    assert_eq!(s.requests_matching("", &id), 0);
+    assert_eq!(s.requests_matching("PUT", "partNumber=2&uploadId="), 1);
+    assert_eq!(s.requests_matching("POST", "/mp?uploads"), 1);
+    assert_eq!(s.requests_matching("", "secret-path"), 0, "unauthenticated");
+    assert_eq!(s.request_count(), 5, "every request is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_is_bounded() {
+    let s = server_with(|c| c.request_log_capacity = 10).await;
+    let c = Client::new(&s);
+    for i in 0..25 {
+        c.head(&format!("bounded/{i:02}")).await;
+    }
+    assert_eq!(s.request_count(), 25);
+    assert_eq!(
+        s.requests_matching("HEAD", "/bounded/"),
+        10,
+        "the newest 10 remain"
+    );
+    assert_eq!(s.requests_matching("HEAD", "/bounded/14"), 0);
+    assert_eq!(s.requests_matching("HEAD", "/bounded/15"), 1);
+    // A long path is cut: an entry never grows with the request.
+    let long = "L".repeat(60_000);
+    c.head(&long).await;
+    assert_eq!(s.requests_matching("HEAD", &"L".repeat(1000)), 1);
+    assert_eq!(s.requests_matching("HEAD", &"L".repeat(1100)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = ks3_local::start(ServerConfig {
+        body_timeout: Duration::from_millis(700),
+        ..ServerConfig::on_disk(dir.path(), BUCKET, AK, SK)
+    })
+    .await
+    .unwrap();
+    let c = Client::new(&s);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for key in ["stall", "mp-stall"] {
+        let mut head = if key == "stall" {
+            signed_head(&c, "PUT", key, "content-length: 1000\r\n")
+        } else {
+            let id = c.initiate(key).await;
+            let req = c.build(
+                "PUT",
+                key,
+                &format!("partNumber=1&uploadId={id}"),
+                &[],
+                Bytes::new(),
+            );
+            let mut h = format!("PUT {} HTTP/1.1\r\n", req.uri());
+            for (n, v) in req.headers() {
+                if n != "content-length" {
+                    h.push_str(&format!("{}: {}\r\n", n, v.to_str().unwrap()));
+                }
+            }
+            h.push_str("content-length: 1000\r\n\r\n");
+            h
+        }
+        .into_bytes();
+        head.extend_from_slice(&[b'x'; 100]);
+        let mut sock = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+        sock.write_all(&head).await.unwrap();
+        // Keep the connection open without sending more.
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut out)).await;
+        assert!(r.is_ok(), "the server never gave up on the stalled body");
+        let elapsed = t.elapsed();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+        assert!(text.contains("<Code>RequestTimeout</Code>"), "{text}");
+        assert!(
+            elapsed >= Duration::from_millis(600) && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
+    }
+    c.get("stall").await.expect(404, "NoSuchKey");
+    assert_eq!(tmp_files(dir.path()), 0, "temp files left behind");
 }
 
 #[test]

@@ -20,6 +20,10 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Years a parsed date may name: four digits, as every format here writes them. Keeps
+/// the arithmetic below far from overflow whatever a peer sends.
+const YEARS: std::ops::RangeInclusive<i64> = 0..=9999;
+
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -28,6 +32,17 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Unix seconds of a parsed civil date and time; `None` for a year outside [`YEARS`]
+/// (checked arithmetic all the same).
+fn unix_secs(y: i64, m: u32, d: u32, hh: i64, mm: i64, ss: i64) -> Option<i64> {
+    if !YEARS.contains(&y) {
+        return None;
+    }
+    days_from_civil(y, m, d)
+        .checked_mul(86_400)?
+        .checked_add(hh * 3600 + mm * 60 + ss)
 }
 
 fn split(secs: i64) -> (i64, u32, u32, i64, i64, i64) {
@@ -64,7 +79,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     if !(1..=31).contains(&d) {
         return None;
     }
-    Some(days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss)
+    unix_secs(y, m, d, hh, mm, ss)
 }
 
 fn parse_hms(t: &str) -> Option<(i64, i64, i64)> {
@@ -113,8 +128,10 @@ pub fn parse_iso8601(s: &str) -> Option<i128> {
         let digits = &frac[..frac.len().min(9)];
         nanos = digits.parse::<i128>().ok()? * 10i128.pow(9 - digits.len() as u32);
     }
-    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
-    Some(secs as i128 * 1_000_000_000 + nanos)
+    let secs = unix_secs(y, m, d, hh, mm, ss)?;
+    (secs as i128)
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
 }
 
 /// `20261125T080000Z`: the ISO 8601 basic form of Signature V4's `x-kss-date` / `x-amz-date`.
@@ -142,12 +159,53 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
         return None;
     }
     // m and d are in range, so the casts are exact.
-    Some(days_from_civil(y, m as u32, d as u32) * 86_400 + hh * 3600 + mm * 60 + ss)
+    unix_secs(y, m as u32, d as u32, hh, mm, ss)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_years_are_rejected_not_overflowed() {
+        for y in [
+            "10000",
+            "99999999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "-1",
+        ] {
+            assert_eq!(
+                parse_http_date(&format!("Wed, 25 Nov {y} 08:00:00 GMT")),
+                None,
+                "{y}"
+            );
+            assert_eq!(
+                parse_iso8601(&format!("{y}-11-25T08:00:00.5Z")),
+                None,
+                "{y}"
+            );
+        }
+        assert_eq!(
+            parse_iso8601("9999-12-31T23:59:59.999999999Z"),
+            Some(253_402_300_799_999_999_999)
+        );
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 0000 00:00:00 GMT"),
+            Some(-62_167_219_200)
+        );
+        // Formatting the extremes does not panic either.
+        for s in [i64::MIN, i64::MIN / 2, -1, 0, i64::MAX / 2, i64::MAX] {
+            let _ = http_date(s);
+            let _ = amz_date(s);
+        }
+        let _ = iso8601(i128::MAX);
+        let _ = iso8601(i128::MIN);
+    }
 
     #[test]
     fn http_date_round_trip() {

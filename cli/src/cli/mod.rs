@@ -19,7 +19,7 @@ mod progress;
 mod registry;
 mod show_config;
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "ks3-driver",
     version,
@@ -50,6 +50,29 @@ pub struct Cli {
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `-p` values of secret parameters (`secretkey=…`) are masked.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) if ks3_driver::settings::is_secret(k.trim()) && !v.is_empty() => {
+                    format!("{k}=****")
+                }
+                _ => p.clone(),
+            })
+            .collect();
+        f.debug_struct("Cli")
+            .field("config", &self.config)
+            .field("params", &params)
+            .field("component", &self.component)
+            .field("verbose", &self.verbose)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,7 +197,7 @@ pub enum Command {
                             ks3-driver -p accesskey=AK -p secretkey=SK -p region=ks3-cn-beijing -p bucket=registry \
                             -p regionendpoint=http://127.0.0.1:9000 ls /"
     )]
-    ServeLocal(ks3_local::Cli),
+    ServeLocal(Box<ks3_local::Cli>),
     /// Run the OCI registry (Distribution Spec v1.1) with the driver component as its
     /// storage, in distribution's storage layout.
     #[command(
@@ -296,7 +319,22 @@ pub fn hint(error: &Error, config: Option<&Config>) -> Option<String> {
             }
             _ => return None,
         },
-        Error::Io(m) if m.contains("connection failed") => {
+        Error::Io(m) if m.contains(ks3_driver::TLS_CERTIFICATE_REFUSED) => {
+            if m.contains("unknown certificate authority") {
+                "the endpoint's TLS certificate is not signed by a trusted CA: give the private \
+                 CA's certificate (PEM) with -p cafile=FILE"
+            } else if m.contains("expired") || m.contains("not valid yet") {
+                "the endpoint's TLS certificate is outside its validity period: renew the \
+                 server's certificate (and check this machine's clock)"
+            } else if m.contains("hostname mismatch") {
+                "the endpoint's TLS certificate names another host: use regionendpoint with a \
+                 host name the certificate was issued for"
+            } else {
+                "the endpoint's TLS certificate was refused: check the server's certificate \
+                 and the cafile parameter"
+            }
+        }
+                Error::Io(m) if m.contains("connection failed") => {
             "cannot reach the endpoint: check regionendpoint / region, and that the server runs \
              (`ks3-driver serve-local` starts a local one)"
         }
@@ -456,7 +494,7 @@ pub fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2; --help/--version exit 0.
     let cli = Cli::parse();
     if let Command::ServeLocal(local) = cli.command {
-        return ks3_local::run_cli(local);
+        return ks3_local::run_cli(*local);
     }
     if let Command::Registry(args) = &cli.command {
         return registry::main(&cli, args);
@@ -503,6 +541,47 @@ mod tests {
             request_id: "r".into(),
             path: "/x".into(),
         })
+    }
+
+    #[test]
+    fn debug_masks_secret_params() {
+        let cli = Cli::parse_from([
+            "ks3-driver",
+            "-p",
+            "secretkey=TOPSECRETvalue",
+            "-p",
+            "bucket=shown-bucket",
+            "serve-local",
+            "--memory",
+            "--access-key",
+            "AK",
+            "--secret-key",
+            "LOCALSECRETvalue",
+        ]);
+        let shown = format!("{cli:?} {cli:#?}");
+        assert!(!shown.contains("TOPSECRETvalue"), "{shown}");
+        assert!(!shown.contains("LOCALSECRETvalue"), "{shown}");
+        assert!(shown.contains("shown-bucket"), "{shown}");
+    }
+
+    #[test]
+    fn certificate_refusals_get_a_certificate_hint() {
+        let h = |m: &str| hint(&Error::Io(m.into()), None).unwrap_or_default();
+        let base = format!(
+            "ks3: GET / failed: {}: x",
+            ks3_driver::TLS_CERTIFICATE_REFUSED
+        );
+        let unknown = h(&format!(
+            "{base} (the server's certificate is signed by an unknown certificate authority (…))"
+        ));
+        assert!(unknown.contains("cafile"), "{unknown}");
+        let expired = h(&format!("{base} (the server's certificate has expired)"));
+        assert!(expired.contains("validity"), "{expired}");
+        let name = h(&format!("{base} (… (hostname mismatch: …))"));
+        assert!(name.contains("host name"), "{name}");
+        for hint in [&unknown, &expired, &name] {
+            assert!(!hint.contains("cannot reach"), "{hint}");
+        }
     }
 
     #[test]
