@@ -158,6 +158,14 @@ async fn assert_refused(server: &RunningServer, cafile: Option<&Path>, problem: 
     assert!(text.contains(problem), "{problem:?} not in: {text}");
     assert!(!text.contains("attempts"), "retried: {text}");
     assert!(!text.contains(SK) && !text.contains(AK), "{text}");
+    // The server counts a failed handshake when it reads the client's alert, which may
+    // come after the client has already returned: wait for the first, then long enough
+    // for a retry to show up as a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.tls_handshake_failures() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         server.tls_handshake_failures(),
         1,
