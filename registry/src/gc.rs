@@ -33,6 +33,7 @@ use serde_json::Value;
 
 use crate::layout;
 use crate::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::store::{delete_each, delete_if_present};
 
 /// Reads and deletes in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -514,16 +515,12 @@ pub async fn collect_garbage(
                 layout::repo(name)
             ));
             for p in paths {
-                match driver.delete(&p).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => {
-                        return Err(GcError::ManifestDelete {
-                            repo: name.clone(),
-                            digest: d.clone(),
-                            error: Box::new(e),
-                        })
-                    }
+                if let Err(e) = delete_if_present(driver, &p).await {
+                    return Err(GcError::ManifestDelete {
+                        repo: name.clone(),
+                        digest: d.clone(),
+                        error: Box::new(e),
+                    });
                 }
             }
             report.manifests_deleted += 1;
@@ -561,22 +558,12 @@ pub async fn collect_garbage(
         .iter()
         .map(|(d, b)| ((*d).clone(), b.dir.clone()))
         .collect();
-    let results = stream::iter(targets)
-        .map(|(d, dir)| {
-            let driver = driver.clone();
-            async move {
-                match driver.delete(&dir).await {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.is_not_found() => Ok(()),
-                    Err(e) => Err(format!("{d}: {e}")),
-                }
-            }
-        })
-        .buffer_unordered(conc)
-        .collect::<Vec<_>>()
-        .await;
+    let results = delete_each(driver, targets, conc).await;
     let total = results.len();
-    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(|(d, _, r)| r.err().map(|e| format!("{d}: {e}")))
+        .collect();
     report.blobs_deleted = total - failures.len();
     if let Some(first) = failures.first() {
         return Err(GcError::BlobDelete {

@@ -17,6 +17,7 @@ use ks3_driver::{Driver, WalkControl};
 use crate::config::UploadPurging;
 use crate::gc::GcError;
 use crate::layout;
+use crate::store::delete_each;
 
 /// An upload directory found by the walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,29 +119,15 @@ pub async fn purge_uploads(
     if dry_run {
         return Ok(report);
     }
-    let dirs: Vec<String> = report
+    let dirs: Vec<((), String)> = report
         .eligible
         .iter()
-        .map(|u| layout::upload_dir(&u.repo, &u.id))
+        .map(|u| ((), layout::upload_dir(&u.repo, &u.id)))
         .collect();
-    let results = stream::iter(dirs)
-        .map(|dir| {
-            let driver = driver.clone();
-            async move {
-                match driver.delete(&dir).await {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.is_not_found() => Ok(()),
-                    Err(e) => Err(format!("deleting {dir}: {e}")),
-                }
-            }
-        })
-        .buffer_unordered(conc)
-        .collect::<Vec<_>>()
-        .await;
-    for r in results {
+    for (_, dir, r) in delete_each(driver, dirs, conc).await {
         match r {
             Ok(()) => report.deleted += 1,
-            Err(e) => report.errors.push(e),
+            Err(e) => report.errors.push(format!("deleting {dir}: {e}")),
         }
     }
     Ok(report)

@@ -1,5 +1,6 @@
 //! The registry's view of storage: links, blobs and manifests in distribution's layout,
 //! every byte through the driver component.
+use futures::stream::{self, StreamExt};
 use ks3_driver::Driver;
 
 use crate::digest::Digest;
@@ -40,11 +41,9 @@ impl Store {
 
     /// Deletes `path` and everything under it; a missing path is not an error.
     pub async fn delete_if_present(&self, path: &str) -> Result<()> {
-        match self.driver.delete(path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(RegistryError::storage("deleting", &e)),
-        }
+        delete_if_present(&self.driver, path)
+            .await
+            .map_err(|e| RegistryError::storage("deleting", &e))
     }
 
     /// The size of a stored blob, `None` when it is absent.
@@ -104,4 +103,33 @@ impl Store {
             Err(e) => Err(RegistryError::storage("listing", &e)),
         }
     }
+}
+
+/// Deletes `path` and everything under it; a path already gone counts as deleted (deletes
+/// of the registry, its GC and its purger may race each other).
+pub async fn delete_if_present(
+    driver: &Driver,
+    path: &str,
+) -> std::result::Result<(), ks3_driver::Error> {
+    match driver.delete(path).await {
+        Err(e) if e.is_not_found() => Ok(()),
+        done => done,
+    }
+}
+
+/// [`delete_if_present`] of each `(label, path)`, `concurrency` at a time; every result
+/// with its label and path, in the order they finish.
+pub async fn delete_each<L>(
+    driver: &Driver,
+    targets: Vec<(L, String)>,
+    concurrency: usize,
+) -> Vec<(L, String, std::result::Result<(), ks3_driver::Error>)> {
+    stream::iter(targets)
+        .map(|(label, path)| async move {
+            let r = delete_if_present(driver, &path).await;
+            (label, path, r)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
 }
