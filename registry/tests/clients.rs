@@ -10,37 +10,6 @@ use common::*;
 use serde_json::Value;
 use tokio::process::Command;
 
-fn require(tool: &str, install: &str) {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is needed by this test and is not installed: {install} (.ci/run does this)"
-    );
-}
-
-/// Runs a command; panics with its output if it fails. Returns stdout.
-async fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed ({}):\n{}\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }

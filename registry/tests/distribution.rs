@@ -17,7 +17,6 @@ use common::distribution::{Distribution, Options, S3Target};
 use common::*;
 use http::{Method, StatusCode};
 use serde_json::Value;
-use tokio::process::Command;
 
 /// The `rootdirectory` both registries use.
 const ROOT: &str = "/reg";
@@ -26,37 +25,6 @@ const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.oci.image.index.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, \
      application/vnd.docker.distribution.manifest.list.v2+json";
-
-fn require(tool: &str, install: &str) {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is needed by this test and is not installed: {install} (.ci/run does this)"
-    );
-}
-
-/// Runs a command; panics with its output if it fails. Returns stdout.
-async fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed ({}):\n{}\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 async fn skopeo(args: &[&str]) -> String {
     let mut all = vec!["--insecure-policy"];

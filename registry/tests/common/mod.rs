@@ -202,3 +202,35 @@ pub fn oci_manifest(
     }
     serde_json::to_vec(&m).expect("json")
 }
+
+/// Fails (never skips) when an independent client the test needs is missing.
+pub fn require(tool: &str, install: &str) {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is needed by this test and is not installed: {install} (.ci/run does this)"
+    );
+}
+
+/// Runs a command; panics with its output if it fails. Returns stdout.
+pub async fn run(program: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({}):\n{}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
