@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ks3_driver::{Params, Runtime};
 use ks3_registry::{Config, Registry, Storage};
 use oci_client::client::{ClientConfig, ClientProtocol, Config as OciConfig, ImageLayer};
@@ -21,6 +20,7 @@ use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 
 use super::{err, mibps, size_name, MIB};
+use crate::image::Image;
 
 /// The peer registry's program (Debian package `docker-registry`).
 const DISTRIBUTION: &str = "docker-registry";
@@ -28,7 +28,7 @@ const DISTRIBUTION: &str = "docker-registry";
 /// One image shape: its layer sizes.
 struct Shape {
     name: String,
-    layers: Vec<usize>,
+    layers: Vec<u64>,
 }
 
 /// Push and pull time of one shape through one registry.
@@ -44,11 +44,11 @@ fn shapes(quick: bool) -> Vec<Shape> {
     vec![
         Shape {
             name: format!("1 layer of {}", size_name(big_mib)),
-            layers: vec![big_mib * MIB],
+            layers: vec![(big_mib * MIB) as u64],
         },
         Shape {
             name: format!("{small_count} layers of {small_kib} KiB"),
-            layers: vec![small_kib << 10; small_count],
+            layers: vec![(small_kib as u64) << 10; small_count],
         },
     ]
 }
@@ -93,12 +93,12 @@ pub async fn compare(runtime: &Runtime, params: &Params, quick: bool) -> Result<
 
     let mut results = Vec::new();
     for (i, shape) in shapes.iter().enumerate() {
-        let image = Image::generate(shape, i as u64);
+        let image = Image::generate(&shape.layers, i as u64);
         let ours = push_pull(&ours_addr, &format!("bench/shape{i}"), &image).await;
         let theirs = push_pull(&peer.addr, &format!("bench/shape{i}"), &image).await;
         results.push((
             shape,
-            image.bytes(),
+            usize::try_from(image.total_bytes()).unwrap_or(usize::MAX),
             ours.map_err(|e| format!("ks3-driver registry, {}: {e}", shape.name))?,
             theirs.map_err(|e| format!("distribution, {}: {e}", shape.name))?,
         ));
@@ -138,45 +138,6 @@ fn installed() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// A generated image: layers of pseudo-random bytes and a config naming them.
-struct Image {
-    layers: Vec<Bytes>,
-    config: Bytes,
-}
-
-impl Image {
-    fn generate(shape: &Shape, salt: u64) -> Image {
-        let mut state = 0x6b73_3362_656e_6368_u64 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let layers: Vec<Bytes> = shape
-            .layers
-            .iter()
-            .map(|&len| {
-                let mut v = Vec::with_capacity(len + 8);
-                while v.len() < len {
-                    // xorshift64*: fast, and no two layers alike.
-                    state ^= state >> 12;
-                    state ^= state << 25;
-                    state ^= state >> 27;
-                    v.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-                }
-                v.truncate(len);
-                Bytes::from(v)
-            })
-            .collect();
-        let config = Bytes::from(
-            format!(
-                r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"bench":{salt}}}"#
-            )
-            .into_bytes(),
-        );
-        Image { layers, config }
-    }
-
-    fn bytes(&self) -> usize {
-        self.layers.iter().map(Bytes::len).sum::<usize>() + self.config.len()
-    }
 }
 
 /// Pushes `image` to `addr` as `repo:latest`, pulls it back, checks the bytes.

@@ -19,13 +19,12 @@ use oci_client::manifest::{IMAGE_CONFIG_MEDIA_TYPE, IMAGE_LAYER_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use rand::Rng;
-use sha2::{Digest, Sha256};
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::progress::human;
 use super::{CliError, Context};
+use crate::image::Image;
 
-mod image;
 mod trace;
 
 /// `println!` that does not panic when stdout is closed (`ks3-driver demo | head`).
@@ -131,7 +130,7 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
             104 * MIB + 321,
         ]
     };
-    let img = image::Image::generate(sizes);
+    let img = Image::generate(sizes, 0);
     say!(
         "image {REPO}:{TAG}: {} layers ({}) and a config blob",
         img.layers.len(),
@@ -382,14 +381,6 @@ fn compact(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// The SHA-256 of `bytes` in hex.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,18 +1,22 @@
-//! The demo's image: pseudo-random layers of the given sizes (deterministic, so a run can
-//! be compared with another) and an OCI config naming their digests.
-use super::sha256_hex;
+//! A generated image for the demo and the benchmark: pseudo-random layers of the given
+//! sizes (deterministic per `salt`, different across salts and layers) and an OCI config
+//! naming their digests. Layers are `Bytes`, so handing them to a client copies nothing.
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 pub struct Image {
-    pub layers: Vec<Vec<u8>>,
-    pub config: Vec<u8>,
+    pub layers: Vec<Bytes>,
+    pub config: Bytes,
 }
 
 impl Image {
-    pub fn generate(sizes: &[u64]) -> Image {
-        let layers: Vec<Vec<u8>> = sizes
+    pub fn generate(sizes: &[u64], salt: u64) -> Image {
+        let base = 0x6b73_3364_656d_6f00_u64 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let layers: Vec<Bytes> = sizes
             .iter()
             .enumerate()
-            .map(|(i, &len)| generate(0x6b73_3364_656d_6f00 + i as u64, len))
+            // Seeds a layer length apart, so no two layers share a word stream.
+            .map(|(i, &len)| Bytes::from(generate(base.wrapping_add((i as u64) << 40), len)))
             .collect();
         let diff_ids: Vec<String> = layers
             .iter()
@@ -25,7 +29,7 @@ impl Image {
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         })
         .to_string()
-        .into_bytes();
+        .into();
         Image { layers, config }
     }
 
@@ -36,6 +40,14 @@ impl Image {
     pub fn total_bytes(&self) -> u64 {
         self.layer_bytes() + self.config.len() as u64
     }
+}
+
+/// The SHA-256 of `bytes` in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `len` pseudo-random bytes: word `i` is splitmix64(seed + i).
@@ -61,14 +73,16 @@ mod tests {
 
     #[test]
     fn layers_have_their_sizes_and_differ() {
-        let img = Image::generate(&[0, 5, 4096 + 3]);
+        let img = Image::generate(&[0, 5, 4096 + 3], 0);
         assert_eq!(
-            img.layers.iter().map(Vec::len).collect::<Vec<_>>(),
+            img.layers.iter().map(Bytes::len).collect::<Vec<_>>(),
             [0, 5, 4099]
         );
         assert_ne!(img.layers[1][..], img.layers[2][..5]);
         assert_eq!(img.total_bytes(), 4104 + img.config.len() as u64);
-        let again = Image::generate(&[0, 5, 4096 + 3]);
+        let again = Image::generate(&[0, 5, 4096 + 3], 0);
         assert_eq!(again.layers, img.layers);
+        let other = Image::generate(&[0, 5, 4096 + 3], 1);
+        assert_ne!(other.layers[2], img.layers[2]);
     }
 }
