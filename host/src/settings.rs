@@ -138,11 +138,11 @@ impl Settings {
     /// Applies YAML text as if read from `origin`.
     pub fn apply_yaml(&mut self, text: &str, origin: &Path) -> Result<(), SettingsError> {
         let where_ = origin.display();
-        let doc: serde_yaml::Value = serde_yaml::from_str(text)
+        let doc: serde_norway::Value = serde_norway::from_str(text)
             .map_err(|e| SettingsError::new(format!("{where_} is not valid YAML: {e}")))?;
         let map = match doc {
-            serde_yaml::Value::Mapping(m) => m,
-            serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+            serde_norway::Value::Mapping(m) => m,
+            serde_norway::Value::Null => serde_norway::Mapping::new(),
             _ => {
                 return Err(SettingsError::new(format!(
                 "{where_}: expected a map of parameters or a distribution config with storage.ks3"
@@ -151,8 +151,8 @@ impl Settings {
         };
         let params = match map.get("storage") {
             Some(storage) => match storage.get("ks3") {
-                Some(serde_yaml::Value::Mapping(m)) => m.clone(),
-                Some(serde_yaml::Value::Null) => serde_yaml::Mapping::new(),
+                Some(serde_norway::Value::Mapping(m)) => m.clone(),
+                Some(serde_norway::Value::Null) => serde_norway::Mapping::new(),
                 Some(_) => {
                     return Err(SettingsError::new(format!(
                         "{where_}: storage.ks3 must be a map of parameters"
@@ -168,7 +168,7 @@ impl Settings {
         };
         for (k, v) in params {
             let key = match k {
-                serde_yaml::Value::String(s) => s,
+                serde_norway::Value::String(s) => s,
                 other => scalar(&other).ok_or_else(|| {
                     SettingsError::new(format!("{where_}: a parameter name is not a string"))
                 })?,
@@ -260,14 +260,14 @@ impl Settings {
     }
 }
 
-fn scalar(v: &serde_yaml::Value) -> Option<String> {
+fn scalar(v: &serde_norway::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::Null => Some(String::new()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Tagged(t) => scalar(&t.value),
-        serde_yaml::Value::Sequence(_) | serde_yaml::Value::Mapping(_) => None,
+        serde_norway::Value::Null => Some(String::new()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Tagged(t) => scalar(&t.value),
+        serde_norway::Value::Sequence(_) | serde_norway::Value::Mapping(_) => None,
     }
 }
 

@@ -1,31 +1,33 @@
-//! A one-line progress display on stderr (bytes, rate, ETA) for long transfers; shown only
-//! when stderr is a terminal. `KS3_DRIVER_PROGRESS=always|never` overrides the detection
-//! (`always` is for tests and for `script`-style logging).
+//! A one-line progress display on stderr (bytes, rate, ETA) for long transfers, drawn by
+//! indicatif; shown only when stderr is a terminal. `KS3_DRIVER_PROGRESS=always|never`
+//! overrides the detection (`always` is for tests and for `script`-style logging: indicatif
+//! itself hides its bars when stderr is not a terminal, so `always` draws through a plain
+//! stderr writer).
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 /// Transfers smaller than this get no progress display.
 pub const THRESHOLD: u64 = 8 << 20;
-/// Redraw at most this often.
-const REDRAW: Duration = Duration::from_millis(120);
-const BAR: usize = 24;
+/// Redraws per second.
+const REFRESH_HZ: u8 = 8;
 
 /// Whether progress should be drawn on stderr.
 pub fn enabled() -> bool {
+    forced().unwrap_or_else(|| std::io::stderr().is_terminal())
+}
+
+fn forced() -> Option<bool> {
     match std::env::var("KS3_DRIVER_PROGRESS").as_deref() {
-        Ok("always") => true,
-        Ok("never") => false,
-        _ => std::io::stderr().is_terminal(),
+        Ok("always") => Some(true),
+        Ok("never") => Some(false),
+        _ => None,
     }
 }
 
 pub struct Progress {
+    bar: ProgressBar,
     label: String,
-    total: Option<u64>,
-    done: u64,
-    started: Instant,
-    last_draw: Option<Instant>,
-    spin: usize,
 }
 
 impl Progress {
@@ -34,105 +36,55 @@ impl Progress {
         if !enabled() || total.is_some_and(|t| t < THRESHOLD) {
             return None;
         }
+        let target = if forced() == Some(true) && !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::term_like_with_hz(Box::new(PlainStderr), REFRESH_HZ)
+        } else {
+            ProgressDrawTarget::stderr_with_hz(REFRESH_HZ)
+        };
+        let bar = ProgressBar::with_draw_target(total, target);
+        bar.set_style(style(total.is_some()));
+        bar.set_message(label.to_string());
         Some(Progress {
+            bar,
             label: label.to_string(),
-            total,
-            done: 0,
-            started: Instant::now(),
-            last_draw: None,
-            spin: 0,
         })
     }
 
     /// `n` more bytes moved.
     pub fn add(&mut self, n: u64) {
-        self.done = self.done.saturating_add(n);
-        self.draw(false);
+        self.bar.inc(n);
     }
 
-    /// Redraw (for a transfer whose progress cannot be observed, such as a server-side copy).
+    /// Redraw (for a transfer whose progress cannot be observed, such as a server-side copy):
+    /// a spinner with the elapsed time.
     pub fn tick(&mut self) {
-        self.spin = self.spin.wrapping_add(1);
-        self.draw(true);
+        if self.bar.position() == 0 {
+            self.bar.set_style(style(false));
+        }
+        self.bar.tick();
     }
 
     /// Marks the whole `total` done (for server-side work).
     pub fn complete(&mut self) {
-        if let Some(t) = self.total {
-            self.done = t;
-        }
-    }
-
-    fn draw(&mut self, force: bool) {
-        let now = Instant::now();
-        if !force
-            && self
-                .last_draw
-                .is_some_and(|t| now.duration_since(t) < REDRAW)
-        {
-            return;
-        }
-        self.last_draw = Some(now);
-        let line = self.render(now);
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-    }
-
-    fn render(&self, now: Instant) -> String {
-        let elapsed = now.duration_since(self.started).as_secs_f64().max(1e-3);
-        let rate = self.done as f64 / elapsed;
-        match self.total {
-            Some(total) if self.spin == 0 => {
-                let total = total.max(self.done);
-                let frac = (self.done as f64 / total.max(1) as f64).clamp(0.0, 1.0);
-                let filled = (frac * BAR as f64).round() as usize;
-                let eta = if rate > 0.0 && self.done < total {
-                    clock((total - self.done) as f64 / rate)
-                } else {
-                    "--:--".to_string()
-                };
-                format!(
-                    "{} [{}{}] {:>5.1}% {} / {} {}/s ETA {eta}",
-                    self.label,
-                    "#".repeat(filled),
-                    "-".repeat(BAR - filled),
-                    frac * 100.0,
-                    human(self.done),
-                    human(total),
-                    human(rate as u64),
-                )
-            }
-            _ => {
-                const SPIN: [char; 4] = ['|', '/', '-', '\\'];
-                let what = match self.total {
-                    Some(t) => format!("{} ", human(t)),
-                    None => format!("{} {}/s ", human(self.done), human(rate as u64)),
-                };
-                format!(
-                    "{} {} {what}{} elapsed",
-                    self.label,
-                    SPIN[self.spin % SPIN.len()],
-                    clock(elapsed)
-                )
-            }
+        if let Some(t) = self.bar.length() {
+            self.bar.set_position(t);
         }
     }
 
     /// Clears the line and prints a last summary line.
     pub fn finish(self) {
-        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
-        let rate = self.done as f64 / elapsed;
-        let mut err = std::io::stderr().lock();
+        let elapsed = self.bar.elapsed().as_secs_f64().max(1e-3);
+        let done = self.bar.position();
+        self.bar.finish_and_clear();
+        let rate = done as f64 / elapsed;
         let _ = writeln!(
-            err,
-            "\r\x1b[2K{}: {} in {:.1} s ({}/s)",
+            std::io::stderr().lock(),
+            "{}: {} in {:.1} s ({}/s)",
             self.label,
-            human(self.done),
+            human(done),
             elapsed,
             human(rate as u64)
         );
-        let _ = err.flush();
     }
 
     /// Ends the display: a summary line on success, a cleared line after an error.
@@ -146,22 +98,60 @@ impl Progress {
 
     /// Clears the line (after an error).
     pub fn abandon(self) {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K");
-        let _ = err.flush();
+        self.bar.finish_and_clear();
     }
 }
 
-fn clock(secs: f64) -> String {
-    let s = if secs.is_finite() {
-        secs.round().clamp(0.0, 359_999.0) as u64
+const BAR_TEMPLATE: &str = "{msg} [{bar:24}] {percent:>3}% {binary_bytes} / {binary_total_bytes} {binary_bytes_per_sec} ETA {eta}";
+const SPINNER_TEMPLATE: &str =
+    "{msg} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed} elapsed";
+
+/// A bar with percentage, bytes, rate and ETA for a known size; a spinner with bytes, rate
+/// and elapsed time otherwise (or while a server-side copy runs).
+fn style(known_total: bool) -> ProgressStyle {
+    let template = if known_total {
+        BAR_TEMPLATE
     } else {
-        0
+        SPINNER_TEMPLATE
     };
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
+    // The templates are constants; a failure here is a bug caught by the tests below.
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("#>-")
+}
+
+/// stderr as indicatif's terminal when it is not one (`KS3_DRIVER_PROGRESS=always`): each
+/// redraw is `\r`, clear to end of line, the line.
+#[derive(Debug)]
+struct PlainStderr;
+
+impl TermLike for PlainStderr {
+    fn width(&self) -> u16 {
+        120
+    }
+    fn move_cursor_up(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        write!(std::io::stderr().lock(), "\r\x1b[2K{s}")
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        write!(std::io::stderr().lock(), "{s}")
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        write!(std::io::stderr().lock(), "\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().lock().flush()
     }
 }
 
@@ -186,33 +176,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn human_sizes_and_clock() {
+    fn human_sizes() {
         assert_eq!(human(0), "0 B");
         assert_eq!(human(1023), "1023 B");
         assert_eq!(human(1536), "1.5 KiB");
         assert_eq!(human(104 << 20), "104.0 MiB");
-        assert_eq!(clock(0.0), "0:00");
-        assert_eq!(clock(61.4), "1:01");
-        assert_eq!(clock(3725.0), "1:02:05");
-        assert_eq!(clock(f64::INFINITY), "0:00");
     }
 
     #[test]
-    fn render_known_and_unknown_totals() {
-        let mut p = Progress {
-            label: "put /x".into(),
-            total: Some(100 << 20),
-            done: 50 << 20,
-            started: Instant::now() - Duration::from_secs(2),
-            last_draw: None,
-            spin: 0,
-        };
-        let line = p.render(Instant::now());
-        assert!(line.contains("50.0%"), "{line}");
-        assert!(line.contains("ETA"), "{line}");
-        p.total = None;
-        p.spin = 1;
-        let line = p.render(Instant::now());
-        assert!(line.contains("elapsed"), "{line}");
+    fn both_templates_are_valid() {
+        // style() falls back to indicatif's default on a bad template; refuse that here.
+        for template in [BAR_TEMPLATE, SPINNER_TEMPLATE] {
+            assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
+        }
     }
 }
