@@ -8,7 +8,7 @@ use ks3_proto::encode::{encode_component, encode_key};
 use ks3_proto::Crc64;
 
 use crate::config::Config;
-use crate::error::{BackendError, DriverError};
+use crate::error::{BackendError, DriverError, IoError};
 use crate::http::{Request, Response, Transport, TransportError};
 use crate::signing::{self, ToSign};
 use crate::xml;
@@ -316,7 +316,7 @@ impl<T: Transport> Client<T> {
         let request_id = request_id(&resp);
         let body = resp
             .read_all(MAX_XML)
-            .map_err(|e| DriverError::io(path, format!("reading KS3's response: {e}")))?;
+            .map_err(|e| DriverError::transport(path, "reading KS3's response", &e))?;
         let node = xml::parse(&body).map_err(|e| {
             DriverError::Backend(BackendError {
                 code: String::new(),
@@ -384,7 +384,7 @@ impl<T: Transport> Client<T> {
             None => Ok(()),
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(got) if got == expected => Ok(()),
-                _ => Err(DriverError::io(
+                _ => Err(DriverError::integrity(
                     path,
                     format!("integrity check failed: KS3 stored CRC-64 {v}, the driver sent data with CRC-64 {expected}"),
                 )),
@@ -464,12 +464,13 @@ fn transport_error(call: &Call<'_>, e: &TransportError, retries: u32) -> DriverE
     } else {
         String::new()
     };
-    DriverError::io(
-        call.path,
+    DriverError::Io(IoError::new(
+        e.kind.into(),
         format!(
-            "{} {} failed{tried}: {e}",
+            "{} {} failed{tried}: {e} (path {})",
             call.method,
-            if call.key.is_empty() { "/" } else { call.key }
+            if call.key.is_empty() { "/" } else { call.key },
+            call.path
         ),
-    )
+    ))
 }

@@ -14,6 +14,62 @@ pub struct BackendError {
     pub path: String,
 }
 
+/// What kind of failure an `Io` error is. Hosts, the CLI's hints and retry decisions match
+/// on this, never on the message, which is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoKind {
+    /// Could not connect: refused, DNS, unreachable, a TLS handshake that failed for a
+    /// reason other than the server's certificate.
+    Connect,
+    /// No response, or no body bytes, within `requesttimeout`.
+    Timeout,
+    /// The connection broke mid-request or mid-response.
+    Dropped,
+    /// The server's TLS certificate was refused; retrying cannot help. The guest cannot see
+    /// why (wasi:http says only "certificate error"); a host that can, says so here.
+    TlsCertificate(Option<CertificateProblem>),
+    /// The sandbox refused the destination.
+    Denied,
+    /// A response KS3 would never send: malformed XML, a missing or unreadable header or
+    /// field, a listing whose marker does not advance.
+    BadResponse,
+    /// Data failed its integrity check: a CRC-64, an ETag that is not the MD5 of what was
+    /// sent, a body shorter than its length.
+    Integrity,
+    /// Anything else: a request that cannot be signed or split, a host-side callback.
+    Other,
+}
+
+/// Why a server certificate was refused, when the host could tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateProblem {
+    /// Not signed by a trusted CA (a private CA needs the `cafile` parameter).
+    UnknownIssuer,
+    Expired,
+    NotValidYet,
+    /// Issued for another host name.
+    HostnameMismatch,
+    Revoked,
+    Other,
+}
+
+/// A request that did not complete, or a response that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoError {
+    pub kind: IoKind,
+    /// What failed, in words, naming the path.
+    pub message: String,
+}
+
+impl IoError {
+    pub fn new(kind: IoKind, message: impl Into<String>) -> Self {
+        IoError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverError {
     PathNotFound(String),
@@ -22,13 +78,41 @@ pub enum DriverError {
     UnsupportedMethod(String),
     Backend(BackendError),
     Config { parameter: String, message: String },
-    Io(String),
+    Io(IoError),
     InvalidState(String),
 }
 
 impl DriverError {
+    fn io_kind(kind: IoKind, path: &str, what: impl fmt::Display) -> Self {
+        DriverError::Io(IoError::new(kind, format!("{what} (path {path})")))
+    }
+
+    /// A response KS3 would never send.
     pub fn io(path: &str, what: impl fmt::Display) -> Self {
-        DriverError::Io(format!("{what} (path {path})"))
+        Self::io_kind(IoKind::BadResponse, path, what)
+    }
+
+    /// Data that failed its integrity check.
+    pub fn integrity(path: &str, what: impl fmt::Display) -> Self {
+        Self::io_kind(IoKind::Integrity, path, what)
+    }
+
+    /// A failure that is neither the network's nor KS3's.
+    pub fn other(path: &str, what: impl fmt::Display) -> Self {
+        Self::io_kind(IoKind::Other, path, what)
+    }
+
+    /// A transport failure while `what`, keeping its kind.
+    pub fn transport(path: &str, what: impl fmt::Display, e: &crate::http::TransportError) -> Self {
+        Self::io_kind(e.kind.into(), path, format!("{what}: {e}"))
+    }
+
+    /// The kind of an `Io` error.
+    pub fn io_kind_of(&self) -> Option<IoKind> {
+        match self {
+            DriverError::Io(e) => Some(e.kind),
+            _ => None,
+        }
     }
 
     /// KS3's error code, if this is a backend error.
@@ -85,7 +169,7 @@ impl fmt::Display for DriverError {
                 f,
                 "{n}: invalid configuration: parameter `{parameter}`: {message}"
             ),
-            DriverError::Io(m) => write!(f, "{n}: {m}"),
+            DriverError::Io(e) => write!(f, "{n}: {}", e.message),
             DriverError::InvalidState(m) => write!(f, "{n}: {m}"),
         }
     }

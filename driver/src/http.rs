@@ -79,6 +79,8 @@ pub enum TransportErrorKind {
     Dropped,
     /// The host's sandbox refused the destination.
     Denied,
+    /// The server's TLS certificate was refused (unknown CA, expired, another host name).
+    TlsCertificate,
     /// A malformed response or another failure that a retry will not fix.
     Protocol,
 }
@@ -97,17 +99,26 @@ impl TransportError {
         }
     }
     pub fn retryable(&self) -> bool {
+        // A refused certificate is not: retrying cannot help, and the error says so at
+        // once instead of "connection failed" six times later.
         matches!(
             self.kind,
             TransportErrorKind::Connect | TransportErrorKind::Timeout | TransportErrorKind::Dropped
-        ) && !self.is_certificate_error()
+        )
     }
+}
 
-    /// The server's TLS certificate was refused (unknown CA, expired, another host name):
-    /// retrying cannot help, and the error says so instead of "connection failed". Both
-    /// transports report the WASI `error-code` by its name (`…TlsCertificateError`).
-    pub fn is_certificate_error(&self) -> bool {
-        self.kind == TransportErrorKind::Connect && self.message.contains("TlsCertificateError")
+impl From<TransportErrorKind> for crate::error::IoKind {
+    fn from(k: TransportErrorKind) -> Self {
+        use crate::error::IoKind;
+        match k {
+            TransportErrorKind::Connect => IoKind::Connect,
+            TransportErrorKind::Timeout => IoKind::Timeout,
+            TransportErrorKind::Dropped => IoKind::Dropped,
+            TransportErrorKind::Denied => IoKind::Denied,
+            TransportErrorKind::TlsCertificate => IoKind::TlsCertificate(None),
+            TransportErrorKind::Protocol => IoKind::BadResponse,
+        }
     }
 }
 
@@ -117,7 +128,7 @@ pub const TLS_CERTIFICATE_REFUSED: &str = "TLS certificate refused";
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_certificate_error() {
+        if self.kind == TransportErrorKind::TlsCertificate {
             return write!(
                 f,
                 "{TLS_CERTIFICATE_REFUSED}: the server's certificate could not be verified"
@@ -128,6 +139,7 @@ impl fmt::Display for TransportError {
             TransportErrorKind::Timeout => "timed out",
             TransportErrorKind::Dropped => "connection dropped",
             TransportErrorKind::Denied => "request denied by the sandbox",
+            TransportErrorKind::TlsCertificate => TLS_CERTIFICATE_REFUSED,
             TransportErrorKind::Protocol => "bad response",
         };
         write!(f, "{what}: {}", self.message)

@@ -186,7 +186,7 @@ fn signer(config: &Config, ns: V4Namespace) -> Result<V4Signer<'_>, DriverError>
 }
 
 fn sign_error(key: &str, e: ks3_proto::sign_v4::V4Error) -> DriverError {
-    DriverError::io(
+    DriverError::other(
         if key.is_empty() { "/" } else { key },
         format!("cannot sign the request: {e}"),
     )

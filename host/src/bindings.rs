@@ -53,6 +53,51 @@ pub struct WitOffsetError {
     pub offset: i64,
 }
 
+#[derive(ComponentType, Lift, Lower, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(enum)]
+#[repr(u8)]
+pub enum WitIoKind {
+    #[component(name = "connect")]
+    Connect,
+    #[component(name = "timeout")]
+    Timeout,
+    #[component(name = "dropped")]
+    Dropped,
+    #[component(name = "tls-certificate")]
+    TlsCertificate,
+    #[component(name = "denied")]
+    Denied,
+    #[component(name = "bad-response")]
+    BadResponse,
+    #[component(name = "integrity")]
+    Integrity,
+    #[component(name = "other")]
+    Other,
+}
+
+impl From<WitIoKind> for ks3_driver_component::error::IoKind {
+    fn from(k: WitIoKind) -> Self {
+        use ks3_driver_component::error::IoKind;
+        match k {
+            WitIoKind::Connect => IoKind::Connect,
+            WitIoKind::Timeout => IoKind::Timeout,
+            WitIoKind::Dropped => IoKind::Dropped,
+            WitIoKind::TlsCertificate => IoKind::TlsCertificate(None),
+            WitIoKind::Denied => IoKind::Denied,
+            WitIoKind::BadResponse => IoKind::BadResponse,
+            WitIoKind::Integrity => IoKind::Integrity,
+            WitIoKind::Other => IoKind::Other,
+        }
+    }
+}
+
+#[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
+#[component(record)]
+pub struct WitIoError {
+    pub kind: WitIoKind,
+    pub message: String,
+}
+
 #[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
 #[component(variant)]
 pub enum WitError {
@@ -69,7 +114,7 @@ pub enum WitError {
     #[component(name = "config")]
     Config(WitConfigError),
     #[component(name = "io")]
-    Io(String),
+    Io(WitIoError),
     #[component(name = "invalid-state")]
     InvalidState(String),
 }
@@ -137,7 +182,7 @@ impl Exports {
             reader: func!("reader", (&str, i64), Res<ResourceAny>),
             writer: func!("writer", (&str, bool), Res<ResourceAny>),
             stat: func!("stat", (&str,), Res<WitFileInfo>),
-            list: func!("list", (&str,), Res<Vec<String>>),
+            list: func!("list-children", (&str,), Res<Vec<String>>),
             move_: func!("move", (&str, &str), Res<()>),
             delete: func!("delete", (&str,), Res<()>),
             redirect_url: func!("redirect-url", (&str, &str), Res<Option<String>>),

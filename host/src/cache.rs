@@ -92,8 +92,9 @@ pub fn load_or_compile(
     };
     let path = dir.join(cache_file_name(engine, wasm));
     if let Err(why) = trusted_dir(dir, current_uid()) {
-        eprintln!(
-            "ks3-driver: warning: not using the compiled-component cache {}: {why}; compiling in memory",
+        tracing::warn!(
+            target: "ks3_driver::cache",
+            "not using the compiled-component cache {}: {why}; compiling in memory",
             dir.display()
         );
         let c = Component::new(engine, wasm)?;

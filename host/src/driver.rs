@@ -128,7 +128,7 @@ impl Driver {
         guest_params.insert("accesskey".into(), config.access_key.expose().to_string());
         guest_params.insert("secretkey".into(), config.secret_key.expose().to_string());
         let allowed = allowed.unwrap_or_else(|| Destination::from_endpoint(&config.endpoint));
-        let egress = Egress::new(&config, allowed, runtime.log_requests())?;
+        let egress = Egress::new(&config, allowed)?;
         let spec = SessionSpec {
             env: params_to_env(&guest_params),
             egress,

@@ -3,6 +3,7 @@
 //! timeouts, optionally logs the request line, and sends through a pooled keep-alive
 //! client (hyper-util, rustls for https) instead of wasmtime's one-connection-per-request
 //! default.
+use crate::error::CertificateProblem;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -108,26 +109,21 @@ pub(crate) struct Egress {
     client: Client<Connector, WasiBody>,
     /// Upper bound of the guest's first-byte and between-bytes timeouts.
     timeout_cap: Duration,
-    log: bool,
     /// What was wrong with the server's certificate the last time one was refused (the
     /// guest only learns "TLS certificate error"; the host names the problem).
-    tls_problem: std::sync::Mutex<Option<String>>,
+    tls_problem: std::sync::Mutex<Option<(CertificateProblem, String)>>,
 }
 
 impl Egress {
     /// The last certificate problem seen, for the host-side error.
-    pub(crate) fn tls_problem(&self) -> Option<String> {
+    pub(crate) fn tls_problem(&self) -> Option<(CertificateProblem, String)> {
         self.tls_problem
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub(crate) fn new(
-        config: &Config,
-        allowed: Destination,
-        log: bool,
-    ) -> Result<Arc<Self>, Error> {
+    pub(crate) fn new(config: &Config, allowed: Destination) -> Result<Arc<Self>, Error> {
         let tls = tls_config(config.ca_file.as_deref())?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -149,7 +145,6 @@ impl Egress {
             allowed,
             client,
             timeout_cap,
-            log,
             tls_problem: std::sync::Mutex::new(None),
         }))
     }
@@ -185,23 +180,25 @@ impl Egress {
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
-                if self.log {
-                    eprintln!(
-                        "ks3-driver: {method} {path} failed after {:.1} ms: {e}",
-                        ms(started)
-                    );
-                }
+                tracing::warn!(
+                    target: "ks3_driver::egress",
+                    "{method} {path} failed after {:.1} ms: {e}",
+                    ms(started)
+                );
                 return Err(e);
             }
         };
-        if self.log {
+        // The request log: a library never writes to its embedder's stderr; a subscriber
+        // (the CLI's `-v`) decides whether to show it.
+        if tracing::enabled!(target: "ks3_driver::egress", tracing::Level::INFO) {
             let rid = resp
                 .headers()
                 .get("x-kss-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            eprintln!(
-                "ks3-driver: {method} {path} {} {:.1} ms request-id {rid}",
+            tracing::info!(
+                target: "ks3_driver::egress",
+                "{method} {path} {} {:.1} ms request-id {rid}",
                 resp.status().as_u16(),
                 ms(started)
             );
@@ -249,7 +246,7 @@ impl EgressHooks {
     }
 
     /// The last certificate problem the egress saw (see [`Egress::tls_problem`]).
-    pub(crate) fn tls_problem(&self) -> Option<String> {
+    pub(crate) fn tls_problem(&self) -> Option<(CertificateProblem, String)> {
         self.egress.tls_problem()
     }
 
@@ -272,14 +269,13 @@ impl WasiHttpHooks for EgressHooks {
         let allowed = Destination::of_uri(request.uri()).as_ref() == Some(&self.egress.allowed);
         if !allowed {
             let dest = Destination::describe_uri(request.uri());
-            if self.egress.log {
-                eprintln!(
-                    "ks3-driver: refused {} {dest}{} (only {} is allowed)",
-                    request.method(),
-                    request.uri().path(),
-                    self.egress.allowed
-                );
-            }
+            tracing::warn!(
+                target: "ks3_driver::egress",
+                "refused {} {dest}{} (only {} is allowed)",
+                request.method(),
+                request.uri().path(),
+                self.egress.allowed
+            );
             self.denied.push(dest);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
@@ -455,7 +451,9 @@ fn hyper_error(e: &hyper::Error) -> HttpError {
 
 /// What is wrong with the server's certificate, in words, when `e` is a certificate
 /// refusal.
-fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> {
+fn certificate_problem(
+    e: &hyper_util::client::legacy::Error,
+) -> Option<(CertificateProblem, String)> {
     use std::error::Error as _;
     let mut source = e.source();
     while let Some(s) = source {
@@ -472,22 +470,42 @@ fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> 
     None
 }
 
-/// A certificate refusal in words that say what to fix.
-pub(crate) fn describe_certificate_error(c: &rustls::CertificateError) -> String {
+/// A certificate refusal: its kind, and words that say what to fix.
+pub(crate) fn describe_certificate_error(
+    c: &rustls::CertificateError,
+) -> (CertificateProblem, String) {
     use rustls::CertificateError as C;
+    use CertificateProblem as P;
     match c {
-        C::UnknownIssuer => "the server's certificate is signed by an unknown certificate \
-                             authority (a private CA must be given with the `cafile` parameter)"
-            .to_string(),
-        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".to_string(),
-        C::NotValidYet | C::NotValidYetContext { .. } => {
-            "the server's certificate is not valid yet (check this machine's clock)".to_string()
-        }
-        C::NotValidForName | C::NotValidForNameContext { .. } => format!(
-            "the server's certificate was not issued for this host name (hostname mismatch: {c})"
+        C::UnknownIssuer => (
+            P::UnknownIssuer,
+            "the server's certificate is signed by an unknown certificate authority (a \
+             private CA must be given with the `cafile` parameter)"
+                .to_string(),
         ),
-        C::Revoked => "the server's certificate has been revoked".to_string(),
-        other => format!("the server's certificate was refused: {other}"),
+        C::Expired | C::ExpiredContext { .. } => (
+            P::Expired,
+            "the server's certificate has expired".to_string(),
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => (
+            P::NotValidYet,
+            "the server's certificate is not valid yet (check this machine's clock)".to_string(),
+        ),
+        C::NotValidForName | C::NotValidForNameContext { .. } => (
+            P::HostnameMismatch,
+            format!(
+                "the server's certificate was not issued for this host name (hostname \
+                 mismatch: {c})"
+            ),
+        ),
+        C::Revoked => (
+            P::Revoked,
+            "the server's certificate has been revoked".to_string(),
+        ),
+        other => (
+            P::Other,
+            format!("the server's certificate was refused: {other}"),
+        ),
     }
 }
 

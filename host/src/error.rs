@@ -3,6 +3,7 @@
 use std::fmt;
 
 use ks3_driver_component::error::{BackendError, DriverError};
+pub use ks3_driver_component::error::{CertificateProblem, IoError, IoKind};
 
 /// Every error of the typed API. `Display` starts with the driver name (`ks3: …`), with
 /// the driver's own wording; no variant ever carries a credential.
@@ -20,8 +21,9 @@ pub enum Error {
     Backend(BackendError),
     /// A bad configuration value; nothing was sent.
     Config { parameter: String, message: String },
-    /// The request did not complete (connection, timeout, checksum, malformed response).
-    Io(String),
+    /// The request did not complete (connection, timeout, refused certificate, checksum,
+    /// malformed response): the driver's own error, whose `kind` says which.
+    Io(IoError),
     /// A writer or reader used after it was finished, or a similar misuse.
     InvalidState(String),
     /// The sandbox stopped the operation: a trap (e.g. the memory limit), the wall-clock
@@ -43,6 +45,15 @@ impl Error {
             Error::Io(_) => "io",
             Error::InvalidState(_) => "invalid-state",
             Error::Runtime(_) => "sandbox",
+        }
+    }
+
+    /// The kind of an `Io` error (for a refused certificate, with what was wrong with it
+    /// when the host could tell).
+    pub fn io_kind(&self) -> Option<IoKind> {
+        match self {
+            Error::Io(e) => Some(e.kind),
+            _ => None,
         }
     }
 
@@ -68,7 +79,7 @@ impl Error {
             Error::UnsupportedMethod => DriverError::UnsupportedMethod(String::new()),
             Error::Backend(b) => DriverError::Backend(b),
             Error::Config { parameter, message } => DriverError::Config { parameter, message },
-            Error::Io(m) => DriverError::Io(m),
+            Error::Io(e) => DriverError::Io(e),
             Error::InvalidState(m) => DriverError::InvalidState(m),
             Error::Runtime(_) => return None,
         })
@@ -84,7 +95,7 @@ impl From<DriverError> for Error {
             DriverError::UnsupportedMethod(_) => Error::UnsupportedMethod,
             DriverError::Backend(b) => Error::Backend(b),
             DriverError::Config { parameter, message } => Error::Config { parameter, message },
-            DriverError::Io(m) => Error::Io(m),
+            DriverError::Io(e) => Error::Io(e),
             DriverError::InvalidState(m) => Error::InvalidState(m),
         }
     }
@@ -169,7 +180,7 @@ mod tests {
                 parameter: "bucket".into(),
                 message: "required".into(),
             },
-            Error::Io("x".into()),
+            Error::Io(IoError::new(IoKind::Timeout, "x")),
             Error::InvalidState("y".into()),
             Error::Runtime("z".into()),
         ] {

@@ -46,7 +46,7 @@ pub mod settings;
 
 pub use cache::LoadInfo;
 pub use driver::{Driver, FileInfo, FileReader, FileWriter, WalkControl};
-pub use error::Error;
+pub use error::{CertificateProblem, Error, IoError, IoKind};
 pub use ks3_driver_component::config::{
     Config, Params, SigningScheme, V4Namespace, ENV_PREFIX, PARAMETERS,
 };

@@ -54,7 +54,7 @@ impl NativeTransport {
     pub fn standalone(config: &Config, handle: Handle) -> Result<Self, Error> {
         let allowed = Destination::from_endpoint(&config.endpoint);
         Ok(NativeTransport {
-            egress: Egress::new(config, allowed, false)?,
+            egress: Egress::new(config, allowed)?,
             handle,
             base: config.endpoint.base_url(),
         })
@@ -371,12 +371,12 @@ fn error_code(e: HttpError) -> TransportError {
         | HttpError::ConnectionRefused
         | HttpError::Connect(_)
         | HttpError::TlsProtocolError
-        | HttpError::TlsCertificateError
         | HttpError::TlsAlertReceived { .. } => Connect,
         HttpError::ConnectionTerminated
         | HttpError::ConnectionLimitReached
         | HttpError::HttpResponseIncomplete => Dropped,
         HttpError::HttpRequestDenied => Denied,
+        HttpError::TlsCertificateError => TlsCertificate,
         _ => Protocol,
     };
     TransportError::new(kind, format!("{e:?}"))

@@ -18,6 +18,7 @@ use crate::bindings::{Export, Exports, Res, WitError};
 use crate::cache::{self, LoadInfo};
 use crate::egress::{Egress, EgressHooks};
 use crate::error::Error;
+use crate::error::{IoError, IoKind};
 
 /// The driver component built by `build.rs` from `driver/`.
 pub static EMBEDDED_COMPONENT: &[u8] =
@@ -54,8 +55,10 @@ pub struct RuntimeOptions {
     /// Where compiled components are cached; default `KS3_DRIVER_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/ks3-driver`, else `~/.cache/ks3-driver`.
     pub cache_dir: Option<PathBuf>,
-    /// Log each KS3 request (method, path without query, status, time, request id) and
-    /// the guest's stderr to stderr. Also on with `KS3_DRIVER_LOG=1`.
+    /// Forward the guest's stderr (secrets masked) as `ks3_driver::guest` tracing events.
+    /// Also on with `KS3_DRIVER_LOG=1`. The KS3 request log needs no switch: it is always
+    /// emitted as `ks3_driver::egress` events (method, path without the query, status, time,
+    /// request id), and the embedder's subscriber decides what to show.
     pub log_requests: bool,
 }
 
@@ -570,12 +573,16 @@ impl Session {
     /// saw wrong with the certificate.
     fn name_certificate_problem(&self, e: Error) -> Error {
         match e {
-            Error::Io(m) if m.contains(ks3_driver_component::http::TLS_CERTIFICATE_REFUSED) => {
-                match self.store.data().hooks.tls_problem() {
-                    Some(p) => Error::Io(format!("{m} ({p})")),
-                    None => Error::Io(m),
-                }
-            }
+            Error::Io(IoError {
+                kind: IoKind::TlsCertificate(None),
+                message,
+            }) => match self.store.data().hooks.tls_problem() {
+                Some((problem, words)) => Error::Io(IoError::new(
+                    IoKind::TlsCertificate(Some(problem)),
+                    format!("{message} ({words})"),
+                )),
+                None => Error::Io(IoError::new(IoKind::TlsCertificate(None), message)),
+            },
             other => other,
         }
     }
@@ -646,7 +653,7 @@ impl Session {
             text = text.replace(s.as_str(), "****");
         }
         for line in text.lines() {
-            eprintln!("ks3-driver: guest: {line}");
+            tracing::info!(target: "ks3_driver::guest", "{line}");
         }
         // The WASI context keeps writing into this same pipe; remember what was shown.
         self.store.data_mut().stderr_echoed = bytes.len();
@@ -686,7 +693,7 @@ pub(crate) fn convert(e: WitError) -> Error {
             parameter: c.parameter,
             message: c.message,
         },
-        WitError::Io(m) => Error::Io(m),
+        WitError::Io(e) => Error::Io(IoError::new(e.kind.into(), e.message)),
         WitError::InvalidState(m) => Error::InvalidState(m),
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{unique, AK, BUCKET, SK};
-use ks3_driver::{Driver, Error, Params};
+use ks3_driver::{CertificateProblem, Driver, IoKind, Params};
 use ks3_local::{RunningServer, ServerConfig, TlsFiles};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
@@ -140,7 +140,12 @@ async fn private_ca_trusted_with_cafile_and_presigned_urls_over_https() {
 }
 
 /// Refused at once: one failed handshake, no retry, no "attempts", and the problem named.
-async fn assert_refused(server: &RunningServer, cafile: Option<&Path>, problem: &str) {
+async fn assert_refused(
+    server: &RunningServer,
+    cafile: Option<&Path>,
+    problem: &str,
+    kind: CertificateProblem,
+) {
     let started = Instant::now();
     let err = match Driver::new(params(server, cafile)).await {
         // validate-config does not reach the server; the first operation does.
@@ -150,7 +155,11 @@ async fn assert_refused(server: &RunningServer, cafile: Option<&Path>, problem: 
     let elapsed = started.elapsed();
     let text = err.to_string();
     eprintln!("refused as expected in {elapsed:?}: {text}");
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert_eq!(
+        err.io_kind(),
+        Some(IoKind::TlsCertificate(Some(kind))),
+        "{err:?}"
+    );
     assert!(
         text.contains(ks3_driver::TLS_CERTIFICATE_REFUSED),
         "not named a certificate refusal: {text}"
@@ -186,7 +195,13 @@ async fn unknown_ca_refused_at_once() {
         false,
     ));
     // No cafile: the public roots do not know the private CA.
-    assert_refused(&server, None, "unknown certificate authority").await;
+    assert_refused(
+        &server,
+        None,
+        "unknown certificate authority",
+        CertificateProblem::UnknownIssuer,
+    )
+    .await;
     // Another private CA in cafile does not help either.
     let other = make_ca("another CA");
     let other_file = s.dir.path().join("other.pem");
@@ -198,7 +213,13 @@ async fn unknown_ca_refused_at_once() {
         &["127.0.0.1"],
         false,
     ));
-    assert_refused(&server, Some(&other_file), "unknown certificate authority").await;
+    assert_refused(
+        &server,
+        Some(&other_file),
+        "unknown certificate authority",
+        CertificateProblem::UnknownIssuer,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,12 +232,24 @@ async fn hostname_mismatch_refused_at_once() {
         &["storage.example.com"],
         false,
     ));
-    assert_refused(&server, Some(&s.ca_file), "hostname mismatch").await;
+    assert_refused(
+        &server,
+        Some(&s.ca_file),
+        "hostname mismatch",
+        CertificateProblem::HostnameMismatch,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_certificate_refused_at_once() {
     let s = setup();
     let server = https_server(make_leaf(s.dir.path(), "old", &s.ca, &["127.0.0.1"], true));
-    assert_refused(&server, Some(&s.ca_file), "has expired").await;
+    assert_refused(
+        &server,
+        Some(&s.ca_file),
+        "has expired",
+        CertificateProblem::Expired,
+    )
+    .await;
 }

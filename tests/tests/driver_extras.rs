@@ -1,7 +1,7 @@
 //! Tier 2: walk tables (distribution's walk_test.go and the S3 driver's TestWalk, in KS3
 //! key order), the S3 driver's extra tests (empty uploads dir, table-driven delete, 1005
 //! objects, multipart-copy move, empty or `/` root directory) and a few of our own.
-use ks3_driver::{Driver, Error, FileInfo, WalkControl};
+use ks3_driver::{Driver, Error, FileInfo, IoError, IoKind, WalkControl};
 use ks3_tests::*;
 
 const TREE: &[&str] = &[
@@ -172,14 +172,14 @@ async fn walk_tables() {
     // An error from the callback stops the walk and comes back as is.
     let (seen, r) = walk_record(&d, "/", None, |fi| {
         if fi.path == "/folder2" {
-            Err(Error::Io("callback failed".into()))
+            Err(Error::Io(IoError::new(IoKind::Other, "callback failed")))
         } else {
             Ok(WalkControl::Continue)
         }
     })
     .await;
     assert!(
-        matches!(r, Err(Error::Io(ref m)) if m == "callback failed"),
+        matches!(r, Err(Error::Io(ref e)) if e.message == "callback failed"),
         "{r:?}"
     );
     assert_eq!(seen.last().unwrap().0, "/folder2");

@@ -4,7 +4,7 @@
 //! in parallel on the shared server do not take each other's faults.
 use std::time::Duration;
 
-use ks3_driver::{Driver, Error};
+use ks3_driver::{Driver, Error, IoKind};
 use ks3_local::{FaultAction, FaultRule};
 use ks3_tests::*;
 
@@ -273,7 +273,9 @@ async fn checksum_mismatch_is_caught() {
         FaultAction::CorruptChecksum,
     ));
     match d.get_content("/c").await {
-        Err(e @ Error::Io(_)) => assert!(e.to_string().contains("integrity"), "{e}"),
+        Err(e) if e.io_kind() == Some(IoKind::Integrity) => {
+            assert!(e.to_string().contains("integrity"), "{e}")
+        }
         other => panic!("expected an integrity error, got {other:?}"),
     }
     faults.inject(rule(

@@ -9,11 +9,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ks3_driver::settings::Settings;
+use ks3_driver::{CertificateProblem, IoError, IoKind};
 use ks3_driver::{Config, Driver, Error, Runtime, RuntimeOptions};
 use ks3_driver::{SigningScheme, V4Namespace};
 
 mod demo;
 mod gc;
+mod logging;
 mod object;
 mod progress;
 mod registry;
@@ -319,28 +321,35 @@ pub fn hint(error: &Error, config: Option<&Config>) -> Option<String> {
             }
             _ => return None,
         },
-        Error::Io(m) if m.contains(ks3_driver::TLS_CERTIFICATE_REFUSED) => {
-            if m.contains("unknown certificate authority") {
-                "the endpoint's TLS certificate is not signed by a trusted CA: give the private \
-                 CA's certificate (PEM) with -p cafile=FILE"
-            } else if m.contains("expired") || m.contains("not valid yet") {
-                "the endpoint's TLS certificate is outside its validity period: renew the \
-                 server's certificate (and check this machine's clock)"
-            } else if m.contains("hostname mismatch") {
-                "the endpoint's TLS certificate names another host: use regionendpoint with a \
-                 host name the certificate was issued for"
-            } else {
-                "the endpoint's TLS certificate was refused: check the server's certificate \
-                 and the cafile parameter"
+        Error::Io(e) => match e.kind {
+            IoKind::TlsCertificate(problem) => match problem {
+                Some(CertificateProblem::UnknownIssuer) => {
+                    "the endpoint's TLS certificate is not signed by a trusted CA: give the \
+                     private CA's certificate (PEM) with -p cafile=FILE"
+                }
+                Some(CertificateProblem::Expired | CertificateProblem::NotValidYet) => {
+                    "the endpoint's TLS certificate is outside its validity period: renew the \
+                     server's certificate (and check this machine's clock)"
+                }
+                Some(CertificateProblem::HostnameMismatch) => {
+                    "the endpoint's TLS certificate names another host: use regionendpoint \
+                     with a host name the certificate was issued for"
+                }
+                _ => {
+                    "the endpoint's TLS certificate was refused: check the server's \
+                     certificate and the cafile parameter"
+                }
+            },
+            IoKind::Connect => {
+                "cannot reach the endpoint: check regionendpoint / region, and that the server \
+                 runs (`ks3-driver serve-local` starts a local one)"
             }
-        }
-                Error::Io(m) if m.contains("connection failed") => {
-            "cannot reach the endpoint: check regionendpoint / region, and that the server runs \
-             (`ks3-driver serve-local` starts a local one)"
-        }
-        Error::Io(m) if m.contains("timed out") => {
-            "the endpoint did not answer in time: check regionendpoint and the network, or raise requesttimeout"
-        }
+            IoKind::Timeout => {
+                "the endpoint did not answer in time: check regionendpoint and the network, or \
+                 raise requesttimeout"
+            }
+            _ => return None,
+        },
         Error::Config { parameter, .. } => return Some(config_hint(parameter)),
         _ => return None,
     };
@@ -499,6 +508,10 @@ pub fn main() -> ExitCode {
     if let Command::Registry(args) = &cli.command {
         return registry::main(&cli, args);
     }
+    // The demo stacks the same stderr layer under its own trace.
+    if !matches!(cli.command, Command::Demo(_)) {
+        logging::install(cli.verbose);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -566,20 +579,20 @@ mod tests {
 
     #[test]
     fn certificate_refusals_get_a_certificate_hint() {
-        let h = |m: &str| hint(&Error::Io(m.into()), None).unwrap_or_default();
-        let base = format!(
-            "ks3: GET / failed: {}: x",
-            ks3_driver::TLS_CERTIFICATE_REFUSED
-        );
-        let unknown = h(&format!(
-            "{base} (the server's certificate is signed by an unknown certificate authority (…))"
-        ));
+        // The hint follows the kind; the message is the same for all four.
+        let h = |p: Option<CertificateProblem>| {
+            let e = IoError::new(IoKind::TlsCertificate(p), "ks3: GET / failed");
+            hint(&Error::Io(e), None).unwrap_or_default()
+        };
+        let unknown = h(Some(CertificateProblem::UnknownIssuer));
         assert!(unknown.contains("cafile"), "{unknown}");
-        let expired = h(&format!("{base} (the server's certificate has expired)"));
+        let expired = h(Some(CertificateProblem::Expired));
         assert!(expired.contains("validity"), "{expired}");
-        let name = h(&format!("{base} (… (hostname mismatch: …))"));
+        let name = h(Some(CertificateProblem::HostnameMismatch));
         assert!(name.contains("host name"), "{name}");
-        for hint in [&unknown, &expired, &name] {
+        let unknown_why = h(None);
+        assert!(unknown_why.contains("certificate"), "{unknown_why}");
+        for hint in [&unknown, &expired, &name, &unknown_why] {
             assert!(!hint.contains("cannot reach"), "{hint}");
         }
     }
@@ -593,8 +606,13 @@ mod tests {
         assert!(h(&backend("InvalidAccessKeyId")).contains("access key"));
         assert!(h(&backend("NoSuchBucket")).contains("bucket"));
         assert_eq!(hint(&backend("InternalError"), None), None);
-        let refused = Error::Io("ks3: connection failed: connection refused".into());
+        let refused = Error::Io(IoError::new(IoKind::Connect, "ks3: connection refused"));
         assert!(h(&refused).contains("regionendpoint"), "{}", h(&refused));
+        let slow = Error::Io(IoError::new(IoKind::Timeout, "ks3: GET / failed"));
+        assert!(h(&slow).contains("requesttimeout"), "{}", h(&slow));
+        // An integrity failure has no obvious fix to suggest.
+        let crc = Error::Io(IoError::new(IoKind::Integrity, "connection failed"));
+        assert_eq!(hint(&crc, None), None);
         let missing = Error::Config {
             parameter: "bucket".into(),
             message: "required".into(),

@@ -53,9 +53,7 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
         config.addr = addr.clone();
     }
     let addr = config.bind_addr();
-    if cli.verbose {
-        log_requests();
-    }
+    super::logging::install(cli.verbose);
     let registry = if cli.component.is_some() || cli.verbose {
         let runtime = ks3_driver::Runtime::new(ks3_driver::RuntimeOptions {
             component: cli.component.clone(),
@@ -71,20 +69,4 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     ks3_registry::run_registry(registry, &addr)
         .await
         .map_err(|e| (1, e.to_string()))
-}
-
-/// `-v`: one line per HTTP request on stderr (method, path without the query, status,
-/// time), from the registry's `request` span and event; the KS3 requests under it come
-/// from the host's own request log.
-fn log_requests() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_target("ks3_registry::request", tracing::Level::INFO);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let subscriber =
-        tracing_subscriber::registry().with(tracing_subscriber::Layer::with_filter(fmt, filter));
-    // Only fails when a subscriber is already installed: then that one logs.
-    let _ = tracing::subscriber::set_global_default(subscriber);
 }

@@ -101,10 +101,10 @@ impl<T: Transport> Driver<T> {
             .and_then(|v| v.parse::<u64>().ok());
         let data = resp
             .read_all(usize::MAX)
-            .map_err(|e| DriverError::io(p, format!("reading the object: {e}")))?;
+            .map_err(|e| DriverError::transport(p, "reading the object", &e))?;
         if let Some(n) = expected {
             if n != data.len() as u64 {
-                return Err(DriverError::io(
+                return Err(DriverError::integrity(
                     p,
                     format!("object truncated: got {} of {n} bytes", data.len()),
                 ));
@@ -112,7 +112,7 @@ impl<T: Transport> Driver<T> {
         }
         if let Some(v) = resp.header("x-kss-checksum-crc64ecma") {
             if v.trim().parse::<u64>().ok() != Some(crc64(&data)) {
-                return Err(DriverError::io(
+                return Err(DriverError::integrity(
                     p,
                     "integrity check failed: the object's CRC-64 does not match KS3's",
                 ));

@@ -205,7 +205,7 @@ impl<T: Transport> Driver<T> {
                         return PartOutcome::Again { backoff: false };
                     }
                     None if etag_is_md5_of(&etag, &job.data) => Ok(()),
-                    None => Err(DriverError::io(
+                    None => Err(DriverError::integrity(
                         p,
                         format!("integrity check failed: KS3's ETag of part {number} is {etag}, not the MD5 of the data the driver sent"),
                     )),
@@ -380,7 +380,7 @@ impl<T: Transport> Driver<T> {
             ));
         };
         match expected {
-            Some(want) if want != got => Err(DriverError::io(
+            Some(want) if want != got => Err(DriverError::integrity(
                 p,
                 format!(
                     "integrity check failed: KS3's CRC-64 of the {what} is {got}, the data the driver sent has {want}"

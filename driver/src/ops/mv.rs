@@ -86,7 +86,7 @@ impl<T: Transport> Driver<T> {
         self.check_crc(got.as_deref(), src.crc, dst, "copied object")?;
         match copied {
             Some(m) if m.size == src.size => Ok(()),
-            _ => Err(DriverError::io(
+            _ => Err(DriverError::integrity(
                 dst,
                 "the multipart copy did not produce an object of the source's size",
             )),
@@ -112,7 +112,7 @@ impl<T: Transport> Driver<T> {
         while first < size {
             let last = first.saturating_add(chunk).min(size) - 1;
             let n = u32::try_from(ranges.len() + 1).map_err(|_| {
-                DriverError::io(dst, "the multipart copy would need too many parts")
+                DriverError::other(dst, "the multipart copy would need too many parts")
             })?;
             ranges.push((n, first, last));
             first = last + 1;

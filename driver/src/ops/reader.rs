@@ -7,7 +7,7 @@ use ks3_proto::Crc64;
 
 use super::Driver;
 use crate::client::Call;
-use crate::error::DriverError;
+use crate::error::{DriverError, IoError, IoKind};
 use crate::http::{Response, Transport};
 use crate::path;
 
@@ -127,9 +127,10 @@ impl<T: Transport> FileReader<T> {
                                 return Ok(());
                             }
                             Err(e) => {
-                                return Err(DriverError::io(
+                                return Err(DriverError::transport(
                                     &self.path,
-                                    format!("reading the object: {e}"),
+                                    "reading the object",
+                                    &e,
                                 ))
                             }
                         }
@@ -173,7 +174,10 @@ impl<T: Transport> FileReader<T> {
                 Ok(None) => {
                     if let Some(end) = self.end {
                         if self.pos < end {
-                            self.reconnect(format!("body ended at byte {} of {end}", self.pos))?;
+                            self.reconnect(
+                                IoKind::Dropped,
+                                format!("body ended at byte {} of {end}", self.pos),
+                            )?;
                             continue;
                         }
                     }
@@ -181,7 +185,7 @@ impl<T: Transport> FileReader<T> {
                     self.resp = None;
                     if let Some((crc, want)) = self.crc.take() {
                         if crc.value() != want {
-                            return Err(DriverError::io(
+                            return Err(DriverError::integrity(
                                 &self.path,
                                 format!(
                                 "integrity check failed: read data has CRC-64 {}, KS3 says {want}",
@@ -192,13 +196,8 @@ impl<T: Transport> FileReader<T> {
                     }
                     return Ok(Vec::new());
                 }
-                Err(e) if e.retryable() => self.reconnect(e.to_string())?,
-                Err(e) => {
-                    return Err(DriverError::io(
-                        &self.path,
-                        format!("reading the object: {e}"),
-                    ))
-                }
+                Err(e) if e.retryable() => self.reconnect(e.kind.into(), e.to_string())?,
+                Err(e) => return Err(DriverError::transport(&self.path, "reading the object", &e)),
             }
         }
     }
@@ -214,16 +213,16 @@ impl<T: Transport> FileReader<T> {
     }
 
     /// Drops the broken response so the next read re-opens at the current position.
-    fn reconnect(&mut self, why: String) -> Result<(), DriverError> {
+    fn reconnect(&mut self, kind: IoKind, why: String) -> Result<(), DriverError> {
         self.resp = None;
         if self.resumes >= self.driver.config().max_retries {
-            return Err(DriverError::io(
-                &self.path,
+            return Err(DriverError::Io(IoError::new(
+                kind,
                 format!(
-                    "reading the object failed after {} resumes: {why}",
-                    self.resumes
+                    "reading the object failed after {} resumes: {why} (path {})",
+                    self.resumes, self.path
                 ),
-            ));
+            )));
         }
         self.resumes += 1;
         // The CRC covers a single whole-object response; after a resume it keeps running

@@ -221,9 +221,10 @@ impl<T: Transport> Driver<T> {
                 Ok(Some(c)) => raw.extend_from_slice(&c),
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(DriverError::io(
+                    return Err(DriverError::transport(
                         p,
-                        format!("reading the upload's saved tail: {e}"),
+                        "reading the upload's saved tail",
+                        &e,
                     ))
                 }
             }
@@ -766,7 +767,7 @@ impl<T: Transport> FileWriter<T> {
             return Ok(None);
         }
         let raw = resp.read_all(limit).map_err(|e| {
-            DriverError::io(&self.path, format!("reading the upload's saved tail: {e}"))
+            DriverError::transport(&self.path, "reading the upload's saved tail", &e)
         })?;
         if let Some(v) = resp.header("x-kss-checksum-crc64ecma") {
             d.check_crc(
@@ -778,7 +779,7 @@ impl<T: Transport> FileWriter<T> {
         }
         match decode_tail(&raw) {
             Some(tail) => Ok(Some(tail)),
-            None => Err(DriverError::io(
+            None => Err(DriverError::integrity(
                 &self.path,
                 "the upload's saved tail is corrupt",
             )),

@@ -15,7 +15,9 @@ wit_bindgen::generate!({
 use exports::ks3::storage_driver::driver::{
     FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter, GuestWalker, Walker,
 };
-use ks3::storage_driver::types::{BackendError, ConfigError, DriverError, FileInfo, OffsetError};
+use ks3::storage_driver::types::{
+    BackendError, ConfigError, DriverError, FileInfo, IoError, IoKind, OffsetError,
+};
 
 type Driver = ops::Driver<WasiTransport>;
 
@@ -50,8 +52,25 @@ fn convert(e: Error) -> DriverError {
         Error::Config { parameter, message } => {
             DriverError::Config(ConfigError { parameter, message })
         }
-        Error::Io(m) => DriverError::Io(m),
+        Error::Io(e) => DriverError::Io(IoError {
+            kind: io_kind(e.kind),
+            message: e.message,
+        }),
         Error::InvalidState(m) => DriverError::InvalidState(m),
+    }
+}
+
+fn io_kind(k: crate::error::IoKind) -> IoKind {
+    use crate::error::IoKind as K;
+    match k {
+        K::Connect => IoKind::Connect,
+        K::Timeout => IoKind::Timeout,
+        K::Dropped => IoKind::Dropped,
+        K::TlsCertificate(_) => IoKind::TlsCertificate,
+        K::Denied => IoKind::Denied,
+        K::BadResponse => IoKind::BadResponse,
+        K::Integrity => IoKind::Integrity,
+        K::Other => IoKind::Other,
     }
 }
 
@@ -102,7 +121,7 @@ impl Guest for Component {
         driver()?.stat(&path).map(info).map_err(convert)
     }
 
-    fn list(path: String) -> Result<Vec<String>, DriverError> {
+    fn list_children(path: String) -> Result<Vec<String>, DriverError> {
         driver()?.list(&path).map_err(convert)
     }
 

@@ -439,12 +439,12 @@ fn error_code(e: ErrorCode) -> TransportError {
         | ErrorCode::DestinationIpUnroutable
         | ErrorCode::ConnectionRefused
         | ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
         | ErrorCode::TlsAlertReceived(_) => Connect,
         ErrorCode::ConnectionTerminated
         | ErrorCode::ConnectionLimitReached
         | ErrorCode::HttpResponseIncomplete => Dropped,
         ErrorCode::HttpRequestDenied => Denied,
+        ErrorCode::TlsCertificateError => TlsCertificate,
         _ => Protocol,
     };
     TransportError::new(kind, format!("{e:?}"))

@@ -68,7 +68,9 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     // The trace is the demo's output; a second subscriber (none is installed today) would
     // only make this fail, which is harmless: the demo then runs without the trace.
     let _ = tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(trace::DemoTrace::new(Arc::clone(&totals))),
+        tracing_subscriber::registry()
+            .with(trace::DemoTrace::new(Arc::clone(&totals)))
+            .with(super::logging::stderr_layer(ctx.cli.verbose)),
     );
 
     let ak = format!("AKLTdemo{}", random_token(16));

@@ -1,0 +1,63 @@
+//! The command line's one tracing subscriber. The host library and the registry never write
+//! to stderr themselves; they emit events, and this decides what the user sees:
+//! - always: warnings of the host library (`ks3_driver::*`, e.g. a compiled-component cache
+//!   that is not safe to load, a refused egress destination, a failed KS3 request);
+//! - with `-v`: one line per KS3 request (`ks3_driver::egress`: method, path without the
+//!   query, status, time, request id), the guest's stderr (`ks3_driver::guest`, secrets
+//!   masked), and one line per registry request (`ks3_registry::request`, no query).
+//!
+//! No event carries a query string or a credential: the host logs paths only.
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// What is shown, by target.
+pub fn filter(verbose: bool) -> Targets {
+    let base = Targets::new().with_target("ks3_driver", Level::WARN);
+    if verbose {
+        base.with_target("ks3_driver::egress", Level::INFO)
+            .with_target("ks3_driver::guest", Level::INFO)
+            .with_target("ks3_registry::request", Level::INFO)
+    } else {
+        base
+    }
+}
+
+/// Lines on stderr, filtered by [`filter`]: to stack with another layer (the demo's trace).
+pub fn stderr_layer<S>(verbose: bool) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter(verbose))
+}
+
+/// Installs the subscriber for this process.
+pub fn install(verbose: bool) {
+    let subscriber = tracing_subscriber::registry().with(stderr_layer(verbose));
+    // Only fails when a subscriber is already installed: then that one logs.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_always_requests_only_when_verbose() {
+        let quiet = filter(false);
+        assert!(quiet.would_enable("ks3_driver::cache", &Level::WARN));
+        assert!(!quiet.would_enable("ks3_driver::egress", &Level::INFO));
+        assert!(!quiet.would_enable("ks3_registry::request", &Level::INFO));
+        let verbose = filter(true);
+        assert!(verbose.would_enable("ks3_driver::egress", &Level::INFO));
+        assert!(verbose.would_enable("ks3_driver::guest", &Level::INFO));
+        assert!(verbose.would_enable("ks3_registry::request", &Level::INFO));
+        // The per-call events stay out of the way (the demo's trace reads them).
+        assert!(!verbose.would_enable("ks3_driver::call", &Level::DEBUG));
+        assert!(!verbose.would_enable("hyper", &Level::INFO));
+    }
+}
