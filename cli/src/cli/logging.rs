@@ -1,7 +1,7 @@
 //! The command line's one tracing subscriber. The host library and the registry never write
 //! to stderr themselves; they emit events, and this decides what the user sees:
 //! - always: warnings of the host library (`ks3_driver::*`, e.g. a compiled-component cache
-//!   that is not safe to load, a refused egress destination, a failed KS3 request);
+//!   that is not safe to load);
 //! - with `-v`: one line per KS3 request (`ks3_driver::egress`: method, path without the
 //!   query, status, time, request id), the guest's stderr (`ks3_driver::guest`, secrets
 //!   masked), and one line per registry request (`ks3_registry::request`, no query).

@@ -15,7 +15,7 @@ use ks3_registry::{Config, Registry, Storage};
 use oci_client::client::{
     BlobResponse, ClientConfig, ClientProtocol, Config as OciConfig, ImageLayer,
 };
-use oci_client::manifest::{IMAGE_CONFIG_MEDIA_TYPE, IMAGE_LAYER_MEDIA_TYPE};
+use oci_client::manifest::{OciDescriptor, IMAGE_CONFIG_MEDIA_TYPE, IMAGE_LAYER_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use rand::Rng;
@@ -62,6 +62,7 @@ fn failed(what: impl Into<String>) -> CliError {
     CliError::Other(format!("demo: {}", what.into()))
 }
 
+/// The demo's steps, in order; each prints what it did and checks what came back.
 pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let totals = Arc::new(trace::Totals::default());
@@ -73,56 +74,43 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
             .with(super::logging::stderr_layer(ctx.cli.verbose)),
     );
 
-    let ak = format!("AKLTdemo{}", random_token(16));
-    let sk = random_token(40);
-    let server = ks3_local::start_in_background(ks3_local::ServerConfig::memory(BUCKET, &ak, &sk))
-        .map_err(|e| failed(format!("cannot start the local KS3 server: {e:#}")))?;
-    let endpoint = server.endpoint();
-    say!("ks3-driver demo: an image pushed and pulled through the registry on the sandboxed KS3 driver component");
+    let stage = Stage::start(ctx).await?;
+    let img = Image::generate(layer_sizes(args.quick), 0);
     say!(
-        "local KS3 server {endpoint} (in memory), bucket {BUCKET}, chunksize {}",
-        human(CHUNK_SIZE)
+        "image {REPO}:{TAG}: {} layers ({}) and a config blob",
+        img.layers.len(),
+        human(img.layer_bytes())
     );
-    let mut params = Params::new();
-    for (k, v) in [
-        ("accesskey", ak.as_str()),
-        ("secretkey", sk.as_str()),
-        ("region", REGION),
-        ("bucket", BUCKET),
-        ("regionendpoint", endpoint.as_str()),
-        ("chunksize", &CHUNK_SIZE.to_string()),
-    ] {
-        params.insert(k.to_string(), v.to_string());
+    let client = OciClient::new(stage.addr);
+
+    client.push(&img).await?;
+    let manifest = client.pull_and_verify(&img).await?;
+    client.ranged_pull(&img, &manifest).await?;
+    client.tags_and_catalog().await?;
+    let (objects, stored) = storage_after_push(stage.registry.driver()).await?;
+
+    let took = started.elapsed();
+    let moved = 2 * img.total_bytes() + RANGE;
+    say!(
+        "\ndemo done: {REPO}:{TAG} pushed and pulled through the registry's HTTP API; {} requests to the registry, {} driver calls, {} KS3 requests; {objects} objects ({}) stored; {} in {} ({})",
+        totals.requests.load(std::sync::atomic::Ordering::Relaxed),
+        totals.calls.load(std::sync::atomic::Ordering::Relaxed),
+        stage.server.request_count(),
+        human(stored),
+        human(moved),
+        time(took),
+        rate(moved, took),
+    );
+
+    if args.keep {
+        stage.keep_running().await;
     }
+    stage.stop();
+    Ok(())
+}
 
-    let t = Instant::now();
-    let runtime = ctx.runtime()?;
-    let config = Config {
-        storage: Storage::Ks3(params.clone()),
-        delete_enabled: true,
-        ..Config::default()
-    };
-    let registry = Registry::with_runtime(config, &runtime)
-        .await
-        .map_err(|e| failed(format!("the registry did not start: {e}")))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| failed(format!("cannot listen on 127.0.0.1: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| failed(format!("listener: {e}")))?;
-    let registry = Arc::new(registry);
-    let serving = {
-        let registry = Arc::clone(&registry);
-        tokio::spawn(async move { registry.serve(listener).await })
-    };
-    say!(
-        "registry http://{addr} on the driver component (started in {}); client: oci-client, {} PATCHes",
-        time(t.elapsed()),
-        human(4 * MIB)
-    );
-
-    let sizes: &[u64] = if args.quick {
+fn layer_sizes(quick: bool) -> &'static [u64] {
+    if quick {
         &[300 * 1024 + 7, 2 * MIB + 1, 11 * MIB + 3]
     } else {
         &[
@@ -131,143 +119,267 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
             24 * MIB + 6789,
             104 * MIB + 321,
         ]
-    };
-    let img = Image::generate(sizes, 0);
-    say!(
-        "image {REPO}:{TAG}: {} layers ({}) and a config blob",
-        img.layers.len(),
-        human(img.layer_bytes())
-    );
-
-    // oci-client's HTTP client needs a process-wide rustls provider even for plain HTTP;
-    // an already installed one is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = Client::new(ClientConfig {
-        protocol: ClientProtocol::Http,
-        // One request at a time, so the trace reads in order.
-        max_concurrent_upload: 1,
-        max_concurrent_download: 1,
-        ..ClientConfig::default()
-    });
-    let reference = Reference::with_tag(addr.to_string(), REPO.to_string(), TAG.to_string());
-    let auth = RegistryAuth::Anonymous;
-
-    say!("\npush {REPO}:{TAG}");
-    let layers: Vec<ImageLayer> = img
-        .layers
-        .iter()
-        .map(|l| ImageLayer::new(l.clone(), IMAGE_LAYER_MEDIA_TYPE.to_string(), None))
-        .collect();
-    let oci_config = OciConfig::new(
-        img.config.clone(),
-        IMAGE_CONFIG_MEDIA_TYPE.to_string(),
-        None,
-    );
-    let t = Instant::now();
-    let pushed = client
-        .push(&reference, &layers, oci_config, &auth, None)
-        .await
-        .map_err(|e| failed(format!("push: {e}")))?;
-    let push_took = t.elapsed();
-    say!(
-        "pushed {} in {} ({}): {}",
-        human(img.total_bytes()),
-        time(push_took),
-        rate(img.total_bytes(), push_took),
-        pushed.manifest_url
-    );
-
-    say!("\npull {REPO}:{TAG}");
-    let t = Instant::now();
-    let pulled = client
-        .pull(&reference, &auth, vec![IMAGE_LAYER_MEDIA_TYPE])
-        .await
-        .map_err(|e| failed(format!("pull: {e}")))?;
-    let pull_took = t.elapsed();
-    if pulled.layers.len() != img.layers.len() {
-        return Err(failed(format!(
-            "pulled {} layers, pushed {}",
-            pulled.layers.len(),
-            img.layers.len()
-        )));
     }
-    for (i, (got, want)) in pulled.layers.iter().zip(&img.layers).enumerate() {
-        if got.data != *want {
-            return Err(failed(format!("layer {} came back different", i + 1)));
+}
+
+/// The embedded KS3 server and the registry on the component, serving on a local port.
+struct Stage {
+    server: ks3_local::RunningServer,
+    params: Params,
+    registry: Arc<Registry>,
+    addr: std::net::SocketAddr,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Stage {
+    async fn start(ctx: &Context) -> Result<Stage, CliError> {
+        let ak = format!("AKLTdemo{}", random_token(16));
+        let sk = random_token(40);
+        let server =
+            ks3_local::start_in_background(ks3_local::ServerConfig::memory(BUCKET, &ak, &sk))
+                .map_err(|e| failed(format!("cannot start the local KS3 server: {e:#}")))?;
+        let endpoint = server.endpoint();
+        say!("ks3-driver demo: an image pushed and pulled through the registry on the sandboxed KS3 driver component");
+        say!(
+            "local KS3 server {endpoint} (in memory), bucket {BUCKET}, chunksize {}",
+            human(CHUNK_SIZE)
+        );
+        let mut params = Params::new();
+        for (k, v) in [
+            ("accesskey", ak.as_str()),
+            ("secretkey", sk.as_str()),
+            ("region", REGION),
+            ("bucket", BUCKET),
+            ("regionendpoint", endpoint.as_str()),
+            ("chunksize", &CHUNK_SIZE.to_string()),
+        ] {
+            params.insert(k.to_string(), v.to_string());
+        }
+
+        let t = Instant::now();
+        let runtime = ctx.runtime()?;
+        let config = Config {
+            storage: Storage::Ks3(params.clone()),
+            delete_enabled: true,
+            ..Config::default()
+        };
+        let registry = Registry::with_runtime(config, &runtime)
+            .await
+            .map_err(|e| failed(format!("the registry did not start: {e}")))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| failed(format!("cannot listen on 127.0.0.1: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| failed(format!("listener: {e}")))?;
+        let registry = Arc::new(registry);
+        let serving = {
+            let registry = Arc::clone(&registry);
+            tokio::spawn(async move { registry.serve(listener).await })
+        };
+        say!(
+            "registry http://{addr} on the driver component (started in {}); client: oci-client, {} PATCHes",
+            time(t.elapsed()),
+            human(4 * MIB)
+        );
+        Ok(Stage {
+            server,
+            params,
+            registry,
+            addr,
+            serving,
+        })
+    }
+
+    /// `--keep`: serve until Ctrl-C, after saying how to reach both servers.
+    async fn keep_running(&self) {
+        say!("\nthe registry and the local KS3 server keep running until Ctrl-C:");
+        say!(
+            "  skopeo inspect --tls-verify=false docker://{}/{REPO}:{TAG}",
+            self.addr
+        );
+        let flags: Vec<String> = self
+            .params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "chunksize")
+            .map(|(k, v)| format!("-p {k}={v}"))
+            .collect();
+        say!("  ks3-driver {} walk {ROOT}", flags.join(" "));
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        ks3_local::wait_for_signal().await;
+    }
+
+    fn stop(self) {
+        self.serving.abort();
+        drop(self.server);
+    }
+}
+
+/// oci-client against the registry, one request at a time so that the trace reads in order.
+struct OciClient {
+    client: Client,
+    reference: Reference,
+    auth: RegistryAuth,
+}
+
+impl OciClient {
+    fn new(addr: std::net::SocketAddr) -> OciClient {
+        // oci-client's HTTP client needs a process-wide rustls provider even for plain
+        // HTTP; an already installed one is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::new(ClientConfig {
+            protocol: ClientProtocol::Http,
+            max_concurrent_upload: 1,
+            max_concurrent_download: 1,
+            ..ClientConfig::default()
+        });
+        OciClient {
+            client,
+            reference: Reference::with_tag(addr.to_string(), REPO.to_string(), TAG.to_string()),
+            auth: RegistryAuth::Anonymous,
         }
     }
-    if pulled.config.data != img.config {
-        return Err(failed("the config blob came back different"));
-    }
-    say!(
-        "pulled {} in {} ({}): the client fetched each blob from KS3 through the presigned URL of the 307; every layer's bytes verified against what was pushed, sha256 verified by the client",
-        human(img.total_bytes()),
-        time(pull_took),
-        rate(img.total_bytes(), pull_took)
-    );
 
-    // A resumed download: a range of the largest layer, through the same redirect.
-    let (biggest, layer) = img
-        .layers
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, l)| l.len())
-        .ok_or_else(|| failed("no layers"))?;
-    let descriptor = pulled
-        .manifest
-        .as_ref()
-        .and_then(|m| m.layers.get(biggest).cloned())
-        .ok_or_else(|| failed("the pulled manifest has no layers"))?;
-    let offset = layer.len() as u64 / 3;
-    say!(
-        "\nranged pull: {} from byte {offset} of layer {}",
-        human(RANGE),
-        biggest + 1
-    );
-    let t = Instant::now();
-    let partial = client
-        .pull_blob_stream_partial(&reference, &descriptor, offset, Some(RANGE))
-        .await
-        .map_err(|e| failed(format!("ranged pull: {e}")))?;
-    let BlobResponse::Partial(mut stream) = partial else {
-        return Err(failed("the ranged pull was answered with the whole blob"));
-    };
-    let mut got = Vec::new();
-    while let Some(chunk) = stream.stream.next().await {
-        got.extend_from_slice(&chunk.map_err(|e| failed(format!("ranged pull: {e}")))?);
-    }
-    let want = &layer[offset as usize..(offset + RANGE) as usize];
-    if got != want {
-        return Err(failed("the ranged pull returned other bytes"));
-    }
-    say!(
-        "range of {} bytes verified in {}",
-        got.len(),
-        time(t.elapsed())
-    );
-
-    say!("\ntags and catalog");
-    let tags = client
-        .list_tags(&reference, &auth, None, None)
-        .await
-        .map_err(|e| failed(format!("tags list: {e}")))?;
-    let catalog = client
-        .catalog(&reference, &auth, None, None)
-        .await
-        .map_err(|e| failed(format!("catalog: {e}")))?;
-    say!(
-        "tags of {}: {:?}; catalog: {:?}",
-        tags.name,
-        tags.tags,
-        catalog.repositories
-    );
-    if tags.tags != [TAG] || catalog.repositories != [REPO] {
-        return Err(failed("the tag list or the catalog is not what was pushed"));
+    async fn push(&self, img: &Image) -> Result<(), CliError> {
+        say!("\npush {REPO}:{TAG}");
+        let layers: Vec<ImageLayer> = img
+            .layers
+            .iter()
+            .map(|l| ImageLayer::new(l.clone(), IMAGE_LAYER_MEDIA_TYPE.to_string(), None))
+            .collect();
+        let oci_config = OciConfig::new(
+            img.config.clone(),
+            IMAGE_CONFIG_MEDIA_TYPE.to_string(),
+            None,
+        );
+        let t = Instant::now();
+        let pushed = self
+            .client
+            .push(&self.reference, &layers, oci_config, &self.auth, None)
+            .await
+            .map_err(|e| failed(format!("push: {e}")))?;
+        let took = t.elapsed();
+        say!(
+            "pushed {} in {} ({}): {}",
+            human(img.total_bytes()),
+            time(took),
+            rate(img.total_bytes(), took),
+            pushed.manifest_url
+        );
+        Ok(())
     }
 
-    // What is left in the bucket, checked through the driver directly.
+    /// Pulls the image and compares every blob with what was pushed; returns the manifest's
+    /// layer descriptors.
+    async fn pull_and_verify(&self, img: &Image) -> Result<Vec<OciDescriptor>, CliError> {
+        say!("\npull {REPO}:{TAG}");
+        let t = Instant::now();
+        let pulled = self
+            .client
+            .pull(&self.reference, &self.auth, vec![IMAGE_LAYER_MEDIA_TYPE])
+            .await
+            .map_err(|e| failed(format!("pull: {e}")))?;
+        let took = t.elapsed();
+        if pulled.layers.len() != img.layers.len() {
+            return Err(failed(format!(
+                "pulled {} layers, pushed {}",
+                pulled.layers.len(),
+                img.layers.len()
+            )));
+        }
+        for (i, (got, want)) in pulled.layers.iter().zip(&img.layers).enumerate() {
+            if got.data != *want {
+                return Err(failed(format!("layer {} came back different", i + 1)));
+            }
+        }
+        if pulled.config.data != img.config {
+            return Err(failed("the config blob came back different"));
+        }
+        say!(
+            "pulled {} in {} ({}): the client fetched each blob from KS3 through the presigned URL of the 307; every layer's bytes verified against what was pushed, sha256 verified by the client",
+            human(img.total_bytes()),
+            time(took),
+            rate(img.total_bytes(), took)
+        );
+        pulled
+            .manifest
+            .map(|m| m.layers)
+            .ok_or_else(|| failed("the pulled image has no manifest"))
+    }
+
+    /// A resumed download: a range of the largest layer, through the same redirect.
+    async fn ranged_pull(&self, img: &Image, layers: &[OciDescriptor]) -> Result<(), CliError> {
+        let (biggest, layer) = img
+            .layers
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, l)| l.len())
+            .ok_or_else(|| failed("no layers"))?;
+        let descriptor = layers
+            .get(biggest)
+            .ok_or_else(|| failed("the pulled manifest has too few layers"))?;
+        let offset = layer.len() as u64 / 3;
+        say!(
+            "\nranged pull: {} from byte {offset} of layer {}",
+            human(RANGE),
+            biggest + 1
+        );
+        let t = Instant::now();
+        let partial = self
+            .client
+            .pull_blob_stream_partial(&self.reference, descriptor, offset, Some(RANGE))
+            .await
+            .map_err(|e| failed(format!("ranged pull: {e}")))?;
+        let BlobResponse::Partial(mut stream) = partial else {
+            return Err(failed("the ranged pull was answered with the whole blob"));
+        };
+        let mut got = Vec::new();
+        while let Some(chunk) = stream.stream.next().await {
+            got.extend_from_slice(&chunk.map_err(|e| failed(format!("ranged pull: {e}")))?);
+        }
+        let want = layer
+            .get(offset as usize..(offset + RANGE) as usize)
+            .ok_or_else(|| failed("the largest layer is shorter than the range"))?;
+        if got != want {
+            return Err(failed("the ranged pull returned other bytes"));
+        }
+        say!(
+            "range of {} bytes verified in {}",
+            got.len(),
+            time(t.elapsed())
+        );
+        Ok(())
+    }
+
+    async fn tags_and_catalog(&self) -> Result<(), CliError> {
+        say!("\ntags and catalog");
+        let tags = self
+            .client
+            .list_tags(&self.reference, &self.auth, None, None)
+            .await
+            .map_err(|e| failed(format!("tags list: {e}")))?;
+        let catalog = self
+            .client
+            .catalog(&self.reference, &self.auth, None, None)
+            .await
+            .map_err(|e| failed(format!("catalog: {e}")))?;
+        say!(
+            "tags of {}: {:?}; catalog: {:?}",
+            tags.name,
+            tags.tags,
+            catalog.repositories
+        );
+        if tags.tags != [TAG] || catalog.repositories != [REPO] {
+            return Err(failed("the tag list or the catalog is not what was pushed"));
+        }
+        Ok(())
+    }
+}
+
+/// What is left in the bucket, checked through the driver directly: no upload directory,
+/// and how many objects of what size.
+async fn storage_after_push(driver: &Driver) -> Result<(u64, u64), CliError> {
     say!("\nstorage after the push");
-    let driver = registry.driver();
     let uploads = format!("{ROOT}/repositories/{REPO}/_uploads");
     match driver.stat(&uploads).await {
         Err(e) if e.is_not_found() => say!(
@@ -279,35 +391,7 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> Result<(), CliError> {
     }
     let (objects, stored) = count_objects(driver).await?;
     say!("  {ROOT}: {objects} objects, {}", human(stored));
-
-    let took = started.elapsed();
-    let moved = 2 * img.total_bytes() + RANGE;
-    say!(
-        "\ndemo done: {REPO}:{TAG} pushed and pulled through the registry's HTTP API; {} requests to the registry, {} driver calls, {} KS3 requests; {objects} objects ({}) stored; {} in {} ({})",
-        totals.requests.load(std::sync::atomic::Ordering::Relaxed),
-        totals.calls.load(std::sync::atomic::Ordering::Relaxed),
-        server.request_count(),
-        human(stored),
-        human(moved),
-        time(took),
-        rate(moved, took),
-    );
-
-    if args.keep {
-        say!("\nthe registry and the local KS3 server keep running until Ctrl-C:");
-        say!("  skopeo inspect --tls-verify=false docker://{addr}/{REPO}:{TAG}");
-        let flags: Vec<String> = params
-            .iter()
-            .filter(|(k, _)| k.as_str() != "chunksize")
-            .map(|(k, v)| format!("-p {k}={v}"))
-            .collect();
-        say!("  ks3-driver {} walk {ROOT}", flags.join(" "));
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        ks3_local::wait_for_signal().await;
-    }
-    serving.abort();
-    drop(server);
-    Ok(())
+    Ok((objects, stored))
 }
 
 async fn count_objects(driver: &Driver) -> Result<(u64, u64), CliError> {
