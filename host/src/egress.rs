@@ -1,8 +1,9 @@
 //! The guest's only door to the network: wasi:http requests pass [`EgressHooks::send_request`],
 //! which refuses every destination but the configured endpoint, clamps the guest's
-//! timeouts, optionally logs the request line, and sends through a pooled keep-alive
-//! client (hyper-util, rustls for https) instead of wasmtime's one-connection-per-request
-//! default.
+//! timeouts, logs the request line (a tracing event), and sends through a pooled keep-alive
+//! client (hyper-util; hyper-rustls for https, HTTP/1.1 or HTTP/2 as ALPN decides) instead
+//! of wasmtime's one-connection-per-request default. Trusted roots: the system's, webpki's
+//! and the `cafile` parameter's.
 use crate::error::CertificateProblem;
 use std::future::Future;
 use std::io;
@@ -13,16 +14,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ks3_driver_component::config::{Config, Endpoint};
-use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::activity::Activity;
@@ -106,7 +106,7 @@ impl std::fmt::Display for Destination {
 /// Shared by every store of one driver: the allow-list, the pool, the limits.
 pub(crate) struct Egress {
     allowed: Destination,
-    client: Client<Connector, WasiBody>,
+    client: Client<HttpsConnector<HttpConnector>, WasiBody>,
     /// Upper bound of the guest's first-byte and between-bytes timeouts.
     timeout_cap: Duration,
     /// What was wrong with the server's certificate the last time one was refused (the
@@ -130,10 +130,12 @@ impl Egress {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(CONNECT_CAP));
         http.set_keepalive(Some(Duration::from_secs(30)));
-        let connector = Connector {
-            http,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
-        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(64)
@@ -180,7 +182,9 @@ impl Egress {
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(
+                // Info, not a warning: the driver retries, and a final failure reaches the
+                // caller as an error anyway.
+                tracing::info!(
                     target: "ks3_driver::egress",
                     "{method} {path} failed after {:.1} ms: {e}",
                     ms(started)
@@ -269,7 +273,8 @@ impl WasiHttpHooks for EgressHooks {
         let allowed = Destination::of_uri(request.uri()).as_ref() == Some(&self.egress.allowed);
         if !allowed {
             let dest = Destination::describe_uri(request.uri());
-            tracing::warn!(
+            // The call's error says so too (`denied_error`).
+            tracing::info!(
                 target: "ks3_driver::egress",
                 "refused {} {dest}{} (only {} is allowed)",
                 request.method(),
@@ -575,6 +580,10 @@ fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, Error> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.into(),
     };
+    // The system's store too (a corporate CA installed there is trusted as curl trusts it).
+    // An unreadable store is not an error: webpki's roots and `cafile` remain.
+    let system = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(system.certs);
     if let Some(path) = ca_file {
         use rustls_pki_types::pem::PemObject;
         let bad = |m: String| Error::Config {
@@ -596,118 +605,13 @@ fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, Error> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Runtime(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No ALPN here: the connector offers h2 and http/1.1 itself.
     Ok(cfg)
-}
-
-/// TCP, then TLS for https.
-#[derive(Clone)]
-struct Connector {
-    http: HttpConnector,
-    tls: tokio_rustls::TlsConnector,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = Conn;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        tower_service::Service::<Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let https = uri.scheme() == Some(&Scheme::HTTPS);
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let connecting = tower_service::Service::<Uri>::call(&mut self.http, uri);
-        let tls = self.tls.clone();
-        Box::pin(async move {
-            let tcp: TcpStream = connecting.await?.into_inner();
-            if !https {
-                return Ok(Conn::Plain(TokioIo::new(tcp)));
-            }
-            let name = rustls_pki_types::ServerName::try_from(host)?;
-            let stream = tls.connect(name, tcp).await?;
-            Ok(Conn::Tls(Box::new(TokioIo::new(stream))))
-        })
-    }
-}
-
-enum Conn {
-    Plain(TokioIo<TcpStream>),
-    Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl hyper::rt::Read for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl hyper::rt::Write for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
-        }
-    }
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s) => s.is_write_vectored(),
-        }
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
-        }
-    }
 }
 
 #[cfg(test)]
