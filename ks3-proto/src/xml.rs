@@ -101,10 +101,8 @@ fn scan(doc: &[u8]) -> Result<(&str, String), XmlError> {
                     .checked_sub(1)
                     .ok_or_else(|| XmlError::new("unbalanced XML"))?;
             }
-            Event::Text(t) if depth == 0 => {
-                if !t.iter().all(u8::is_ascii_whitespace) {
-                    return Err(XmlError::new("text outside the XML root element"));
-                }
+            Event::Text(t) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err(XmlError::new("text outside the XML root element"))
             }
             Event::CData(_) if depth == 0 => {
                 return Err(XmlError::new("text outside the XML root element"))
