@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ks3_proto::encode::{encode_component, encode_key};
+use ks3_proto::xml::{self, Document};
 use ks3_proto::Crc64;
 
 use crate::config::Config;
 use crate::error::{BackendError, DriverError, IoError};
 use crate::http::{Request, Response, Transport, TransportError};
 use crate::signing::{self, ToSign};
-use crate::xml;
 
 /// Largest error or XML response body the driver reads.
 pub const MAX_XML: usize = 16 << 20;
@@ -305,19 +305,15 @@ impl<T: Transport> Client<T> {
             .collect()
     }
 
-    /// Reads a 2xx XML body whose root must be `<root>`; a 200 carrying `<Error>` (KS3 does
-    /// that for complete and copy) becomes a backend error.
-    pub fn read_xml(
-        &self,
-        mut resp: Response,
-        path: &str,
-        root: &str,
-    ) -> Result<xml::Node, DriverError> {
+    /// Reads a 2xx XML body as a `D` (its root must be `D`'s, every required field present,
+    /// every number in range); a 200 carrying `<Error>` (KS3 does that for complete and
+    /// copy) becomes a backend error.
+    pub fn read_xml<D: Document>(&self, mut resp: Response, path: &str) -> Result<D, DriverError> {
         let request_id = request_id(&resp);
         let body = resp
             .read_all(MAX_XML)
             .map_err(|e| DriverError::transport(path, "reading KS3's response", &e))?;
-        let node = xml::parse(&body).map_err(|e| {
+        let unreadable = |e: xml::XmlError| {
             DriverError::Backend(BackendError {
                 code: String::new(),
                 status: resp.status,
@@ -325,28 +321,17 @@ impl<T: Transport> Client<T> {
                 request_id: request_id.clone(),
                 path: path.into(),
             })
-        })?;
-        if node.name == "Error" {
-            return Err(DriverError::Backend(error_from_node(
-                &node,
+        };
+        if xml::root_name(&body).map_err(unreadable)? == xml::ErrorResponse::ROOT {
+            let e = xml::from_xml::<xml::ErrorResponse>(&body).map_err(unreadable)?;
+            return Err(DriverError::Backend(backend_error_of(
+                e,
                 resp.status,
                 &request_id,
                 path,
             )));
         }
-        if node.name != root {
-            return Err(DriverError::Backend(BackendError {
-                code: String::new(),
-                status: resp.status,
-                message: format!(
-                    "unexpected <{}> in the response where <{root}> belongs",
-                    node.name
-                ),
-                request_id,
-                path: path.into(),
-            }));
-        }
-        Ok(node)
+        xml::from_xml(&body).map_err(unreadable)
     }
 
     /// Turns an error response into a [`BackendError`], reading its XML body if any.
@@ -354,8 +339,8 @@ impl<T: Transport> Client<T> {
         let request_id = request_id(&resp);
         let status = resp.status;
         let body = resp.read_all(64 << 10).unwrap_or_default();
-        match xml::parse(&body) {
-            Ok(node) if node.name == "Error" => error_from_node(&node, status, &request_id, path),
+        match xml::from_xml::<xml::ErrorResponse>(&body) {
+            Ok(e) => backend_error_of(e, status, &request_id, path),
             _ => BackendError {
                 code: default_code(status).into(),
                 status,
@@ -443,17 +428,20 @@ fn default_code(status: u16) -> &'static str {
     }
 }
 
-fn error_from_node(node: &xml::Node, status: u16, request_id: &str, path: &str) -> BackendError {
-    let rid = node.text_of("RequestId");
+fn backend_error_of(
+    e: xml::ErrorResponse,
+    status: u16,
+    request_id: &str,
+    path: &str,
+) -> BackendError {
     BackendError {
-        code: node.text_of("Code").to_string(),
+        code: e.code,
         status,
-        message: node.text_of("Message").to_string(),
-        request_id: if rid.is_empty() {
-            request_id.to_string()
-        } else {
-            rid.to_string()
-        },
+        message: e.message.unwrap_or_default(),
+        request_id: e
+            .request_id
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| request_id.to_string()),
         path: path.to_string(),
     }
 }

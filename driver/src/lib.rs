@@ -12,7 +12,6 @@ pub mod http;
 pub mod ops;
 pub mod path;
 mod signing;
-pub mod xml;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

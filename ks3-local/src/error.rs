@@ -1,7 +1,7 @@
 //! KS3 error responses: `<Error><Code/><Message/><Resource/><RequestId/></Error>`.
 use http::StatusCode;
 
-use crate::xml::XmlWriter;
+use ks3_proto::xml::{to_xml, ErrorResponse};
 
 /// A KS3 error: a code, its HTTP status and a message, plus optional extra elements
 /// (`StringToSign`, `SignatureProvided`, `ServerTime`, …).
@@ -41,17 +41,22 @@ impl S3Error {
 
     /// The XML body.
     pub fn body(&self, resource: &str, request_id: &str) -> String {
-        let mut x = XmlWriter::new();
-        x.open("Error");
-        x.elem("Code", &self.code);
-        x.elem("Message", &self.message);
-        x.elem("Resource", resource);
-        x.elem("RequestId", request_id);
-        for (n, v) in &self.extra {
-            x.elem(n, v);
-        }
-        x.close("Error");
-        x.finish()
+        let doc = ErrorResponse {
+            code: self.code.clone(),
+            message: Some(self.message.clone()),
+            resource: Some(resource.to_string()),
+            request_id: Some(request_id.to_string()),
+            details: self.extra.clone(),
+        };
+        // Writing plain strings cannot fail; if it ever did, the code alone still tells
+        // the client what happened.
+        to_xml(&doc).unwrap_or_else(|_| {
+            format!(
+                "{}<Error><Code>{}</Code></Error>",
+                ks3_proto::xml::DECLARATION,
+                self.code
+            )
+        })
     }
 
     // The catalogue, with KS3's codes and statuses.

@@ -29,7 +29,6 @@ pub mod faults;
 pub mod handlers;
 pub mod server;
 pub mod store;
-pub mod xml;
 
 pub use cli::{cli_main, run_cli, wait_for_signal, Cli};
 pub use config::{ServerConfig, TlsFiles};

@@ -10,6 +10,7 @@ pub mod encode;
 pub mod names;
 pub mod sign;
 pub mod sign_v4;
+pub mod xml;
 
 pub use crc64::Crc64;
 pub use sign::{SignedRequest, StringToSign};

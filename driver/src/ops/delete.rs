@@ -7,7 +7,7 @@ use crate::client::{Call, MAX_XML};
 use crate::error::{BackendError, DriverError};
 use crate::http::Transport;
 use crate::path;
-use crate::xml;
+use ks3_proto::xml;
 
 /// KS3 deletes at most this many keys in one `POST ?delete`.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -113,22 +113,30 @@ impl<T: Transport> Driver<T> {
         batch: &[String],
         p: &str,
     ) -> Result<Vec<(String, String)>, DriverError> {
-        let body = xml::delete_body(batch);
+        let request = xml::Delete {
+            quiet: Some(false),
+            objects: batch
+                .iter()
+                .map(|k| xml::DeleteObject { key: k.clone() })
+                .collect(),
+        };
+        let body = xml::to_xml(&request).map_err(|e| DriverError::io(p, e.to_string()))?;
         let call = Call::new("POST", "", p).subresource("delete").body(
             body.as_bytes(),
             "application/xml",
             true,
         );
         let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
-        let node = self.client.read_xml(resp, p, "DeleteResult")?;
-        Ok(node
-            .children("Error")
-            .filter(|e| e.text_of("Code") != "NoSuchKey")
-            .map(|e| {
-                (
-                    e.text_of("Key").to_string(),
-                    format!("{}: {}", e.text_of("Code"), e.text_of("Message")),
-                )
+        let result: xml::DeleteResult = self.client.read_xml(resp, p)?;
+        Ok(result
+            .entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                xml::DeleteEntry::Error(e) if e.code != "NoSuchKey" => Some((
+                    e.key,
+                    format!("{}: {}", e.code, e.message.unwrap_or_default()),
+                )),
+                _ => None,
             })
             .collect())
     }

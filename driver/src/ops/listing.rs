@@ -5,6 +5,7 @@ use crate::client::{Call, MAX_XML};
 use crate::error::DriverError;
 use crate::http::Transport;
 use crate::path;
+use ks3_proto::xml::ListBucketResult;
 
 /// KS3 returns at most 100 entries per page when a delimiter is given, 1000 otherwise.
 pub(crate) const PAGE_WITH_DELIMITER: u32 = 100;
@@ -42,35 +43,24 @@ impl<T: Transport> Driver<T> {
             call = call.query("marker", m);
         }
         let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
-        let node = self.client.read_xml(resp, p, "ListBucketResult")?;
-        let mut entries = Vec::new();
-        for c in node.children("Contents") {
-            let size = c.text_of("Size").trim().parse::<u64>().map_err(|_| {
-                DriverError::io(
-                    p,
-                    format!(
-                        "list response: bad <Size> `{}` for key {}",
-                        c.text_of("Size"),
-                        c.text_of("Key")
-                    ),
-                )
-            })?;
-            let mod_time_ns = ks3_proto::date::parse_iso8601(c.text_of("LastModified"))
-                .map(|n| n.max(0) as u64)
-                .unwrap_or(0);
-            entries.push(Entry {
-                key: c.text_of("Key").to_string(),
-                size,
-                mod_time_ns,
-            });
-        }
-        let prefixes: Vec<String> = node
-            .children("CommonPrefixes")
-            .map(|c| c.text_of("Prefix").to_string())
+        let page: ListBucketResult = self.client.read_xml(resp, p)?;
+        let entries: Vec<Entry> = page
+            .contents
+            .into_iter()
+            .map(|c| Entry {
+                mod_time_ns: c
+                    .last_modified
+                    .as_deref()
+                    .and_then(ks3_proto::date::parse_iso8601)
+                    .map(|n| n.max(0) as u64)
+                    .unwrap_or(0),
+                key: c.key,
+                size: c.size,
+            })
             .collect();
-        let truncated = node.text_of("IsTruncated").trim() == "true";
-        let next_marker = if truncated {
-            let nm = node.text_of("NextMarker");
+        let prefixes: Vec<String> = page.common_prefixes.into_iter().map(|c| c.prefix).collect();
+        let next_marker = if page.is_truncated {
+            let nm = page.next_marker.unwrap_or_default();
             let last = entries
                 .last()
                 .map(|e| e.key.as_str())
@@ -78,7 +68,7 @@ impl<T: Transport> Driver<T> {
                 .chain(prefixes.last().map(|s| s.as_str()))
                 .max();
             let m = if !nm.is_empty() {
-                Some(nm.to_string())
+                Some(nm)
             } else {
                 last.map(str::to_string)
             };

@@ -10,7 +10,7 @@ use crate::client::{Call, Failed, MAX_XML};
 use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::{Response, Transport, TransportError};
-use crate::xml;
+use ks3_proto::xml;
 
 /// A part KS3 holds for an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,19 +125,16 @@ impl<T: Transport> Driver<T> {
             "application/octet-stream",
             false,
         ));
-        let node = self.client.read_xml(
-            self.client.call_buffered(&call, &[], MAX_XML)?,
-            p,
-            "InitiateMultipartUploadResult",
-        )?;
-        let id = node.text_of("UploadId");
-        if id.is_empty() {
+        let result: xml::InitiateMultipartUploadResult = self
+            .client
+            .read_xml(self.client.call_buffered(&call, &[], MAX_XML)?, p)?;
+        if result.upload_id.is_empty() {
             return Err(DriverError::io(
                 p,
-                "initiate multipart upload returned no UploadId",
+                "initiate multipart upload returned an empty UploadId",
             ));
         }
-        Ok(id.to_string())
+        Ok(result.upload_id)
     }
 
     /// The request that uploads `job` as a part of upload `upload_id`.
@@ -271,11 +268,18 @@ impl<T: Transport> Driver<T> {
         parts: &[Part],
         p: &str,
     ) -> Result<(), CompleteError> {
-        let listed: Vec<(u32, &str, Option<u64>)> = parts
-            .iter()
-            .map(|x| (x.number, x.etag.as_str(), x.crc))
-            .collect();
-        let body = xml::complete_body(&listed);
+        let request = xml::CompleteMultipartUpload {
+            parts: parts
+                .iter()
+                .map(|x| xml::CompletePart {
+                    part_number: x.number,
+                    etag: x.etag.clone(),
+                    crc64: x.crc,
+                })
+                .collect(),
+        };
+        let body = xml::to_xml(&request)
+            .map_err(|e| CompleteError::Failed(DriverError::io(p, e.to_string())))?;
         let call = Call::new("POST", key, p).query("uploadId", upload_id).body(
             body.as_bytes(),
             "text/xml",
@@ -293,8 +297,8 @@ impl<T: Transport> Driver<T> {
                     // KS3 can answer 200 with an <Error> inside.
                     let crc_header = resp.header("x-kss-checksum-crc64ecma").map(str::to_string);
                     self.client
-                        .read_xml(resp, p, "CompleteMultipartUploadResult")
-                        .map(|node| (node, crc_header))
+                        .read_xml::<xml::CompleteMultipartUploadResult>(resp, p)
+                        .map(|result| (result, crc_header))
                         .map_err(|e| {
                             let retryable = matches!(&e, DriverError::Backend(b)
                                 if matches!(b.code.as_str(), "InternalError" | "SlowDown" | "ServiceUnavailable" | "RequestTimeout"));
@@ -302,12 +306,10 @@ impl<T: Transport> Driver<T> {
                         })
                 });
             let err = match outcome {
-                Ok((node, crc_header)) => {
-                    let got = crc_header
-                        .as_deref()
-                        .or(Some(node.text_of("ChecksumCRC64ECMA")).filter(|s| !s.is_empty()));
+                Ok((result, crc_header)) => {
+                    let got = crc_header.or(result.crc64.map(|c| c.to_string()));
                     return self
-                        .check_crc(got, expected.crc, p, "completed object")
+                        .check_crc(got.as_deref(), expected.crc, p, "completed object")
                         .map_err(CompleteError::Failed);
                 }
                 Err((e, _)) if matches!(e.code(), Some("InvalidPart" | "InvalidPartOrder")) => {
@@ -424,25 +426,23 @@ impl<T: Transport> Driver<T> {
                     _ => Err(DriverError::Backend(err)),
                 };
             }
-            let node = self.client.read_xml(resp, p, "ListPartsResult")?;
-            for part in node.children("Part") {
-                let number = part.text_of("PartNumber").trim().parse::<u32>();
-                let size = part.text_of("Size").trim().parse::<u64>();
-                let etag = part.text_of("ETag");
-                match (number, size) {
-                    (Ok(number), Ok(size)) if !etag.is_empty() => parts.push(Part {
-                        number,
-                        etag: etag.to_string(),
-                        size,
-                        crc: None,
-                    }),
-                    _ => {
-                        return Err(DriverError::io(
-                            p,
-                            "list parts response has a part without a valid number, size or ETag",
-                        ))
-                    }
+            let page: xml::ListPartsResult = self.client.read_xml(resp, p)?;
+            for part in page.parts {
+                if part.etag.is_empty() {
+                    return Err(DriverError::io(
+                        p,
+                        format!(
+                            "list parts response has part {} without an ETag",
+                            part.part_number
+                        ),
+                    ));
                 }
+                parts.push(Part {
+                    number: part.part_number,
+                    etag: part.etag,
+                    size: part.size,
+                    crc: None,
+                });
             }
             if parts.len() > MAX_PARTS as usize {
                 return Err(DriverError::io(
@@ -450,17 +450,14 @@ impl<T: Transport> Driver<T> {
                     "list parts lists more than 10 000 parts",
                 ));
             }
-            match node.text_of("IsTruncated").trim() {
-                "true" => {}
-                "false" => break,
-                other => {
-                    return Err(DriverError::io(
-                        p,
-                        format!("list parts response has no valid <IsTruncated> (`{other}`)"),
-                    ))
-                }
+            if !page.is_truncated {
+                break;
             }
-            let next = node.text_of("NextPartNumberMarker").trim().to_string();
+            let next = page
+                .next_part_number_marker
+                .unwrap_or_default()
+                .trim()
+                .to_string();
             if next.is_empty() || Some(&next) == marker.as_ref() {
                 return Err(DriverError::io(
                     p,
@@ -488,40 +485,28 @@ impl<T: Transport> Driver<T> {
                     .query("key-marker", k.clone())
                     .query("upload-id-marker", u.clone());
             }
-            let node = self.client.read_xml(
-                self.client.call_buffered(&call, &[], MAX_XML)?,
-                p,
-                "ListMultipartUploadsResult",
-            )?;
-            for u in node.children("Upload") {
-                let (key, id) = (u.text_of("Key"), u.text_of("UploadId"));
-                if key.is_empty() || id.is_empty() {
+            let page: xml::ListMultipartUploadsResult = self
+                .client
+                .read_xml(self.client.call_buffered(&call, &[], MAX_XML)?, p)?;
+            for u in page.uploads {
+                if u.key.is_empty() || u.upload_id.is_empty() {
                     return Err(DriverError::io(
                         p,
-                        "list multipart uploads lists an upload without a key or id",
+                        "list multipart uploads lists an upload with an empty key or id",
                     ));
                 }
                 out.push(Upload {
-                    key: key.to_string(),
-                    upload_id: id.to_string(),
-                    initiated: u.text_of("Initiated").to_string(),
+                    key: u.key,
+                    upload_id: u.upload_id,
+                    initiated: u.initiated.unwrap_or_default(),
                 });
             }
-            match node.text_of("IsTruncated").trim() {
-                "true" => {}
-                "false" => break,
-                other => {
-                    return Err(DriverError::io(
-                        p,
-                        format!(
-                            "list multipart uploads response has no valid <IsTruncated> (`{other}`)"
-                        ),
-                    ))
-                }
+            if !page.is_truncated {
+                break;
             }
             let next = (
-                node.text_of("NextKeyMarker").to_string(),
-                node.text_of("NextUploadIdMarker").to_string(),
+                page.next_key_marker.unwrap_or_default(),
+                page.next_upload_id_marker.unwrap_or_default(),
             );
             if next.0.is_empty() || Some(&next) == markers.as_ref() {
                 return Err(DriverError::io(

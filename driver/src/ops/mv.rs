@@ -9,6 +9,7 @@ use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::Transport;
 use crate::path;
+use ks3_proto::xml;
 
 impl<T: Transport> Driver<T> {
     pub fn mv(&self, src: &str, dst: &str) -> Result<(), DriverError> {
@@ -52,11 +53,9 @@ impl<T: Transport> Driver<T> {
         let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
         let crc_header = resp.header("x-kss-checksum-crc64ecma").map(str::to_string);
         // KS3 can answer 200 and put an <Error> in the body; read_xml turns that into an error.
-        let node = self.client.read_xml(resp, dst, "CopyObjectResult")?;
-        let got = crc_header
-            .as_deref()
-            .or(Some(node.text_of("ChecksumCRC64ECMA")).filter(|s| !s.is_empty()));
-        self.check_crc(got, src_crc, dst, "copied object")
+        let result: xml::CopyObjectResult = self.client.read_xml(resp, dst)?;
+        let got = crc_header.or(result.crc64.map(|c| c.to_string()));
+        self.check_crc(got.as_deref(), src_crc, dst, "copied object")
     }
 
     fn multipart_copy(
@@ -133,20 +132,14 @@ impl<T: Transport> Driver<T> {
                 })
                 .collect();
             for ((n, first, last), result) in window.iter().zip(self.client.call_all(&calls)) {
-                let node = self.client.read_xml(result?, dst, "CopyPartResult")?;
-                let etag = node.text_of("ETag").to_string();
-                if etag.is_empty() {
+                let copied: xml::CopyPartResult = self.client.read_xml(result?, dst)?;
+                if copied.etag.is_empty() {
                     return Err(DriverError::io(
                         dst,
-                        format!("upload part copy {n} returned no ETag"),
+                        format!("upload part copy {n} returned an empty ETag"),
                     ));
                 }
-                let crc = match node.text_of("ChecksumCRC64ECMA").trim() {
-                    "" => None,
-                    v => Some(v.parse::<u64>().map_err(|_| {
-                        DriverError::io(dst, format!("upload part copy {n}: unreadable CRC-64"))
-                    })?),
-                };
+                let (etag, crc) = (copied.etag, copied.crc64);
                 parts.push(Part {
                     number: *n,
                     etag,

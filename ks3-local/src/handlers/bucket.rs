@@ -5,7 +5,9 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::body::collect;
-use crate::xml::{escape, parse, XmlWriter, DECL, NS};
+use ks3_proto::xml::{
+    from_xml, Delete, DeleteEntry, DeleteError, DeleteResult, Deleted, LocationConstraint, S3_NS,
+};
 
 /// At most this many keys per multi-object delete.
 pub const MAX_DELETE_KEYS: usize = 1000;
@@ -22,13 +24,13 @@ pub fn location(state: &State, req: &Req) -> HResult {
     bucket_of(state, &req.bucket)?;
     let region = &state.config.region;
     let name = ks3_proto::sign_v4::v4_region(region).unwrap_or(region);
-    Ok(xml_response(
+    xml_response(
         StatusCode::OK,
-        format!(
-            "{DECL}<LocationConstraint xmlns=\"{NS}\">{}</LocationConstraint>",
-            escape(name)
-        ),
-    ))
+        &LocationConstraint {
+            xmlns: Some(S3_NS.into()),
+            region: name.to_string(),
+        },
+    )
 }
 
 pub fn create_bucket(state: &State, req: &Req) -> HResult {
@@ -77,30 +79,16 @@ pub async fn multi_delete(state: &State, req: &mut Req) -> HResult {
             ));
         }
     }
-    let root = parse(&body).map_err(|_| S3Error::malformed_xml())?;
-    if root.name != "Delete" {
+    let request: Delete = from_xml(&body).map_err(|_| S3Error::malformed_xml())?;
+    let quiet = request.quiet.unwrap_or(false);
+    if request.objects.is_empty() || request.objects.len() > MAX_DELETE_KEYS {
         return Err(S3Error::malformed_xml());
     }
-    let quiet = match root
-        .child("Quiet")
-        .map(|q| q.text.trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(q) if q == "true" => true,
-        Some(q) if q == "false" => false,
-        Some(_) => return Err(S3Error::malformed_xml()),
+    let mut result = DeleteResult {
+        xmlns: Some(S3_NS.into()),
+        entries: Vec::new(),
     };
-    let mut keys = Vec::new();
-    for o in root.children_named("Object") {
-        let key = o.child("Key").ok_or_else(S3Error::malformed_xml)?;
-        keys.push(key.text.clone());
-    }
-    if keys.is_empty() || keys.len() > MAX_DELETE_KEYS {
-        return Err(S3Error::malformed_xml());
-    }
-    let mut x = XmlWriter::new();
-    x.root("DeleteResult");
-    for key in keys {
+    for key in request.objects.into_iter().map(|o| o.key) {
         let outcome = if key.is_empty() {
             Err(("InvalidArgument", "The key is empty.".to_string()))
         } else if key.len() > MAX_KEY_LEN {
@@ -114,22 +102,15 @@ pub async fn multi_delete(state: &State, req: &mut Req) -> HResult {
         };
         match outcome {
             Ok(()) if quiet => {}
-            Ok(()) => {
-                x.open("Deleted");
-                x.elem("Key", &key);
-                x.close("Deleted");
-            }
-            Err((code, msg)) => {
-                x.open("Error");
-                x.elem("Key", &key);
-                x.elem("Code", code);
-                x.elem("Message", &msg);
-                x.close("Error");
-            }
+            Ok(()) => result.entries.push(DeleteEntry::Deleted(Deleted { key })),
+            Err((code, msg)) => result.entries.push(DeleteEntry::Error(DeleteError {
+                key,
+                code: code.to_string(),
+                message: Some(msg),
+            })),
         }
     }
-    x.close("DeleteResult");
-    Ok(xml_response(StatusCode::OK, x.finish()))
+    xml_response(StatusCode::OK, &result)
 }
 
 /// The flexible checksums S3 SDKs send instead of `Content-MD5` (botocore ≥ 1.36 sends

@@ -7,7 +7,10 @@ use http::StatusCode;
 
 use super::*;
 use crate::store::Object;
-use crate::xml::XmlWriter;
+use ks3_proto::xml::{
+    BucketEntry, Buckets, CommonPrefix, ListAllMyBucketsResult, ListBucketResult, ObjectEntry,
+    S3_NS,
+};
 
 /// Page limits: 1000 keys, or 100 when a delimiter is given (KS3; a larger `max-keys` up to
 /// 1000 is clamped to 100 then).
@@ -15,22 +18,23 @@ pub const MAX_KEYS: usize = 1000;
 pub const MAX_KEYS_DELIMITED: usize = 100;
 
 pub fn list_buckets(state: &State, _req: &Req) -> HResult {
-    let mut x = XmlWriter::new();
-    x.root("ListAllMyBucketsResult");
-    x.open("Owner");
-    x.elem("ID", OWNER_ID);
-    x.elem("DisplayName", OWNER_ID);
-    x.close("Owner");
-    x.open("Buckets");
-    for b in state.store.buckets() {
-        x.open("Bucket");
-        x.elem("Name", &b.name);
-        x.elem("CreationDate", &iso(b.created_ms));
-        x.close("Bucket");
-    }
-    x.close("Buckets");
-    x.close("ListAllMyBucketsResult");
-    Ok(xml_response(StatusCode::OK, x.finish()))
+    let buckets = state
+        .store
+        .buckets()
+        .iter()
+        .map(|b| BucketEntry {
+            name: b.name.clone(),
+            creation_date: Some(iso(b.created_ms)),
+        })
+        .collect();
+    xml_response(
+        StatusCode::OK,
+        &ListAllMyBucketsResult {
+            xmlns: Some(S3_NS.into()),
+            owner: owner(),
+            buckets: Buckets { buckets },
+        },
+    )
 }
 
 /// The smallest string greater than every string starting with `p`, if any.
@@ -126,31 +130,33 @@ pub fn page(
     out
 }
 
-fn contents(x: &mut XmlWriter, m: &ObjectMeta, url: bool, owner: bool) {
-    x.open("Contents");
-    x.elem("Key", &enc(&m.key, url));
-    x.elem("LastModified", &iso(m.last_modified_ms));
-    x.elem("ETag", &m.etag);
-    x.elem("Size", &m.size.to_string());
-    if owner {
-        x.open("Owner");
-        x.elem("ID", OWNER_ID);
-        x.elem("DisplayName", OWNER_ID);
-        x.close("Owner");
+fn contents(m: &ObjectMeta, url: bool, with_owner: bool) -> ObjectEntry {
+    ObjectEntry {
+        key: enc(&m.key, url),
+        last_modified: Some(iso(m.last_modified_ms)),
+        etag: Some(m.etag.clone()),
+        size: m.size,
+        owner: if with_owner { owner() } else { None },
+        storage_class: Some(
+            m.attrs
+                .storage_class
+                .clone()
+                .unwrap_or_else(|| "STANDARD".into()),
+        ),
+        kind: Some(
+            if m.parts.is_some() {
+                "Multipart"
+            } else {
+                "Normal"
+            }
+            .into(),
+        ),
     }
-    x.elem(
-        "StorageClass",
-        m.attrs.storage_class.as_deref().unwrap_or("STANDARD"),
-    );
-    x.elem(
-        "Type",
-        if m.parts.is_some() {
-            "Multipart"
-        } else {
-            "Normal"
-        },
-    );
-    x.close("Contents");
+}
+
+/// A count that fits KS3's 32-bit fields (every count here is at most 1000).
+pub fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn hex_decode(s: &str) -> Option<String> {
@@ -202,55 +208,43 @@ pub fn list_objects(state: &State, req: &Req) -> HResult {
     };
     let page = bucket.with_objects(|objs| page(objs, prefix, delimiter, &marker, max));
 
-    let mut x = XmlWriter::new();
-    x.root("ListBucketResult");
-    x.elem("Name", &bucket.name);
-    x.elem("Prefix", &enc(prefix, url));
-    if !v2 {
-        x.elem("Marker", &enc(&marker, url));
-    }
-    x.elem("MaxKeys", &max.to_string());
-    if let Some(d) = delimiter {
-        x.elem("Delimiter", &enc(d, url));
-    }
-    if url {
-        x.elem("EncodingType", "url");
-    }
-    if v2 {
-        x.elem(
-            "KeyCount",
-            &(page.contents.len() + page.prefixes.len()).to_string(),
-        );
-        if let Some(t) = token {
-            x.elem("ContinuationToken", t);
-        }
-        if let Some(n) = &page.next_marker {
-            x.elem(
-                "NextContinuationToken",
-                &ks3_proto::digest::hex(n.as_bytes()),
-            );
-        }
-        if !start_after.is_empty() {
-            x.elem("StartAfter", &enc(start_after, url));
-        }
-    }
-    x.elem("IsTruncated", if page.truncated { "true" } else { "false" });
-    if !v2 {
-        if let Some(n) = &page.next_marker {
-            x.elem("NextMarker", &enc(n, url));
-        }
-    }
-    let owner = !v2 || req.query.get("fetch-owner") == Some("true");
-    for m in &page.contents {
-        contents(&mut x, m, url, owner);
-    }
-    for p in &page.prefixes {
-        x.open("CommonPrefixes");
-        x.elem("Prefix", &enc(p, url));
-        x.close("CommonPrefixes");
-    }
-    x.close("ListBucketResult");
-    Ok(xml_response(StatusCode::OK, x.finish()))
+    let with_owner = !v2 || req.query.get("fetch-owner") == Some("true");
+    let result = ListBucketResult {
+        xmlns: Some(S3_NS.into()),
+        name: Some(bucket.name.clone()),
+        prefix: Some(enc(prefix, url)),
+        marker: (!v2).then(|| enc(&marker, url)),
+        max_keys: Some(count(max)),
+        delimiter: delimiter.map(|d| enc(d, url)),
+        encoding_type: url.then(|| "url".into()),
+        key_count: v2.then(|| count(page.contents.len() + page.prefixes.len())),
+        continuation_token: token.filter(|_| v2).map(str::to_string),
+        next_continuation_token: page
+            .next_marker
+            .as_ref()
+            .filter(|_| v2)
+            .map(|n| ks3_proto::digest::hex(n.as_bytes())),
+        start_after: (v2 && !start_after.is_empty()).then(|| enc(start_after, url)),
+        is_truncated: page.truncated,
+        next_marker: page
+            .next_marker
+            .as_ref()
+            .filter(|_| !v2)
+            .map(|n| enc(n, url)),
+        contents: page
+            .contents
+            .iter()
+            .map(|m| contents(m, url, with_owner))
+            .collect(),
+        common_prefixes: page
+            .prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: enc(p, url),
+            })
+            .collect(),
+    };
+    xml_response(StatusCode::OK, &result)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 use ks3_proto::date::http_date;
+use ks3_proto::xml::{to_xml, Document, Owner};
 
 use crate::auth::header_str;
 use crate::body::{full, RespBody};
@@ -343,7 +344,13 @@ pub fn set(resp: &mut Response<RespBody>, name: &str, value: &str) {
     }
 }
 
-pub fn xml_response(status: StatusCode, body: String) -> Response<RespBody> {
+/// A response whose body is the document `doc` (see `ks3_proto::xml`).
+pub fn xml_response<D: Document>(status: StatusCode, doc: &D) -> HResult {
+    let body = to_xml(doc).map_err(|e| S3Error::internal(e.to_string()))?;
+    Ok(raw_xml_response(status, body))
+}
+
+fn raw_xml_response(status: StatusCode, body: String) -> Response<RespBody> {
     let len = body.len();
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
@@ -441,3 +448,11 @@ pub fn etag_eq(a: &str, b: &str) -> bool {
 }
 
 pub const OWNER_ID: &str = "ks3local";
+
+/// This server's `<Owner>` (also its `<Initiator>`).
+pub fn owner() -> Option<Owner> {
+    Some(Owner {
+        id: Some(OWNER_ID.into()),
+        display_name: Some(OWNER_ID.into()),
+    })
+}

@@ -4,12 +4,17 @@ use http::StatusCode;
 use ks3_proto::digest::{etag, hex, Md5Stream};
 use ks3_proto::Crc64;
 
+use super::list::count;
 use super::list::MAX_KEYS;
 use super::object::copy_into;
 use super::*;
 use crate::body::{collect, receive};
 use crate::store::{now_ms, PartMeta, UploadInfo};
-use crate::xml::{parse, XmlWriter};
+use ks3_proto::xml::{
+    from_xml, CommonPrefix, CompleteMultipartUpload, CompleteMultipartUploadResult, CopyPartResult,
+    InitiateMultipartUploadResult, ListMultipartUploadsResult, ListPartsResult, PartEntry,
+    UploadEntry, S3_NS,
+};
 
 pub const MAX_PART_NUMBER: u32 = 10_000;
 
@@ -32,13 +37,15 @@ pub fn initiate(state: &State, req: &Req) -> HResult {
         attrs,
     };
     bucket.create_upload(info.clone()).map_err(S3Error::io)?;
-    let mut x = XmlWriter::new();
-    x.root("InitiateMultipartUploadResult");
-    x.elem("Bucket", &bucket.name);
-    x.elem("Key", &info.key);
-    x.elem("UploadId", &info.id);
-    x.close("InitiateMultipartUploadResult");
-    let mut r = xml_response(StatusCode::OK, x.finish());
+    let mut r = xml_response(
+        StatusCode::OK,
+        &InitiateMultipartUploadResult {
+            xmlns: Some(S3_NS.into()),
+            bucket: Some(bucket.name.clone()),
+            key: Some(info.key.clone()),
+            upload_id: info.id.clone(),
+        },
+    )?;
     if let Some(s) = &info.attrs.sse {
         set(&mut r, "x-kss-server-side-encryption", s);
     }
@@ -148,12 +155,14 @@ pub async fn upload_part(state: &State, req: &mut Req) -> HResult {
     }
     let tag = etag(&meta.md5);
     let mut r = if copying {
-        let mut x = XmlWriter::new();
-        x.open("CopyPartResult");
-        x.elem("LastModified", &iso(meta.last_modified_ms));
-        x.elem("ETag", &tag);
-        x.close("CopyPartResult");
-        xml_response(StatusCode::OK, x.finish())
+        xml_response(
+            StatusCode::OK,
+            &CopyPartResult {
+                last_modified: Some(iso(meta.last_modified_ms)),
+                etag: tag.clone(),
+                crc64: None,
+            },
+        )?
     } else {
         let mut r = empty_response(StatusCode::OK);
         set(&mut r, "etag", &tag);
@@ -180,23 +189,20 @@ fn complete_result(
     sse: Option<&str>,
     modified_ms: i64,
 ) -> HResult {
-    let mut x = XmlWriter::new();
-    x.root("CompleteMultipartUploadResult");
-    x.elem(
-        "Location",
-        &format!(
+    let result = CompleteMultipartUploadResult {
+        xmlns: Some(S3_NS.into()),
+        location: Some(format!(
             "http://{}/{}/{}",
             req.host,
             bucket,
             ks3_proto::encode::encode_key(key)
-        ),
-    );
-    x.elem("Bucket", bucket);
-    x.elem("Key", key);
-    x.elem("ETag", tag);
-    x.elem("ChecksumCRC64ECMA", &crc.to_string());
-    x.close("CompleteMultipartUploadResult");
-    let mut r = xml_response(StatusCode::OK, x.finish());
+        )),
+        bucket: Some(bucket.to_string()),
+        key: Some(key.to_string()),
+        etag: Some(tag.to_string()),
+        crc64: Some(crc),
+    };
+    let mut r = xml_response(StatusCode::OK, &result)?;
     set(&mut r, "last-modified", &last_modified(modified_ms));
     crc_header(&mut r, crc);
     if let Some(s) = sse {
@@ -242,31 +248,12 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
         return retried_complete(state, req, &bucket, &id);
     };
 
-    let root = parse(&body).map_err(|_| S3Error::malformed_xml())?;
-    if root.name != "CompleteMultipartUpload" {
-        return Err(S3Error::malformed_xml());
-    }
-    let mut listed = Vec::new();
-    for p in root.children_named("Part") {
-        let num = p
-            .child("PartNumber")
-            .and_then(|n| n.text.trim().parse::<u32>().ok())
-            .ok_or_else(S3Error::malformed_xml)?;
-        let tag = p
-            .child("ETag")
-            .map(|e| e.text.clone())
-            .ok_or_else(S3Error::malformed_xml)?;
-        let crc = match p.child("ChecksumCRC64ECMA") {
-            Some(c) => Some(
-                c.text
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| S3Error::malformed_xml())?,
-            ),
-            None => None,
-        };
-        listed.push((num, tag, crc));
-    }
+    let request: CompleteMultipartUpload = from_xml(&body).map_err(|_| S3Error::malformed_xml())?;
+    let listed: Vec<(u32, String, Option<u64>)> = request
+        .parts
+        .into_iter()
+        .map(|p| (p.part_number, p.etag, p.crc64))
+        .collect();
     let stored = bucket
         .parts(&id, &req.key)
         .ok_or_else(|| S3Error::no_such_upload(&id))?;
@@ -365,13 +352,6 @@ pub async fn abort(state: &State, req: &Req) -> HResult {
     }
 }
 
-fn owner(x: &mut XmlWriter, tag: &str) {
-    x.open(tag);
-    x.elem("ID", OWNER_ID);
-    x.elem("DisplayName", OWNER_ID);
-    x.close(tag);
-}
-
 /// `GET ?uploadId=ID&max-parts=&part-number-marker=`.
 pub fn list_parts(state: &State, req: &Req) -> HResult {
     let bucket = bucket_of(state, &req.bucket)?;
@@ -397,35 +377,36 @@ pub fn list_parts(state: &State, req: &Req) -> HResult {
     let page = &after[..after.len().min(max)];
     let next = page.last().map(|p| p.meta.number).unwrap_or(0);
 
-    let mut x = XmlWriter::new();
-    x.root("ListPartsResult");
-    x.elem("Bucket", &bucket.name);
-    x.elem("Key", &enc(&info.key, url));
-    x.elem("UploadId", &id);
-    owner(&mut x, "Initiator");
-    owner(&mut x, "Owner");
-    x.elem(
-        "StorageClass",
-        info.attrs.storage_class.as_deref().unwrap_or("STANDARD"),
-    );
-    x.elem("PartNumberMarker", &marker.to_string());
-    x.elem("NextPartNumberMarker", &next.to_string());
-    x.elem("MaxParts", &max.to_string());
-    x.elem("IsTruncated", if truncated { "true" } else { "false" });
-    if url {
-        x.elem("EncodingType", "url");
-    }
-    for p in page {
-        x.open("Part");
-        x.elem("PartNumber", &p.meta.number.to_string());
-        x.elem("LastModified", &iso(p.meta.last_modified_ms));
-        x.elem("ETag", &etag(&p.meta.md5));
-        x.elem("Size", &p.meta.size.to_string());
-        x.elem("ChecksumCRC64ECMA", &p.meta.crc64.to_string());
-        x.close("Part");
-    }
-    x.close("ListPartsResult");
-    Ok(xml_response(StatusCode::OK, x.finish()))
+    let result = ListPartsResult {
+        xmlns: Some(S3_NS.into()),
+        bucket: Some(bucket.name.clone()),
+        key: Some(enc(&info.key, url)),
+        upload_id: Some(id.clone()),
+        initiator: owner(),
+        owner: owner(),
+        storage_class: Some(
+            info.attrs
+                .storage_class
+                .clone()
+                .unwrap_or_else(|| "STANDARD".into()),
+        ),
+        part_number_marker: Some(marker.to_string()),
+        next_part_number_marker: Some(next.to_string()),
+        max_parts: Some(count(max)),
+        is_truncated: truncated,
+        encoding_type: url.then(|| "url".into()),
+        parts: page
+            .iter()
+            .map(|p| PartEntry {
+                part_number: p.meta.number,
+                last_modified: Some(iso(p.meta.last_modified_ms)),
+                etag: etag(&p.meta.md5),
+                size: p.meta.size,
+                crc64: Some(p.meta.crc64),
+            })
+            .collect(),
+    };
+    xml_response(StatusCode::OK, &result)
 }
 
 /// `GET /bucket?uploads&prefix=&delimiter=&key-marker=&upload-id-marker=&max-uploads=`.
@@ -497,41 +478,36 @@ pub fn list_uploads(state: &State, req: &Req) -> HResult {
         }
     }
 
-    let mut x = XmlWriter::new();
-    x.root("ListMultipartUploadsResult");
-    x.elem("Bucket", &bucket.name);
-    x.elem("KeyMarker", &enc(key_marker, url));
-    x.elem("UploadIdMarker", id_marker.unwrap_or(""));
-    if truncated {
-        if let Some((k, id)) = &last {
-            x.elem("NextKeyMarker", &enc(k, url));
-            x.elem("NextUploadIdMarker", id.as_deref().unwrap_or(""));
-        }
-    }
-    if let Some(d) = delimiter {
-        x.elem("Delimiter", &enc(d, url));
-    }
-    x.elem("Prefix", &enc(prefix, url));
-    x.elem("MaxUploads", &max.to_string());
-    x.elem("IsTruncated", if truncated { "true" } else { "false" });
-    if url {
-        x.elem("EncodingType", "url");
-    }
-    for (k, initiated, id, sc) in &uploads {
-        x.open("Upload");
-        x.elem("Key", &enc(k, url));
-        x.elem("UploadId", id);
-        owner(&mut x, "Initiator");
-        owner(&mut x, "Owner");
-        x.elem("StorageClass", sc.as_deref().unwrap_or("STANDARD"));
-        x.elem("Initiated", &iso(*initiated));
-        x.close("Upload");
-    }
-    for p in &prefixes {
-        x.open("CommonPrefixes");
-        x.elem("Prefix", &enc(p, url));
-        x.close("CommonPrefixes");
-    }
-    x.close("ListMultipartUploadsResult");
-    Ok(xml_response(StatusCode::OK, x.finish()))
+    let next = last.filter(|_| truncated);
+    let result = ListMultipartUploadsResult {
+        xmlns: Some(S3_NS.into()),
+        bucket: Some(bucket.name.clone()),
+        key_marker: Some(enc(key_marker, url)),
+        upload_id_marker: Some(id_marker.unwrap_or("").to_string()),
+        next_key_marker: next.as_ref().map(|(k, _)| enc(k, url)),
+        next_upload_id_marker: next.map(|(_, id)| id.unwrap_or_default()),
+        delimiter: delimiter.map(|d| enc(d, url)),
+        prefix: Some(enc(prefix, url)),
+        max_uploads: Some(count(max)),
+        is_truncated: truncated,
+        encoding_type: url.then(|| "url".into()),
+        uploads: uploads
+            .into_iter()
+            .map(|(k, initiated, id, sc)| UploadEntry {
+                key: enc(&k, url),
+                upload_id: id,
+                initiator: owner(),
+                owner: owner(),
+                storage_class: Some(sc.unwrap_or_else(|| "STANDARD".into())),
+                initiated: Some(iso(initiated)),
+            })
+            .collect(),
+        common_prefixes: prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: enc(p, url),
+            })
+            .collect(),
+    };
+    xml_response(StatusCode::OK, &result)
 }

@@ -6,7 +6,7 @@ use ks3_proto::digest::etag;
 use super::*;
 use crate::body::{data_body, receive};
 use crate::store::{now_ms, Opened, Sink};
-use crate::xml::XmlWriter;
+use ks3_proto::xml::CopyObjectResult;
 
 /// The outcome of a `Range` header against an object of `size` bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -306,13 +306,14 @@ pub async fn copy_object(state: &State, req: &Req) -> HResult {
     };
     let staged = sink.finish(&new).await.map_err(S3Error::io)?;
     let new = dst.put(new, staged).map_err(S3Error::io)?;
-    let mut x = XmlWriter::new();
-    x.open("CopyObjectResult");
-    x.elem("LastModified", &iso(new.last_modified_ms));
-    x.elem("ETag", &new.etag);
-    x.elem("ChecksumCRC64ECMA", &new.crc64.to_string());
-    x.close("CopyObjectResult");
-    let mut r = xml_response(StatusCode::OK, x.finish());
+    let mut r = xml_response(
+        StatusCode::OK,
+        &CopyObjectResult {
+            last_modified: Some(iso(new.last_modified_ms)),
+            etag: Some(new.etag.clone()),
+            crc64: Some(new.crc64),
+        },
+    )?;
     set(
         &mut r,
         "last-modified",
