@@ -50,7 +50,7 @@ pub fn config(data: &[u8]) {
 
     let secret = s
         .get("secretkey")
-        .map(|v| v.value.clone())
+        .map(|v| v.expose().to_string())
         .unwrap_or_default();
     // A secret that could appear in the output for another reason proves nothing.
     let distinctive = secret.trim().len() >= 12

@@ -145,7 +145,7 @@ impl Stats {
 pub struct State {
     pub config: ServerConfig,
     pub store: Store,
-    pub creds: HashMap<String, String>,
+    pub creds: HashMap<String, ks3_proto::Secret>,
     pub faults: FaultInjector,
     pub stats: Stats,
     seq: AtomicU64,
