@@ -19,8 +19,11 @@ pub use paths::paths;
 pub use responses::ks3_responses;
 pub use signing::signing;
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the name of its `fuzz/fuzz_targets/<name>.rs` and corpus).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("ks3_responses", ks3_responses),
     ("signing", signing),
     ("paths", paths),

@@ -154,7 +154,7 @@ pub fn ks3_responses(data: &[u8]) {
     );
     match op % 12 {
         0 | 1 => {
-            let p = if op % 12 == 0 { "/a/b" } else { "/" };
+            let p = if op.is_multiple_of(12) { "/a/b" } else { "/" };
             match d.stat(p) {
                 Ok(fi) => assert_eq!(fi.path, p),
                 Err(e) => check_err(&e),
