@@ -222,25 +222,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// A secret string whose `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "\"****\""
-        })
-    }
-}
+/// Credentials are held as [`Secret`]s (`Debug` masks them).
+pub use ks3_proto::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -466,8 +449,8 @@ impl Config {
         let (signing, v4_region) = signing(region, get("signatureversion"), non_empty("v4region"))?;
 
         Ok(Config {
-            access_key: Secret(access_key),
-            secret_key: Secret(secret_key),
+            access_key: Secret::new(access_key),
+            secret_key: Secret::new(secret_key),
             region: region.to_string(),
             bucket: bucket.to_string(),
             endpoint,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ks3_driver_component::config::{
     param_spec, Params, ENV_ACCESS_KEY, ENV_PREFIX, ENV_SECRET_KEY,
 };
+use ks3_proto::Secret;
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub enum Source {
     Flag,
     /// The credential fallback variable (its name).
     CredentialEnv(String),
+    /// `--secret-key-file` (its path; `-` for stdin).
+    SecretKeyFile(PathBuf),
 }
 
 impl fmt::Display for Source {
@@ -33,40 +36,51 @@ impl fmt::Display for Source {
             Source::Env(v) => write!(f, "env {v}"),
             Source::Flag => f.write_str("-p flag"),
             Source::CredentialEnv(v) => write!(f, "env {v}"),
+            Source::SecretKeyFile(p) => write!(f, "--secret-key-file {}", p.display()),
         }
     }
 }
 
-/// One parameter value and its source. `Debug` masks the value of a secret parameter.
+/// One parameter value and its source. A secret parameter's value is held as a
+/// [`Secret`], so `Debug` masks it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Setting {
-    pub value: String,
+    value: Value,
     pub source: Source,
-    /// The parameter holds a secret (`secretkey`): never shown.
-    secret: bool,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Value {
+    Plain(String),
+    /// A parameter that holds a secret (`secretkey`, `accesskey`): never shown.
+    Secret(Secret),
 }
 
 impl fmt::Debug for Setting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = if self.secret && !self.value.is_empty() {
-            "****"
-        } else {
-            self.value.as_str()
+        let mut d = f.debug_struct("Setting");
+        match &self.value {
+            Value::Plain(v) => d.field("value", v),
+            Value::Secret(s) => d.field("value", s),
         };
-        f.debug_struct("Setting")
-            .field("value", &value)
-            .field("source", &self.source)
-            .finish()
+        d.field("source", &self.source).finish()
     }
 }
 
 impl Setting {
+    /// The value as given, secrets included: for the driver's configuration only.
+    pub fn expose(&self) -> &str {
+        match &self.value {
+            Value::Plain(v) => v,
+            Value::Secret(s) => s.expose(),
+        }
+    }
+
     /// The value for display: secrets are masked.
-    pub fn display_value(&self, key: &str) -> String {
-        if is_secret(key) && !self.value.is_empty() {
-            "****".to_string()
-        } else {
-            self.value.clone()
+    pub fn display_value(&self) -> String {
+        match &self.value {
+            Value::Plain(v) => v.clone(),
+            Value::Secret(s) => s.to_string(),
         }
     }
 }
@@ -223,7 +237,7 @@ impl Settings {
             let empty = self
                 .values
                 .get(key)
-                .is_none_or(|s| s.value.trim().is_empty());
+                .is_none_or(|s| s.expose().trim().is_empty());
             if empty {
                 if let Some(v) = env(var).filter(|v| !v.is_empty()) {
                     self.set(key, v, Source::CredentialEnv(var.to_string()));
@@ -236,9 +250,12 @@ impl Settings {
         self.values.insert(
             key.to_string(),
             Setting {
-                value,
+                value: if is_secret(key) {
+                    Value::Secret(Secret::new(value))
+                } else {
+                    Value::Plain(value)
+                },
                 source,
-                secret: is_secret(key),
             },
         );
     }
@@ -255,7 +272,7 @@ impl Settings {
     pub fn params(&self) -> Params {
         self.values
             .iter()
-            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
             .collect()
     }
 }
@@ -359,14 +376,8 @@ mod tests {
             s.get("secretkey").unwrap().source,
             Source::CredentialEnv(ENV_SECRET_KEY.into())
         );
-        assert_eq!(
-            s.get("secretkey").unwrap().display_value("secretkey"),
-            "****"
-        );
-        assert_eq!(
-            s.get("accesskey").unwrap().display_value("accesskey"),
-            "****"
-        );
+        assert_eq!(s.get("secretkey").unwrap().display_value(), "****");
+        assert_eq!(s.get("accesskey").unwrap().display_value(), "****");
     }
 
     #[test]

@@ -351,3 +351,31 @@ async fn extreme_options_are_errors_not_panics() {
         Err(Error::Runtime(_))
     ));
 }
+
+/// A cache directory that group members may write (so could plant native code): the host
+/// does not load from it nor write to it, compiles in memory, and the operations work.
+#[cfg(unix)]
+#[tokio::test]
+async fn group_writable_cache_dir_is_not_used_and_operations_still_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let rt = runtime(RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+        ..RuntimeOptions::default()
+    });
+    assert_eq!(rt.load_info().cache, "untrusted");
+    assert!(rt.load_info().path.is_none());
+    let d = Driver::with_runtime(&rt, params("untrusted-cache"))
+        .await
+        .unwrap();
+    d.put_content("/u", b"compiled in memory").await.unwrap();
+    assert_eq!(d.get_content("/u").await.unwrap(), b"compiled in memory");
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        0,
+        "nothing written to the untrusted cache"
+    );
+}

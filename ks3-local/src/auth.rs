@@ -9,7 +9,7 @@ use ks3_proto::digest::hex;
 use ks3_proto::encode::{decode, split_query};
 use ks3_proto::sign::{canonical_resource, signature, signatures_equal, StringToSign};
 use ks3_proto::sign_v4::{parse_authorization, presigned_namespace};
-use ks3_proto::SigningScheme;
+use ks3_proto::{Secret, SigningScheme};
 
 use crate::error::S3Error;
 
@@ -55,7 +55,7 @@ fn both_mechanisms() -> S3Error {
 /// Checks the request's credentials under whichever scheme it uses.
 pub fn authenticate(
     inp: &AuthInput<'_>,
-    creds: &HashMap<String, String>,
+    creds: &HashMap<String, Secret>,
     now: i64,
 ) -> Result<Authenticated, S3Error> {
     let raw = split_query(inp.raw_query);
@@ -106,7 +106,7 @@ pub fn authenticate(
 fn authenticate_v2(
     inp: &AuthInput<'_>,
     query: &[(&str, Option<&str>)],
-    creds: &HashMap<String, String>,
+    creds: &HashMap<String, Secret>,
     now: i64,
 ) -> Result<String, S3Error> {
     let qparam = |name: &str| {
@@ -221,7 +221,7 @@ fn authenticate_v2(
         ));
     };
 
-    let secret = creds.get(&ak).map(String::as_str).unwrap_or("");
+    let secret = creds.get(&ak).map(Secret::expose).unwrap_or("");
     let sts = StringToSign {
         method: inp.method,
         content_md5: &content_md5,
@@ -264,8 +264,8 @@ mod tests {
     const SK: &str = "testsecretkeyTESTSECRETKEY0123456789abcd";
     const DATE: i64 = 1_795_593_600; // Wed, 25 Nov 2026 08:00:00 GMT
 
-    fn creds() -> HashMap<String, String> {
-        HashMap::from([(AK.to_string(), SK.to_string())])
+    fn creds() -> HashMap<String, Secret> {
+        HashMap::from([(AK.to_string(), Secret::new(SK))])
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -9,7 +9,7 @@ use ks3_proto::digest::hex;
 use ks3_proto::sign_v4::{
     compute, is_sha256_hex, signatures_equal, V4Claims, V4Namespace, V4Request, UNSIGNED_PAYLOAD,
 };
-use ks3_proto::SigningScheme;
+use ks3_proto::{Secret, SigningScheme};
 
 use crate::auth::{header_str, invalid_access_key, AuthInput, Authenticated, MAX_SKEW_SECS};
 use crate::error::S3Error;
@@ -168,12 +168,12 @@ pub fn authenticate_header(
     inp: &AuthInput<'_>,
     claims: V4Claims,
     query: &[(String, String)],
-    creds: &HashMap<String, String>,
+    creds: &HashMap<String, Secret>,
     now: i64,
 ) -> Result<Authenticated, S3Error> {
     let ns = claims.namespace;
     claims.check_scope().map_err(header_malformed)?;
-    let Some(secret) = creds.get(&claims.access_key) else {
+    let Some(secret) = creds.get(&claims.access_key).map(Secret::expose) else {
         return Err(invalid_access_key(&claims.access_key));
     };
     let Some(amz_date) = header_str(inp.headers, ns.date_header()) else {
@@ -221,7 +221,7 @@ pub fn authenticate_presigned(
     inp: &AuthInput<'_>,
     ns: V4Namespace,
     query: &[(String, String)],
-    creds: &HashMap<String, String>,
+    creds: &HashMap<String, Secret>,
     now: i64,
 ) -> Result<Authenticated, S3Error> {
     let q: Vec<(&str, &str)> = query
@@ -230,7 +230,7 @@ pub fn authenticate_presigned(
         .collect();
     let claims = ks3_proto::sign_v4::parse_presigned(ns, &q).map_err(query_malformed)?;
     claims.check_scope().map_err(query_malformed)?;
-    let Some(secret) = creds.get(&claims.access_key) else {
+    let Some(secret) = creds.get(&claims.access_key).map(Secret::expose) else {
         return Err(invalid_access_key(&claims.access_key));
     };
     let Some((amz_date, expires)) = claims.presigned.clone() else {

@@ -81,8 +81,10 @@ impl Body for FileBody {
 pub async fn data_body(opened: Opened, offset: u64, len: u64) -> io::Result<RespBody> {
     match opened {
         Opened::Mem(b) => {
-            let start = (offset as usize).min(b.len());
-            let end = (offset.saturating_add(len) as usize).min(b.len());
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+            let end = usize::try_from(offset.saturating_add(len))
+                .unwrap_or(usize::MAX)
+                .min(b.len());
             Ok(full(b.slice(start..end)))
         }
         Opened::File(f) => {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser};
+use ks3_proto::Secret;
 
 use crate::config::ServerConfig;
 use crate::faults::FaultRule;
@@ -34,8 +35,8 @@ pub struct Cli {
     pub access_keys: Vec<String>,
     /// A secret key (repeatable; paired with --access-key by order). Visible to `ps`:
     /// prefer --secret-key-file or the KS3_LOCAL_SECRET_KEY environment variable.
-    #[arg(long = "secret-key", value_name = "SK")]
-    pub secret_keys: Vec<String>,
+    #[arg(long = "secret-key", value_name = "SK", value_parser = secret_arg)]
+    pub secret_keys: Vec<Secret>,
     /// A file holding a secret key (surrounding whitespace ignored; `-` = stdin; repeatable,
     /// taken after the --secret-key values, paired with --access-key by order).
     #[arg(long = "secret-key-file", value_name = "FILE")]
@@ -92,10 +93,7 @@ impl std::fmt::Debug for Cli {
             .field("memory", &self.memory)
             .field("buckets", &self.buckets)
             .field("access_keys", &self.access_keys)
-            .field(
-                "secret_keys",
-                &format!("<{} redacted>", self.secret_keys.len()),
-            )
+            .field("secret_keys", &self.secret_keys)
             .field("secret_key_files", &self.secret_key_files)
             .field("admin", &self.admin)
             .field("no_fsync", &self.no_fsync)
@@ -123,7 +121,7 @@ impl Cli {
         if secrets.is_empty() {
             if let Ok(sk) = std::env::var(SECRET_ENV) {
                 if !sk.trim().is_empty() {
-                    secrets.push(sk.trim().to_string());
+                    secrets.push(Secret::new(sk.trim()));
                 }
             }
         }
@@ -180,7 +178,7 @@ pub const SECRET_ENV: &str = "KS3_LOCAL_SECRET_KEY";
 
 /// A secret key from a file (`-` = stdin), surrounding whitespace removed. Errors never
 /// show the content.
-fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
+fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
     let text = if path.as_os_str() == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
@@ -194,7 +192,12 @@ fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
     if sk.is_empty() {
         return Err(format!("--secret-key-file {}: empty", path.display()));
     }
-    Ok(sk.to_string())
+    Ok(Secret::new(sk))
+}
+
+/// `--secret-key`'s value, held as a [`Secret`] from the start.
+fn secret_arg(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
 }
 
 /// Parses `args` (program name first) and runs; what `main` of `ks3-local` does.

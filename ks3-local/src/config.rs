@@ -2,6 +2,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use ks3_proto::Secret;
+
 /// 5 GB: KS3's limit for a single PUT, a part, and a copy source.
 pub const FIVE_GB: u64 = 5_000_000_000;
 /// The region a server claims unless told otherwise.
@@ -30,7 +32,7 @@ pub struct ServerConfig {
     /// Buckets created at start when missing (buckets already in `data_dir` are kept too).
     pub buckets: Vec<String>,
     /// `(access key, secret key)` pairs that may sign requests.
-    pub credentials: Vec<(String, String)>,
+    pub credentials: Vec<(String, Secret)>,
     /// Largest copy source (CopyObject, and the copied range of UploadPartCopy); larger →
     /// 400 `EntityTooLarge`. Default 5 GB, as KS3. Lower it in tests.
     pub max_copy_size: u64,
@@ -84,14 +86,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("addr", &self.addr)
             .field("data_dir", &self.data_dir)
             .field("buckets", &self.buckets)
-            .field(
-                "credentials",
-                &self
-                    .credentials
-                    .iter()
-                    .map(|(ak, _)| (ak.as_str(), "<redacted>"))
-                    .collect::<Vec<_>>(),
-            )
+            .field("credentials", &self.credentials)
             .field("max_copy_size", &self.max_copy_size)
             .field("max_put_size", &self.max_put_size)
             .field("min_part_size", &self.min_part_size)
@@ -134,7 +129,7 @@ impl ServerConfig {
     pub fn memory(bucket: &str, ak: &str, sk: &str) -> Self {
         ServerConfig {
             buckets: vec![bucket.to_string()],
-            credentials: vec![(ak.to_string(), sk.to_string())],
+            credentials: vec![(ak.to_string(), Secret::new(sk))],
             ..ServerConfig::default()
         }
     }

@@ -26,6 +26,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handlers;
 pub mod server;
 pub mod store;

@@ -145,7 +145,7 @@ impl Stats {
 pub struct State {
     pub config: ServerConfig,
     pub store: Store,
-    pub creds: HashMap<String, String>,
+    pub creds: HashMap<String, ks3_proto::Secret>,
     pub faults: FaultInjector,
     pub stats: Stats,
     seq: AtomicU64,
@@ -202,7 +202,7 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     match &tls {
-                        None => spawn_connection(stream, state.clone(), shutdown.clone()),
+                        None => spawn_connection(stream, state.clone(), shutdown.clone(), false),
                         Some(acceptor) => {
                             let (acceptor, state, shutdown) =
                                 (acceptor.clone(), state.clone(), shutdown.clone());
@@ -213,7 +213,7 @@ pub async fn serve(
                                 )
                                 .await;
                                 match hs {
-                                    Ok(Ok(tls)) => spawn_connection(tls, state, shutdown),
+                                    Ok(Ok(tls)) => spawn_connection(tls, state, shutdown, false),
                                     Ok(Err(e)) => {
                                         state
                                             .stats
@@ -251,8 +251,14 @@ pub async fn serve(
     }
 }
 
-fn spawn_connection<S>(stream: S, state: Arc<State>, mut shutdown: watch::Receiver<bool>)
-where
+/// `half_close`: keep answering the requests already received after the client shut its
+/// side (the fuzzing harness does; real clients get hyper's default).
+pub(crate) fn spawn_connection<S>(
+    stream: S,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+    half_close: bool,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
@@ -264,6 +270,7 @@ where
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(75))
             .max_header_size(MAX_HEADER_BYTES)
+            .half_close(half_close)
             .serve_connection(TokioIo::new(stream), svc);
         tokio::pin!(conn);
         tokio::select! {

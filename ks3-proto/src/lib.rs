@@ -8,10 +8,12 @@ pub mod date;
 pub mod digest;
 pub mod encode;
 pub mod names;
+pub mod secret;
 pub mod sign;
 pub mod sign_v4;
 pub mod xml;
 
 pub use crc64::Crc64;
+pub use secret::Secret;
 pub use sign::{SignedRequest, StringToSign};
 pub use sign_v4::{SigningScheme, V4Namespace, V4Request, V4Signer};

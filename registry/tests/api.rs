@@ -1114,3 +1114,91 @@ async fn serves_a_layout_written_as_distribution_writes_it() {
         serde_json::json!(["legacy/app"])
     );
 }
+
+/// Numbers at the edge of u64 in `Range` (GET of a blob) and `Content-Range` (PATCH of an
+/// upload) get clean answers — 416, 400 or the whole blob, as HTTP and distribution
+/// prescribe — never a panic; the registry keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_numbers_in_range_headers() {
+    let r = serve_yaml("storage:\n  redirect:\n    disable: true\n").await;
+    let data = bytes(1000, 7);
+    let d = push_blob(&r.base, "edge/app", &data).await;
+    let url = format!("{}/v2/edge/app/blobs/{d}", r.base);
+    let max = u64::MAX.to_string();
+    for (range, status, len) in [
+        (
+            format!("bytes={max}-"),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            None,
+        ),
+        (
+            format!("bytes={max}-{max}"),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            None,
+        ),
+        (
+            format!("bytes=0-{max}"),
+            StatusCode::PARTIAL_CONTENT,
+            Some(1000),
+        ),
+        (
+            format!("bytes=-{max}"),
+            StatusCode::PARTIAL_CONTENT,
+            Some(1000),
+        ),
+        (
+            "bytes=99999999999999999999-".to_string(),
+            StatusCode::OK,
+            Some(1000),
+        ),
+        (
+            "bytes=-0".to_string(),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            None,
+        ),
+    ] {
+        let resp = request(Method::GET, &url, &[("range", &range)], "").await;
+        assert_eq!(resp.status, status, "{range}");
+        if let Some(n) = len {
+            assert_eq!(resp.body.len(), n, "{range}");
+        }
+    }
+
+    let start = request(
+        Method::POST,
+        &format!("{}/v2/edge/app/blobs/uploads/", r.base),
+        &[],
+        "",
+    )
+    .await;
+    let loc = format!("{}{}", r.base, start.header("location").expect("location"));
+    for (range, status) in [
+        (format!("0-{max}"), StatusCode::BAD_REQUEST),
+        (format!("{max}-{max}"), StatusCode::RANGE_NOT_SATISFIABLE),
+        (
+            "0-99999999999999999999".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (format!("bytes {max}-0/{max}"), StatusCode::BAD_REQUEST),
+    ] {
+        let resp = request(
+            Method::PATCH,
+            &loc,
+            &[("content-range", &range)],
+            b"x".to_vec(),
+        )
+        .await;
+        assert_eq!(resp.status, status, "Content-Range {range}");
+        assert_eq!(resp.error_code(), "BLOB_UPLOAD_INVALID", "{range}");
+    }
+    // The upload is still usable.
+    let resp = request(
+        Method::PATCH,
+        &loc,
+        &[("content-range", "0-1")],
+        b"ab".to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status, StatusCode::ACCEPTED);
+    assert_eq!(resp.header("range"), Some("0-1"));
+}

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ks3_driver::settings::Settings;
+use ks3_driver::settings::{Settings, Source};
 use ks3_driver::{CertificateProblem, IoError, IoKind};
 use ks3_driver::{Config, Driver, Error, Runtime, RuntimeOptions};
 use ks3_driver::{SigningScheme, V4Namespace};
+use ks3_proto::Secret;
 
 mod demo;
 mod gc;
@@ -27,14 +28,16 @@ mod show_config;
     version,
     about = "The KS3 storage driver (a sandboxed WebAssembly component) on the command line",
     after_help = "Parameters, lowest to highest precedence: -c FILE, REGISTRY_STORAGE_KS3_<KEY> \
-                  variables, -p KEY=VALUE. KS3_ACCESS_KEY_ID / KS3_SECRET_ACCESS_KEY fill empty \
-                  credentials. `ks3-driver config` shows the result.\n\
+                  variables, -p KEY=VALUE, --secret-key-file FILE. KS3_ACCESS_KEY_ID / \
+                  KS3_SECRET_ACCESS_KEY fill empty credentials. `ks3-driver config` shows the \
+                  result. Keep the secret key off the command line (`ps` shows it): \
+                  --secret-key-file, KS3_SECRET_ACCESS_KEY or the -c file.\n\
                   No KS3 account? `ks3-driver demo` runs a registry push and pull on an embedded \
-                  local server; `ks3-driver serve-local --memory --bucket b --access-key AK \
-                  --secret-key SK` runs one to point the other commands at.\n\
+                  local server; `KS3_LOCAL_SECRET_KEY=SK ks3-driver serve-local --memory --bucket b \
+                  --access-key AK` runs one to point the other commands at.\n\
                   Exit status: 0 success, 1 driver error, 2 usage or configuration error.\n\n\
-                  Example:\n  ks3-driver -p accesskey=AK -p secretkey=SK -p region=ks3-cn-beijing \
-                  -p bucket=registry ls /docker/registry/v2"
+                  Example:\n  ks3-driver --secret-key-file ~/.ks3/secret -p accesskey=AK \
+                  -p region=ks3-cn-beijing -p bucket=registry ls /docker/registry/v2"
 )]
 pub struct Cli {
     /// YAML file: a map of driver parameters, or a distribution config.yml (storage.ks3).
@@ -43,6 +46,11 @@ pub struct Cli {
     /// Set one driver parameter (repeatable; wins over the file and the environment).
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", global = true)]
     pub params: Vec<String>,
+    /// Read the secret key from FILE (`-` = stdin; surrounding whitespace ignored), so that
+    /// it is not on the command line (where `ps` shows it). The environment works too:
+    /// KS3_SECRET_ACCESS_KEY or REGISTRY_STORAGE_KS3_SECRETKEY.
+    #[arg(long = "secret-key-file", value_name = "FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
     /// Run this component file instead of the embedded driver.
     #[arg(long, value_name = "FILE", global = true)]
     pub component: Option<PathBuf>,
@@ -70,6 +78,7 @@ impl std::fmt::Debug for Cli {
         f.debug_struct("Cli")
             .field("config", &self.config)
             .field("params", &params)
+            .field("secret_key_file", &self.secret_key_file)
             .field("component", &self.component)
             .field("verbose", &self.verbose)
             .field("command", &self.command)
@@ -194,9 +203,9 @@ pub enum Command {
     /// Run the local KS3-compatible server (the same as the `ks3-local` binary).
     #[command(
         after_help = "Prints `listening on http://HOST:PORT` first, then serves until Ctrl-C.\n\n\
-                            Example:\n  ks3-driver serve-local --memory --addr 127.0.0.1:9000 --bucket registry \
-                            --access-key AK --secret-key SK\n  \
-                            ks3-driver -p accesskey=AK -p secretkey=SK -p region=ks3-cn-beijing -p bucket=registry \
+                            Example:\n  KS3_LOCAL_SECRET_KEY=SK ks3-driver serve-local --memory --addr 127.0.0.1:9000 \
+                            --bucket registry --access-key AK\n  \
+                            KS3_SECRET_ACCESS_KEY=SK ks3-driver -p accesskey=AK -p region=ks3-cn-beijing -p bucket=registry \
                             -p regionendpoint=http://127.0.0.1:9000 ls /"
     )]
     ServeLocal(Box<ks3_local::Cli>),
@@ -401,6 +410,50 @@ fn config_hint(parameter: &str) -> String {
     )
 }
 
+/// The driver parameters of the command line: `-c`, the environment and `-p` merged
+/// (see [`Settings::resolve`]), then the secret key of `--secret-key-file`.
+pub fn resolve_settings(cli: &Cli) -> Result<Settings, String> {
+    let mut s = Settings::resolve(cli.config.as_deref(), &Settings::process_env(), &cli.params)
+        .map_err(|e| e.message)?;
+    if let Some(path) = &cli.secret_key_file {
+        let flag = cli.params.iter().any(|p| {
+            p.split_once('=')
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("secretkey"))
+        });
+        if flag {
+            return Err(
+                "--secret-key-file and -p secretkey=… both give the secret key: use one".into(),
+            );
+        }
+        let sk = read_secret_file(path)?;
+        s.set(
+            "secretkey",
+            sk.expose().to_string(),
+            Source::SecretKeyFile(path.clone()),
+        );
+    }
+    Ok(s)
+}
+
+/// A secret key from a file (`-` = stdin), surrounding whitespace removed. Errors never
+/// show the content.
+fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
+            .map_err(|e| format!("--secret-key-file -: reading stdin: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("--secret-key-file {}: {e}", path.display()))?
+    };
+    let sk = text.trim();
+    if sk.is_empty() {
+        return Err(format!("--secret-key-file {}: empty", path.display()));
+    }
+    Ok(Secret::new(sk))
+}
+
 /// What commands share: the parsed options, and the driver once it is needed.
 pub struct Context {
     pub cli: Cli,
@@ -409,12 +462,7 @@ pub struct Context {
 impl Context {
     /// The merged parameters with their sources.
     pub fn settings(&self) -> Result<Settings, CliError> {
-        Settings::resolve(
-            self.cli.config.as_deref(),
-            &Settings::process_env(),
-            &self.cli.params,
-        )
-        .map_err(|e| CliError::Usage(e.message))
+        resolve_settings(&self.cli).map_err(CliError::Usage)
     }
 
     pub fn runtime(&self) -> Result<Runtime, CliError> {
@@ -575,6 +623,31 @@ mod tests {
         assert!(!shown.contains("TOPSECRETvalue"), "{shown}");
         assert!(!shown.contains("LOCALSECRETvalue"), "{shown}");
         assert!(shown.contains("shown-bucket"), "{shown}");
+    }
+
+    #[test]
+    fn debug_of_settings_from_a_secret_key_file_masks_the_secret() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, b"FILESECRETvalue\n").unwrap();
+        let path = f.path().to_str().unwrap().to_string();
+        let cli = Cli::parse_from([
+            "ks3-driver",
+            "--secret-key-file",
+            &path,
+            "-p",
+            "accesskey=SHOWNak",
+            "ls",
+            "/",
+        ]);
+        let s = resolve_settings(&cli).unwrap();
+        assert_eq!(s.params()["secretkey"], "FILESECRETvalue");
+        assert_eq!(
+            s.get("secretkey").unwrap().source,
+            Source::SecretKeyFile(f.path().to_path_buf())
+        );
+        let shown = format!("{cli:?} {cli:#?} {s:?} {s:#?}");
+        assert!(!shown.contains("FILESECRETvalue"), "{shown}");
+        assert!(shown.contains(&path), "{shown}");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! file's `storage.ks3`) as its storage.
 use std::process::ExitCode;
 
-use ks3_driver::settings::Settings;
 use ks3_registry::{Config, Registry, Storage};
 
 use super::Cli;
@@ -44,8 +43,7 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
         .map_err(|e| usage(format!("configuration: {}: {}", e.key, e.message)))?;
     // The same merge as every other command: when any driver parameter is set, that is
     // the storage; with none at all the registry runs on an embedded in-memory server.
-    let settings = Settings::resolve(cli.config.as_deref(), &Settings::process_env(), &cli.params)
-        .map_err(|e| usage(e.message))?;
+    let settings = super::resolve_settings(cli).map_err(usage)?;
     if settings.iter().next().is_some() {
         config.storage = Storage::Ks3(settings.params());
     }

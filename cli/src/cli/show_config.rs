@@ -25,7 +25,7 @@ pub fn run(ctx: &Context) -> Result<(), CliError> {
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for spec in PARAMETERS {
         let (value, source) = match settings.get(spec.name) {
-            Some(s) => (s.display_value(spec.name), s.source.to_string()),
+            Some(s) => (s.display_value(), s.source.to_string()),
             None => match spec.default {
                 Some(d) => (d.to_string(), "default".to_string()),
                 None => (String::new(), "not set".to_string()),

@@ -32,18 +32,18 @@ pub struct FileReader<T> {
 
 impl<T: Transport> Driver<T> {
     pub fn reader(self: &Arc<Self>, p: &str, offset: i64) -> Result<FileReader<T>, DriverError> {
-        if offset < 0 {
+        let Ok(pos) = u64::try_from(offset) else {
             return Err(DriverError::InvalidOffset {
                 path: p.to_string(),
                 offset,
             });
-        }
+        };
         path::check(p)?;
         let mut r = FileReader {
             driver: Arc::clone(self),
             path: p.to_string(),
             key: self.keys.key(p),
-            pos: offset as u64,
+            pos,
             end: None,
             resp: None,
             etag: None,
@@ -120,8 +120,21 @@ impl<T: Transport> FileReader<T> {
                     let mut skip = self.pos;
                     let mut resp = resp;
                     while skip > 0 {
-                        match resp.body.read(skip.min(1 << 20) as usize) {
-                            Ok(Some(c)) => skip -= c.len() as u64,
+                        let want = usize::try_from(skip.min(1 << 20)).unwrap_or(1 << 20);
+                        match resp.body.read(want) {
+                            Ok(Some(c)) => {
+                                // A body that hands out more than asked would skip past
+                                // the offset: refuse it rather than return wrong bytes.
+                                skip = u64::try_from(c.len())
+                                    .ok()
+                                    .and_then(|n| skip.checked_sub(n))
+                                    .ok_or_else(|| {
+                                        DriverError::io(
+                                            &self.path,
+                                            "the transport returned more bytes than asked for",
+                                        )
+                                    })?;
+                            }
                             Ok(None) => {
                                 self.eof = true;
                                 return Ok(());
@@ -164,7 +177,7 @@ impl<T: Transport> FileReader<T> {
             };
             match resp.body.read(max) {
                 Ok(Some(chunk)) if !chunk.is_empty() => {
-                    self.pos += chunk.len() as u64;
+                    self.pos = self.pos.saturating_add(chunk.len() as u64);
                     if let Some((crc, _)) = self.crc.as_mut() {
                         crc.update(&chunk);
                     }

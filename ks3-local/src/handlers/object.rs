@@ -223,8 +223,10 @@ pub fn delete_object(state: &State, req: &Req) -> HResult {
 pub async fn copy_into(sink: &mut Sink, src: Opened, offset: u64, len: u64) -> Result<(), S3Error> {
     match src {
         Opened::Mem(b) => {
-            let start = (offset as usize).min(b.len());
-            let end = (offset.saturating_add(len) as usize).min(b.len());
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+            let end = usize::try_from(offset.saturating_add(len))
+                .unwrap_or(usize::MAX)
+                .min(b.len());
             if (end - start) as u64 != len {
                 return Err(S3Error::internal(
                     "source data is shorter than its metadata",
