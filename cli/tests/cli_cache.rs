@@ -22,7 +22,8 @@ fn a_group_writable_cache_dir_warns_and_the_command_still_succeeds() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
-        err.contains("warning: not using the compiled-component cache")
+        err.contains("WARN")
+            && err.contains("not using the compiled-component cache")
             && err.contains("compiling in memory"),
         "{err}"
     );

@@ -462,12 +462,7 @@ fn certificate_problem(
     use std::error::Error as _;
     let mut source = e.source();
     while let Some(s) = source {
-        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
-            s.downcast_ref::<io::Error>()
-                .and_then(|x| x.get_ref())
-                .and_then(|i| i.downcast_ref::<rustls::Error>())
-        });
-        if let Some(rustls::Error::InvalidCertificate(c)) = tls {
+        if let Some(rustls::Error::InvalidCertificate(c)) = rustls_error(s) {
             return Some(describe_certificate_error(c));
         }
         source = s.source();
@@ -514,6 +509,22 @@ pub(crate) fn describe_certificate_error(
     }
 }
 
+/// The rustls error in `e`: `e` itself, or inside `io::Error`s however deeply wrapped.
+/// hyper-rustls wraps tokio-rustls's `io::Error` (which wraps the rustls error) in another
+/// `io::Error`, and `io::Error::source` skips the error it wraps, so following `source()`
+/// alone never reaches it.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = e;
+    // A bound, not a loop on trust: wrapping is a few levels deep in practice.
+    for _ in 0..8 {
+        if let Some(t) = current.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        current = current.downcast_ref::<io::Error>()?.get_ref()?;
+    }
+    None
+}
+
 fn client_error(e: hyper_util::client::legacy::Error) -> HttpError {
     use std::error::Error as _;
     let mut source = e.source();
@@ -525,14 +536,11 @@ fn client_error(e: hyper_util::client::legacy::Error) -> HttpError {
         text = format!("{text}: {s}");
         if let Some(x) = s.downcast_ref::<io::Error>() {
             io_err = io_err.or(Some(x));
-            if let Some(t) = x.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                tls_err = Some(t);
-            }
         }
         if let Some(x) = s.downcast_ref::<hyper::Error>() {
             hyper_err = hyper_err.or(Some(x));
         }
-        if let Some(x) = s.downcast_ref::<rustls::Error>() {
+        if let Some(x) = rustls_error(s) {
             tls_err = Some(x);
         }
         source = s.source();

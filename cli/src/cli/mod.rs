@@ -49,7 +49,8 @@ pub struct Cli {
     /// Read the secret key from FILE (`-` = stdin; surrounding whitespace ignored), so that
     /// it is not on the command line (where `ps` shows it). The environment works too:
     /// KS3_SECRET_ACCESS_KEY or REGISTRY_STORAGE_KS3_SECRETKEY.
-    #[arg(long = "secret-key-file", value_name = "FILE", global = true)]
+    /// (Not global: `serve-local` has its own --secret-key-file, the server's key.)
+    #[arg(long = "secret-key-file", value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// Run this component file instead of the embedded driver.
     #[arg(long, value_name = "FILE", global = true)]
