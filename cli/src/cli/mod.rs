@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ks3_driver::settings::{Settings, Source};
-use ks3_driver::{CertificateProblem, IoError, IoKind};
+use ks3_driver::{CertificateProblem, IoKind};
 use ks3_driver::{Config, Driver, Error, Runtime, RuntimeOptions};
 use ks3_driver::{SigningScheme, V4Namespace};
 use ks3_proto::Secret;
@@ -593,7 +593,7 @@ pub fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ks3_driver::BackendError;
+    use ks3_driver::{BackendError, IoError};
 
     fn backend(code: &str) -> Error {
         Error::Backend(BackendError {
