@@ -104,7 +104,7 @@ fn config() -> Config {
     C.get_or_init(|| {
         let p: BTreeMap<String, String> = [
             ("accesskey", "AKLTfuzz"),
-            ("secretkey", "fuzz-secret"),
+            ("secretkey", SECRET),
             ("region", "ks3-cn-beijing"),
             ("bucket", "fuzz-bucket"),
             ("rootdirectory", "reg"),
@@ -122,9 +122,20 @@ fn config() -> Config {
     .clone()
 }
 
+const SECRET: &str = "fuzz-secret";
+
+thread_local! {
+    /// Whether the scripted answers themselves contain the secret: an error may quote what
+    /// the server sent (a root element's name, a message), and then the secret in it came
+    /// from the server, not from the configuration. (The fuzzer found exactly that.)
+    static ANSWERS_HOLD_SECRET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn check_err(e: &DriverError) {
     assert!(!e.to_string().is_empty());
-    assert!(!e.to_string().contains("fuzz-secret"));
+    if !ANSWERS_HOLD_SECRET.with(|c| c.get()) {
+        assert!(!e.to_string().contains(SECRET), "{e}");
+    }
 }
 
 /// Input: `operation-byte NUL response NUL response …` (each response as in [`response`]).
@@ -136,6 +147,8 @@ fn check_err(e: &DriverError) {
 ///   under the listed directory, `stat` answers for the path asked, a reader's position
 ///   moves by exactly the bytes it returned.
 pub fn ks3_responses(data: &[u8]) {
+    let holds_secret = data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+    ANSWERS_HOLD_SECRET.with(|c| c.set(holds_secret));
     let mut f = Fields::new(data);
     let op = f.byte();
     let mut answers = VecDeque::new();
