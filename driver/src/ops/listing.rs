@@ -59,6 +59,20 @@ impl<T: Transport> Driver<T> {
             })
             .collect();
         let prefixes: Vec<String> = page.common_prefixes.into_iter().map(|c| c.prefix).collect();
+        // KS3 lists only what starts with the prefix asked for; a key or common prefix
+        // outside it (the fuzzer had a server answer `reg/ac/` to a listing of `reg/a/`)
+        // would surface as a child of the wrong directory.
+        let outside = entries
+            .iter()
+            .map(|e| e.key.as_str())
+            .chain(prefixes.iter().map(String::as_str))
+            .find(|k| !k.starts_with(prefix));
+        if let Some(k) = outside {
+            return Err(DriverError::io(
+                p,
+                format!("list response names `{k}`, outside the listed prefix `{prefix}`"),
+            ));
+        }
         let next_marker = if page.is_truncated {
             let nm = page.next_marker.unwrap_or_default();
             let last = entries
