@@ -116,7 +116,7 @@ impl Cli {
             .ok_or_else(|| format!("--addr {}: no address", self.addr))?;
         let mut secrets = self.secret_keys.clone();
         for f in &self.secret_key_files {
-            secrets.push(read_secret_file(f)?);
+            secrets.push(Secret::read_file(f)?);
         }
         if secrets.is_empty() {
             if let Ok(sk) = std::env::var(SECRET_ENV) {
@@ -175,25 +175,6 @@ impl Cli {
 /// The environment variable a single secret key may come from (when no --secret-key or
 /// --secret-key-file is given).
 pub const SECRET_ENV: &str = "KS3_LOCAL_SECRET_KEY";
-
-/// A secret key from a file (`-` = stdin), surrounding whitespace removed. Errors never
-/// show the content.
-fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
-    let text = if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
-            .map_err(|e| format!("--secret-key-file -: reading stdin: {e}"))?;
-        s
-    } else {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("--secret-key-file {}: {e}", path.display()))?
-    };
-    let sk = text.trim();
-    if sk.is_empty() {
-        return Err(format!("--secret-key-file {}: empty", path.display()));
-    }
-    Ok(Secret::new(sk))
-}
 
 /// `--secret-key`'s value, held as a [`Secret`] from the start.
 fn secret_arg(s: &str) -> Result<Secret, String> {

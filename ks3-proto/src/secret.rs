@@ -12,6 +12,26 @@ pub struct Secret(String);
 pub const MASK: &str = "****";
 
 impl Secret {
+    /// A secret key from a file (`-` = stdin), surrounding whitespace removed. Errors never
+    /// show the content.
+    /// Shared by `ks3-driver --secret-key-file` and `ks3-local --secret-key-file`.
+    pub fn read_file(path: &std::path::Path) -> Result<Secret, String> {
+        let text = if path.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
+                .map_err(|e| format!("--secret-key-file -: reading stdin: {e}"))?;
+            s
+        } else {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--secret-key-file {}: {e}", path.display()))?
+        };
+        let sk = text.trim();
+        if sk.is_empty() {
+            return Err(format!("--secret-key-file {}: empty", path.display()));
+        }
+        Ok(Secret::new(sk))
+    }
+
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }

@@ -426,7 +426,7 @@ pub fn resolve_settings(cli: &Cli) -> Result<Settings, String> {
                 "--secret-key-file and -p secretkey=… both give the secret key: use one".into(),
             );
         }
-        let sk = read_secret_file(path)?;
+        let sk = Secret::read_file(path)?;
         s.set(
             "secretkey",
             sk.expose().to_string(),
@@ -434,25 +434,6 @@ pub fn resolve_settings(cli: &Cli) -> Result<Settings, String> {
         );
     }
     Ok(s)
-}
-
-/// A secret key from a file (`-` = stdin), surrounding whitespace removed. Errors never
-/// show the content.
-fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
-    let text = if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
-            .map_err(|e| format!("--secret-key-file -: reading stdin: {e}"))?;
-        s
-    } else {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("--secret-key-file {}: {e}", path.display()))?
-    };
-    let sk = text.trim();
-    if sk.is_empty() {
-        return Err(format!("--secret-key-file {}: empty", path.display()));
-    }
-    Ok(Secret::new(sk))
 }
 
 /// What commands share: the parsed options, and the driver once it is needed.
