@@ -15,21 +15,91 @@ fn valid_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
 
-/// Validates a file path (root not allowed).
-pub fn check(p: &str) -> Result<(), DriverError> {
-    if is_valid_path(p) {
-        Ok(())
-    } else {
-        Err(DriverError::InvalidPath(p.to_string()))
+/// A file path that matched distribution's rule: `/a/b`, never the root. Operations take
+/// this type, so no operation can receive a path that was not checked; the WIT boundary
+/// (and every other caller) parses once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FilePath(String);
+
+/// A directory path: the root `/` or a [`FilePath`] (stat, list, walk).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DirPath(String);
+
+impl FilePath {
+    pub fn parse(p: &str) -> Result<Self, DriverError> {
+        if is_valid_path(p) {
+            Ok(FilePath(p.to_string()))
+        } else {
+            Err(DriverError::InvalidPath(p.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path without its leading `/`, never empty.
+    fn relative(&self) -> &str {
+        &self.0[1..]
     }
 }
 
-/// Validates a path where the root `/` is also allowed (stat, list, walk).
-pub fn check_dir(p: &str) -> Result<(), DriverError> {
-    if p == "/" {
-        Ok(())
-    } else {
-        check(p)
+impl DirPath {
+    pub fn root() -> Self {
+        DirPath("/".to_string())
+    }
+
+    pub fn parse(p: &str) -> Result<Self, DriverError> {
+        if p == "/" {
+            Ok(Self::root())
+        } else {
+            FilePath::parse(p).map(Self::from)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path as a file path; `None` for the root.
+    pub fn as_file(&self) -> Option<FilePath> {
+        (self.0 != "/").then(|| FilePath(self.0.clone()))
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0 == "/"
+    }
+}
+
+impl From<FilePath> for DirPath {
+    fn from(p: FilePath) -> Self {
+        DirPath(p.0)
+    }
+}
+
+impl std::ops::Deref for FilePath {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for DirPath {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FilePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for DirPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -53,23 +123,16 @@ impl Keys {
         Keys { prefix }
     }
 
-    /// The object key of a (validated) path; `/` maps to the root prefix without its slash.
-    pub fn key(&self, path: &str) -> String {
-        let rel = path.trim_start_matches('/');
-        if rel.is_empty() {
-            self.prefix.trim_end_matches('/').to_string()
-        } else {
-            format!("{}{rel}", self.prefix)
-        }
+    /// The object key of a file path.
+    pub fn key(&self, path: &FilePath) -> String {
+        format!("{}{}", self.prefix, path.relative())
     }
 
     /// The listing prefix of everything under `path`: `key/`, or the root prefix for `/`.
-    pub fn dir_prefix(&self, path: &str) -> String {
-        let rel = path.trim_start_matches('/');
-        if rel.is_empty() {
-            self.prefix.clone()
-        } else {
-            format!("{}{rel}/", self.prefix)
+    pub fn dir_prefix(&self, path: &DirPath) -> String {
+        match path.as_file() {
+            Some(f) => format!("{}{}/", self.prefix, f.relative()),
+            None => self.prefix.clone(),
         }
     }
 
@@ -77,32 +140,27 @@ impl Keys {
     /// `<root>/~tails/<path>`. `~` is outside the path alphabet, so no driver path names it,
     /// and keeping tails in a tree of their own means an upload in progress never makes a
     /// directory appear in `list`, `stat` or `walk`.
-    pub fn tail_key(&self, path: &str) -> String {
-        format!(
-            "{}{TAILS_DIR}/{}",
-            self.prefix,
-            path.trim_start_matches('/')
-        )
+    pub fn tail_key(&self, path: &FilePath) -> String {
+        format!("{}{TAILS_DIR}/{}", self.prefix, path.relative())
     }
 
     /// The listing prefix of the tails of everything under `path`.
-    pub fn tail_dir_prefix(&self, path: &str) -> String {
+    pub fn tail_dir_prefix(&self, path: &FilePath) -> String {
         format!("{}/", self.tail_key(path))
     }
 
     /// The driver path of `key`, or `None` for a key outside the root or one no driver path
     /// maps to (a foreign key, a `dir/` placeholder, the driver's own hidden objects).
-    pub fn path_of(&self, key: &str) -> Option<String> {
+    pub fn path_of(&self, key: &str) -> Option<FilePath> {
         let rel = key.strip_prefix(&self.prefix)?;
-        let p = format!("/{}", rel.trim_end_matches('/'));
         // A trailing `/` is a directory placeholder of a common prefix; a key ending in
         // `/` is not a file (see `is_file_key`).
-        is_valid_path(&p).then_some(p)
+        FilePath::parse(&format!("/{}", rel.trim_end_matches('/'))).ok()
     }
 }
 
 /// A listed key is a file only if it maps to a valid path and does not end in `/`.
-pub fn is_file_key(keys: &Keys, key: &str) -> Option<String> {
+pub fn is_file_key(keys: &Keys, key: &str) -> Option<FilePath> {
     if key.ends_with('/') {
         return None;
     }
@@ -143,29 +201,34 @@ mod tests {
         ] {
             assert!(!is_valid_path(bad), "{bad}");
         }
-        assert!(check_dir("/").is_ok());
-        assert!(check("/").is_err());
+        assert!(DirPath::parse("/").unwrap().is_root());
+        assert!(DirPath::parse("/a").unwrap().as_file().is_some());
+        assert!(FilePath::parse("/").is_err());
+        assert!(matches!(FilePath::parse("/a b"), Err(DriverError::InvalidPath(p)) if p == "/a b"));
+        assert!(DirPath::parse("//").is_err());
     }
 
     #[test]
     fn keys_with_and_without_root() {
+        let f = |p: &str| FilePath::parse(p).unwrap();
+        let d = |p: &str| DirPath::parse(p).unwrap();
+        let path_of = |k: &Keys, key: &str| k.path_of(key).map(|p| p.to_string());
         let k = Keys::new("");
-        assert_eq!(k.key("/a/b"), "a/b");
-        assert_eq!(k.dir_prefix("/"), "");
-        assert_eq!(k.dir_prefix("/a"), "a/");
-        assert_eq!(k.path_of("a/b").as_deref(), Some("/a/b"));
+        assert_eq!(k.key(&f("/a/b")), "a/b");
+        assert_eq!(k.dir_prefix(&d("/")), "");
+        assert_eq!(k.dir_prefix(&d("/a")), "a/");
+        assert_eq!(path_of(&k, "a/b").as_deref(), Some("/a/b"));
         let k = Keys::new("reg/v2");
-        assert_eq!(k.key("/a/b"), "reg/v2/a/b");
-        assert_eq!(k.key("/"), "reg/v2");
-        assert_eq!(k.dir_prefix("/"), "reg/v2/");
-        assert_eq!(k.path_of("reg/v2/a").as_deref(), Some("/a"));
-        assert_eq!(k.path_of("other/a"), None);
-        assert_eq!(k.path_of("reg/v2/data~tail"), None);
-        assert_eq!(k.tail_key("/a/b"), "reg/v2/~tails/a/b");
-        assert_eq!(k.tail_dir_prefix("/a"), "reg/v2/~tails/a/");
-        assert_eq!(k.path_of(&k.tail_key("/a/b")), None);
-        assert_eq!(k.path_of("reg/v2/~tails/"), None);
-        assert_eq!(Keys::new("").tail_key("/x"), "~tails/x");
+        assert_eq!(k.key(&f("/a/b")), "reg/v2/a/b");
+        assert_eq!(k.dir_prefix(&d("/")), "reg/v2/");
+        assert_eq!(path_of(&k, "reg/v2/a").as_deref(), Some("/a"));
+        assert_eq!(path_of(&k, "other/a"), None);
+        assert_eq!(path_of(&k, "reg/v2/data~tail"), None);
+        assert_eq!(k.tail_key(&f("/a/b")), "reg/v2/~tails/a/b");
+        assert_eq!(k.tail_dir_prefix(&f("/a")), "reg/v2/~tails/a/");
+        assert_eq!(path_of(&k, &k.tail_key(&f("/a/b"))), None);
+        assert_eq!(path_of(&k, "reg/v2/~tails/"), None);
+        assert_eq!(Keys::new("").tail_key(&f("/x")), "~tails/x");
         assert_eq!(is_file_key(&k, "reg/v2/dir/"), None);
     }
 }

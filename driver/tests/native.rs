@@ -9,8 +9,17 @@ use std::time::Duration;
 use ks3_driver_component::http::{
     Body, Request, Response, Sent, Transport, TransportError, TransportErrorKind,
 };
+use ks3_driver_component::path::{DirPath, FilePath};
 use ks3_driver_component::{Config, Driver, DriverError};
 use ks3_local::{RunningServer, ServerConfig};
+
+fn fp(p: &str) -> FilePath {
+    FilePath::parse(p).expect("a valid file path")
+}
+
+fn dp(p: &str) -> DirPath {
+    DirPath::parse(p).expect("a valid directory path")
+}
 
 const AK: &str = "AKLTnative";
 const SK: &str = "native-secret-key-0123456789";
@@ -138,55 +147,61 @@ fn data(n: usize) -> Vec<u8> {
 #[test]
 fn content_stat_list_delete() {
     let d = driver("native/content", &[]);
-    d.put_content("/a/b/c", b"hello").unwrap();
-    assert_eq!(d.get_content("/a/b/c").unwrap(), b"hello");
-    let fi = d.stat("/a/b/c").unwrap();
+    d.put_content(&fp("/a/b/c"), b"hello").unwrap();
+    assert_eq!(d.get_content(&fp("/a/b/c")).unwrap(), b"hello");
+    let fi = d.stat(&dp("/a/b/c")).unwrap();
     assert_eq!((fi.size, fi.is_dir), (5, false));
     assert!(fi.mod_time_ns > 0);
-    assert!(d.stat("/a/b").unwrap().is_dir);
-    assert!(matches!(d.stat("/a/x"), Err(DriverError::PathNotFound(_))));
-    d.put_content("/a-2/x", b"sibling").unwrap();
-    assert_eq!(d.list("/a").unwrap(), vec!["/a/b"]);
-    let mut root = d.list("/").unwrap();
-    root.sort();
-    assert_eq!(root, vec!["/a", "/a-2"]);
-    d.delete("/a").unwrap();
+    assert!(d.stat(&dp("/a/b")).unwrap().is_dir);
     assert!(matches!(
-        d.get_content("/a/b/c"),
+        d.stat(&dp("/a/x")),
         Err(DriverError::PathNotFound(_))
     ));
-    assert_eq!(d.get_content("/a-2/x").unwrap(), b"sibling");
-    assert!(matches!(d.delete("/a"), Err(DriverError::PathNotFound(_))));
-    d.delete("/a-2").unwrap();
-    assert!(d.list("/").unwrap().is_empty());
+    d.put_content(&fp("/a-2/x"), b"sibling").unwrap();
+    assert_eq!(d.list(&dp("/a")).unwrap(), vec!["/a/b"]);
+    let mut root = d.list(&dp("/")).unwrap();
+    root.sort();
+    assert_eq!(root, vec!["/a", "/a-2"]);
+    d.delete(&fp("/a")).unwrap();
+    assert!(matches!(
+        d.get_content(&fp("/a/b/c")),
+        Err(DriverError::PathNotFound(_))
+    ));
+    assert_eq!(d.get_content(&fp("/a-2/x")).unwrap(), b"sibling");
+    assert!(matches!(
+        d.delete(&fp("/a")),
+        Err(DriverError::PathNotFound(_))
+    ));
+    d.delete(&fp("/a-2")).unwrap();
+    assert!(d.list(&dp("/")).unwrap().is_empty());
 }
 
 #[test]
 fn writer_close_resume_commit() {
     let d = driver("native/writer", &[]);
     let src = data(13 * 1024 * 1024 + 5);
-    let mut w = d.writer("/up/data", false).unwrap();
+    let mut w = d.writer(&fp("/up/data"), false).unwrap();
     w.write(&src[..6_000_000]).unwrap();
     w.close().unwrap();
     assert_eq!(w.size(), 6_000_000);
-    let mut w = d.writer("/up/data", true).unwrap();
+    let mut w = d.writer(&fp("/up/data"), true).unwrap();
     assert_eq!(w.size(), 6_000_000);
     w.write(&src[6_000_000..]).unwrap();
     w.close().unwrap();
     assert!(
-        matches!(d.stat("/up/data"), Err(DriverError::PathNotFound(_))),
+        matches!(d.stat(&dp("/up/data")), Err(DriverError::PathNotFound(_))),
         "closed is not visible"
     );
     assert_eq!(
-        d.list("/up").unwrap_or_default(),
+        d.list(&dp("/up")).unwrap_or_default(),
         Vec::<String>::new(),
         "the tail stays hidden"
     );
-    let mut w = d.writer("/up/data", true).unwrap();
+    let mut w = d.writer(&fp("/up/data"), true).unwrap();
     assert_eq!(w.size(), src.len() as u64);
     w.commit().unwrap();
-    assert_eq!(d.get_content("/up/data").unwrap(), src);
-    let mut r = d.reader("/up/data", 7_000_000).unwrap();
+    assert_eq!(d.get_content(&fp("/up/data")).unwrap(), src);
+    let mut r = d.reader(&fp("/up/data"), 7_000_000).unwrap();
     let mut got = Vec::new();
     loop {
         let c = r.read(1 << 20).unwrap();
@@ -197,49 +212,55 @@ fn writer_close_resume_commit() {
     }
     assert_eq!(got, &src[7_000_000..]);
     assert!(d
-        .reader("/up/data", src.len() as i64)
+        .reader(&fp("/up/data"), src.len() as i64)
         .unwrap()
         .read(10)
         .unwrap()
         .is_empty());
-    d.delete("/up").unwrap();
-    assert!(d.list("/").unwrap().is_empty());
+    d.delete(&fp("/up")).unwrap();
+    assert!(d.list(&dp("/")).unwrap().is_empty());
 }
 
 #[test]
 fn resume_without_tail_finds_the_upload() {
     let d = driver("native/killed", &[]);
     let src = data(12 * 1024 * 1024);
-    let mut w = d.writer("/k", false).unwrap();
+    let mut w = d.writer(&fp("/k"), false).unwrap();
     w.write(&src).unwrap();
     // The writer "dies": no close. Two full parts were uploaded.
     drop(w);
-    let mut w = d.writer("/k", true).unwrap();
+    let mut w = d.writer(&fp("/k"), true).unwrap();
     assert_eq!(w.size(), 10 * 1024 * 1024);
     w.write(&src[10 * 1024 * 1024..]).unwrap();
     w.commit().unwrap();
-    assert_eq!(d.get_content("/k").unwrap(), src);
-    d.delete("/k").unwrap();
+    assert_eq!(d.get_content(&fp("/k")).unwrap(), src);
+    d.delete(&fp("/k")).unwrap();
 }
 
 #[test]
 fn resume_with_other_chunksize_publishes_nothing_early() {
     let d6 = driver("native/rebase", &[("chunksize", "6291456")]);
     let src = data(20 * 1024 * 1024);
-    let mut w = d6.writer("/r", false).unwrap();
+    let mut w = d6.writer(&fp("/r"), false).unwrap();
     w.write(&src[..13 * 1024 * 1024]).unwrap();
     drop(w); // two 6 MiB parts uploaded, no tail
     let d5 = driver("native/rebase", &[]);
-    let mut w = d5.writer("/r", true).unwrap();
+    let mut w = d5.writer(&fp("/r"), true).unwrap();
     assert_eq!(w.size(), 12 * 1024 * 1024);
     // The 6 MiB parts are kept as they are (KS3 takes parts of any size ≥ 5 MB): nothing
     // is completed, so nothing partial is visible at the path.
-    assert!(matches!(d5.stat("/r"), Err(DriverError::PathNotFound(_))));
+    assert!(matches!(
+        d5.stat(&dp("/r")),
+        Err(DriverError::PathNotFound(_))
+    ));
     w.write(&src[12 * 1024 * 1024..]).unwrap();
-    assert!(matches!(d5.stat("/r"), Err(DriverError::PathNotFound(_))));
+    assert!(matches!(
+        d5.stat(&dp("/r")),
+        Err(DriverError::PathNotFound(_))
+    ));
     w.commit().unwrap();
-    assert_eq!(d5.get_content("/r").unwrap(), src);
-    d5.delete("/r").unwrap();
+    assert_eq!(d5.get_content(&fp("/r")).unwrap(), src);
+    d5.delete(&fp("/r")).unwrap();
 }
 
 #[test]
@@ -251,35 +272,35 @@ fn move_small_and_multipart() {
             ("multipartcopychunksize", "5242880"),
         ],
     );
-    d.put_content("/s", b"small").unwrap();
-    d.mv("/s", "/t").unwrap();
-    assert_eq!(d.get_content("/t").unwrap(), b"small");
+    d.put_content(&fp("/s"), b"small").unwrap();
+    d.mv(&fp("/s"), &fp("/t")).unwrap();
+    assert_eq!(d.get_content(&fp("/t")).unwrap(), b"small");
     assert!(matches!(
-        d.get_content("/s"),
+        d.get_content(&fp("/s")),
         Err(DriverError::PathNotFound(_))
     ));
     let big = data(11 * 1024 * 1024);
-    let mut w = d.writer("/big", false).unwrap();
+    let mut w = d.writer(&fp("/big"), false).unwrap();
     w.write(&big).unwrap();
     w.commit().unwrap();
-    d.mv("/big", "/moved").unwrap();
-    assert_eq!(d.get_content("/moved").unwrap(), big);
+    d.mv(&fp("/big"), &fp("/moved")).unwrap();
+    assert_eq!(d.get_content(&fp("/moved")).unwrap(), big);
     assert!(matches!(
-        d.mv("/nope", "/t"),
+        d.mv(&fp("/nope"), &fp("/t")),
         Err(DriverError::PathNotFound(_))
     ));
-    assert_eq!(d.get_content("/t").unwrap(), b"small");
-    d.delete("/t").unwrap();
-    d.delete("/moved").unwrap();
+    assert_eq!(d.get_content(&fp("/t")).unwrap(), b"small");
+    d.delete(&fp("/t")).unwrap();
+    d.delete(&fp("/moved")).unwrap();
 }
 
 #[test]
 fn walk_order_skip_and_hint() {
     let d = driver("native/walk", &[]);
     for p in ["/f", "/d1/f", "/d1-x/f", "/d2/e/f", "/d3/f"] {
-        d.put_content(p, b"x").unwrap();
+        d.put_content(&fp(p), b"x").unwrap();
     }
-    let mut w = d.walk("/", None).unwrap();
+    let mut w = d.walk(&dp("/"), None).unwrap();
     let mut seen = Vec::new();
     let mut skipped: Option<String> = None;
     loop {
@@ -296,7 +317,7 @@ fn walk_order_skip_and_hint() {
                 continue;
             }
             if fi.path == "/d2" {
-                w.skip_directory("/d2");
+                w.skip_directory(&fp("/d2"));
                 skipped = Some(fi.path.clone());
             }
             seen.push(fi.path);
@@ -306,24 +327,24 @@ fn walk_order_skip_and_hint() {
         seen,
         vec!["/d1-x", "/d1-x/f", "/d1", "/d1/f", "/d2", "/d3", "/d3/f", "/f"]
     );
-    let mut w = d.walk("/", Some("/d1/f")).unwrap();
+    let mut w = d.walk(&dp("/"), Some("/d1/f")).unwrap();
     let rest: Vec<String> = w.next(100).unwrap().into_iter().map(|f| f.path).collect();
     assert_eq!(rest, vec!["/d2", "/d2/e", "/d2/e/f", "/d3", "/d3/f", "/f"]);
     for p in ["/f", "/d1", "/d1-x", "/d2", "/d3"] {
-        d.delete(p).unwrap();
+        d.delete(&fp(p)).unwrap();
     }
 }
 
 #[test]
 fn redirect_url_is_presigned() {
     let d = driver("native/url", &[]);
-    d.put_content("/u", b"presigned").unwrap();
-    let url = d.redirect_url("GET", "/u").unwrap().unwrap();
+    d.put_content(&fp("/u"), b"presigned").unwrap();
+    let url = d.redirect_url("GET", &fp("/u")).unwrap().unwrap();
     assert!(url.contains("KSSAccessKeyId=") && url.contains("Signature="));
     let body = ureq::get(&url).call().unwrap().into_string().unwrap();
     assert_eq!(body, "presigned");
-    assert_eq!(d.redirect_url("DELETE", "/u").unwrap(), None);
-    d.delete("/u").unwrap();
+    assert_eq!(d.redirect_url("DELETE", &fp("/u")).unwrap(), None);
+    d.delete(&fp("/u")).unwrap();
 }
 
 fn fault(spec: &str) {
@@ -336,136 +357,148 @@ fn fault(spec: &str) {
 fn a_lost_complete_answer_is_recognised_as_success() {
     let d = driver("native/lost", &[]);
     let src = data(12 * 1024 * 1024 + 3);
-    let mut w = d.writer("/lc", false).unwrap();
+    let mut w = d.writer(&fp("/lc"), false).unwrap();
     w.write(&src).unwrap();
     // The Complete is performed, its answer never arrives; the retry gets NoSuchUpload.
     fault("POST:native/lost/lc?uploadId=:1:lost");
     w.commit().expect("the completed object is recognised");
-    assert_eq!(d.get_content("/lc").unwrap(), src);
-    d.delete("/lc").unwrap();
+    assert_eq!(d.get_content(&fp("/lc")).unwrap(), src);
+    d.delete(&fp("/lc")).unwrap();
 }
 
 #[test]
 fn a_failed_complete_loses_nothing() {
     let d = driver("native/failcomplete", &[("maxretries", "1")]);
     let src = data(11 * 1024 * 1024);
-    let mut w = d.writer("/f", false).unwrap();
+    let mut w = d.writer(&fp("/f"), false).unwrap();
     w.write(&src).unwrap();
     fault("POST:native/failcomplete/f?uploadId=:2:500:InternalError");
     let e = w.commit().unwrap_err();
     assert_eq!(e.code(), Some("InternalError"), "{e}");
-    assert!(matches!(d.stat("/f"), Err(DriverError::PathNotFound(_))));
+    assert!(matches!(
+        d.stat(&dp("/f")),
+        Err(DriverError::PathNotFound(_))
+    ));
     // The same writer commits once KS3 is well again.
     w.commit().unwrap();
-    assert_eq!(d.get_content("/f").unwrap(), src);
+    assert_eq!(d.get_content(&fp("/f")).unwrap(), src);
 
     // And a writer that is gone after the failure is resumed from anywhere.
-    let mut w = d.writer("/g", false).unwrap();
+    let mut w = d.writer(&fp("/g"), false).unwrap();
     w.write(&src).unwrap();
     fault("POST:native/failcomplete/g?uploadId=:2:503:SlowDown");
     assert!(w.commit().is_err());
     drop(w);
     let mut w = driver("native/failcomplete", &[])
-        .writer("/g", true)
+        .writer(&fp("/g"), true)
         .unwrap();
     assert_eq!(w.size(), src.len() as u64);
     w.write(b"+more").unwrap();
     w.commit().unwrap();
-    assert_eq!(d.get_content("/g").unwrap(), [&src[..], b"+more"].concat());
-    d.delete("/f").unwrap();
-    d.delete("/g").unwrap();
+    assert_eq!(
+        d.get_content(&fp("/g")).unwrap(),
+        [&src[..], b"+more"].concat()
+    );
+    d.delete(&fp("/f")).unwrap();
+    d.delete(&fp("/g")).unwrap();
 }
 
 #[test]
 fn an_older_upload_never_comes_back() {
     let d = driver("native/stale", &[]);
     // Closed, then replaced by a committed write: appending finds nothing to resume.
-    let mut w = d.writer("/f", false).unwrap();
+    let mut w = d.writer(&fp("/f"), false).unwrap();
     w.write(b"AAA").unwrap();
     w.close().unwrap();
-    let mut w = d.writer("/f", false).unwrap();
+    let mut w = d.writer(&fp("/f"), false).unwrap();
     w.write(b"BBB").unwrap();
     w.commit().unwrap();
     assert!(matches!(
-        d.writer("/f", true),
+        d.writer(&fp("/f"), true),
         Err(DriverError::PathNotFound(_))
     ));
-    assert_eq!(d.get_content("/f").unwrap(), b"BBB");
+    assert_eq!(d.get_content(&fp("/f")).unwrap(), b"BBB");
 
     // The same through put_content, with parts in the stale upload.
-    let mut w = d.writer("/p", false).unwrap();
+    let mut w = d.writer(&fp("/p"), false).unwrap();
     w.write(&data(6 * 1024 * 1024)).unwrap();
     w.close().unwrap();
-    d.put_content("/p", b"new").unwrap();
+    d.put_content(&fp("/p"), b"new").unwrap();
     assert!(matches!(
-        d.writer("/p", true),
+        d.writer(&fp("/p"), true),
         Err(DriverError::PathNotFound(_))
     ));
-    assert_eq!(d.get_content("/p").unwrap(), b"new");
+    assert_eq!(d.get_content(&fp("/p")).unwrap(), b"new");
 
     // A writer killed before close (no tail), then put_content: stale as well.
-    let mut w = d.writer("/k", false).unwrap();
+    let mut w = d.writer(&fp("/k"), false).unwrap();
     w.write(&data(6 * 1024 * 1024)).unwrap();
     drop(w);
-    d.put_content("/k", b"kept").unwrap();
+    d.put_content(&fp("/k"), b"kept").unwrap();
     assert!(matches!(
-        d.writer("/k", true),
+        d.writer(&fp("/k"), true),
         Err(DriverError::PathNotFound(_))
     ));
-    assert_eq!(d.get_content("/k").unwrap(), b"kept");
+    assert_eq!(d.get_content(&fp("/k")).unwrap(), b"kept");
 
     // delete takes closed uploads with it; a directory of only closed uploads is invisible.
-    let mut w = d.writer("/dir/x", false).unwrap();
+    let mut w = d.writer(&fp("/dir/x"), false).unwrap();
     w.write(&data(6 * 1024 * 1024)).unwrap();
     w.close().unwrap();
-    assert!(matches!(d.stat("/dir"), Err(DriverError::PathNotFound(_))));
-    assert!(matches!(d.list("/dir"), Err(DriverError::PathNotFound(_))));
-    assert!(!d.list("/").unwrap().contains(&"/dir".to_string()));
     assert!(matches!(
-        d.delete("/dir"),
+        d.stat(&dp("/dir")),
         Err(DriverError::PathNotFound(_))
     ));
     assert!(matches!(
-        d.writer("/dir/x", true),
+        d.list(&dp("/dir")),
+        Err(DriverError::PathNotFound(_))
+    ));
+    assert!(!d.list(&dp("/")).unwrap().contains(&"/dir".to_string()));
+    assert!(matches!(
+        d.delete(&fp("/dir")),
+        Err(DriverError::PathNotFound(_))
+    ));
+    assert!(matches!(
+        d.writer(&fp("/dir/x"), true),
         Err(DriverError::PathNotFound(_))
     ));
 
     // mv discards uploads at both ends.
-    let mut w = d.writer("/m/src", false).unwrap();
+    let mut w = d.writer(&fp("/m/src"), false).unwrap();
     w.write(b"closed at the source").unwrap();
     w.close().unwrap();
-    let mut w = d.writer("/m/dst", false).unwrap();
+    let mut w = d.writer(&fp("/m/dst"), false).unwrap();
     w.write(b"closed at the destination").unwrap();
     w.close().unwrap();
-    d.put_content("/m/other", b"moved").unwrap();
-    d.mv("/m/other", "/m/dst").unwrap();
+    d.put_content(&fp("/m/other"), b"moved").unwrap();
+    d.mv(&fp("/m/other"), &fp("/m/dst")).unwrap();
     assert!(matches!(
-        d.writer("/m/dst", true),
+        d.writer(&fp("/m/dst"), true),
         Err(DriverError::PathNotFound(_))
     ));
-    d.put_content("/m/src", b"x").unwrap();
-    d.mv("/m/src", "/m/y").unwrap();
+    d.put_content(&fp("/m/src"), b"x").unwrap();
+    d.mv(&fp("/m/src"), &fp("/m/y")).unwrap();
     assert!(matches!(
-        d.writer("/m/src", true),
+        d.writer(&fp("/m/src"), true),
         Err(DriverError::PathNotFound(_))
     ));
     for p in ["/f", "/p", "/k", "/m"] {
-        d.delete(p).unwrap();
+        d.delete(&fp(p)).unwrap();
     }
-    assert!(d.list("/").unwrap().is_empty());
+    assert!(d.list(&dp("/")).unwrap().is_empty());
 }
 
 #[test]
 fn a_reader_never_splices_two_objects() {
     let d = driver("native/pinned", &[]);
     let old = data(3 * 1024 * 1024);
-    d.put_content("/obj", &old).unwrap();
+    d.put_content(&fp("/obj"), &old).unwrap();
     // The body is cut half-way; by then the object has been replaced.
     fault("GET:native/pinned/obj:1:drop");
-    let mut r = d.reader("/obj", 10).unwrap();
+    let mut r = d.reader(&fp("/obj"), 10).unwrap();
     let first = r.read(1024).unwrap();
     assert_eq!(first, &old[10..10 + first.len()]);
-    d.put_content("/obj", &vec![7u8; old.len()]).unwrap();
+    d.put_content(&fp("/obj"), &vec![7u8; old.len()]).unwrap();
     let mut pos = 10 + first.len();
     let e = loop {
         match r.read(64 * 1024) {
@@ -479,7 +512,7 @@ fn a_reader_never_splices_two_objects() {
     };
     assert!(pos < old.len(), "the cut came before the end");
     assert!(e.to_string().contains("changed"), "{e}");
-    d.delete("/obj").unwrap();
+    d.delete(&fp("/obj")).unwrap();
 }
 
 /// Every operation of the driver, signed in one V4 namespace: the local server verifies
@@ -494,20 +527,20 @@ fn every_operation_signed(scheme: &str) {
             ("multipartcopychunksize", "5242880"),
         ],
     );
-    d.put_content("/dir/small", b"small").unwrap();
-    assert_eq!(d.get_content("/dir/small").unwrap(), b"small");
-    assert_eq!(d.stat("/dir/small").unwrap().size, 5);
-    assert!(d.stat("/dir").unwrap().is_dir);
-    assert_eq!(d.list("/dir").unwrap(), vec!["/dir/small"]);
+    d.put_content(&fp("/dir/small"), b"small").unwrap();
+    assert_eq!(d.get_content(&fp("/dir/small")).unwrap(), b"small");
+    assert_eq!(d.stat(&dp("/dir/small")).unwrap().size, 5);
+    assert!(d.stat(&dp("/dir")).unwrap().is_dir);
+    assert_eq!(d.list(&dp("/dir")).unwrap(), vec!["/dir/small"]);
     let src = data(11 * 1024 * 1024 + 3);
-    let mut w = d.writer("/dir/big", false).unwrap();
+    let mut w = d.writer(&fp("/dir/big"), false).unwrap();
     w.write(&src[..6_000_000]).unwrap();
     w.close().unwrap();
-    let mut w = d.writer("/dir/big", true).unwrap();
+    let mut w = d.writer(&fp("/dir/big"), true).unwrap();
     assert_eq!(w.size(), 6_000_000);
     w.write(&src[6_000_000..]).unwrap();
     w.commit().unwrap();
-    let mut r = d.reader("/dir/big", 7_000_000).unwrap();
+    let mut r = d.reader(&fp("/dir/big"), 7_000_000).unwrap();
     let mut got = Vec::new();
     loop {
         let c = r.read(1 << 20).unwrap();
@@ -517,27 +550,27 @@ fn every_operation_signed(scheme: &str) {
         got.extend(c);
     }
     assert_eq!(got, &src[7_000_000..]);
-    d.mv("/dir/big", "/moved/big").unwrap(); // multipart copy
-    d.mv("/dir/small", "/moved/small").unwrap(); // single copy
-    assert_eq!(d.get_content("/moved/big").unwrap(), src);
-    let mut w = d.walk("/", None).unwrap();
+    d.mv(&fp("/dir/big"), &fp("/moved/big")).unwrap(); // multipart copy
+    d.mv(&fp("/dir/small"), &fp("/moved/small")).unwrap(); // single copy
+    assert_eq!(d.get_content(&fp("/moved/big")).unwrap(), src);
+    let mut w = d.walk(&dp("/"), None).unwrap();
     let walked: Vec<String> = w.next(100).unwrap().into_iter().map(|f| f.path).collect();
     assert_eq!(walked, vec!["/moved", "/moved/big", "/moved/small"]);
-    let url = d.redirect_url("GET", "/moved/small").unwrap().unwrap();
+    let url = d.redirect_url("GET", &fp("/moved/small")).unwrap().unwrap();
     let prefix = if scheme == "aws4" { "X-Amz-" } else { "X-Kss-" };
     assert!(url.contains(&format!("{prefix}Signature=")), "{url}");
     assert_eq!(
         ureq::get(&url).call().unwrap().into_string().unwrap(),
         "small"
     );
-    d.delete("/moved").unwrap();
-    assert!(d.list("/").unwrap().is_empty());
+    d.delete(&fp("/moved")).unwrap();
+    assert!(d.list(&dp("/")).unwrap().is_empty());
 
     let wrong = driver(
         &root,
         &[("signatureversion", scheme), ("secretkey", "wrong")],
     );
-    let e = wrong.put_content("/x", b"x").unwrap_err();
+    let e = wrong.put_content(&fp("/x"), b"x").unwrap_err();
     assert_eq!(e.code(), Some("SignatureDoesNotMatch"), "{e}");
 }
 

@@ -10,9 +10,18 @@ use ks3_driver_component::http::{
     Body, Request, Response, Sent, Transport, TransportError, TransportErrorKind,
 };
 use ks3_driver_component::path::is_valid_path;
+use ks3_driver_component::path::{DirPath, FilePath};
 use ks3_driver_component::{Config, Driver, DriverError};
 
 use crate::input::{header_lines, Fields};
+
+fn fp(p: &str) -> FilePath {
+    FilePath::parse(p).expect("a valid file path")
+}
+
+fn dp(p: &str) -> DirPath {
+    DirPath::parse(p).expect("a valid directory path")
+}
 
 /// The driver's XML reader, alone: the one place that names the XML parse functions, so
 /// that a new parser is fuzzed by changing this function only.
@@ -175,12 +184,12 @@ pub fn ks3_responses(data: &[u8]) {
     match op % 12 {
         0 | 1 => {
             let p = if op.is_multiple_of(12) { "/a/b" } else { "/" };
-            match d.stat(p) {
+            match d.stat(&dp(p)) {
                 Ok(fi) => assert_eq!(fi.path, p),
                 Err(e) => check_err(&e),
             }
         }
-        2 => match d.list("/a") {
+        2 => match d.list(&dp("/a")) {
             Ok(list) => {
                 for p in list {
                     assert!(is_valid_path(&p) && p.starts_with("/a/"), "{p:?}");
@@ -189,11 +198,11 @@ pub fn ks3_responses(data: &[u8]) {
             Err(e) => check_err(&e),
         },
         3 => {
-            if let Err(e) = d.get_content("/a/b") {
+            if let Err(e) = d.get_content(&fp("/a/b")) {
                 check_err(&e)
             }
         }
-        4 => match d.reader("/a/b", i64::from(op / 12) * 1000 - 5) {
+        4 => match d.reader(&fp("/a/b"), i64::from(op / 12) * 1000 - 5) {
             Ok(mut r) => {
                 for _ in 0..10_000 {
                     let before = r.position();
@@ -209,7 +218,7 @@ pub fn ks3_responses(data: &[u8]) {
             }
             Err(e) => check_err(&e),
         },
-        5 | 6 => match d.writer("/a/b", op % 12 == 5) {
+        5 | 6 => match d.writer(&fp("/a/b"), op % 12 == 5) {
             Ok(mut w) => {
                 let r = w.write(b"fuzz").and_then(|_| w.commit());
                 if let Err(e) = r {
@@ -219,16 +228,16 @@ pub fn ks3_responses(data: &[u8]) {
             Err(e) => check_err(&e),
         },
         7 => {
-            if let Err(e) = d.mv("/a/b", "/c/d") {
+            if let Err(e) = d.mv(&fp("/a/b"), &fp("/c/d")) {
                 check_err(&e)
             }
         }
         8 => {
-            if let Err(e) = d.delete("/a") {
+            if let Err(e) = d.delete(&fp("/a")) {
                 check_err(&e)
             }
         }
-        9 => match d.walk("/", None) {
+        9 => match d.walk(&dp("/"), None) {
             Ok(mut w) => {
                 for _ in 0..1000 {
                     match w.next(100) {
@@ -248,11 +257,11 @@ pub fn ks3_responses(data: &[u8]) {
             Err(e) => check_err(&e),
         },
         10 => {
-            if let Err(e) = d.put_content("/a/b", b"content") {
+            if let Err(e) = d.put_content(&fp("/a/b"), b"content") {
                 check_err(&e)
             }
         }
-        _ => match d.redirect_url("GET", "/a/b") {
+        _ => match d.redirect_url("GET", &fp("/a/b")) {
             Ok(Some(u)) => assert!(!u.contains("fuzz-secret")),
             Ok(None) => panic!("GET has a redirect"),
             Err(e) => check_err(&e),

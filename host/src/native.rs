@@ -32,6 +32,9 @@ use crate::error::Error;
 /// The native driver type: KS3 operations over [`NativeTransport`].
 pub type NativeDriver = ks3_driver_component::Driver<NativeTransport>;
 
+/// The validated paths the native driver's operations take.
+pub use ks3_driver_component::path::{DirPath, FilePath};
+
 /// A [`Transport`] over a driver's pooled egress client.
 pub struct NativeTransport {
     egress: Arc<Egress>,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ks3_driver::native::{NativeDriver, NativeTransport};
+use ks3_driver::native::{DirPath, FilePath, NativeDriver, NativeTransport};
 use ks3_driver::{Driver, Params, WalkControl};
 use tokio::runtime::Handle;
 
@@ -156,11 +156,22 @@ async fn native_stat(params: Params, path: String) -> Result<(), CliError> {
     tokio::task::spawn_blocking(move || {
         let t = NativeTransport::standalone(&config, handle).map_err(|e| e.to_string())?;
         let d = NativeDriver::new(config, t);
-        d.stat(&path).map(|_| ()).map_err(|e| e.to_string())
+        d.stat(&native_dir(&path)?)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| CliError::Other(e.to_string()))?
     .map_err(CliError::Other)
+}
+
+/// The native driver takes validated paths, as the component's WIT boundary makes them.
+fn native_file(p: &str) -> Result<FilePath, String> {
+    FilePath::parse(p).map_err(err)
+}
+
+fn native_dir(p: &str) -> Result<DirPath, String> {
+    DirPath::parse(p).map_err(err)
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -326,7 +337,7 @@ async fn bench(
         let sampler = RssSampler::start();
         let took = blocking(move || {
             let t = Instant::now();
-            let mut w = nd.writer(&path, false).map_err(err)?;
+            let mut w = nd.writer(&native_file(&path)?, false).map_err(err)?;
             for _ in 0..mib {
                 w.write(&d).map_err(err)?;
             }
@@ -334,7 +345,7 @@ async fn bench(
             let up = t.elapsed();
             drop(w);
             let t = Instant::now();
-            let mut r = nd.reader(&path, 0).map_err(err)?;
+            let mut r = nd.reader(&native_file(&path)?, 0).map_err(err)?;
             let mut got = 0;
             loop {
                 let b = r.read(4 * MIB).map_err(err)?;
@@ -397,16 +408,16 @@ async fn bench(
             for i in 0..ops {
                 let p = format!("{root2}/small/n{i:06}");
                 let t = Instant::now();
-                nd.put_content(&p, &small).map_err(err)?;
+                nd.put_content(&native_file(&p)?, &small).map_err(err)?;
                 lat.entry("put").or_default().push(t.elapsed());
                 let t = Instant::now();
-                let got = nd.get_content(&p).map_err(err)?;
+                let got = nd.get_content(&native_file(&p)?).map_err(err)?;
                 lat.entry("get").or_default().push(t.elapsed());
                 if got.len() != SMALL {
                     return Err("native get-content: wrong size".to_string());
                 }
                 let t = Instant::now();
-                nd.stat(&p).map_err(err)?;
+                nd.stat(&native_dir(&p)?).map_err(err)?;
                 lat.entry("stat").or_default().push(t.elapsed());
             }
             Ok(lat)
@@ -426,7 +437,7 @@ async fn bench(
             let (nd, dir, keys) = (native.clone(), dir.clone(), sizes.keys);
             tasks.push(tokio::task::spawn_blocking(move || {
                 for i in (t..keys).step_by(8) {
-                    nd.put_content(&format!("{dir}/k{i:06}"), b"x")
+                    nd.put_content(&native_file(&format!("{dir}/k{i:06}"))?, b"x")
                         .map_err(err)?;
                 }
                 Ok::<_, String>(())
@@ -465,7 +476,7 @@ async fn bench(
         let (nd, d2) = (native.clone(), dir.clone());
         let (list_ms, listed) = blocking(move || {
             let t = Instant::now();
-            let listed = nd.list(&d2).map_err(err)?;
+            let listed = nd.list(&native_dir(&d2)?).map_err(err)?;
             Ok((ms(t.elapsed()), listed.len()))
         })
         .await?;
@@ -476,7 +487,7 @@ async fn bench(
         let d2 = dir.clone();
         let (walk_ms, seen) = blocking(move || {
             let t = Instant::now();
-            let mut w = nd.walk(&d2, None).map_err(err)?;
+            let mut w = nd.walk(&native_dir(&d2)?, None).map_err(err)?;
             let mut seen = 0;
             loop {
                 let b = w.next(1000).map_err(err)?;
@@ -495,7 +506,7 @@ async fn bench(
         let nd = native.clone();
         n.delete_ms = blocking(move || {
             let t = Instant::now();
-            nd.delete(&dir).map_err(err)?;
+            nd.delete(&native_file(&dir)?).map_err(err)?;
             Ok(ms(t.elapsed()))
         })
         .await?;
@@ -530,7 +541,7 @@ async fn bench(
             let (nd, d, p) = (native.clone(), data.clone(), format!("{root}/conc/n{i}"));
             let mib = sizes.writer_mib;
             tasks.push(tokio::task::spawn_blocking(move || {
-                let mut w = nd.writer(&p, false).map_err(err)?;
+                let mut w = nd.writer(&native_file(&p)?, false).map_err(err)?;
                 for _ in 0..mib {
                     w.write(&d).map_err(err)?;
                 }

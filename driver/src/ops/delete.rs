@@ -6,17 +6,16 @@ use super::Driver;
 use crate::client::{Call, MAX_XML};
 use crate::error::{BackendError, DriverError};
 use crate::http::Transport;
-use crate::path;
+use crate::path::FilePath;
 use ks3_proto::xml;
 
 /// KS3 deletes at most this many keys in one `POST ?delete`.
 pub(crate) const MAX_BATCH: usize = 1000;
 
 impl<T: Transport> Driver<T> {
-    pub fn delete(&self, p: &str) -> Result<(), DriverError> {
-        path::check(p)?;
+    pub fn delete(&self, p: &FilePath) -> Result<(), DriverError> {
         let key = self.keys.key(p);
-        let prefix = self.keys.dir_prefix(p);
+        let prefix = self.keys.dir_prefix(&p.clone().into());
         // Uploads in progress at the path or under it first, so none can be resumed or
         // completed over what is deleted (the listing by `key` also returns siblings such
         // as `key-2`, which are not ours).

@@ -4,7 +4,7 @@ use super::{Driver, FileInfo};
 use crate::client::{Call, MAX_XML};
 use crate::error::DriverError;
 use crate::http::Transport;
-use crate::path;
+use crate::path::{self, DirPath};
 use ks3_proto::xml::ListBucketResult;
 
 /// KS3 returns at most 100 entries per page when a delimiter is given, 1000 otherwise.
@@ -113,7 +113,7 @@ impl<T: Transport> Driver<T> {
     }
 
     /// True when anything the driver can see lives under `p/`.
-    pub(crate) fn has_children(&self, p: &str) -> Result<bool, DriverError> {
+    pub(crate) fn has_children(&self, p: &DirPath) -> Result<bool, DriverError> {
         let prefix = self.keys.dir_prefix(p);
         let mut marker: Option<String> = None;
         loop {
@@ -132,8 +132,7 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    pub fn list(&self, p: &str) -> Result<Vec<String>, DriverError> {
-        path::check_dir(p)?;
+    pub fn list(&self, p: &DirPath) -> Result<Vec<String>, DriverError> {
         let prefix = self.keys.dir_prefix(p);
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
@@ -142,19 +141,21 @@ impl<T: Transport> Driver<T> {
             out.extend(
                 page.entries
                     .iter()
-                    .filter_map(|e| path::is_file_key(&self.keys, &e.key)),
+                    .filter_map(|e| path::is_file_key(&self.keys, &e.key))
+                    .map(|f| f.to_string()),
             );
             out.extend(
                 page.prefixes
                     .iter()
-                    .filter_map(|pre| self.keys.path_of(pre)),
+                    .filter_map(|pre| self.keys.path_of(pre))
+                    .map(|f| f.to_string()),
             );
             match page.next_marker {
                 Some(m) => marker = Some(m),
                 None => break,
             }
         }
-        if out.is_empty() && p != "/" {
+        if out.is_empty() && !p.is_root() {
             return Err(DriverError::PathNotFound(p.to_string()));
         }
         Ok(out)
@@ -162,7 +163,7 @@ impl<T: Transport> Driver<T> {
 
     pub(crate) fn entry_info(&self, e: &Entry) -> Option<FileInfo> {
         path::is_file_key(&self.keys, &e.key).map(|path| FileInfo {
-            path,
+            path: path.to_string(),
             size: e.size,
             mod_time_ns: e.mod_time_ns,
             is_dir: false,

@@ -1,7 +1,7 @@
 //! The storage-driver operations over KS3, independent of how bytes travel.
 //!
-//! Each public method validates its paths first (distribution's `base` rule), then maps
-//! them to keys, then speaks KS3 through [`Client`]. KS3's "not found" answers become
+//! Each public method takes paths already validated (distribution's `base` rule, once, as
+//! [`FilePath`] / [`DirPath`]), maps them to keys, then speaks KS3 through [`Client`]. KS3's "not found" answers become
 //! [`DriverError::PathNotFound`] here and nowhere else.
 mod delete;
 mod listing;
@@ -17,7 +17,7 @@ use crate::client::{crc64, Call, Client};
 use crate::config::Config;
 use crate::error::DriverError;
 use crate::http::Transport;
-use crate::path::{self, Keys};
+use crate::path::{DirPath, FilePath, Keys};
 
 pub use reader::FileReader;
 pub use walk::Walker;
@@ -87,8 +87,7 @@ impl<T: Transport> Driver<T> {
         call
     }
 
-    pub fn get_content(&self, p: &str) -> Result<Vec<u8>, DriverError> {
-        path::check(p)?;
+    pub fn get_content(&self, p: &FilePath) -> Result<Vec<u8>, DriverError> {
         let key = self.keys.key(p);
         let mut resp = self
             .client
@@ -121,8 +120,7 @@ impl<T: Transport> Driver<T> {
         Ok(data)
     }
 
-    pub fn put_content(&self, p: &str, content: &[u8]) -> Result<(), DriverError> {
-        path::check(p)?;
+    pub fn put_content(&self, p: &FilePath, content: &[u8]) -> Result<(), DriverError> {
         let key = self.keys.key(p);
         self.put_object(&key, p, content)?;
         // The content is now the path's: an upload closed there earlier must not come back.
@@ -139,10 +137,9 @@ impl<T: Transport> Driver<T> {
         self.client.verify_crc(&resp, crc64(content), p)
     }
 
-    pub fn stat(&self, p: &str) -> Result<FileInfo, DriverError> {
-        path::check_dir(p)?;
-        if p != "/" {
-            let key = self.keys.key(p);
+    pub fn stat(&self, p: &DirPath) -> Result<FileInfo, DriverError> {
+        if let Some(file) = p.as_file() {
+            let key = self.keys.key(&file);
             if let Some(info) = self.head(&key, p)? {
                 return Ok(info);
             }
@@ -194,8 +191,7 @@ impl<T: Transport> Driver<T> {
         }))
     }
 
-    pub fn redirect_url(&self, method: &str, p: &str) -> Result<Option<String>, DriverError> {
-        path::check(p)?;
+    pub fn redirect_url(&self, method: &str, p: &FilePath) -> Result<Option<String>, DriverError> {
         let method = method.to_ascii_uppercase();
         if method != "GET" && method != "HEAD" {
             return Ok(None);

@@ -8,13 +8,11 @@ use crate::client::{Call, MAX_XML};
 use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::Transport;
-use crate::path;
+use crate::path::FilePath;
 use ks3_proto::xml;
 
 impl<T: Transport> Driver<T> {
-    pub fn mv(&self, src: &str, dst: &str) -> Result<(), DriverError> {
-        path::check(src)?;
-        path::check(dst)?;
+    pub fn mv(&self, src: &FilePath, dst: &FilePath) -> Result<(), DriverError> {
         let (src_key, dst_key) = (self.keys.key(src), self.keys.key(dst));
         let info = self
             .head_meta(&src_key, src)?

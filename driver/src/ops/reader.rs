@@ -9,7 +9,7 @@ use super::Driver;
 use crate::client::Call;
 use crate::error::{DriverError, IoError, IoKind};
 use crate::http::{Response, Transport};
-use crate::path;
+use crate::path::FilePath;
 
 /// The largest chunk one `read` returns.
 pub const MAX_READ: usize = 4 << 20;
@@ -31,14 +31,17 @@ pub struct FileReader<T> {
 }
 
 impl<T: Transport> Driver<T> {
-    pub fn reader(self: &Arc<Self>, p: &str, offset: i64) -> Result<FileReader<T>, DriverError> {
+    pub fn reader(
+        self: &Arc<Self>,
+        p: &FilePath,
+        offset: i64,
+    ) -> Result<FileReader<T>, DriverError> {
         let Ok(pos) = u64::try_from(offset) else {
             return Err(DriverError::InvalidOffset {
                 path: p.to_string(),
                 offset,
             });
         };
-        path::check(p)?;
         let mut r = FileReader {
             driver: Arc::clone(self),
             path: p.to_string(),

@@ -7,7 +7,7 @@ use super::listing::PAGE_FLAT;
 use super::{Driver, FileInfo};
 use crate::error::DriverError;
 use crate::http::Transport;
-use crate::path;
+use crate::path::{DirPath, FilePath};
 
 pub struct Walker<T> {
     driver: Arc<Driver<T>>,
@@ -35,10 +35,9 @@ fn is_under(p: &str, dir: &str) -> bool {
 impl<T: Transport> Driver<T> {
     pub fn walk(
         self: &Arc<Self>,
-        from: &str,
+        from: &DirPath,
         start_after: Option<&str>,
     ) -> Result<Walker<T>, DriverError> {
-        path::check_dir(from)?;
         let prefix = self.keys.dir_prefix(from);
         let mut w = Walker {
             driver: Arc::clone(self),
@@ -50,15 +49,21 @@ impl<T: Transport> Driver<T> {
             pending: VecDeque::new(),
             done: false,
         };
+        // The hint is a position in path order, not a path to operate on: any string is
+        // accepted, and only one inside the walked tree moves the listing's marker.
         if let Some(hint) = start_after.filter(|h| !h.is_empty()) {
-            if is_under(hint, from) && path::is_valid_path(hint) {
-                w.marker = Some(self.keys.key(hint));
-                // The hint's ancestors were walked before; do not report them again.
-                w.prev_dir = parent(hint).to_string();
-            } else if hint > from && !is_under(hint, from) {
-                // Past the whole subtree (in path order): nothing is left to walk.
-                let hint_key = self.keys.key(hint);
-                w.done = hint_key.as_str() >= prefix.as_str();
+            match FilePath::parse(hint) {
+                Ok(file) if is_under(hint, from) => {
+                    w.marker = Some(self.keys.key(&file));
+                    // The hint's ancestors were walked before; do not report them again.
+                    w.prev_dir = parent(hint).to_string();
+                }
+                // Past the whole subtree (in path order): nothing is left to walk. (`from`
+                // is not the root here, which holds every valid path.)
+                _ if !is_under(hint, from) && hint > from.as_str() => {
+                    w.done = hint >= format!("{from}/").as_str();
+                }
+                _ => {}
             }
         }
         Ok(w)
@@ -131,13 +136,12 @@ impl<T: Transport> Walker<T> {
         Ok(self.pending.drain(..n).collect())
     }
 
-    pub fn skip_directory(&mut self, dir: &str) {
-        if !path::is_valid_path(dir) {
-            return;
-        }
+    pub fn skip_directory(&mut self, dir: &FilePath) {
+        let dir_path = DirPath::from(dir.clone());
+        let dir = dir.as_str();
         self.pending.retain(|i| !is_under(&i.path, dir));
         // Jump the listing past the directory: `~` sorts after every path character.
-        let jump = format!("{}~", self.driver.keys.dir_prefix(dir));
+        let jump = format!("{}~", self.driver.keys.dir_prefix(&dir_path));
         if self.marker.as_deref().is_none_or(|m| m < jump.as_str()) && !self.done {
             self.marker = Some(jump);
         }

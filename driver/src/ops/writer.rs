@@ -31,7 +31,7 @@ use crate::client::Call;
 use crate::config::MIN_PART_SIZE;
 use crate::error::DriverError;
 use crate::http::Transport;
-use crate::path;
+use crate::path::FilePath;
 
 const TAIL_MAGIC: &str = "ks3-driver-tail/2";
 /// The tail's header line is at most this long (10 000 parts × a 20-digit CRC).
@@ -49,7 +49,7 @@ enum State {
 
 pub struct FileWriter<T: Transport> {
     driver: Arc<Driver<T>>,
-    path: String,
+    path: FilePath,
     key: String,
     upload_id: Option<String>,
     /// The upload's parts 1..n that KS3 holds, checked.
@@ -157,12 +157,15 @@ fn decode_tail(raw: &[u8]) -> Option<SavedTail> {
 }
 
 impl<T: Transport> Driver<T> {
-    pub fn writer(self: &Arc<Self>, p: &str, append: bool) -> Result<FileWriter<T>, DriverError> {
-        path::check(p)?;
+    pub fn writer(
+        self: &Arc<Self>,
+        p: &FilePath,
+        append: bool,
+    ) -> Result<FileWriter<T>, DriverError> {
         let key = self.keys.key(p);
         let mut w = FileWriter {
             driver: Arc::clone(self),
-            path: p.to_string(),
+            path: p.clone(),
             key,
             upload_id: None,
             parts: Vec::new(),
@@ -190,7 +193,7 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Removes the path's tail and aborts every upload in progress at its key.
-    pub(crate) fn release_uploads(&self, key: &str, p: &str) -> Result<(), DriverError> {
+    pub(crate) fn release_uploads(&self, key: &str, p: &FilePath) -> Result<(), DriverError> {
         for u in self.uploads_of(key, p)? {
             self.abort(key, &u.upload_id, p)?;
         }
@@ -201,7 +204,7 @@ impl<T: Transport> Driver<T> {
     /// Removes the path's tail and aborts the upload it names: what `put_content` needs
     /// (one request when there is no tail). Uploads no tail names are stale once an
     /// object was written after them (see `FileWriter::resume_untailed`).
-    pub(crate) fn release_tail(&self, p: &str) -> Result<(), DriverError> {
+    pub(crate) fn release_tail(&self, p: &FilePath) -> Result<(), DriverError> {
         let tail_key = self.keys.tail_key(p);
         let call = Call::new("GET", &tail_key, p)
             .header("range", format!("bytes=0-{}", TAIL_ID_PREFIX - 1));
@@ -719,13 +722,13 @@ impl<T: Transport> FileWriter<T> {
             return match object {
                 // distribution appends to an empty object as to nothing.
                 Some(info) if info.size == 0 => Ok(()),
-                _ => Err(DriverError::PathNotFound(self.path.clone())),
+                _ => Err(DriverError::PathNotFound(self.path.to_string())),
             };
         };
         let id = upload.upload_id.clone();
         match d.list_parts(&self.key, &id, &self.path)? {
             Some(parts) => self.adopt(id, parts),
-            None => Err(DriverError::PathNotFound(self.path.clone())),
+            None => Err(DriverError::PathNotFound(self.path.to_string())),
         }
     }
 

@@ -6,6 +6,7 @@ use super::transport::WasiTransport;
 use crate::config::Config;
 use crate::error::DriverError as Error;
 use crate::ops;
+use crate::path::{DirPath, FilePath};
 
 wit_bindgen::generate!({
     world: "storage-driver",
@@ -83,6 +84,16 @@ fn info(i: ops::FileInfo) -> FileInfo {
     }
 }
 
+/// Every path crosses the WIT boundary as text and is checked here, once: the operations
+/// take only [`FilePath`] / [`DirPath`].
+fn file(p: &str) -> Result<FilePath, DriverError> {
+    FilePath::parse(p).map_err(convert)
+}
+
+fn dir(p: &str) -> Result<DirPath, DriverError> {
+    DirPath::parse(p).map_err(convert)
+}
+
 struct Component;
 export!(Component);
 
@@ -100,46 +111,52 @@ impl Guest for Component {
     }
 
     fn get_content(path: String) -> Result<Vec<u8>, DriverError> {
-        driver()?.get_content(&path).map_err(convert)
+        driver()?.get_content(&file(&path)?).map_err(convert)
     }
 
     fn put_content(path: String, content: Vec<u8>) -> Result<(), DriverError> {
-        driver()?.put_content(&path, &content).map_err(convert)
+        driver()?
+            .put_content(&file(&path)?, &content)
+            .map_err(convert)
     }
 
     fn reader(path: String, offset: i64) -> Result<FileReader, DriverError> {
-        let r = driver()?.reader(&path, offset).map_err(convert)?;
+        let r = driver()?.reader(&file(&path)?, offset).map_err(convert)?;
         Ok(FileReader::new(ReaderResource(RefCell::new(r))))
     }
 
     fn writer(path: String, append: bool) -> Result<FileWriter, DriverError> {
-        let w = driver()?.writer(&path, append).map_err(convert)?;
+        let w = driver()?.writer(&file(&path)?, append).map_err(convert)?;
         Ok(FileWriter::new(WriterResource(RefCell::new(w))))
     }
 
     fn stat(path: String) -> Result<FileInfo, DriverError> {
-        driver()?.stat(&path).map(info).map_err(convert)
+        driver()?.stat(&dir(&path)?).map(info).map_err(convert)
     }
 
     fn list_children(path: String) -> Result<Vec<String>, DriverError> {
-        driver()?.list(&path).map_err(convert)
+        driver()?.list(&dir(&path)?).map_err(convert)
     }
 
     fn move_(source: String, dest: String) -> Result<(), DriverError> {
-        driver()?.mv(&source, &dest).map_err(convert)
+        driver()?
+            .mv(&file(&source)?, &file(&dest)?)
+            .map_err(convert)
     }
 
     fn delete(path: String) -> Result<(), DriverError> {
-        driver()?.delete(&path).map_err(convert)
+        driver()?.delete(&file(&path)?).map_err(convert)
     }
 
     fn redirect_url(method: String, path: String) -> Result<Option<String>, DriverError> {
-        driver()?.redirect_url(&method, &path).map_err(convert)
+        driver()?
+            .redirect_url(&method, &file(&path)?)
+            .map_err(convert)
     }
 
     fn walk(path: String, start_after: Option<String>) -> Result<Walker, DriverError> {
         let w = driver()?
-            .walk(&path, start_after.as_deref())
+            .walk(&dir(&path)?, start_after.as_deref())
             .map_err(convert)?;
         Ok(Walker::new(WalkerResource(RefCell::new(w))))
     }
@@ -187,6 +204,9 @@ impl GuestWalker for WalkerResource {
             .map_err(convert)
     }
     fn skip_directory(&self, path: String) {
-        self.0.borrow_mut().skip_directory(&path)
+        // Not a path of the walk, so nothing to skip (the WIT gives no error here).
+        if let Ok(dir) = FilePath::parse(&path) {
+            self.0.borrow_mut().skip_directory(&dir)
+        }
     }
 }
