@@ -10,24 +10,43 @@ use std::fmt;
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 
-/// The driver's smallest part: KS3 wants every part but the last ≥ 5 MB (older regions).
-pub const MIN_PART_SIZE: u64 = 5 * MIB;
-/// KS3's largest part, single PUT and copy source: 5 GB.
-pub const MAX_PART_SIZE: u64 = 5_000_000_000;
+pub use ks3_proto::limits::{MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 /// The largest `chunksize`: a part is buffered in the component's linear memory (a 32-bit
 /// address space, and the host's memory limit is about twice the chunk), so 1 GiB rather
 /// than KS3's 5 GB.
 pub const MAX_CHUNK_SIZE: u64 = GIB;
 /// Largest `uploadconcurrency`.
 pub const MAX_UPLOAD_CONCURRENCY: u64 = 64;
-/// KS3 caps a multipart upload at this many parts.
-pub const MAX_PARTS: u32 = 10_000;
 
 /// Prefix of the environment variables distribution maps onto `storage.ks3.*`.
 pub const ENV_PREFIX: &str = "REGISTRY_STORAGE_KS3_";
 /// Credential fallbacks used when `accesskey` / `secretkey` are empty (spec page).
 pub const ENV_ACCESS_KEY: &str = "KS3_ACCESS_KEY_ID";
 pub const ENV_SECRET_KEY: &str = "KS3_SECRET_ACCESS_KEY";
+/// The parameters that fall back to a variable of their own when empty.
+pub const CREDENTIAL_FALLBACKS: [(&str, &str); 2] =
+    [("accesskey", ENV_ACCESS_KEY), ("secretkey", ENV_SECRET_KEY)];
+
+/// The parameter a `REGISTRY_STORAGE_KS3_<NAME>` variable sets (`<name>` lower-cased), or
+/// `None` for any other variable. The one rule for the component's environment and the
+/// host's settings alike.
+pub fn env_param(var: &str) -> Option<String> {
+    let name = var.strip_prefix(ENV_PREFIX)?;
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
+}
+
+/// A credential's value: its own when not blank, else its fallback variable's when that is
+/// not blank (see [`CREDENTIAL_FALLBACKS`]).
+pub fn credential(
+    own: Option<&str>,
+    fallback_var: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    match own.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => Some(v.to_string()),
+        None => env(fallback_var).filter(|v| !v.trim().is_empty()),
+    }
+}
 
 /// Regions KS3 documents (current and legacy). Any other region needs `regionendpoint`.
 pub const KNOWN_REGIONS: &[&str] = &[
@@ -354,12 +373,8 @@ impl Config {
         };
         let non_empty = |name: &str| get(name).map(str::trim).filter(|v| !v.is_empty());
 
-        let access_key = non_empty("accesskey")
-            .map(str::to_string)
-            .or_else(|| env(ENV_ACCESS_KEY).filter(|v| !v.is_empty()));
-        let secret_key = non_empty("secretkey")
-            .map(str::to_string)
-            .or_else(|| env(ENV_SECRET_KEY).filter(|v| !v.is_empty()));
+        let access_key = credential(get("accesskey"), ENV_ACCESS_KEY, &env);
+        let secret_key = credential(get("secretkey"), ENV_SECRET_KEY, &env);
         let access_key = access_key.ok_or_else(|| {
             ConfigError::new(
                 "accesskey",
@@ -484,10 +499,7 @@ impl Config {
 /// The `REGISTRY_STORAGE_KS3_<NAME>` variables of `vars` as parameters (`<name>` lower-cased).
 pub fn params_from_env(vars: &BTreeMap<String, String>) -> Params {
     vars.iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix(ENV_PREFIX)
-                .map(|n| (n.to_ascii_lowercase(), v.clone()))
-        })
+        .filter_map(|(k, v)| env_param(k).map(|n| (n, v.clone())))
         .collect()
 }
 
@@ -529,35 +541,12 @@ fn parse_u64(name: &str, v: Option<&str>, min: u64, max: u64) -> Result<u64, Con
 }
 
 fn validate_bucket(b: &str) -> Result<(), ConfigError> {
-    let err = |why: &str| {
-        Err(ConfigError::new(
+    ks3_proto::names::check_bucket_name(b).map_err(|why| {
+        ConfigError::new(
             "bucket",
             format!("`{b}` is not a valid KS3 bucket name: {why}"),
-        ))
-    };
-    if !(3..=63).contains(&b.len()) {
-        return err("it must be 3 to 63 characters long");
-    }
-    if !b
-        .bytes()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-    {
-        return err("only lower-case letters, digits, `.` and `-` are allowed");
-    }
-    let first = b.as_bytes()[0];
-    if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
-        return err("it must start with a letter or a digit");
-    }
-    if b.ends_with('-') || b.ends_with('.') || b.contains("..") {
-        return err("it must not end with `-` or `.` nor contain `..`");
-    }
-    if b.starts_with("kss") {
-        return err("names starting with `kss` are reserved");
-    }
-    if b.split('.').count() == 4 && b.split('.').all(|p| p.parse::<u8>().is_ok()) {
-        return err("it must not look like an IP address");
-    }
-    Ok(())
+        )
+    })
 }
 
 fn validate_region(r: &str, has_endpoint: bool) -> Result<(), ConfigError> {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ks3_driver_component::config::{
-    param_spec, Params, ENV_ACCESS_KEY, ENV_PREFIX, ENV_SECRET_KEY,
+    credential, env_param, param_spec, Params, CREDENTIAL_FALLBACKS,
 };
 use ks3_proto::Secret;
 
@@ -201,14 +201,8 @@ impl Settings {
     /// Applies `REGISTRY_STORAGE_KS3_<KEY>` variables.
     pub fn apply_env(&mut self, vars: &BTreeMap<String, String>) {
         for (k, v) in vars {
-            if let Some(name) = k.strip_prefix(ENV_PREFIX) {
-                if !name.is_empty() {
-                    self.set(
-                        &name.to_ascii_lowercase(),
-                        v.clone(),
-                        Source::Env(k.clone()),
-                    );
-                }
+            if let Some(name) = env_param(k) {
+                self.set(&name, v.clone(), Source::Env(k.clone()));
             }
         }
     }
@@ -233,13 +227,10 @@ impl Settings {
 
     /// Fills empty `accesskey` / `secretkey` from the fallback variables.
     pub fn apply_credential_fallback(&mut self, env: impl Fn(&str) -> Option<String>) {
-        for (key, var) in [("accesskey", ENV_ACCESS_KEY), ("secretkey", ENV_SECRET_KEY)] {
-            let empty = self
-                .values
-                .get(key)
-                .is_none_or(|s| s.expose().trim().is_empty());
-            if empty {
-                if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+        for (key, var) in CREDENTIAL_FALLBACKS {
+            let own = self.values.get(key).map(|s| s.expose());
+            if credential(own, var, |_| None).is_none() {
+                if let Some(v) = credential(None, var, &env) {
                     self.set(key, v, Source::CredentialEnv(var.to_string()));
                 }
             }

@@ -7,6 +7,7 @@ pub mod crc64;
 pub mod date;
 pub mod digest;
 pub mod encode;
+pub mod limits;
 pub mod names;
 pub mod secret;
 pub mod sign;

@@ -10,7 +10,7 @@ use crate::path::FilePath;
 use ks3_proto::xml;
 
 /// KS3 deletes at most this many keys in one `POST ?delete`.
-pub(crate) const MAX_BATCH: usize = 1000;
+pub(crate) const MAX_BATCH: usize = ks3_proto::limits::MAX_DELETE_KEYS;
 
 impl<T: Transport> Driver<T> {
     pub fn delete(&self, p: &FilePath) -> Result<(), DriverError> {

@@ -8,8 +8,8 @@ use crate::path::{self, DirPath};
 use ks3_proto::xml::ListBucketResult;
 
 /// KS3 returns at most 100 entries per page when a delimiter is given, 1000 otherwise.
-pub(crate) const PAGE_WITH_DELIMITER: u32 = 100;
-pub(crate) const PAGE_FLAT: u32 = 1000;
+pub(crate) const PAGE_WITH_DELIMITER: u32 = ks3_proto::limits::MAX_KEYS_DELIMITED;
+pub(crate) const PAGE_FLAT: u32 = ks3_proto::limits::MAX_KEYS;
 
 pub(crate) struct Entry {
     pub key: String,
