@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ks3_driver::native::{DirPath, FilePath, NativeDriver, NativeTransport};
-use ks3_driver::{Driver, Params, WalkControl};
+use ks3_driver::{Driver, Params};
 use tokio::runtime::Handle;
 
 use crate::cli::{CliError, Context};
@@ -19,9 +18,11 @@ mod registries;
 mod report;
 mod schemes;
 mod server;
+mod sides;
 
 use report::{Row, Target};
 use server::LocalServer;
+use sides::{blocking, Component, Native, Side};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -153,36 +154,13 @@ async fn native_stat(params: Params, path: String) -> Result<(), CliError> {
     let config = ks3_driver::Config::from_params(&params, |k| std::env::var(k).ok())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let handle = Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let t = NativeTransport::standalone(&config, handle).map_err(|e| e.to_string())?;
-        let d = NativeDriver::new(config, t);
-        d.stat(&native_dir(&path)?)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| CliError::Other(e.to_string()))?
-    .map_err(CliError::Other)
-}
-
-/// The native driver takes validated paths, as the component's WIT boundary makes them.
-fn native_file(p: &str) -> Result<FilePath, String> {
-    FilePath::parse(p).map_err(err)
-}
-
-fn native_dir(p: &str) -> Result<DirPath, String> {
-    DirPath::parse(p).map_err(err)
+    blocking(move || Native::standalone_stat(config, handle, &path))
+        .await
+        .map_err(CliError::Other)
 }
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-/// Runs a native operation on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f).await.map_err(err)?
 }
 
 /// 1 MiB of incompressible bytes.
@@ -257,8 +235,9 @@ fn lat_stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
     (v.len() as f64 / total.as_secs_f64(), at(50), at(99))
 }
 
+/// One side's figures: its column of the table.
 #[derive(Default)]
-struct Side {
+struct Figures {
     write_mibps: f64,
     read_mibps: f64,
     /// op -> (ops/s, p50 µs, p99 µs)
@@ -273,10 +252,48 @@ struct Side {
     cold_cached_ms: f64,
 }
 
+/// The sides in the table's column order (component, native), each with its figures.
+type Table<'a> = [(&'a dyn Side, Figures); 2];
+
+/// What the steps share.
+struct Run {
+    sizes: Sizes,
+    /// Where this run's objects go (deleted at the end).
+    root: String,
+    /// The 1 MiB the streams and writers repeat.
+    data: Arc<Vec<u8>>,
+    /// The local server, when the run has one (it counts requests and knows the keys).
+    server: Option<LocalServer>,
+}
+
+impl Run {
+    /// The listing requests the local server has seen so far (none without one).
+    fn list_requests(&mut self) -> Option<u64> {
+        self.server.as_mut().and_then(|s| s.count("GET", "prefix="))
+    }
+
+    /// `{root}/{dir}/{c or n}{suffix}`: each side's objects apart (by the initial of its
+    /// name, as the paths were before the sides were a table).
+    fn path(&self, dir: &str, side: &dyn Side, suffix: &str) -> String {
+        format!("{}/{dir}/{}{suffix}", self.root, initial(side))
+    }
+
+    /// The side's directory of `keys` keys.
+    fn key_dir(&self, side: &dyn Side) -> String {
+        format!("{}/keys-{}", self.root, initial(side))
+    }
+}
+
+fn initial(side: &dyn Side) -> &'static str {
+    &side.name()[..1]
+}
+
+/// The whole run: named steps, each measuring both sides of `table` in turn where it
+/// compares them, then the report.
 async fn bench(
     runtime: ks3_driver::Runtime,
     params: Params,
-    mut server: Option<LocalServer>,
+    server: Option<LocalServer>,
     sizes: Sizes,
     child_args: Vec<String>,
     no_sdk: bool,
@@ -284,336 +301,272 @@ async fn bench(
     let driver = Driver::with_runtime(&runtime, params.clone())
         .await
         .map_err(err)?;
-    let native = NativeDriver::new(
-        driver.config().clone(),
-        NativeTransport::new(&driver, Handle::current()),
-    );
-    let chunk = driver.config().chunk_size;
+    let component = Component(driver.clone());
+    let native = Native::new(&driver, Handle::current());
+    let mut table: Table = [
+        (&component, Figures::default()),
+        (&native, Figures::default()),
+    ];
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let root = format!("/ks3-driver-bench/{}-{stamp}", std::process::id());
-    let data = payload();
-    let mut c = Side::default();
-    let mut n = Side::default();
-    eprintln!("ks3-driver bench: {sizes:?}, root {root}");
-
-    // Streams, with the memory sampled during each upload.
-    let big = sizes.stream_mib * MIB;
-    {
-        let path = format!("{root}/stream/component");
-        let base = rss();
-        let sampler = RssSampler::start();
-        let t = Instant::now();
-        let mut w = driver.writer(&path, false).await.map_err(err)?;
-        for _ in 0..sizes.stream_mib {
-            w.write(&data).await.map_err(err)?;
-        }
-        w.commit().await.map_err(err)?;
-        c.write_mibps = mibps(big, t.elapsed());
-        drop(w);
-        c.peak_mib = sampler.peak().saturating_sub(base) as f64 / MIB as f64;
-
-        let t = Instant::now();
-        let mut r = driver.reader(&path, 0).await.map_err(err)?;
-        let mut got = 0;
-        loop {
-            let b = r.read(4 * MIB).await.map_err(err)?;
-            if b.is_empty() {
-                break;
-            }
-            got += b.len();
-        }
-        c.read_mibps = mibps(big, t.elapsed());
-        if got != big {
-            return Err(format!("component read {got} of {big} bytes"));
-        }
-    }
-    {
-        let path = format!("{root}/stream/native");
-        let (nd, d) = (native.clone(), data.clone());
-        let mib = sizes.stream_mib;
-        let base = rss();
-        let sampler = RssSampler::start();
-        let took = blocking(move || {
-            let t = Instant::now();
-            let mut w = nd.writer(&native_file(&path)?, false).map_err(err)?;
-            for _ in 0..mib {
-                w.write(&d).map_err(err)?;
-            }
-            w.commit().map_err(err)?;
-            let up = t.elapsed();
-            drop(w);
-            let t = Instant::now();
-            let mut r = nd.reader(&native_file(&path)?, 0).map_err(err)?;
-            let mut got = 0;
-            loop {
-                let b = r.read(4 * MIB).map_err(err)?;
-                if b.is_empty() {
-                    break;
-                }
-                got += b.len();
-            }
-            if got != mib * MIB {
-                return Err(format!("native read {got} bytes"));
-            }
-            Ok((up, t.elapsed()))
-        })
-        .await?;
-        n.peak_mib = sampler.peak().saturating_sub(base) as f64 / MIB as f64;
-        n.write_mibps = mibps(big, took.0);
-        n.read_mibps = mibps(big, took.1);
-    }
-    // The same stream by a plain HTTP client (local server only: it knows the keys).
-    let limit = match &server {
-        Some(s) => match limit::limit(&s.endpoint, sizes.stream_mib, data.clone()).await {
-            Ok((up, down)) => Some((mibps(big, up), mibps(big, down))),
-            Err(e) => {
-                eprintln!("ks3-driver bench: plain-HTTP figures skipped: {e}");
-                None
-            }
-        },
-        None => None,
+    let mut run = Run {
+        sizes,
+        root: format!("/ks3-driver-bench/{}-{stamp}", std::process::id()),
+        data: payload(),
+        server,
     };
+    eprintln!("ks3-driver bench: {sizes:?}, root {}", run.root);
+
+    streams(&run, &mut table).await?;
+    let limit = plain_http_limit(&run).await;
     eprintln!("ks3-driver bench: streams done");
-
-    // Small objects: put, get, stat of 4 KiB, one at a time.
-    let small = vec![7u8; SMALL];
-    {
-        let mut lat: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-        for i in 0..sizes.small_ops {
-            let p = format!("{root}/small/c{i:06}");
-            let t = Instant::now();
-            driver.put_content(&p, &small).await.map_err(err)?;
-            lat.entry("put").or_default().push(t.elapsed());
-            let t = Instant::now();
-            let got = driver.get_content(&p).await.map_err(err)?;
-            lat.entry("get").or_default().push(t.elapsed());
-            if got.len() != SMALL {
-                return Err("component get-content: wrong size".into());
-            }
-            let t = Instant::now();
-            driver.stat(&p).await.map_err(err)?;
-            lat.entry("stat").or_default().push(t.elapsed());
-        }
-        for (op, v) in lat {
-            c.small.insert(op, lat_stats(v));
-        }
-    }
-    {
-        let (nd, root2, ops) = (native.clone(), root.clone(), sizes.small_ops);
-        let small = small.clone();
-        let lat = blocking(move || {
-            let mut lat: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
-            for i in 0..ops {
-                let p = format!("{root2}/small/n{i:06}");
-                let t = Instant::now();
-                nd.put_content(&native_file(&p)?, &small).map_err(err)?;
-                lat.entry("put").or_default().push(t.elapsed());
-                let t = Instant::now();
-                let got = nd.get_content(&native_file(&p)?).map_err(err)?;
-                lat.entry("get").or_default().push(t.elapsed());
-                if got.len() != SMALL {
-                    return Err("native get-content: wrong size".to_string());
-                }
-                let t = Instant::now();
-                nd.stat(&native_dir(&p)?).map_err(err)?;
-                lat.entry("stat").or_default().push(t.elapsed());
-            }
-            Ok(lat)
-        })
-        .await?;
-        for (op, v) in lat {
-            n.small.insert(op, lat_stats(v));
-        }
-    }
+    small_objects(&run, &mut table).await?;
     eprintln!("ks3-driver bench: small objects done");
-
-    // A directory of `keys` keys for each side (filled natively, 8 threads; not timed).
-    for side in ["c", "n"] {
-        let dir = format!("{root}/keys-{side}");
-        let mut tasks = Vec::new();
-        for t in 0..8 {
-            let (nd, dir, keys) = (native.clone(), dir.clone(), sizes.keys);
-            tasks.push(tokio::task::spawn_blocking(move || {
-                for i in (t..keys).step_by(8) {
-                    nd.put_content(&native_file(&format!("{dir}/k{i:06}"))?, b"x")
-                        .map_err(err)?;
-                }
-                Ok::<_, String>(())
-            }));
-        }
-        for t in tasks {
-            t.await.map_err(err)??;
-        }
-    }
-    {
-        let dir = format!("{root}/keys-c");
-        let t = Instant::now();
-        let listed = driver.list(&dir).await.map_err(err)?;
-        c.list_ms = ms(t.elapsed());
-        check_count("component list", listed.len(), sizes.keys)?;
-        let before = server.as_mut().and_then(|s| s.count("GET", "prefix="));
-        let t = Instant::now();
-        let mut seen = 0usize;
-        driver
-            .walk(&dir, None, |_| {
-                seen += 1;
-                Ok(WalkControl::Continue)
-            })
-            .await
-            .map_err(err)?;
-        c.walk_ms = ms(t.elapsed());
-        let after = server.as_mut().and_then(|s| s.count("GET", "prefix="));
-        c.walk_lists = before.zip(after).map(|(b, a)| a - b);
-        check_count("component walk", seen, sizes.keys)?;
-        let t = Instant::now();
-        driver.delete(&dir).await.map_err(err)?;
-        c.delete_ms = ms(t.elapsed());
-    }
-    {
-        let dir = format!("{root}/keys-n");
-        let (nd, d2) = (native.clone(), dir.clone());
-        let (list_ms, listed) = blocking(move || {
-            let t = Instant::now();
-            let listed = nd.list(&native_dir(&d2)?).map_err(err)?;
-            Ok((ms(t.elapsed()), listed.len()))
-        })
-        .await?;
-        n.list_ms = list_ms;
-        check_count("native list", listed, sizes.keys)?;
-        let before = server.as_mut().and_then(|s| s.count("GET", "prefix="));
-        let nd = native.clone();
-        let d2 = dir.clone();
-        let (walk_ms, seen) = blocking(move || {
-            let t = Instant::now();
-            let mut w = nd.walk(&native_dir(&d2)?, None).map_err(err)?;
-            let mut seen = 0;
-            loop {
-                let b = w.next(1000).map_err(err)?;
-                if b.is_empty() {
-                    break;
-                }
-                seen += b.len();
-            }
-            Ok((ms(t.elapsed()), seen))
-        })
-        .await?;
-        let after = server.as_mut().and_then(|s| s.count("GET", "prefix="));
-        n.walk_ms = walk_ms;
-        n.walk_lists = before.zip(after).map(|(b, a)| a - b);
-        check_count("native walk", seen, sizes.keys)?;
-        let nd = native.clone();
-        n.delete_ms = blocking(move || {
-            let t = Instant::now();
-            nd.delete(&native_file(&dir)?).map_err(err)?;
-            Ok(ms(t.elapsed()))
-        })
-        .await?;
-    }
+    fill_directories(&run, &native, &table).await?;
+    listing(&mut run, &mut table).await?;
     eprintln!("ks3-driver bench: listing done");
-
-    // Concurrent writers.
-    let total = sizes.writers * sizes.writer_mib * MIB;
-    {
-        let t = Instant::now();
-        let mut tasks = Vec::new();
-        for i in 0..sizes.writers {
-            let (drv, d, p) = (driver.clone(), data.clone(), format!("{root}/conc/c{i}"));
-            let mib = sizes.writer_mib;
-            tasks.push(tokio::spawn(async move {
-                let mut w = drv.writer(&p, false).await.map_err(err)?;
-                for _ in 0..mib {
-                    w.write(&d).await.map_err(err)?;
-                }
-                w.commit().await.map_err(err)
-            }));
-        }
-        for t in tasks {
-            t.await.map_err(err)??;
-        }
-        c.concurrent_mibps = mibps(total, t.elapsed());
-    }
-    {
-        let t = Instant::now();
-        let mut tasks = Vec::new();
-        for i in 0..sizes.writers {
-            let (nd, d, p) = (native.clone(), data.clone(), format!("{root}/conc/n{i}"));
-            let mib = sizes.writer_mib;
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let mut w = nd.writer(&native_file(&p)?, false).map_err(err)?;
-                for _ in 0..mib {
-                    w.write(&d).map_err(err)?;
-                }
-                w.commit().map_err(err)
-            }));
-        }
-        for t in tasks {
-            t.await.map_err(err)??;
-        }
-        n.concurrent_mibps = mibps(total, t.elapsed());
-    }
+    concurrent_writers(&run, &mut table).await?;
     eprintln!("ks3-driver bench: concurrent writers done");
-
-    // Cold start: fresh processes, each doing one stat.
-    let cold_path = format!("{root}/cold");
-    driver.put_content(&cold_path, b"cold").await.map_err(err)?;
-    let endpoint = server.as_ref().map(|s| s.endpoint.clone());
-    let cold = {
-        let (args, p, runs) = (child_args.clone(), cold_path.clone(), sizes.cold_runs);
-        let params = params.clone();
-        blocking(move || cold_starts(&args, endpoint.as_deref(), &params, &p, runs)).await?
-    };
-    c.cold_nocache_ms = cold.0;
-    c.cold_cached_ms = cold.1;
-    n.cold_nocache_ms = cold.2;
-    n.cold_cached_ms = cold.2;
+    cold_starts(&run, &driver, &params, child_args, &mut table).await?;
     eprintln!("ks3-driver bench: cold starts done");
+    let sdk = sdk(&run, no_sdk).await?;
+    let schemes = signature_schemes(&run, &runtime, &params).await?;
+    let registries = registries(&run, &runtime, &params).await;
 
-    // The official SDK against the same server.
-    let sdk = match (&server, no_sdk) {
+    // Clean up (best effort).
+    let _ = driver.delete(&run.root).await;
+
+    let rows = rows(sizes, &table, driver.config(), limit, sdk.as_ref());
+    report(
+        &run,
+        &rows,
+        driver.config(),
+        sdk.is_some(),
+        &schemes,
+        registries,
+    );
+    Ok(())
+}
+
+/// One upload and one download of `stream_mib` per side, with the resident memory sampled
+/// during the upload (the writer's buffers are what the memory row judges).
+async fn streams(run: &Run, table: &mut Table<'_>) -> Result<(), String> {
+    let (mib, big) = (run.sizes.stream_mib, run.sizes.stream_mib * MIB);
+    for (side, f) in table.iter_mut() {
+        let path = format!("{}/stream/{}", run.root, side.name());
+        let base = rss();
+        let sampler = RssSampler::start();
+        let took = side.upload(path.clone(), run.data.clone(), mib).await?;
+        f.peak_mib = sampler.peak().saturating_sub(base) as f64 / MIB as f64;
+        f.write_mibps = mibps(big, took);
+
+        let (took, got) = side.download(path).await?;
+        if got != big {
+            return Err(format!("{} read {got} of {big} bytes", side.name()));
+        }
+        f.read_mibps = mibps(big, took);
+    }
+    Ok(())
+}
+
+/// The same stream by a plain HTTP client, (write, read) MiB/s: the stream rows' physical
+/// limit. Local server only: the client signs with its keys.
+async fn plain_http_limit(run: &Run) -> Option<(f64, f64)> {
+    let server = run.server.as_ref()?;
+    let (mib, big) = (run.sizes.stream_mib, run.sizes.stream_mib * MIB);
+    match limit::limit(&server.endpoint, mib, run.data.clone()).await {
+        Ok((up, down)) => Some((mibps(big, up), mibps(big, down))),
+        Err(e) => {
+            eprintln!("ks3-driver bench: plain-HTTP figures skipped: {e}");
+            None
+        }
+    }
+}
+
+/// Put, get and stat of 4 KiB, one at a time, `small_ops` times per side.
+async fn small_objects(run: &Run, table: &mut Table<'_>) -> Result<(), String> {
+    let body = Arc::new(vec![7u8; SMALL]);
+    for (side, f) in table.iter_mut() {
+        let paths = (0..run.sizes.small_ops)
+            .map(|i| run.path("small", *side, &format!("{i:06}")))
+            .collect();
+        for (op, v) in side.small_objects(paths, body.clone()).await? {
+            f.small.insert(op, lat_stats(v));
+        }
+    }
+    Ok(())
+}
+
+/// A directory of `keys` keys per side for `listing`. Filled by the native driver on 8
+/// blocking threads for both sides alike, and not timed: only the listing is measured.
+async fn fill_directories(run: &Run, native: &Native, table: &Table<'_>) -> Result<(), String> {
+    const THREADS: usize = 8;
+    for (side, _) in table {
+        let dir = run.key_dir(*side);
+        let tasks: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (native, dir, keys) = (native.clone(), dir.clone(), run.sizes.keys);
+                tokio::task::spawn_blocking(move || {
+                    for i in (t..keys).step_by(THREADS) {
+                        native.put(&format!("{dir}/k{i:06}"), b"x")?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.map_err(err)??;
+        }
+    }
+    Ok(())
+}
+
+/// List, walk (counting the listing requests it makes, when the local server can tell)
+/// and delete of each side's directory of `keys` keys.
+async fn listing(run: &mut Run, table: &mut Table<'_>) -> Result<(), String> {
+    let keys = run.sizes.keys;
+    for (side, f) in table.iter_mut() {
+        let dir = run.key_dir(*side);
+        let (took, listed) = side.list(dir.clone()).await?;
+        f.list_ms = ms(took);
+        check_count(&format!("{} list", side.name()), listed, keys)?;
+
+        let before = run.list_requests();
+        let (took, seen) = side.walk(dir.clone()).await?;
+        f.walk_ms = ms(took);
+        f.walk_lists = before.zip(run.list_requests()).map(|(b, a)| a - b);
+        check_count(&format!("{} walk", side.name()), seen, keys)?;
+
+        f.delete_ms = ms(side.delete(dir).await?);
+    }
+    Ok(())
+}
+
+/// `writers` uploads of `writer_mib` each at once per side: the aggregate rate.
+async fn concurrent_writers(run: &Run, table: &mut Table<'_>) -> Result<(), String> {
+    let (writers, mib) = (run.sizes.writers, run.sizes.writer_mib);
+    let total = writers * mib * MIB;
+    for (side, f) in table.iter_mut() {
+        let paths = (0..writers)
+            .map(|i| run.path("conc", *side, &i.to_string()))
+            .collect();
+        let t = Instant::now();
+        side.concurrent_uploads(paths, run.data.clone(), mib)
+            .await?;
+        f.concurrent_mibps = mibps(total, t.elapsed());
+    }
+    Ok(())
+}
+
+/// Fresh processes, each doing one stat of an object this step puts: per side the median
+/// wall time without a compiled-code cache and with a warmed one (the same figure for a
+/// side that keeps none).
+async fn cold_starts(
+    run: &Run,
+    driver: &Driver,
+    params: &Params,
+    child_args: Vec<String>,
+    table: &mut Table<'_>,
+) -> Result<(), String> {
+    let path = format!("{}/cold", run.root);
+    driver.put_content(&path, b"cold").await.map_err(err)?;
+    let children = ColdStarts::new(child_args, run.server.is_some(), params, run.sizes)?;
+    for (side, f) in table.iter_mut() {
+        let (args, caches) = (side.cold_stat_args(&path), side.caches_code());
+        let children = children.clone();
+        let (nocache, cached) = blocking(move || children.measure(&args, caches)).await?;
+        f.cold_nocache_ms = nocache;
+        f.cold_cached_ms = cached;
+    }
+    Ok(())
+}
+
+/// The official SDK's figures against the same server, or `None` (and why, on stderr).
+async fn sdk(run: &Run, no_sdk: bool) -> Result<Option<BTreeMap<String, f64>>, String> {
+    let sdk = match (&run.server, no_sdk) {
         (_, true) => Err("left out (--no-sdk)".to_string()),
         (None, _) => Err("only run against the local server".to_string()),
         (Some(s), _) => {
-            let hp = s.host_port().to_string();
+            let (hp, sizes) = (s.host_port().to_string(), run.sizes);
             blocking(move || Ok(run_sdk(&hp, sizes))).await?
         }
     };
     if let Err(why) = &sdk {
         eprintln!("ks3-driver bench: ks3sdk figures skipped: {why}");
     }
+    Ok(sdk.ok())
+}
 
-    // The signature schemes side by side (component only).
-    let schemes = schemes::compare(
-        &runtime,
-        &params,
-        &root,
-        sizes.stream_mib,
-        sizes.small_ops,
-        &data,
+/// The signature schemes side by side (component only): their table.
+async fn signature_schemes(
+    run: &Run,
+    runtime: &ks3_driver::Runtime,
+    params: &Params,
+) -> Result<String, String> {
+    let table = schemes::compare(
+        runtime,
+        params,
+        &run.root,
+        run.sizes.stream_mib,
+        run.sizes.small_ops,
+        &run.data,
     )
     .await?;
     eprintln!("ks3-driver bench: signature schemes done");
+    Ok(table)
+}
 
-    // The registries side by side (only on the local server: distribution's s3 driver is
-    // pointed at it with the same keys).
-    let registries = match &server {
+/// The registries side by side, or why not. Only on the local server: distribution's s3
+/// driver is pointed at it with the same keys.
+async fn registries(
+    run: &Run,
+    runtime: &ks3_driver::Runtime,
+    params: &Params,
+) -> Result<String, String> {
+    let registries = match &run.server {
         None => Err("only run against the local server".to_string()),
-        Some(_) => registries::compare(&runtime, &params, sizes.quick).await,
+        Some(_) => registries::compare(runtime, params, run.sizes.quick).await,
     };
     match &registries {
         Ok(_) => eprintln!("ks3-driver bench: registries done"),
         Err(why) => eprintln!("ks3-driver bench: registry comparison skipped: {why}"),
     }
+    registries
+}
 
-    // Clean up (best effort).
-    let _ = driver.delete(&root).await;
+/// Prints the three tables: the sides' (with the plain-HTTP and SDK columns), the
+/// signature schemes' and the registries' (or why there is none).
+fn report(
+    run: &Run,
+    rows: &[Row],
+    config: &ks3_driver::Config,
+    sdk: bool,
+    schemes: &str,
+    registries: Result<String, String>,
+) {
+    let local = run.server.is_some();
+    println!("{}", report::table(rows, config.chunk_size, local, sdk));
+    println!("{schemes}");
+    match registries {
+        Ok(table) => println!("{table}"),
+        Err(why) => println!("\nRegistries: skipped: {why}"),
+    }
+}
 
-    let sdk = sdk.ok();
-    let sdkv = |k: &str| sdk.as_ref().and_then(|m| m.get(k).copied());
+/// The main table's rows from both sides' figures, the plain-HTTP limit and the SDK's.
+fn rows(
+    sizes: Sizes,
+    table: &Table<'_>,
+    config: &ks3_driver::Config,
+    limit: Option<(f64, f64)>,
+    sdk: Option<&BTreeMap<String, f64>>,
+) -> Vec<Row> {
+    let [(_, c), (_, n)] = table;
+    let sdkv = |k: &str| sdk.and_then(|m| m.get(k).copied());
     // The writer holds its parts in flight, the part being filled and the tail's copy.
-    let chunks_held = driver.config().parts_in_flight() as f64 + 2.0;
-    let mem_limit = chunks_held * chunk as f64 / MIB as f64 + 64.0;
+    let chunks_held = config.parts_in_flight() as f64 + 2.0;
+    let mem_limit = chunks_held * config.chunk_size as f64 / MIB as f64 + 64.0;
     let mut rows = vec![
         Row::rate(
             &format!("stream write {} (MiB/s)", size_name(sizes.stream_mib)),
@@ -725,16 +678,7 @@ async fn bench(
         None,
         Target::AtMost(mem_limit),
     ));
-    println!(
-        "{}",
-        report::table(&rows, chunk, server.is_some(), sdk.is_some())
-    );
-    println!("{schemes}");
-    match registries {
-        Ok(table) => println!("{table}"),
-        Err(why) => println!("\nRegistries: skipped: {why}"),
-    }
-    Ok(())
+    rows
 }
 
 fn check_count(what: &str, got: usize, want: usize) -> Result<(), String> {
@@ -761,29 +705,74 @@ fn keys_name(n: usize) -> String {
     }
 }
 
-/// Median wall time of `runs` child processes: (component without cache, component
-/// cached, native), ms.
-fn cold_starts(
-    child_args: &[String],
-    endpoint: Option<&str>,
-    params: &Params,
-    path: &str,
+/// Runs fresh `ks3-driver` processes against the benchmark's configuration.
+#[derive(Clone)]
+struct ColdStarts {
+    exe: PathBuf,
+    /// The global options, and with the local server its parameters (its port is new).
+    base_args: Vec<String>,
     runs: usize,
-) -> Result<(f64, f64, f64), String> {
-    let exe = std::env::current_exe().map_err(err)?;
-    let mut base_args: Vec<String> = child_args.to_vec();
-    if endpoint.is_some() {
-        for (k, v) in params {
-            base_args.push("-p".into());
-            base_args.push(format!("{k}={v}"));
+}
+
+impl ColdStarts {
+    fn new(
+        child_args: Vec<String>,
+        local: bool,
+        params: &Params,
+        sizes: Sizes,
+    ) -> Result<Self, String> {
+        let mut base_args = child_args;
+        if local {
+            for (k, v) in params {
+                base_args.push("-p".into());
+                base_args.push(format!("{k}={v}"));
+            }
         }
+        Ok(ColdStarts {
+            exe: std::env::current_exe().map_err(err)?,
+            base_args,
+            runs: sizes.cold_runs,
+        })
     }
-    let scratch = std::env::temp_dir().join(format!("ks3-driver-bench-{}", std::process::id()));
-    let run = |extra: &[&str], cache: &PathBuf| -> Result<f64, String> {
+
+    /// Median wall time of `runs` processes with `args`, ms: (no cache, cached). With
+    /// `caches`, each uncached run gets an empty cache directory and the cached runs share
+    /// one warmed first; without, both figures are the same runs'.
+    fn measure(&self, args: &[String], caches: bool) -> Result<(f64, f64), String> {
+        let scratch = std::env::temp_dir().join(format!("ks3-driver-bench-{}", std::process::id()));
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let result = (|| {
+            if !caches {
+                let off = scratch.join("unused");
+                let times = (0..self.runs)
+                    .map(|_| self.run(args, &off))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let m = median(times);
+                return Ok((m, m));
+            }
+            let fresh = (0..self.runs)
+                .map(|i| self.run(args, &scratch.join(format!("fresh-{i}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let warm = scratch.join("warm");
+            self.run(args, &warm)?;
+            let cached = (0..self.runs)
+                .map(|_| self.run(args, &warm))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((median(fresh), median(cached)))
+        })();
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    /// One process's wall time, ms.
+    fn run(&self, args: &[String], cache: &PathBuf) -> Result<f64, String> {
         let t = Instant::now();
-        let out = Command::new(&exe)
-            .args(&base_args)
-            .args(extra)
+        let out = Command::new(&self.exe)
+            .args(&self.base_args)
+            .args(args)
             .env("KS3_DRIVER_CACHE_DIR", cache)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -798,32 +787,7 @@ fn cold_starts(
             ));
         }
         Ok(took)
-    };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let result = (|| {
-        let mut fresh = Vec::new();
-        for i in 0..runs {
-            let dir = scratch.join(format!("fresh-{i}"));
-            fresh.push(run(&["stat", path], &dir)?);
-        }
-        let warm = scratch.join("warm");
-        run(&["stat", path], &warm)?;
-        let mut cached = Vec::new();
-        for _ in 0..runs {
-            cached.push(run(&["stat", path], &warm)?);
-        }
-        let mut native = Vec::new();
-        let off = scratch.join("unused");
-        for _ in 0..runs {
-            native.push(run(&["bench", "--native-stat", path], &off)?);
-        }
-        Ok((median(fresh), median(cached), median(native)))
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
+    }
 }
 
 /// The official SDK's figures, or why there are none.
