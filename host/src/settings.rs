@@ -282,6 +282,7 @@ fn scalar(v: &serde_norway::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ks3_driver_component::config::{ENV_ACCESS_KEY, ENV_SECRET_KEY};
 
     fn env(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()
