@@ -354,6 +354,13 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         for name in params.keys() {
+            // An error names its parameter; a nameless one is named by what is wrong.
+            if name.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "(empty name)",
+                    "a parameter has an empty name",
+                ));
+            }
             if param_spec(name).is_none() {
                 let known: Vec<_> = PARAMETERS.iter().map(|p| p.name).collect();
                 return Err(ConfigError::new(
@@ -769,6 +776,15 @@ mod tests {
         let mut kv = base();
         kv.extend_from_slice(extra);
         Config::from_params(&params(&kv), |_| None)
+    }
+
+    #[test]
+    fn a_nameless_parameter_is_refused_by_name() {
+        let mut p = params(&base());
+        p.insert(" ".into(), "x".into());
+        let e = Config::from_params(&p, |_| None).unwrap_err();
+        assert_eq!(e.parameter, "(empty name)");
+        assert!(e.to_string().contains("empty name"), "{e}");
     }
 
     #[test]

@@ -188,6 +188,11 @@ impl Settings {
                 })?,
             };
             let key = key.trim().to_ascii_lowercase();
+            if key.is_empty() {
+                return Err(SettingsError::new(format!(
+                    "{where_}: a parameter name is empty"
+                )));
+            }
             let value = scalar(&v).ok_or_else(|| {
                 SettingsError::new(format!(
                     "{where_}: parameter `{key}` must be a string, number or boolean"
@@ -350,6 +355,9 @@ mod tests {
         assert!(s.apply_flags(&["=v".into()]).is_err());
         assert!(s.apply_yaml("- a\n- b\n", Path::new("c")).is_err());
         assert!(s.apply_yaml("bucket: [1, 2]\n", Path::new("c")).is_err());
+        // A nameless parameter (found by the config fuzz target) is refused, not passed on.
+        let e = s.apply_yaml("\"\": x\n", Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("name is empty"), "{e}");
         assert!(s
             .apply_yaml("bucket: \"unterminated\n", Path::new("c"))
             .is_err());

@@ -62,22 +62,11 @@ pub struct SharedKs3 {
 }
 
 pub fn shared_ks3() -> SharedKs3 {
-    let server = ks3_local::start_in_background(ks3_local::ServerConfig::memory(
-        "shared",
-        "AKLTshared",
-        "secret-shared",
-    ))
-    .expect("ks3-local starts");
-    let mut params = Params::new();
-    for (k, v) in [
-        ("accesskey", "AKLTshared"),
-        ("secretkey", "secret-shared"),
-        ("region", "ks3-cn-beijing"),
-        ("bucket", "shared"),
-        ("regionendpoint", server.endpoint().as_str()),
-    ] {
-        params.insert(k.into(), v.into());
-    }
+    let server = ks3_tests::start_server(|_| {});
+    let mut params = ks3_tests::params_on(&server.endpoint(), "");
+    // The registry's own layout at the bucket's root, in the driver's default chunks.
+    params.remove("rootdirectory");
+    params.remove("chunksize");
     SharedKs3 { server, params }
 }
 
