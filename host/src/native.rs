@@ -64,27 +64,22 @@ impl NativeTransport {
     }
 
     fn build(&self, req: &Request, body: &[u8]) -> Result<http::Request<WasiBody>, TransportError> {
-        let mut b = http::Request::builder()
-            .method(req.method)
-            .uri(format!("{}{}", self.base, req.path_and_query));
-        for (k, v) in &req.headers {
-            b = b.header(k.as_str(), v.as_str());
-        }
-        let body = Full::new(Bytes::copy_from_slice(body))
-            .map_err(|never| match never {})
-            .boxed_unsync();
-        b.body(body).map_err(|e| {
-            TransportError::new(
-                TransportErrorKind::Protocol,
-                format!("invalid request: {e}"),
-            )
-        })
+        self.build_with(req, Bytes::copy_from_slice(body))
     }
 
+    /// A request whose body is shared with the caller, not copied.
     fn build_shared(
         &self,
         req: &Request,
         body: Arc<Vec<u8>>,
+    ) -> Result<http::Request<WasiBody>, TransportError> {
+        self.build_with(req, Bytes::from_owner(SharedBody(body)))
+    }
+
+    fn build_with(
+        &self,
+        req: &Request,
+        body: Bytes,
     ) -> Result<http::Request<WasiBody>, TransportError> {
         let mut b = http::Request::builder()
             .method(req.method)
@@ -92,7 +87,7 @@ impl NativeTransport {
         for (k, v) in &req.headers {
             b = b.header(k.as_str(), v.as_str());
         }
-        let body = Full::new(Bytes::from_owner(SharedBody(body)))
+        let body = Full::new(body)
             .map_err(|never| match never {})
             .boxed_unsync();
         b.body(body).map_err(|e| {

@@ -43,6 +43,7 @@ use tokio::net::TcpListener;
 
 pub use app::StatsSnapshot;
 pub use config::{Config, ConfigError, HtpasswdConfig, Limits, Storage, UploadPurging};
+pub use embedded::Embedded;
 
 use app::App;
 use htpasswd::Htpasswd;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ks3_driver::{Driver, Params, Runtime};
 
+use super::sides::Component;
 use super::{err, lat_stats, mibps, size_name, MIB, SMALL};
 
 /// `signatureversion` value, and the name in the table's header.
@@ -53,24 +54,11 @@ async fn measure(
     let big = stream_mib * MIB;
     let path = format!("{dir}/stream");
     let t = Instant::now();
-    let mut w = driver.writer(&path, false).await.map_err(err)?;
-    for _ in 0..stream_mib {
-        w.write(data).await.map_err(err)?;
-    }
-    w.commit().await.map_err(err)?;
+    Component::upload(driver, &path, data, stream_mib).await?;
     let write_mibps = mibps(big, t.elapsed());
-    drop(w);
 
     let t = Instant::now();
-    let mut r = driver.reader(&path, 0).await.map_err(err)?;
-    let mut got = 0;
-    loop {
-        let b = r.read(4 * MIB).await.map_err(err)?;
-        if b.is_empty() {
-            break;
-        }
-        got += b.len();
-    }
+    let got = Component::read_to_end(driver, &path).await?;
     let read_mibps = mibps(big, t.elapsed());
     if got != big {
         return Err(format!("read {got} of {big} bytes"));

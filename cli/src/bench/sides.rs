@@ -53,12 +53,32 @@ pub trait Side {
 pub struct Component(pub Driver);
 
 impl Component {
-    async fn upload(driver: &Driver, path: &str, data: &[u8], mib: usize) -> Result<(), String> {
+    /// Writes `mib` times `data` to `path` and commits: the stream-write unit of every
+    /// component row (also the signature-schemes table's).
+    pub async fn upload(
+        driver: &Driver,
+        path: &str,
+        data: &[u8],
+        mib: usize,
+    ) -> Result<(), String> {
         let mut w = driver.writer(path, false).await.map_err(err)?;
         for _ in 0..mib {
             w.write(data).await.map_err(err)?;
         }
         w.commit().await.map_err(err)
+    }
+
+    /// Reads `path` to its end, 4 MiB at a time: the bytes read.
+    pub async fn read_to_end(driver: &Driver, path: &str) -> Result<usize, String> {
+        let mut r = driver.reader(path, 0).await.map_err(err)?;
+        let mut got = 0;
+        loop {
+            let b = r.read(4 * MIB).await.map_err(err)?;
+            if b.is_empty() {
+                return Ok(got);
+            }
+            got += b.len();
+        }
     }
 }
 
@@ -78,15 +98,7 @@ impl Side for Component {
     fn download(&self, path: String) -> Fut<'_, (Duration, usize)> {
         Box::pin(async move {
             let t = Instant::now();
-            let mut r = self.0.reader(&path, 0).await.map_err(err)?;
-            let mut got = 0;
-            loop {
-                let b = r.read(4 * MIB).await.map_err(err)?;
-                if b.is_empty() {
-                    break;
-                }
-                got += b.len();
-            }
+            let got = Self::read_to_end(&self.0, &path).await?;
             Ok((t.elapsed(), got))
         })
     }

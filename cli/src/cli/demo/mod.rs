@@ -18,7 +18,6 @@ use oci_client::client::{
 use oci_client::manifest::{OciDescriptor, IMAGE_CONFIG_MEDIA_TYPE, IMAGE_LAYER_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use rand::Rng;
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::progress::human;
@@ -40,7 +39,6 @@ const ROOT: &str = "/docker/registry/v2";
 const REPO: &str = "demo/app";
 const TAG: &str = "latest";
 const BUCKET: &str = "registry-demo";
-const REGION: &str = "ks3-cn-beijing";
 const CHUNK_SIZE: u64 = 5 << 20;
 /// Bytes of the ranged pull (a resumed download).
 const RANGE: u64 = 4 << 20;
@@ -133,28 +131,16 @@ struct Stage {
 
 impl Stage {
     async fn start(ctx: &Context) -> Result<Stage, CliError> {
-        let ak = format!("AKLTdemo{}", random_token(16));
-        let sk = random_token(40);
-        let server =
-            ks3_local::start_in_background(ks3_local::ServerConfig::memory(BUCKET, &ak, &sk))
-                .map_err(|e| failed(format!("cannot start the local KS3 server: {e:#}")))?;
+        let ks3_registry::Embedded { server, mut params } =
+            ks3_registry::Embedded::start(BUCKET, "AKLTdemo")
+                .map_err(|e| failed(format!("cannot start: {e}")))?;
         let endpoint = server.endpoint();
         say!("ks3-driver demo: an image pushed and pulled through the registry on the sandboxed KS3 driver component");
         say!(
             "local KS3 server {endpoint} (in memory), bucket {BUCKET}, chunksize {}",
             human(CHUNK_SIZE)
         );
-        let mut params = Params::new();
-        for (k, v) in [
-            ("accesskey", ak.as_str()),
-            ("secretkey", sk.as_str()),
-            ("region", REGION),
-            ("bucket", BUCKET),
-            ("regionendpoint", endpoint.as_str()),
-            ("chunksize", &CHUNK_SIZE.to_string()),
-        ] {
-            params.insert(k.to_string(), v.to_string());
-        }
+        params.insert("chunksize".into(), CHUNK_SIZE.to_string());
 
         let t = Instant::now();
         let runtime = ctx.runtime()?;
@@ -407,14 +393,6 @@ async fn count_objects(driver: &Driver) -> Result<(u64, u64), CliError> {
         .await
         .map_err(|e| CliError::driver("walk", ROOT, e))?;
     Ok((objects, stored))
-}
-
-fn random_token(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
 }
 
 fn time(d: Duration) -> String {
