@@ -31,7 +31,7 @@ use futures::stream::{self, StreamExt};
 use ks3_driver::{Driver, WalkControl};
 use serde_json::Value;
 
-use crate::layout;
+use crate::layout::{self, RepoPath};
 use crate::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crate::store::{delete_each, delete_if_present};
 
@@ -213,23 +213,15 @@ async fn enumerate_blobs(driver: &Driver) -> Result<BTreeMap<String, Blob>, GcEr
 /// Repositories with their revision links and tags, from one walk of `repositories/`.
 async fn enumerate_repositories(driver: &Driver) -> Result<BTreeMap<String, Repo>, GcError> {
     let root = layout::repositories();
-    let prefix = format!("{root}/");
     let mut repos: BTreeMap<String, Repo> = BTreeMap::new();
     let walked = driver
         .walk(&root, None, |info| {
-            let Some(rel) = info.path.strip_prefix(&prefix) else {
-                return Ok(WalkControl::Continue);
+            let (name, dir, rest) = match layout::split_repo_path(&info.path) {
+                RepoPath::Above => return Ok(WalkControl::Continue),
+                RepoPath::Unowned => return Ok(WalkControl::SkipDir),
+                RepoPath::In { repo, dir, rest } => (repo, dir, rest),
             };
-            let parts: Vec<&str> = rel.split('/').collect();
-            let Some(i) = parts.iter().position(|p| p.starts_with('_')) else {
-                return Ok(WalkControl::Continue);
-            };
-            if i == 0 {
-                return Ok(WalkControl::SkipDir);
-            }
-            let name = parts[..i].join("/");
-            let rest = &parts[i + 1..];
-            match parts[i] {
+            match dir {
                 // 2.8.2 finds repositories by `_layers`, v3 by `_manifests`: either will
                 // do (a repository of manifests only still has references to keep).
                 "_layers" => {
@@ -240,7 +232,7 @@ async fn enumerate_repositories(driver: &Driver) -> Result<BTreeMap<String, Repo
                 _ => return Ok(WalkControl::SkipDir),
             }
             let repo = repos.entry(name).or_default();
-            match rest {
+            match rest.as_slice() {
                 [] => {}
                 ["revisions", ..] if info.is_dir => {}
                 ["revisions", alg @ .., hex, "link"] if !alg.is_empty() => {

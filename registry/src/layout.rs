@@ -12,6 +12,39 @@ pub fn repositories() -> String {
     format!("{ROOT}/repositories")
 }
 
+/// Where a walked path lies under `repositories/`.
+pub enum RepoPath<'a> {
+    /// Not under it, or still inside a repository's name (no `_` directory yet).
+    Above,
+    /// Under a `_` directory that no repository owns (`repositories/_x`).
+    Unowned,
+    /// In repository `repo`'s directory `dir` (`_layers`, `_manifests`, `_uploads`, …),
+    /// then `rest`.
+    In {
+        repo: String,
+        dir: &'a str,
+        rest: Vec<&'a str>,
+    },
+}
+
+/// Splits a walked path at its repository: the one rule for the garbage collector and
+/// the upload purger, which both walk `repositories/`.
+pub fn split_repo_path(path: &str) -> RepoPath<'_> {
+    let Some(rel) = path.strip_prefix(&format!("{}/", repositories())) else {
+        return RepoPath::Above;
+    };
+    let parts: Vec<&str> = rel.split('/').collect();
+    match parts.iter().position(|p| p.starts_with('_')) {
+        None => RepoPath::Above,
+        Some(0) => RepoPath::Unowned,
+        Some(i) => RepoPath::In {
+            repo: parts[..i].join("/"),
+            dir: parts[i],
+            rest: parts[i + 1..].to_vec(),
+        },
+    }
+}
+
 /// A repository's directory (`_layers`, `_manifests`, `_uploads` live in it).
 pub fn repo(name: &str) -> String {
     format!("{ROOT}/repositories/{name}")

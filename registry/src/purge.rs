@@ -16,7 +16,7 @@ use ks3_driver::{Driver, WalkControl};
 
 use crate::config::UploadPurging;
 use crate::gc::GcError;
-use crate::layout;
+use crate::layout::{self, RepoPath};
 use crate::store::delete_each;
 
 /// An upload directory found by the walk.
@@ -137,22 +137,19 @@ pub async fn purge_uploads(
 /// `startedat`.
 async fn enumerate(driver: &Driver) -> Result<BTreeMap<(String, String), bool>, GcError> {
     let root = layout::repositories();
-    let prefix = format!("{root}/");
     let mut uploads: BTreeMap<(String, String), bool> = BTreeMap::new();
     let walked = driver
         .walk(&root, None, |info| {
-            let Some(rel) = info.path.strip_prefix(&prefix) else {
-                return Ok(WalkControl::Continue);
+            let (repo, rest) = match layout::split_repo_path(&info.path) {
+                RepoPath::Above => return Ok(WalkControl::Continue),
+                RepoPath::In {
+                    repo,
+                    dir: "_uploads",
+                    rest,
+                } => (repo, rest),
+                RepoPath::Unowned | RepoPath::In { .. } => return Ok(WalkControl::SkipDir),
             };
-            let parts: Vec<&str> = rel.split('/').collect();
-            let Some(i) = parts.iter().position(|p| p.starts_with('_')) else {
-                return Ok(WalkControl::Continue);
-            };
-            if i == 0 || parts[i] != "_uploads" {
-                return Ok(WalkControl::SkipDir);
-            }
-            let repo = parts[..i].join("/");
-            match &parts[i + 1..] {
+            match rest.as_slice() {
                 [id] if info.is_dir => {
                     uploads.entry((repo, id.to_string())).or_insert(false);
                 }

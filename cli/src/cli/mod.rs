@@ -542,15 +542,9 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Demo(_)) {
         logging::install(cli.verbose);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(tokio::runtime::Builder::new_current_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ks3-driver: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let ctx = Context { cli };
     match rt.block_on(dispatch(&ctx)) {
@@ -569,6 +563,16 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The async runtime `builder` makes, or the exit code after saying why it could not.
+pub(crate) fn runtime(
+    mut builder: tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("ks3-driver: cannot start the async runtime: {e}");
+        ExitCode::from(1)
+    })
 }
 
 #[cfg(test)]

@@ -18,15 +18,9 @@ pub struct RegistryArgs {
 /// Runs until SIGINT or SIGTERM, on a multi-threaded runtime (many pushes and pulls at
 /// once); errors are one line on stderr.
 pub fn main(cli: &Cli, args: &RegistryArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ks3-driver: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run(cli, args)) {
         Ok(()) => ExitCode::SUCCESS,
