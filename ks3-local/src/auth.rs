@@ -12,9 +12,7 @@ use ks3_proto::sign_v4::{parse_authorization, presigned_namespace};
 use ks3_proto::{Secret, SigningScheme};
 
 use crate::error::S3Error;
-
-/// Allowed difference between the request's date and the server clock.
-pub const MAX_SKEW_SECS: i64 = 15 * 60;
+use crate::limits::MAX_SKEW_SECS;
 
 const ACCESS_KEY_PARAMS: &[&str] = &["KSSAccessKeyId", "AccessKeyId", "AWSAccessKeyId"];
 

@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::Response;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -16,6 +18,17 @@ use crate::error::S3Error;
 use crate::store::{Opened, Sink};
 
 pub type RespBody = UnsyncBoxBody<Bytes, io::Error>;
+
+/// Sets a response header; a name or value that is not valid HTTP is left out rather
+/// than failing the whole response.
+pub fn set(resp: &mut Response<RespBody>, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        resp.headers_mut().insert(n, v);
+    }
+}
 
 pub fn full(b: impl Into<Bytes>) -> RespBody {
     Full::new(b.into())

@@ -29,8 +29,12 @@ pub mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handlers;
+pub mod limits;
+mod query;
 pub mod server;
+pub mod state;
 pub mod store;
+mod sync;
 
 pub use cli::{cli_main, run_cli, wait_for_signal, Cli};
 pub use config::{ServerConfig, TlsFiles};
@@ -40,7 +44,7 @@ pub use faults::{FaultAction, FaultInjector, FaultRule};
 /// A server that is accepting connections. Dropping it shuts it down.
 pub struct RunningServer {
     addr: SocketAddr,
-    state: Arc<server::State>,
+    state: Arc<state::State>,
     shutdown: Option<watch::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -86,7 +90,7 @@ impl RunningServer {
     /// Authenticated requests with this method (`""` or `"*"` = any) whose logged target
     /// contains `query_contains`, e.g. `("GET", "prefix=")`. The log keeps the path and the
     /// query's parameter names without their values (`partNumber`'s excepted):
-    /// `/b/k?partNumber=2&uploadId=` (see [`server::loggable_target`]); it holds the last
+    /// `/b/k?partNumber=2&uploadId=` (see [`state::loggable_target`]); it holds the last
     /// [`ServerConfig::request_log_capacity`] requests.
     pub fn requests_matching(&self, method: &str, query_contains: &str) -> u64 {
         self.state.stats.matching(method, query_contains)

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use ks3_proto::digest::Md5Stream;
@@ -24,18 +24,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::valid_bucket_name;
 use crate::error::S3Error;
+use crate::sync::{lock, read, write};
 
 const MAGIC: &[u8; 8] = b"KS3LOC01";
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
-}
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -5,12 +5,11 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::body::collect;
+use crate::limits::MAX_DELETE_KEYS;
 use ks3_proto::xml::{
     from_xml, Delete, DeleteEntry, DeleteError, DeleteResult, Deleted, LocationConstraint, S3_NS,
 };
 
-/// At most this many keys per multi-object delete.
-pub const MAX_DELETE_KEYS: usize = 1000;
 const MAX_DELETE_BODY: usize = 4 << 20;
 
 pub fn head_bucket(state: &State, req: &Req) -> HResult {

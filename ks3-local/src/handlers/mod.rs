@@ -1,24 +1,22 @@
 //! Request routing and the pieces the operation handlers share.
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 use ks3_proto::date::http_date;
 use ks3_proto::xml::{to_xml, Document, Owner};
 
 use crate::auth::header_str;
-use crate::body::{full, RespBody};
+use crate::body::{full, set, RespBody};
 use crate::error::S3Error;
-use crate::server::State;
+use crate::limits::{MAX_KEY_LEN, MAX_USER_META};
+use crate::query::Query;
+use crate::state::State;
 use crate::store::{Attrs, Bucket, ObjectMeta};
 
 pub mod bucket;
 pub mod list;
 pub mod multipart;
 pub mod object;
-
-/// Longest key KS3 accepts, in bytes.
-pub const MAX_KEY_LEN: usize = 1024;
 
 /// Sub-resources and operations this server does not implement (→ 501 NotImplemented),
 /// so that e.g. `GET /bucket?acl` is never mistaken for a listing.
@@ -58,41 +56,6 @@ const UNSUPPORTED: &[&str] = &[
     "transferAcceleration",
     "dataAccelerator",
 ];
-
-/// Decoded query parameters (`+` read as a space).
-#[derive(Debug, Default)]
-pub struct Query(pub Vec<(String, Option<String>)>);
-
-impl Query {
-    pub fn parse(raw: &str) -> Result<Query, S3Error> {
-        let mut out = Vec::new();
-        for (k, v) in ks3_proto::encode::split_query(raw) {
-            let k = ks3_proto::encode::decode(k, true).ok_or_else(S3Error::invalid_uri)?;
-            let v = match v {
-                Some(v) => {
-                    Some(ks3_proto::encode::decode(v, true).ok_or_else(S3Error::invalid_uri)?)
-                }
-                None => None,
-            };
-            out.push((k, v));
-        }
-        Ok(Query(out))
-    }
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
-    /// The value (`""` for a parameter without `=`).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_deref().unwrap_or(""))
-    }
-    /// The value, with an empty one treated as absent.
-    pub fn get_nonempty(&self, name: &str) -> Option<&str> {
-        self.get(name).filter(|v| !v.is_empty())
-    }
-}
 
 /// One request, addressed and authenticated.
 pub struct Req {
@@ -244,7 +207,6 @@ const STORED_HEADERS: &[&str] = &[
     "content-language",
     "expires",
 ];
-const MAX_USER_META: usize = 2048;
 
 /// Attributes of a new object from the request headers, validated.
 pub fn attrs_from(req: &Req) -> Result<Attrs, S3Error> {
@@ -334,15 +296,6 @@ pub fn copy_source(req: &Req) -> Result<(String, String), S3Error> {
 }
 
 // ---- shared response building ----
-
-pub fn set(resp: &mut Response<RespBody>, name: &str, value: &str) {
-    if let (Ok(n), Ok(v)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) {
-        resp.headers_mut().insert(n, v);
-    }
-}
 
 /// A response whose body is the document `doc` (see `ks3_proto::xml`).
 pub fn xml_response<D: Document>(status: StatusCode, doc: &D) -> HResult {

@@ -5,18 +5,16 @@ use ks3_proto::digest::{etag, hex, Md5Stream};
 use ks3_proto::Crc64;
 
 use super::list::count;
-use super::list::MAX_KEYS;
 use super::object::copy_into;
 use super::*;
 use crate::body::{collect, receive};
+use crate::limits::{MAX_KEYS, MAX_PARTS_LISTED, MAX_PART_NUMBER};
 use crate::store::{now_ms, PartMeta, UploadInfo};
 use ks3_proto::xml::{
     from_xml, CommonPrefix, CompleteMultipartUpload, CompleteMultipartUploadResult, CopyPartResult,
     InitiateMultipartUploadResult, ListMultipartUploadsResult, ListPartsResult, PartEntry,
     UploadEntry, S3_NS,
 };
-
-pub const MAX_PART_NUMBER: u32 = 10_000;
 
 fn now_nanos() -> u64 {
     std::time::SystemTime::now()
@@ -357,7 +355,7 @@ pub fn list_parts(state: &State, req: &Req) -> HResult {
     let bucket = bucket_of(state, &req.bucket)?;
     let id = upload_id(req)?;
     let url = url_encoding(req)?;
-    let max = page_size(req, "max-parts", 1000, 1000)?;
+    let max = page_size(req, "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED)?;
     let marker: u32 = match req.query.get_nonempty("part-number-marker") {
         None => 0,
         Some(v) => v.parse().map_err(|_| {
