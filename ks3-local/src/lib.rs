@@ -20,7 +20,6 @@ use tokio::sync::watch;
 pub mod admin;
 pub mod amz;
 pub mod auth;
-pub mod auth_v4;
 pub mod body;
 pub mod cli;
 pub mod config;

@@ -11,7 +11,7 @@ use ks3_proto::sign_v4::{
 };
 use ks3_proto::{Secret, SigningScheme};
 
-use crate::auth::{header_str, invalid_access_key, AuthInput, Authenticated};
+use super::{header_str, invalid_access_key, AuthInput, Authenticated};
 use crate::error::S3Error;
 use crate::limits::MAX_SKEW_SECS;
 
