@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 use crate::error::S3Error;
-use crate::store::{Opened, Sink};
+use crate::store::Opened;
 
 pub type RespBody = UnsyncBoxBody<Bytes, io::Error>;
 
@@ -341,7 +341,7 @@ pub fn sha256_mismatch(claimed: &str, computed: &str) -> S3Error {
     .with("S3ComputedContentSHA256", computed)
 }
 
-fn body_error(e: ReqBodyError) -> S3Error {
+pub fn body_error(e: ReqBodyError) -> S3Error {
     match e {
         ReqBodyError::Transport => incomplete(),
         ReqBodyError::Timeout => {
@@ -358,7 +358,8 @@ fn body_error(e: ReqBodyError) -> S3Error {
     }
 }
 
-fn incomplete() -> S3Error {
+/// `IncompleteBody`: fewer bytes than `Content-Length` said, or a broken body.
+pub fn incomplete() -> S3Error {
     let mut e = S3Error::new(
         400,
         "IncompleteBody",
@@ -366,24 +367,6 @@ fn incomplete() -> S3Error {
     );
     e.close = true;
     e
-}
-
-/// Streams a request body of `expected` bytes into `sink`. A body that ends early or breaks
-/// → `IncompleteBody` (the data is then dropped with the sink, never published).
-pub async fn receive(body: &mut ReqBody, sink: &mut Sink, expected: u64) -> Result<(), S3Error> {
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(body_error)?;
-        if let Ok(data) = frame.into_data() {
-            if sink.len() + data.len() as u64 > expected {
-                return Err(incomplete());
-            }
-            sink.write(&data).await.map_err(S3Error::io)?;
-        }
-    }
-    if sink.len() != expected {
-        return Err(incomplete());
-    }
-    Ok(())
 }
 
 /// Collects a small request body, at most `limit` bytes.

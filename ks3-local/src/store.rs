@@ -23,10 +23,55 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::valid_bucket_name;
-use crate::error::S3Error;
 use crate::sync::{lock, read, write};
 
 const MAGIC: &[u8; 8] = b"KS3LOC01";
+
+/// Why a store operation failed, in the store's own terms; the handlers decide what each
+/// means on the wire.
+#[derive(Debug)]
+pub enum StoreError {
+    InvalidBucketName(String),
+    BucketAlreadyExists(String),
+    NoSuchBucket(String),
+    BucketNotEmpty(String),
+    NoSuchKey(String),
+    /// The upload does not exist (any more) for that key.
+    NoSuchUpload(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::InvalidBucketName(b) => write!(f, "invalid bucket name {b:?}"),
+            StoreError::BucketAlreadyExists(b) => write!(f, "bucket {b} already exists"),
+            StoreError::NoSuchBucket(b) => write!(f, "no bucket {b}"),
+            StoreError::BucketNotEmpty(b) => write!(f, "bucket {b} is not empty"),
+            StoreError::NoSuchKey(k) => write!(f, "no object {k:?}"),
+            StoreError::NoSuchUpload(id) => write!(f, "no multipart upload {id}"),
+            // Bare, as a multi-object delete quotes it in its per-key error.
+            StoreError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -163,19 +208,17 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         if let Some(m) = self.md5.as_mut() {
             m.update(data);
         }
         self.crc.update(data);
         self.len += data.len() as u64;
         match &mut self.inner {
-            SinkInner::File { file, .. } => file.write_all(data).await,
-            SinkInner::Mem(buf) => {
-                buf.extend_from_slice(data);
-                Ok(())
-            }
+            SinkInner::File { file, .. } => file.write_all(data).await?,
+            SinkInner::Mem(buf) => buf.extend_from_slice(data),
         }
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {
@@ -196,10 +239,10 @@ impl Sink {
     }
 
     /// Appends the trailer (files only) and closes the file.
-    pub async fn finish<T: Serialize>(self, trailer: &T) -> io::Result<Staged> {
+    pub async fn finish<T: Serialize>(self, trailer: &T) -> Result<Staged> {
         match self.inner {
             SinkInner::File { mut file, path } => {
-                let json = serde_json::to_vec(trailer)?;
+                let json = serde_json::to_vec(trailer).map_err(io::Error::from)?;
                 file.write_all(&json).await?;
                 file.write_all(&(json.len() as u32).to_le_bytes()).await?;
                 file.write_all(MAGIC).await?;
@@ -382,7 +425,7 @@ impl Bucket {
     }
 
     /// A sink for a new body. `size_hint` sizes the RAM buffer.
-    pub async fn sink(&self, size_hint: u64, with_md5: bool) -> io::Result<Sink> {
+    pub async fn sink(&self, size_hint: u64, with_md5: bool) -> Result<Sink> {
         let inner = match &self.tmp {
             Some(tmp) => {
                 let path = tmp.join(format!("{:032x}", rand::random::<u128>()));
@@ -413,20 +456,20 @@ impl Bucket {
     }
 
     /// Metadata and opened data of a key.
-    pub fn open(&self, key: &str) -> io::Result<Option<(Arc<ObjectMeta>, Opened)>> {
+    pub fn open(&self, key: &str) -> Result<(Arc<ObjectMeta>, Opened)> {
         let objects = read(&self.objects);
         let Some(o) = objects.get(key) else {
-            return Ok(None);
+            return Err(StoreError::NoSuchKey(key.to_string()));
         };
         let opened = match &o.data {
             Data::File(p) => Opened::File(std::fs::File::open(p)?),
             Data::Mem(b) => Opened::Mem(b.clone()),
         };
-        Ok(Some((o.meta.clone(), opened)))
+        Ok((o.meta.clone(), opened))
     }
 
     /// Publishes staged data under `meta.key` (atomically replacing any previous object).
-    pub fn put(&self, meta: ObjectMeta, staged: Staged) -> io::Result<Arc<ObjectMeta>> {
+    pub fn put(&self, meta: ObjectMeta, staged: Staged) -> Result<Arc<ObjectMeta>> {
         let meta = Arc::new(meta);
         let data = match (staged, &self.dir) {
             (Staged::File(tmp), Some(dir)) => {
@@ -460,7 +503,7 @@ impl Bucket {
             }
             (Staged::Mem(b), _) => Data::Mem(b),
             (Staged::File(_), None) => {
-                return Err(io::Error::other("file data for an in-memory bucket"))
+                return Err(io::Error::other("file data for an in-memory bucket").into())
             }
         };
         write(&self.objects).insert(
@@ -473,11 +516,10 @@ impl Bucket {
         Ok(meta)
     }
 
-    /// Deletes a key; `false` if it did not exist.
-    pub fn delete(&self, key: &str) -> io::Result<bool> {
+    pub fn delete(&self, key: &str) -> Result<()> {
         let mut objects = write(&self.objects);
         match objects.remove(key) {
-            None => Ok(false),
+            None => Err(StoreError::NoSuchKey(key.to_string())),
             Some(o) => {
                 if let Data::File(p) = o.data {
                     let removed = std::fs::remove_file(&p);
@@ -496,12 +538,12 @@ impl Bucket {
                                     data: Data::File(p),
                                 },
                             );
-                            return Err(e);
+                            return Err(e.into());
                         }
                         _ => {}
                     }
                 }
-                Ok(true)
+                Ok(())
             }
         }
     }
@@ -513,7 +555,7 @@ impl Bucket {
 
     // ---- multipart ----
 
-    pub fn create_upload(&self, info: UploadInfo) -> io::Result<()> {
+    pub fn create_upload(&self, info: UploadInfo) -> Result<()> {
         if let Some(dir) = &self.dir {
             let udir = self.upload_dir(dir, &info.id);
             std::fs::create_dir_all(&udir)?;
@@ -521,7 +563,7 @@ impl Bucket {
             {
                 use std::io::Write;
                 let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&serde_json::to_vec(&info)?)?;
+                f.write_all(&serde_json::to_vec(&info).map_err(io::Error::from)?)?;
                 if self.fsync {
                     f.sync_all()?;
                 }
@@ -568,17 +610,11 @@ impl Bucket {
             .map(|u| u.parts.values().cloned().collect())
     }
 
-    /// Publishes a part; `Ok(false)` if the upload vanished meanwhile.
-    pub fn put_part(
-        &self,
-        id: &str,
-        key: &str,
-        meta: PartMeta,
-        staged: Staged,
-    ) -> io::Result<bool> {
+    /// Publishes a part; `NoSuchUpload` if the upload vanished meanwhile.
+    pub fn put_part(&self, id: &str, key: &str, meta: PartMeta, staged: Staged) -> Result<()> {
         let mut uploads = lock(&self.uploads);
         let Some(u) = uploads.get_mut(id).filter(|u| u.info.key == key) else {
-            return Ok(false);
+            return Err(StoreError::NoSuchUpload(id.to_string()));
         };
         let data = match (staged, &self.dir) {
             (Staged::File(tmp), Some(dir)) => {
@@ -594,11 +630,11 @@ impl Bucket {
             }
             (Staged::Mem(b), _) => Data::Mem(b),
             (Staged::File(_), None) => {
-                return Err(io::Error::other("file part for an in-memory bucket"))
+                return Err(io::Error::other("file part for an in-memory bucket").into())
             }
         };
         u.parts.insert(meta.number, Part { meta, data });
-        Ok(true)
+        Ok(())
     }
 
     /// Removes an upload and its parts; `false` if it did not exist.
@@ -618,12 +654,7 @@ impl Bucket {
     }
 
     /// Publishes a completed multipart object and removes its upload, in one step.
-    pub fn complete(
-        &self,
-        id: &str,
-        meta: ObjectMeta,
-        staged: Staged,
-    ) -> io::Result<Arc<ObjectMeta>> {
+    pub fn complete(&self, id: &str, meta: ObjectMeta, staged: Staged) -> Result<Arc<ObjectMeta>> {
         let meta = self.put(meta, staged)?;
         self.remove_upload(id, &meta.key);
         let mut done = lock(&self.completed);
@@ -648,7 +679,7 @@ impl Bucket {
 }
 
 impl Part {
-    pub fn open(&self) -> io::Result<Opened> {
+    pub fn open(&self) -> Result<Opened> {
         Ok(match &self.data {
             Data::File(p) => Opened::File(std::fs::File::open(p)?),
             Data::Mem(b) => Opened::Mem(b.clone()),
@@ -693,7 +724,7 @@ impl Store {
             if store.bucket(b).is_none() {
                 store
                     .create_bucket(b)
-                    .map_err(|e| anyhow::anyhow!("creating bucket {b}: {}", e.message))?;
+                    .map_err(|e| anyhow::anyhow!("creating bucket {b}: {e}"))?;
             }
         }
         Ok(store)
@@ -715,32 +746,22 @@ impl Store {
         read(&self.buckets).contains_key(name)
     }
 
-    pub fn create_bucket(&self, name: &str) -> Result<(), S3Error> {
+    pub fn create_bucket(&self, name: &str) -> Result<()> {
         if !valid_bucket_name(name) {
-            return Err(S3Error::new(
-                400,
-                "InvalidBucketName",
-                "The specified bucket is not valid.",
-            )
-            .with("BucketName", name));
+            return Err(StoreError::InvalidBucketName(name.to_string()));
         }
         let mut map = write(&self.buckets);
         if map.contains_key(name) {
-            return Err(S3Error::new(
-                409,
-                "BucketAlreadyExists",
-                "The requested bucket name is not available.",
-            )
-            .with("BucketName", name));
+            return Err(StoreError::BucketAlreadyExists(name.to_string()));
         }
         let bucket = match &self.root {
             Some(root) => {
                 let dir = root.join(name);
-                std::fs::create_dir_all(dir.join("obj")).map_err(S3Error::io)?;
-                std::fs::create_dir_all(dir.join("mpu")).map_err(S3Error::io)?;
+                std::fs::create_dir_all(dir.join("obj"))?;
+                std::fs::create_dir_all(dir.join("mpu"))?;
                 if self.fsync {
-                    sync_dir(&dir).map_err(S3Error::io)?;
-                    sync_dir(root).map_err(S3Error::io)?;
+                    sync_dir(&dir)?;
+                    sync_dir(root)?;
                 }
                 Bucket::new(name, Some(dir), Some(root.join(".tmp")), self.fsync)
             }
@@ -750,21 +771,16 @@ impl Store {
         Ok(())
     }
 
-    pub fn delete_bucket(&self, name: &str) -> Result<(), S3Error> {
+    pub fn delete_bucket(&self, name: &str) -> Result<()> {
         let mut map = write(&self.buckets);
         let Some(b) = map.get(name) else {
-            return Err(S3Error::no_such_bucket(name));
+            return Err(StoreError::NoSuchBucket(name.to_string()));
         };
         if !b.is_empty() {
-            return Err(S3Error::new(
-                409,
-                "BucketNotEmpty",
-                "The bucket you tried to delete is not empty.",
-            )
-            .with("BucketName", name));
+            return Err(StoreError::BucketNotEmpty(name.to_string()));
         }
         if let Some(dir) = &b.dir {
-            std::fs::remove_dir_all(dir).map_err(S3Error::io)?;
+            std::fs::remove_dir_all(dir)?;
         }
         map.remove(name);
         Ok(())

@@ -94,8 +94,10 @@ pub async fn multi_delete(state: &State, req: &mut Req) -> HResult {
             Err(("KeyTooLong", "Your key is too long.".to_string()))
         } else {
             match bucket.delete(&key) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(("NoSuchKey", "The specified key does not exist.".to_string())),
+                Ok(()) => Ok(()),
+                Err(StoreError::NoSuchKey(_)) => {
+                    Err(("NoSuchKey", "The specified key does not exist.".to_string()))
+                }
                 Err(e) => Err(("InternalError", e.to_string())),
             }
         };

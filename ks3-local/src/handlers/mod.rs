@@ -6,12 +6,14 @@ use ks3_proto::date::http_date;
 use ks3_proto::xml::{to_xml, Document, Owner};
 
 use crate::auth::header_str;
-use crate::body::{full, set, RespBody};
+use http_body_util::BodyExt;
+
+use crate::body::{body_error, full, incomplete, set, ReqBody, RespBody};
 use crate::error::S3Error;
 use crate::limits::{MAX_KEY_LEN, MAX_USER_META};
 use crate::query::Query;
 use crate::state::State;
-use crate::store::{Attrs, Bucket, ObjectMeta};
+use crate::store::{Attrs, Bucket, ObjectMeta, Sink, StoreError};
 
 pub mod bucket;
 pub mod list;
@@ -64,7 +66,7 @@ pub struct Req {
     pub query: Query,
     pub bucket: String,
     pub key: String,
-    pub body: crate::body::ReqBody,
+    pub body: ReqBody,
     /// `Host` header (for `Location`).
     pub host: String,
 }
@@ -76,6 +78,37 @@ impl Req {
 }
 
 pub type HResult = Result<Response<RespBody>, S3Error>;
+
+/// What a store failure means on the wire: the one place where the store's errors become
+/// KS3's codes and statuses.
+impl From<StoreError> for S3Error {
+    fn from(e: StoreError) -> S3Error {
+        match e {
+            StoreError::InvalidBucketName(name) => S3Error::new(
+                400,
+                "InvalidBucketName",
+                "The specified bucket is not valid.",
+            )
+            .with("BucketName", name),
+            StoreError::BucketAlreadyExists(name) => S3Error::new(
+                409,
+                "BucketAlreadyExists",
+                "The requested bucket name is not available.",
+            )
+            .with("BucketName", name),
+            StoreError::NoSuchBucket(name) => S3Error::no_such_bucket(&name),
+            StoreError::BucketNotEmpty(name) => S3Error::new(
+                409,
+                "BucketNotEmpty",
+                "The bucket you tried to delete is not empty.",
+            )
+            .with("BucketName", name),
+            StoreError::NoSuchKey(key) => S3Error::no_such_key(&key),
+            StoreError::NoSuchUpload(id) => S3Error::no_such_upload(&id),
+            StoreError::Io(e) => S3Error::io(e),
+        }
+    }
+}
 
 pub fn bucket_of(state: &State, name: &str) -> Result<Arc<Bucket>, S3Error> {
     state
@@ -175,6 +208,24 @@ pub fn content_md5(req: &Req) -> Result<Option<[u8; 16]>, S3Error> {
             .map(Some)
             .ok_or_else(S3Error::invalid_digest),
     }
+}
+
+/// Streams a request body of `expected` bytes into `sink`. A body that ends early or breaks
+/// → `IncompleteBody` (the data is then dropped with the sink, never published).
+pub async fn receive(body: &mut ReqBody, sink: &mut Sink, expected: u64) -> Result<(), S3Error> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(body_error)?;
+        if let Ok(data) = frame.into_data() {
+            if sink.len() + data.len() as u64 > expected {
+                return Err(incomplete());
+            }
+            sink.write(&data).await?;
+        }
+    }
+    if sink.len() != expected {
+        return Err(incomplete());
+    }
+    Ok(())
 }
 
 /// `x-kss-server-side-encryption`: only `AES256`; SSE-C and KMS are not implemented.
