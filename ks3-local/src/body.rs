@@ -263,12 +263,6 @@ impl ReqBody {
             timer: None,
         }
     }
-
-    /// Whether the transport has delivered everything (the SHA-256 check may still be
-    /// pending; it runs on the next poll).
-    pub fn transport_done(&self) -> bool {
-        self.inner.is_end_stream()
-    }
 }
 
 impl Body for ReqBody {

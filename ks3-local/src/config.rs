@@ -50,9 +50,10 @@ pub struct ServerConfig {
     /// answers, as its V4 region name (`BEIJING`). V4 credential scopes may name any region.
     pub region: String,
     /// Serve the unauthenticated admin endpoint (`/_ks3local/faults`, `/_ks3local/stats`,
-    /// see [`crate::admin`]) — `--admin`. Off by default: anyone who reaches the port could
-    /// inject faults. The in-process handles ([`crate::RunningServer::faults`],
-    /// [`crate::RunningServer::requests_matching`]) work either way.
+    /// see the README's *Fault injection*) — `--admin`. Off by default: anyone who reaches
+    /// the port could inject faults. The in-process handles
+    /// ([`crate::RunningServer::faults`], [`crate::RunningServer::requests_matching`]) work
+    /// either way.
     pub admin: bool,
     /// `fsync` each body file and its directory before a PUT, part, copy, initiate or
     /// Complete is acknowledged on disk (default `true`; `--no-fsync` for benchmarks:

@@ -105,11 +105,6 @@ impl Stats {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Entries in the log now (at most the capacity).
-    pub fn logged(&self) -> usize {
-        lock(&self.log).len()
-    }
-
     /// Logged requests whose method equals `method` (`""`/`"*"` = any) and whose loggable
     /// target (see [`loggable_target`]) contains `needle`. The scan runs on a copy of the
     /// log's handles: request handling never waits for it.
