@@ -2,12 +2,11 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::BodyExt;
 use ks3_proto::date::http_date;
 use ks3_proto::xml::{to_xml, Document, Owner};
 
 use crate::auth::header_str;
-use http_body_util::BodyExt;
-
 use crate::body::{body_error, full, incomplete, set, ReqBody, RespBody};
 use crate::error::S3Error;
 use crate::limits::{MAX_KEY_LEN, MAX_USER_META};
