@@ -15,10 +15,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::body::{full, RespBody};
+use crate::body::{full, set, RespBody};
 use crate::faults::FaultRule;
-use crate::handlers::{set, Query};
-use crate::server::State;
+use crate::query::Query;
+use crate::state::State;
 
 pub const PREFIX: &str = "/_ks3local/";
 

@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::Response;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -13,9 +15,20 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 use crate::error::S3Error;
-use crate::store::{Opened, Sink};
+use crate::store::Opened;
 
 pub type RespBody = UnsyncBoxBody<Bytes, io::Error>;
+
+/// Sets a response header; a name or value that is not valid HTTP is left out rather
+/// than failing the whole response.
+pub fn set(resp: &mut Response<RespBody>, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        resp.headers_mut().insert(n, v);
+    }
+}
 
 pub fn full(b: impl Into<Bytes>) -> RespBody {
     Full::new(b.into())
@@ -250,12 +263,6 @@ impl ReqBody {
             timer: None,
         }
     }
-
-    /// Whether the transport has delivered everything (the SHA-256 check may still be
-    /// pending; it runs on the next poll).
-    pub fn transport_done(&self) -> bool {
-        self.inner.is_end_stream()
-    }
 }
 
 impl Body for ReqBody {
@@ -328,7 +335,7 @@ pub fn sha256_mismatch(claimed: &str, computed: &str) -> S3Error {
     .with("S3ComputedContentSHA256", computed)
 }
 
-fn body_error(e: ReqBodyError) -> S3Error {
+pub fn body_error(e: ReqBodyError) -> S3Error {
     match e {
         ReqBodyError::Transport => incomplete(),
         ReqBodyError::Timeout => {
@@ -345,7 +352,8 @@ fn body_error(e: ReqBodyError) -> S3Error {
     }
 }
 
-fn incomplete() -> S3Error {
+/// `IncompleteBody`: fewer bytes than `Content-Length` said, or a broken body.
+pub fn incomplete() -> S3Error {
     let mut e = S3Error::new(
         400,
         "IncompleteBody",
@@ -353,24 +361,6 @@ fn incomplete() -> S3Error {
     );
     e.close = true;
     e
-}
-
-/// Streams a request body of `expected` bytes into `sink`. A body that ends early or breaks
-/// → `IncompleteBody` (the data is then dropped with the sink, never published).
-pub async fn receive(body: &mut ReqBody, sink: &mut Sink, expected: u64) -> Result<(), S3Error> {
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(body_error)?;
-        if let Ok(data) = frame.into_data() {
-            if sink.len() + data.len() as u64 > expected {
-                return Err(incomplete());
-            }
-            sink.write(&data).await.map_err(S3Error::io)?;
-        }
-    }
-    if sink.len() != expected {
-        return Err(incomplete());
-    }
-    Ok(())
 }
 
 /// Collects a small request body, at most `limit` bytes.

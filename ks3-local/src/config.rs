@@ -4,12 +4,10 @@ use std::path::PathBuf;
 
 use ks3_proto::Secret;
 
-/// 5 GB: KS3's limit for a single PUT, a part, and a copy source.
-pub const FIVE_GB: u64 = 5_000_000_000;
+use crate::limits::{FIVE_GB, FIVE_MIB};
+
 /// The region a server claims unless told otherwise.
 pub const DEFAULT_REGION: &str = "ks3-cn-beijing";
-/// 5 MiB: the smallest size of every multipart part but the last.
-pub const FIVE_MIB: u64 = 5 * 1024 * 1024;
 
 /// How to run a server. Build it with [`ServerConfig::memory`], [`ServerConfig::on_disk`] or
 /// struct-update syntax over [`Default`]:
@@ -52,9 +50,10 @@ pub struct ServerConfig {
     /// answers, as its V4 region name (`BEIJING`). V4 credential scopes may name any region.
     pub region: String,
     /// Serve the unauthenticated admin endpoint (`/_ks3local/faults`, `/_ks3local/stats`,
-    /// see [`crate::admin`]) — `--admin`. Off by default: anyone who reaches the port could
-    /// inject faults. The in-process handles ([`crate::RunningServer::faults`],
-    /// [`crate::RunningServer::requests_matching`]) work either way.
+    /// see the README's *Fault injection*) — `--admin`. Off by default: anyone who reaches
+    /// the port could inject faults. The in-process handles
+    /// ([`crate::RunningServer::faults`], [`crate::RunningServer::requests_matching`]) work
+    /// either way.
     pub admin: bool,
     /// `fsync` each body file and its directory before a PUT, part, copy, initiate or
     /// Complete is acknowledged on disk (default `true`; `--no-fsync` for benchmarks:

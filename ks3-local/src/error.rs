@@ -128,7 +128,7 @@ impl S3Error {
     pub fn key_too_long(len: usize) -> Self {
         Self::new(400, "KeyTooLong", "Your key is too long.")
             .with("Size", len.to_string())
-            .with("MaxSizeAllowed", crate::handlers::MAX_KEY_LEN.to_string())
+            .with("MaxSizeAllowed", crate::limits::MAX_KEY_LEN.to_string())
     }
     pub fn invalid_uri() -> Self {
         Self::new(400, "InvalidURI", "Couldn't parse the specified URI.")

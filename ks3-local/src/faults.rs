@@ -125,7 +125,7 @@ impl FaultInjector {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<FaultRule>> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.rules)
     }
 
     /// Adds a rule; rules are tried in insertion order.

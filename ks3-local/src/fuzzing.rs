@@ -8,7 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
-use crate::server::{spawn_connection, State};
+use crate::server::spawn_connection;
+use crate::state::State;
 
 /// Serves one connection whose client writes `request` (raw HTTP/1.1 bytes, possibly
 /// several requests) and then closes its side; returns what the server answered. A fresh

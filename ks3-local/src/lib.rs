@@ -6,41 +6,60 @@
 //!   limits;
 //! * objects in RAM (`data_dir: None`) or under a directory (atomic temp file + rename);
 //! * fault injection in-process ([`RunningServer::faults`]), on the command line
-//!   (`--fault`) or over HTTP (see [`admin`]).
+//!   (`--fault`) or over HTTP (`--admin`: the `/_ks3local/` endpoint, see the README).
 //!
 //! ```no_run
 //! let server = ks3_local::start_in_background(ks3_local::ServerConfig::memory("bucket", "AK", "SK")).unwrap();
 //! println!("{}", server.endpoint()); // http://127.0.0.1:PORT
 //! ```
+//!
+//! # Layers
+//!
+//! Every module is private but the entry points re-exported here. Imports point down
+//! this list only (within a line, left to right):
+//!
+//! 1. the entry points: `cli` (the command line, re-exported here) → this root ([`start`],
+//!    [`RunningServer`]); `fuzzing` (the fuzz targets' socket-less entry);
+//! 2. `server`: the accept loop and one request's pipeline (addressing, authentication,
+//!    faults, dispatch, error responses, the request log);
+//! 3. `handlers` (one function per KS3 operation, and the one mapping of store errors to
+//!    KS3's) and `admin` (the unauthenticated test endpoint);
+//! 4. `state`: what every request shares — configuration, store, fault rules, statistics;
+//! 5. `auth` (V2, and V4 in `auth::v4`), `amz` (`x-amz-*` names), `query`, `body` →
+//!    `store` (a façade over `store::memory` and `store::disk`, with its own
+//!    `StoreError`), `faults`;
+//! 6. `error` (KS3's error responses), `config`, `limits` (KS3's limits), `sync`.
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub mod admin;
-pub mod amz;
-pub mod auth;
-pub mod auth_v4;
-pub mod body;
-pub mod cli;
-pub mod config;
-pub mod error;
-pub mod faults;
+mod admin;
+mod amz;
+mod auth;
+mod body;
+mod cli;
+mod config;
+mod error;
+mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod handlers;
-pub mod server;
-pub mod store;
+mod handlers;
+mod limits;
+mod query;
+mod server;
+mod state;
+mod store;
+mod sync;
 
 pub use cli::{cli_main, run_cli, wait_for_signal, Cli};
 pub use config::{ServerConfig, TlsFiles};
-pub use error::S3Error;
 pub use faults::{FaultAction, FaultInjector, FaultRule};
 
 /// A server that is accepting connections. Dropping it shuts it down.
 pub struct RunningServer {
     addr: SocketAddr,
-    state: Arc<server::State>,
+    state: Arc<state::State>,
     shutdown: Option<watch::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -86,8 +105,8 @@ impl RunningServer {
     /// Authenticated requests with this method (`""` or `"*"` = any) whose logged target
     /// contains `query_contains`, e.g. `("GET", "prefix=")`. The log keeps the path and the
     /// query's parameter names without their values (`partNumber`'s excepted):
-    /// `/b/k?partNumber=2&uploadId=` (see [`server::loggable_target`]); it holds the last
-    /// [`ServerConfig::request_log_capacity`] requests.
+    /// `/b/k?partNumber=2&uploadId=`; it holds the last [`ServerConfig::request_log_capacity`]
+    /// requests.
     pub fn requests_matching(&self, method: &str, query_contains: &str) -> u64 {
         self.state.stats.matching(method, query_contains)
     }

@@ -5,12 +5,11 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::body::collect;
+use crate::limits::MAX_DELETE_KEYS;
 use ks3_proto::xml::{
     from_xml, Delete, DeleteEntry, DeleteError, DeleteResult, Deleted, LocationConstraint, S3_NS,
 };
 
-/// At most this many keys per multi-object delete.
-pub const MAX_DELETE_KEYS: usize = 1000;
 const MAX_DELETE_BODY: usize = 4 << 20;
 
 pub fn head_bucket(state: &State, req: &Req) -> HResult {
@@ -95,8 +94,10 @@ pub async fn multi_delete(state: &State, req: &mut Req) -> HResult {
             Err(("KeyTooLong", "Your key is too long.".to_string()))
         } else {
             match bucket.delete(&key) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(("NoSuchKey", "The specified key does not exist.".to_string())),
+                Ok(()) => Ok(()),
+                Err(StoreError::NoSuchKey(_)) => {
+                    Err(("NoSuchKey", "The specified key does not exist.".to_string()))
+                }
                 Err(e) => Err(("InternalError", e.to_string())),
             }
         };

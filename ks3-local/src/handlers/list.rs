@@ -6,16 +6,12 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use super::*;
+use crate::limits::{MAX_KEYS, MAX_KEYS_DELIMITED};
 use crate::store::Object;
 use ks3_proto::xml::{
     BucketEntry, Buckets, CommonPrefix, ListAllMyBucketsResult, ListBucketResult, ObjectEntry,
     S3_NS,
 };
-
-/// Page limits: 1000 keys, or 100 when a delimiter is given (KS3; a larger `max-keys` up to
-/// 1000 is clamped to 100 then).
-pub const MAX_KEYS: usize = 1000;
-pub const MAX_KEYS_DELIMITED: usize = 100;
 
 pub fn list_buckets(state: &State, _req: &Req) -> HResult {
     let buckets = state

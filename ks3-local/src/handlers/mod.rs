@@ -1,24 +1,23 @@
 //! Request routing and the pieces the operation handlers share.
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::BodyExt;
 use ks3_proto::date::http_date;
 use ks3_proto::xml::{to_xml, Document, Owner};
 
 use crate::auth::header_str;
-use crate::body::{full, RespBody};
+use crate::body::{body_error, full, incomplete, set, ReqBody, RespBody};
 use crate::error::S3Error;
-use crate::server::State;
-use crate::store::{Attrs, Bucket, ObjectMeta};
+use crate::limits::{MAX_KEY_LEN, MAX_USER_META};
+use crate::query::Query;
+use crate::state::State;
+use crate::store::{Attrs, Bucket, ObjectMeta, Sink, StoreError};
 
 pub mod bucket;
 pub mod list;
 pub mod multipart;
 pub mod object;
-
-/// Longest key KS3 accepts, in bytes.
-pub const MAX_KEY_LEN: usize = 1024;
 
 /// Sub-resources and operations this server does not implement (→ 501 NotImplemented),
 /// so that e.g. `GET /bucket?acl` is never mistaken for a listing.
@@ -59,41 +58,6 @@ const UNSUPPORTED: &[&str] = &[
     "dataAccelerator",
 ];
 
-/// Decoded query parameters (`+` read as a space).
-#[derive(Debug, Default)]
-pub struct Query(pub Vec<(String, Option<String>)>);
-
-impl Query {
-    pub fn parse(raw: &str) -> Result<Query, S3Error> {
-        let mut out = Vec::new();
-        for (k, v) in ks3_proto::encode::split_query(raw) {
-            let k = ks3_proto::encode::decode(k, true).ok_or_else(S3Error::invalid_uri)?;
-            let v = match v {
-                Some(v) => {
-                    Some(ks3_proto::encode::decode(v, true).ok_or_else(S3Error::invalid_uri)?)
-                }
-                None => None,
-            };
-            out.push((k, v));
-        }
-        Ok(Query(out))
-    }
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
-    /// The value (`""` for a parameter without `=`).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_deref().unwrap_or(""))
-    }
-    /// The value, with an empty one treated as absent.
-    pub fn get_nonempty(&self, name: &str) -> Option<&str> {
-        self.get(name).filter(|v| !v.is_empty())
-    }
-}
-
 /// One request, addressed and authenticated.
 pub struct Req {
     pub method: Method,
@@ -101,7 +65,7 @@ pub struct Req {
     pub query: Query,
     pub bucket: String,
     pub key: String,
-    pub body: crate::body::ReqBody,
+    pub body: ReqBody,
     /// `Host` header (for `Location`).
     pub host: String,
 }
@@ -113,6 +77,37 @@ impl Req {
 }
 
 pub type HResult = Result<Response<RespBody>, S3Error>;
+
+/// What a store failure means on the wire: the one place where the store's errors become
+/// KS3's codes and statuses.
+impl From<StoreError> for S3Error {
+    fn from(e: StoreError) -> S3Error {
+        match e {
+            StoreError::InvalidBucketName(name) => S3Error::new(
+                400,
+                "InvalidBucketName",
+                "The specified bucket is not valid.",
+            )
+            .with("BucketName", name),
+            StoreError::BucketAlreadyExists(name) => S3Error::new(
+                409,
+                "BucketAlreadyExists",
+                "The requested bucket name is not available.",
+            )
+            .with("BucketName", name),
+            StoreError::NoSuchBucket(name) => S3Error::no_such_bucket(&name),
+            StoreError::BucketNotEmpty(name) => S3Error::new(
+                409,
+                "BucketNotEmpty",
+                "The bucket you tried to delete is not empty.",
+            )
+            .with("BucketName", name),
+            StoreError::NoSuchKey(key) => S3Error::no_such_key(&key),
+            StoreError::NoSuchUpload(id) => S3Error::no_such_upload(&id),
+            StoreError::Io(e) => S3Error::io(e),
+        }
+    }
+}
 
 pub fn bucket_of(state: &State, name: &str) -> Result<Arc<Bucket>, S3Error> {
     state
@@ -214,6 +209,24 @@ pub fn content_md5(req: &Req) -> Result<Option<[u8; 16]>, S3Error> {
     }
 }
 
+/// Streams a request body of `expected` bytes into `sink`. A body that ends early or breaks
+/// → `IncompleteBody` (the data is then dropped with the sink, never published).
+pub async fn receive(body: &mut ReqBody, sink: &mut Sink, expected: u64) -> Result<(), S3Error> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(body_error)?;
+        if let Ok(data) = frame.into_data() {
+            if sink.len() + data.len() as u64 > expected {
+                return Err(incomplete());
+            }
+            sink.write(&data).await?;
+        }
+    }
+    if sink.len() != expected {
+        return Err(incomplete());
+    }
+    Ok(())
+}
+
 /// `x-kss-server-side-encryption`: only `AES256`; SSE-C and KMS are not implemented.
 pub fn sse(req: &Req) -> Result<Option<String>, S3Error> {
     for h in [
@@ -244,7 +257,6 @@ const STORED_HEADERS: &[&str] = &[
     "content-language",
     "expires",
 ];
-const MAX_USER_META: usize = 2048;
 
 /// Attributes of a new object from the request headers, validated.
 pub fn attrs_from(req: &Req) -> Result<Attrs, S3Error> {
@@ -334,15 +346,6 @@ pub fn copy_source(req: &Req) -> Result<(String, String), S3Error> {
 }
 
 // ---- shared response building ----
-
-pub fn set(resp: &mut Response<RespBody>, name: &str, value: &str) {
-    if let (Ok(n), Ok(v)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) {
-        resp.headers_mut().insert(n, v);
-    }
-}
 
 /// A response whose body is the document `doc` (see `ks3_proto::xml`).
 pub fn xml_response<D: Document>(status: StatusCode, doc: &D) -> HResult {

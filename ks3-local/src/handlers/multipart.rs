@@ -5,18 +5,16 @@ use ks3_proto::digest::{etag, hex, Md5Stream};
 use ks3_proto::Crc64;
 
 use super::list::count;
-use super::list::MAX_KEYS;
 use super::object::copy_into;
 use super::*;
-use crate::body::{collect, receive};
+use crate::body::collect;
+use crate::limits::{MAX_KEYS, MAX_PARTS_LISTED, MAX_PART_NUMBER};
 use crate::store::{now_ms, PartMeta, UploadInfo};
 use ks3_proto::xml::{
     from_xml, CommonPrefix, CompleteMultipartUpload, CompleteMultipartUploadResult, CopyPartResult,
     InitiateMultipartUploadResult, ListMultipartUploadsResult, ListPartsResult, PartEntry,
     UploadEntry, S3_NS,
 };
-
-pub const MAX_PART_NUMBER: u32 = 10_000;
 
 fn now_nanos() -> u64 {
     std::time::SystemTime::now()
@@ -36,7 +34,7 @@ pub fn initiate(state: &State, req: &Req) -> HResult {
         initiated_ms: now_ms(),
         attrs,
     };
-    bucket.create_upload(info.clone()).map_err(S3Error::io)?;
+    bucket.create_upload(info.clone())?;
     let mut r = xml_response(
         StatusCode::OK,
         &InitiateMultipartUploadResult {
@@ -115,15 +113,12 @@ pub async fn upload_part(state: &State, req: &mut Req) -> HResult {
     let (sink, modified_ms) = if copying {
         let (src_bucket, src_key) = copy_source(req)?;
         let src = bucket_of(state, &src_bucket)?;
-        let (meta, opened) = src
-            .open(&src_key)
-            .map_err(S3Error::io)?
-            .ok_or_else(|| S3Error::no_such_key(&src_key))?;
+        let (meta, opened) = src.open(&src_key)?;
         let (offset, len) = copy_range(req, meta.size)?;
         if len > state.config.max_copy_size {
             return Err(S3Error::entity_too_large(len, state.config.max_copy_size));
         }
-        let mut sink = bucket.sink(len, true).await.map_err(S3Error::io)?;
+        let mut sink = bucket.sink(len, true).await?;
         copy_into(&mut sink, opened, offset, len).await?;
         (sink, now_ms())
     } else {
@@ -132,7 +127,7 @@ pub async fn upload_part(state: &State, req: &mut Req) -> HResult {
             return Err(S3Error::entity_too_large(len, state.config.max_put_size));
         }
         let want_md5 = content_md5(req)?;
-        let mut sink = bucket.sink(len, true).await.map_err(S3Error::io)?;
+        let mut sink = bucket.sink(len, true).await?;
         receive(&mut req.body, &mut sink, len).await?;
         if want_md5.is_some_and(|w| w != sink.md5()) {
             return Err(S3Error::bad_digest());
@@ -146,13 +141,8 @@ pub async fn upload_part(state: &State, req: &mut Req) -> HResult {
         crc64: sink.crc64(),
         last_modified_ms: modified_ms,
     };
-    let staged = sink.finish(&meta).await.map_err(S3Error::io)?;
-    if !bucket
-        .put_part(&id, &req.key, meta.clone(), staged)
-        .map_err(S3Error::io)?
-    {
-        return Err(S3Error::no_such_upload(&id));
-    }
+    let staged = sink.finish(&meta).await?;
+    bucket.put_part(&id, &req.key, meta.clone(), staged)?;
     let tag = etag(&meta.md5);
     let mut r = if copying {
         xml_response(
@@ -305,7 +295,7 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
     }
 
     let total: u64 = chosen.iter().map(|p| p.meta.size).sum();
-    let mut sink = bucket.sink(total, false).await.map_err(S3Error::io)?;
+    let mut sink = bucket.sink(total, false).await?;
     let mut md5s = Md5Stream::default();
     let mut crc = 0u64;
     for p in &chosen {
@@ -324,8 +314,8 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
         attrs: info.attrs.clone(),
         parts: Some(chosen.len() as u32),
     };
-    let staged = sink.finish(&meta).await.map_err(S3Error::io)?;
-    let meta = bucket.complete(&id, meta, staged).map_err(S3Error::io)?;
+    let staged = sink.finish(&meta).await?;
+    let meta = bucket.complete(&id, meta, staged)?;
     complete_result(
         req,
         &bucket.name,
@@ -357,7 +347,7 @@ pub fn list_parts(state: &State, req: &Req) -> HResult {
     let bucket = bucket_of(state, &req.bucket)?;
     let id = upload_id(req)?;
     let url = url_encoding(req)?;
-    let max = page_size(req, "max-parts", 1000, 1000)?;
+    let max = page_size(req, "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED)?;
     let marker: u32 = match req.query.get_nonempty("part-number-marker") {
         None => 0,
         Some(v) => v.parse().map_err(|_| {

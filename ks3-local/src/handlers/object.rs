@@ -4,7 +4,7 @@ use ks3_proto::date::parse_http_date;
 use ks3_proto::digest::etag;
 
 use super::*;
-use crate::body::{data_body, receive};
+use crate::body::data_body;
 use crate::store::{now_ms, Opened, Sink};
 use ks3_proto::xml::CopyObjectResult;
 
@@ -111,10 +111,7 @@ const RESPONSE_OVERRIDES: &[(&str, &str)] = &[
 
 pub async fn get_object(state: &State, req: &Req, head: bool) -> HResult {
     let bucket = bucket_of(state, &req.bucket)?;
-    let (meta, opened) = bucket
-        .open(&req.key)
-        .map_err(S3Error::io)?
-        .ok_or_else(|| S3Error::no_such_key(&req.key))?;
+    let (meta, opened) = bucket.open(&req.key)?;
     if conditions(req, &meta, "")? {
         let mut r = empty_response(StatusCode::NOT_MODIFIED);
         set(&mut r, "etag", &meta.etag);
@@ -178,7 +175,7 @@ pub async fn put_object(state: &State, req: &mut Req) -> HResult {
     }
     let want_md5 = content_md5(req)?;
     let attrs = attrs_from(req)?;
-    let mut sink = bucket.sink(len, true).await.map_err(S3Error::io)?;
+    let mut sink = bucket.sink(len, true).await?;
     receive(&mut req.body, &mut sink, len).await?;
     let md5 = sink.md5();
     if want_md5.is_some_and(|w| w != md5) {
@@ -193,8 +190,8 @@ pub async fn put_object(state: &State, req: &mut Req) -> HResult {
         attrs,
         parts: None,
     };
-    let staged = sink.finish(&meta).await.map_err(S3Error::io)?;
-    let meta = bucket.put(meta, staged).map_err(S3Error::io)?;
+    let staged = sink.finish(&meta).await?;
+    let meta = bucket.put(meta, staged)?;
     let mut r = empty_response(StatusCode::OK);
     set(&mut r, "etag", &meta.etag);
     set(
@@ -212,11 +209,8 @@ pub async fn put_object(state: &State, req: &mut Req) -> HResult {
 /// DELETE: 204, or 404 `NoSuchKey` for a missing key (KS3's behaviour, unlike S3).
 pub fn delete_object(state: &State, req: &Req) -> HResult {
     let bucket = bucket_of(state, &req.bucket)?;
-    if bucket.delete(&req.key).map_err(S3Error::io)? {
-        Ok(empty_response(StatusCode::NO_CONTENT))
-    } else {
-        Err(S3Error::no_such_key(&req.key))
-    }
+    bucket.delete(&req.key)?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
 /// Appends `len` bytes at `offset` of `src` to `sink`.
@@ -232,7 +226,7 @@ pub async fn copy_into(sink: &mut Sink, src: Opened, offset: u64, len: u64) -> R
                     "source data is shorter than its metadata",
                 ));
             }
-            sink.write(&b[start..end]).await.map_err(S3Error::io)?;
+            sink.write(&b[start..end]).await?;
         }
         Opened::File(f) => {
             use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -250,7 +244,7 @@ pub async fn copy_into(sink: &mut Sink, src: Opened, offset: u64, len: u64) -> R
                         "source object file is shorter than its metadata",
                     ));
                 }
-                sink.write(&buf[..n]).await.map_err(S3Error::io)?;
+                sink.write(&buf[..n]).await?;
                 left -= n as u64;
             }
         }
@@ -272,10 +266,7 @@ pub async fn copy_object(state: &State, req: &Req) -> HResult {
     }
     let new_attrs = attrs_from(req)?;
     let src = bucket_of(state, &src_bucket)?;
-    let (meta, opened) = src
-        .open(&src_key)
-        .map_err(S3Error::io)?
-        .ok_or_else(|| S3Error::no_such_key(&src_key))?;
+    let (meta, opened) = src.open(&src_key)?;
     if meta.size > state.config.max_copy_size {
         return Err(S3Error::entity_too_large(
             meta.size,
@@ -295,7 +286,7 @@ pub async fn copy_object(state: &State, req: &Req) -> HResult {
         }
         a
     };
-    let mut sink = dst.sink(meta.size, false).await.map_err(S3Error::io)?;
+    let mut sink = dst.sink(meta.size, false).await?;
     copy_into(&mut sink, opened, 0, meta.size).await?;
     let new = ObjectMeta {
         key: req.key.clone(),
@@ -306,8 +297,8 @@ pub async fn copy_object(state: &State, req: &Req) -> HResult {
         attrs,
         parts: meta.parts,
     };
-    let staged = sink.finish(&new).await.map_err(S3Error::io)?;
-    let new = dst.put(new, staged).map_err(S3Error::io)?;
+    let staged = sink.finish(&new).await?;
+    let new = dst.put(new, staged)?;
     let mut r = xml_response(
         StatusCode::OK,
         &CopyObjectResult {

@@ -11,8 +11,9 @@ use ks3_proto::sign_v4::{
 };
 use ks3_proto::{Secret, SigningScheme};
 
-use crate::auth::{header_str, invalid_access_key, AuthInput, Authenticated, MAX_SKEW_SECS};
+use super::{header_str, invalid_access_key, AuthInput, Authenticated};
 use crate::error::S3Error;
+use crate::limits::MAX_SKEW_SECS;
 
 fn header_malformed(msg: impl std::fmt::Display) -> S3Error {
     S3Error::new(

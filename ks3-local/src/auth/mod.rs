@@ -1,4 +1,4 @@
-//! Request authentication: picks the scheme (KSS V2, or V4 in [`crate::auth_v4`]) and checks
+//! Request authentication: picks the scheme (KSS V2, or V4 in [`v4`]) and checks
 //! KSS V2 itself: `Authorization: KSS AK:SIG` and presigned URLs (`KSSAccessKeyId` /
 //! `AccessKeyId` / `AWSAccessKeyId`, `Expires`, `Signature`).
 use std::collections::HashMap;
@@ -12,9 +12,9 @@ use ks3_proto::sign_v4::{parse_authorization, presigned_namespace};
 use ks3_proto::{Secret, SigningScheme};
 
 use crate::error::S3Error;
+use crate::limits::MAX_SKEW_SECS;
 
-/// Allowed difference between the request's date and the server clock.
-pub const MAX_SKEW_SECS: i64 = 15 * 60;
+mod v4;
 
 const ACCESS_KEY_PARAMS: &[&str] = &["KSSAccessKeyId", "AccessKeyId", "AWSAccessKeyId"];
 
@@ -77,7 +77,7 @@ pub fn authenticate(
                 if v4_presigned.is_some() {
                     return Err(both_mechanisms());
                 }
-                return crate::auth_v4::authenticate_header(inp, claims, &decoded, creds, now);
+                return v4::authenticate_header(inp, claims, &decoded, creds, now);
             }
             Err(e) => {
                 return Err(S3Error::new(
@@ -93,7 +93,7 @@ pub fn authenticate(
         if inp.headers.contains_key("authorization") {
             return Err(both_mechanisms());
         }
-        return crate::auth_v4::authenticate_presigned(inp, ns, &decoded, creds, now);
+        return v4::authenticate_presigned(inp, ns, &decoded, creds, now);
     }
     authenticate_v2(inp, &raw, creds, now).map(|access_key| Authenticated {
         access_key,
