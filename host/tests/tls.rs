@@ -2,13 +2,14 @@
 //! `ks3-local --tls-cert/--tls-key`: a private CA trusted with `cafile` works (presigned
 //! URLs too, fetched with `curl --cacert`); an unknown CA, a certificate for another host
 //! name and an expired certificate are refused at once — one handshake, no retries — with
-//! an error that names the problem.
+//! an error that names the problem. HTTP/2 is used when the server offers it in ALPN, and
+//! HTTP/1.1 when it does not.
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{unique, AK, BUCKET, SK};
+use common::{data, unique, AK, BUCKET, MIB, SK};
 use ks3_driver::{CertificateProblem, Driver, IoKind, Params};
 use ks3_local::{RunningServer, ServerConfig, TlsFiles};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -252,4 +253,64 @@ async fn expired_certificate_refused_at_once() {
         CertificateProblem::Expired,
     )
     .await;
+}
+
+/// The same operations — a multipart upload, a ranged read, a listing, a move, a delete —
+/// over HTTP/2 when the server offers `h2` in ALPN (as KS3's endpoints do), and over
+/// HTTP/1.1 when it offers only that, with V2 and AWS4 signatures (AWS4 signs the host,
+/// which HTTP/2 carries as `:authority`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_negotiated_by_alpn_with_http1_fallback() {
+    let s = setup();
+    let body = data(11 * MIB + 3, 11);
+    for http2 in [true, false] {
+        let leaf = make_leaf(
+            s.dir.path(),
+            &format!("alpn-{http2}"),
+            &s.ca,
+            &["127.0.0.1"],
+            false,
+        );
+        let server = ks3_local::start_in_background(ServerConfig {
+            tls: Some(leaf),
+            http2,
+            ..ServerConfig::memory(BUCKET, AK, SK)
+        })
+        .unwrap();
+        for signing in ["v2", "aws4"] {
+            let mut p = params(&server, Some(&s.ca_file));
+            p.insert("chunksize".into(), (5 * MIB).to_string());
+            p.insert("signatureversion".into(), signing.into());
+            let d = Driver::new(p).await.unwrap();
+            let what = format!("http2 offered: {http2}, signing {signing}");
+
+            let mut w = d.writer("/dir/big", false).await.unwrap();
+            w.write(&body).await.unwrap();
+            w.commit().await.unwrap();
+            let mut r = d.reader("/dir/big", 7).await.unwrap();
+            let mut got = Vec::new();
+            loop {
+                let b = r.read(MIB).await.unwrap();
+                if b.is_empty() {
+                    break;
+                }
+                got.extend_from_slice(&b);
+            }
+            assert!(got == body[7..], "{what}: ranged read differs");
+            assert_eq!(d.list("/dir").await.unwrap(), vec!["/dir/big"], "{what}");
+            d.mv("/dir/big", "/dir/moved").await.unwrap();
+            assert_eq!(d.stat("/dir/moved").await.unwrap().size, body.len() as u64);
+            d.delete("/dir").await.unwrap();
+            assert!(d.stat("/dir").await.is_err(), "{what}: deleted");
+        }
+        let h2 = server.http2_requests();
+        if http2 {
+            // Every request of both rounds: at least initiate, 3 parts, complete, GET,
+            // list, copy, delete each.
+            assert!(h2 >= 20, "HTTP/2 offered, yet only {h2} requests used it");
+        } else {
+            assert_eq!(h2, 0, "HTTP/2 not offered, yet used");
+        }
+        assert_eq!(server.tls_handshake_failures(), 0);
+    }
 }

@@ -58,6 +58,9 @@ pub struct Cli {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Over HTTPS, offer only HTTP/1.1 in ALPN (by default HTTP/2 is offered too).
+    #[arg(long)]
+    pub no_http2: bool,
     /// Inject faults: METHOD:PATTERN:COUNT:ACTION, ACTION = STATUS:CODE (500:InternalError,
     /// 503:SlowDown), delay=MS or drop (repeatable). METHOD `*` = any; PATTERN is a substring
     /// of the request's PATH?QUERY.
@@ -98,6 +101,7 @@ impl std::fmt::Debug for Cli {
             .field("admin", &self.admin)
             .field("no_fsync", &self.no_fsync)
             .field("tls_cert", &self.tls_cert)
+            .field("no_http2", &self.no_http2)
             .field("faults", &self.faults)
             .field("verbose", &self.verbose)
             .field("replay_completed_uploads", &self.replay_completed_uploads)
@@ -167,6 +171,7 @@ impl Cli {
                 }),
                 _ => None,
             },
+            http2: !self.no_http2,
         };
         Ok((config, faults))
     }

@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub request_log_capacity: usize,
     /// Serve HTTPS with this certificate chain and key (PEM files) instead of HTTP.
     pub tls: Option<TlsFiles>,
+    /// Over HTTPS, offer HTTP/2 as well as HTTP/1.1 in ALPN (as KS3's endpoints do; the
+    /// client chooses). Default true; plain HTTP is always HTTP/1.1.
+    pub http2: bool,
 }
 
 /// PEM files of a TLS server identity (`--tls-cert`, `--tls-key`).
@@ -119,6 +122,7 @@ impl Default for ServerConfig {
             body_timeout: std::time::Duration::from_secs(60),
             request_log_capacity: 65_536,
             tls: None,
+            http2: true,
         }
     }
 }
@@ -142,27 +146,9 @@ impl ServerConfig {
     }
 }
 
-/// KS3 bucket naming: `[a-z0-9.-]`, 3-63 characters, starting and ending with a letter or
-/// digit, not an IP address, not starting with `kss`.
+/// KS3 bucket naming (`ks3_proto::names::check_bucket_name`, shared with the driver).
 pub fn valid_bucket_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    if !(3..=63).contains(&b.len()) {
-        return false;
-    }
-    if !b
-        .iter()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
-    {
-        return false;
-    }
-    let edge_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if !edge_ok(b[0]) || !edge_ok(b[b.len() - 1]) {
-        return false;
-    }
-    if name.contains("..") || name.starts_with("kss") {
-        return false;
-    }
-    name.parse::<std::net::Ipv4Addr>().is_err()
+    ks3_proto::names::check_bucket_name(name).is_ok()
 }
 
 #[cfg(test)]

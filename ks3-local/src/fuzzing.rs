@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
-use crate::server::spawn_connection;
+use crate::server::{serve_connection, Protocol};
 use crate::state::State;
 
 /// Serves one connection whose client writes `request` (raw HTTP/1.1 bytes, possibly
@@ -34,7 +34,7 @@ pub fn exchange(config: ServerConfig, request: &[u8]) -> Vec<u8> {
     rt.block_on(async move {
         let (client, server) = tokio::io::duplex(1 << 16);
         let (_tx, rx) = watch::channel(false);
-        spawn_connection(server, state, rx, true);
+        serve_connection(server, state, rx, Protocol::Http1HalfClose);
         let (mut rd, mut wr) = tokio::io::split(client);
         let request = request.to_vec();
         let writer = tokio::spawn(async move {

@@ -87,6 +87,15 @@ impl RunningServer {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Requests received over HTTP/2 so far (HTTPS with ALPN `h2`, see
+    /// [`ServerConfig::http2`]).
+    pub fn http2_requests(&self) -> u64 {
+        self.state
+            .stats
+            .http2_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the HTTP admin endpoint `/_ks3local/` is served ([`ServerConfig::admin`]).
     pub fn admin_enabled(&self) -> bool {
         self.state.config.admin

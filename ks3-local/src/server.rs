@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -53,7 +53,7 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     match &tls {
-                        None => spawn_connection(stream, state.clone(), shutdown.clone(), false),
+                        None => serve_connection(stream, state.clone(), shutdown.clone(), Protocol::Http1),
                         Some(acceptor) => {
                             let (acceptor, state, shutdown) =
                                 (acceptor.clone(), state.clone(), shutdown.clone());
@@ -64,7 +64,11 @@ pub async fn serve(
                                 )
                                 .await;
                                 match hs {
-                                    Ok(Ok(tls)) => spawn_connection(tls, state, shutdown, false),
+                                    Ok(Ok(tls)) => {
+                                        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                                        let protocol = if h2 { Protocol::Http2 } else { Protocol::Http1 };
+                                        serve_connection(tls, state, shutdown, protocol)
+                                    }
                                     Ok(Err(e)) => {
                                         state
                                             .stats
@@ -102,13 +106,22 @@ pub async fn serve(
     }
 }
 
-/// `half_close`: keep answering the requests already received after the client shut its
-/// side (the fuzzing harness does; real clients get hyper's default).
-pub(crate) fn spawn_connection<S>(
+/// What a connection speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http1,
+    /// HTTP/1.1 that keeps answering the requests already received after the client shut
+    /// its side (the fuzzing harness does; real clients get hyper's default).
+    Http1HalfClose,
+    /// Chosen by ALPN over TLS.
+    Http2,
+}
+
+pub(crate) fn serve_connection<S>(
     stream: S,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
-    half_close: bool,
+    protocol: Protocol,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -117,22 +130,42 @@ pub(crate) fn spawn_connection<S>(
             let state = state.clone();
             async move { handle(state, req).await }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(75))
-            .max_header_size(MAX_HEADER_BYTES)
-            .half_close(half_close)
-            .serve_connection(TokioIo::new(stream), svc);
-        tokio::pin!(conn);
+        let io = TokioIo::new(stream);
+        // Either connection runs until it ends or the server shuts down.
+        let conn: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match protocol {
+            Protocol::Http2 => {
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .max_header_list_size(MAX_HEADER_BYTES as u32)
+                    .serve_connection(io, svc);
+                Box::pin(async move {
+                    let _ = conn.await;
+                })
+            }
+            Protocol::Http1 | Protocol::Http1HalfClose => {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(75))
+                    .max_header_size(MAX_HEADER_BYTES)
+                    .half_close(protocol == Protocol::Http1HalfClose)
+                    .serve_connection(io, svc);
+                Box::pin(async move {
+                    let _ = conn.await;
+                })
+            }
+        };
         tokio::select! {
-            _ = conn.as_mut() => {}
+            _ = conn => {}
             _ = shutdown.changed() => {}
         }
     });
 }
 
 /// The TLS acceptor for `--tls-cert` / `--tls-key`.
-pub fn tls_acceptor(files: &crate::config::TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+pub fn tls_acceptor(
+    files: &crate::config::TlsFiles,
+    http2: bool,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(&files.cert)
@@ -151,7 +184,11 @@ pub fn tls_acceptor(files: &crate::config::TlsFiles) -> anyhow::Result<tokio_rus
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
@@ -243,6 +280,9 @@ async fn handle(
         .unwrap_or_else(|| "/".to_string());
     let host = host_of(&req);
     let head = method == Method::HEAD;
+    if req.version() == http::Version::HTTP_2 {
+        state.stats.http2_requests.fetch_add(1, Ordering::Relaxed);
+    }
 
     if state.config.admin
         && target.starts_with(crate::admin::PREFIX)
@@ -439,7 +479,11 @@ pub async fn launch(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, Arc<State>)> {
     let addr = config.addr;
-    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|files| tls_acceptor(files, config.http2))
+        .transpose()?;
     let state = Arc::new(State::new(config)?);
     let listener = TcpListener::bind(addr)
         .await

@@ -62,6 +62,8 @@ pub struct Stats {
     total: AtomicU64,
     /// TLS handshakes that failed (the client refused the certificate, or spoke no TLS).
     pub tls_handshake_failures: AtomicU64,
+    /// Requests received over HTTP/2 (ALPN `h2`).
+    pub http2_requests: AtomicU64,
     capacity: usize,
     /// A ring of `(method, loggable target)`; held only to push or to copy the `Arc`s out.
     log: Mutex<VecDeque<(Method, Arc<str>)>>,
@@ -78,6 +80,7 @@ impl Stats {
         Stats {
             total: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
             capacity,
             log: Mutex::new(VecDeque::new()),
         }

@@ -18,3 +18,7 @@ pub const MAX_KEYS_DELIMITED: u32 = 100;
 pub const MAX_DELETE_KEYS: usize = 1000;
 /// A `ListParts` page holds at most 1000 parts.
 pub const MAX_LIST_PARTS: u32 = 1000;
+/// Bytes of `x-kss-meta-*` names (without the prefix) and values together.
+pub const MAX_USER_META: usize = 2048;
+/// The largest difference KS3 allows between a request's date and its clock.
+pub const MAX_SKEW_SECS: i64 = 15 * 60;
