@@ -178,17 +178,7 @@ fn authenticate_v2(
             ));
         };
         if (when - now).abs() > MAX_SKEW_SECS {
-            return Err(S3Error::new(
-                403,
-                "RequestTimeTooSkewed",
-                "The difference between the request time and the current time is too large.",
-            )
-            .with("RequestTime", http_date(when))
-            .with("ServerTime", http_date(now))
-            .with(
-                "MaxAllowedSkewMilliseconds",
-                (MAX_SKEW_SECS * 1000).to_string(),
-            ));
+            return Err(too_skewed(when, now));
         }
         (
             ak.to_string(),
@@ -253,6 +243,21 @@ pub(crate) fn invalid_access_key(ak: &str) -> S3Error {
         "The KS3 access key Id you provided does not exist in our records.",
     )
     .with("KSSAccessKeyId", ak)
+}
+
+/// KS3's answer to a request dated too far from the server's clock (every scheme).
+fn too_skewed(when: i64, now: i64) -> S3Error {
+    S3Error::new(
+        403,
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+    )
+    .with("RequestTime", http_date(when))
+    .with("ServerTime", http_date(now))
+    .with(
+        "MaxAllowedSkewMilliseconds",
+        (MAX_SKEW_SECS * 1000).to_string(),
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use ks3_proto::sign_v4::{
 };
 use ks3_proto::{Secret, SigningScheme};
 
-use super::{header_str, invalid_access_key, AuthInput, Authenticated};
+use super::{header_str, invalid_access_key, too_skewed, AuthInput, Authenticated};
 use crate::error::S3Error;
 use crate::limits::MAX_SKEW_SECS;
 
@@ -28,20 +28,6 @@ fn query_malformed(msg: impl std::fmt::Display) -> S3Error {
         400,
         "AuthorizationQueryParametersError",
         format!("Error parsing the presigned URL's authorization parameters: {msg}"),
-    )
-}
-
-fn too_skewed(when: i64, now: i64) -> S3Error {
-    S3Error::new(
-        403,
-        "RequestTimeTooSkewed",
-        "The difference between the request time and the current time is too large.",
-    )
-    .with("RequestTime", http_date(when))
-    .with("ServerTime", http_date(now))
-    .with(
-        "MaxAllowedSkewMilliseconds",
-        (MAX_SKEW_SECS * 1000).to_string(),
     )
 }
 
