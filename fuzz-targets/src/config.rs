@@ -19,16 +19,18 @@ mod settings;
 
 use settings::Settings;
 
+/// A secret key no parameter or error text contains by chance.
+const CANARY: &str = "Canary-S3cret-5f1d0e2c";
+
 /// Input: `yaml NUL env-lines (NAME=VALUE) NUL flag-lines (KEY=VALUE)`.
 ///
 /// * no panic in YAML parsing, merging or validation;
 /// * a valid configuration has its numbers within their documented bounds, at least one
 ///   part in flight, and an endpoint URL that parses back to its scheme;
 /// * neither the `Debug` of the settings nor of the configuration shows the secret key;
-/// * `params_from_env(params_to_env(p)) == p` for lower-case names.
-/// A secret key no parameter or error text contains by chance.
-const CANARY: &str = "Canary-S3cret-5f1d0e2c";
-
+/// * `params_from_env(params_to_env(p)) == p` for lower-case names;
+/// * no error shows the secret key (a canary's, and the fuzzed one's unless it is a piece
+///   of the error's own text).
 pub fn config(data: &[u8]) {
     let mut f = Fields::new(data);
     let yaml = f.text();
