@@ -131,9 +131,14 @@ impl Keys {
     /// The listing prefix of everything under `path`: `key/`, or the root prefix for `/`.
     pub fn dir_prefix(&self, path: &DirPath) -> String {
         match path.as_file() {
-            Some(f) => format!("{}{}/", self.prefix, f.relative()),
+            Some(f) => self.file_dir_prefix(&f),
             None => self.prefix.clone(),
         }
+    }
+
+    /// The listing prefix of everything under the file path `path`: `key/`.
+    pub fn file_dir_prefix(&self, path: &FilePath) -> String {
+        format!("{}{}/", self.prefix, path.relative())
     }
 
     /// Where the writer keeps the saved state of `path`'s closed, uncommitted upload:

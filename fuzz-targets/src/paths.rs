@@ -48,7 +48,7 @@ pub fn paths(data: &[u8]) {
             "round trip of {p:?}"
         );
         assert_eq!(is_file_key(&keys, &k).as_ref(), Some(&file));
-        assert_eq!(keys.dir_prefix(&file.clone().into()), format!("{k}/"));
+        assert_eq!(keys.file_dir_prefix(&file), format!("{k}/"));
         assert_eq!(
             keys.path_of(&keys.tail_key(&file)),
             None,

@@ -15,7 +15,7 @@ pub(crate) const MAX_BATCH: usize = ks3_proto::limits::MAX_DELETE_KEYS;
 impl<T: Transport> Driver<T> {
     pub fn delete(&self, p: &FilePath) -> Result<(), DriverError> {
         let key = self.keys.key(p);
-        let prefix = self.keys.dir_prefix(&p.clone().into());
+        let prefix = self.keys.file_dir_prefix(p);
         // Uploads in progress at the path or under it first, so none can be resumed or
         // completed over what is deleted (the listing by `key` also returns siblings such
         // as `key-2`, which are not ours).

@@ -137,11 +137,10 @@ impl<T: Transport> Walker<T> {
     }
 
     pub fn skip_directory(&mut self, dir: &FilePath) {
-        let dir_path = DirPath::from(dir.clone());
+        // Jump the listing past the directory: `~` sorts after every path character.
+        let jump = format!("{}~", self.driver.keys.file_dir_prefix(dir));
         let dir = dir.as_str();
         self.pending.retain(|i| !is_under(&i.path, dir));
-        // Jump the listing past the directory: `~` sorts after every path character.
-        let jump = format!("{}~", self.driver.keys.dir_prefix(&dir_path));
         if self.marker.as_deref().is_none_or(|m| m < jump.as_str()) && !self.done {
             self.marker = Some(jump);
         }
