@@ -32,6 +32,12 @@ pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'
 pub trait Body {
     /// Up to `max` more bytes; `Ok(None)` at the end.
     fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, TransportError>;
+
+    /// The concrete body, for the transport's own code (the component hands a wasi:http
+    /// body's stream to its host this way); `None` for bodies that have nothing to hand.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// An empty body.

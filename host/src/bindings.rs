@@ -11,8 +11,9 @@ use std::marker::PhantomData;
 use anyhow::anyhow;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{
-    ComponentExportIndex, ComponentType, InstancePre, Lift, Lower, ResourceAny,
+    ComponentExportIndex, ComponentType, InstancePre, Lift, Lower, Resource, ResourceAny,
 };
+use wasmtime_wasi::p2::DynInputStream;
 
 /// The exported interface, by its versioned name.
 pub const INTERFACE: &str = "ks3:storage-driver/driver@0.1.0";
@@ -142,6 +143,8 @@ pub struct Exports {
     pub redirect_url: Export<Res<Option<String>>>,
     pub walk: Export<Res<ResourceAny>>,
     pub reader_read: Export<Res<Vec<u8>>>,
+    pub reader_take_stream: Export<Res<Option<Resource<DynInputStream>>>>,
+    pub reader_stream_done: Export<Res<()>>,
     pub writer_write: Export<Res<()>>,
     pub writer_size: Export<(u64,)>,
     pub writer_close: Export<Res<()>>,
@@ -188,6 +191,16 @@ impl Exports {
             redirect_url: func!("redirect-url", (&str, &str), Res<Option<String>>),
             walk: func!("walk", (&str, Option<&str>), Res<ResourceAny>),
             reader_read: func!("[method]file-reader.read", (ResourceAny, u32), Res<Vec<u8>>),
+            reader_take_stream: func!(
+                "[method]file-reader.take-stream",
+                (ResourceAny,),
+                Res<Option<Resource<DynInputStream>>>
+            ),
+            reader_stream_done: func!(
+                "[method]file-reader.stream-done",
+                (ResourceAny, u64, u64, Option<&str>),
+                Res<()>
+            ),
             writer_write: func!("[method]file-writer.write", (ResourceAny, &[u8]), Res<()>),
             writer_size: func!("[method]file-writer.size", (ResourceAny,), (u64,)),
             writer_close: func!("[method]file-writer.close", (ResourceAny,), Res<()>),

@@ -8,12 +8,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ks3_driver_component::config::{params_to_env, Config, Params};
-use wasmtime::component::ResourceAny;
+use ks3_proto::Crc64;
+use wasmtime::component::{Resource, ResourceAny};
+use wasmtime_wasi::p2::DynInputStream;
 
 use crate::bindings::WitFileInfo;
 use crate::egress::{Destination, Egress};
 use crate::error::Error;
-use crate::runtime::{Runtime, Session, SessionSpec};
+use crate::runtime::{Runtime, Session, SessionSpec, StreamRead};
 
 /// Largest chunk handed to the guest in one `write` call.
 pub const WRITE_CHUNK: usize = 1 << 20;
@@ -234,8 +236,26 @@ impl Driver {
         r
     }
 
-    /// A reader from byte `offset`.
+    /// A reader from byte `offset`. Each response body's stream is handed over by the
+    /// sandbox and read here directly; the driver inside still opens, resumes and checks.
     pub async fn reader(&self, path: &str, offset: i64) -> Result<FileReader, Error> {
+        self.open_reader(path, offset, false).await
+    }
+
+    /// A reader whose bytes come through the component's `file-reader.read` (copied out
+    /// of the sandbox), as a host without stream hand-over reads them. For tests and
+    /// measurements of that path.
+    #[doc(hidden)]
+    pub async fn reader_through_guest(&self, path: &str, offset: i64) -> Result<FileReader, Error> {
+        self.open_reader(path, offset, true).await
+    }
+
+    async fn open_reader(
+        &self,
+        path: &str,
+        offset: i64,
+        through_guest: bool,
+    ) -> Result<FileReader, Error> {
         let mut s = self.session().await?;
         let handle = s
             .call(&format!("reader {path}"), |e| &e.reader, (path, offset))
@@ -246,6 +266,8 @@ impl Driver {
                 handle,
                 path: path.to_string(),
                 eof: false,
+                through_guest,
+                body: None,
             }),
             pending: None,
             buf: Vec::new(),
@@ -379,6 +401,18 @@ struct ReaderCore {
     handle: ResourceAny,
     path: String,
     eof: bool,
+    /// Read with `file-reader.read` instead of taking the body's stream.
+    through_guest: bool,
+    /// The response body the guest handed over, read here (no copy through the sandbox).
+    body: Option<TakenBody>,
+}
+
+/// A response body's stream, taken from the guest with `take-stream`: what was read of
+/// it is reported back with `stream-done`, so the guest can resume and verify.
+struct TakenBody {
+    stream: Resource<DynInputStream>,
+    count: u64,
+    crc: Crc64,
 }
 
 impl ReaderCore {
@@ -388,20 +422,78 @@ impl ReaderCore {
     }
 
     async fn read_in_place(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+        let max = max.clamp(1, READ_CHUNK);
+        if self.through_guest {
+            return self.read_through_guest(max).await;
+        }
+        loop {
+            if self.eof {
+                return Ok(Vec::new());
+            }
+            let Some(body) = self.body.as_mut() else {
+                let what = format!("read {}", self.path);
+                match self
+                    .session
+                    .call(&what, |e| &e.reader_take_stream, (self.handle,))
+                    .await?
+                {
+                    Some(stream) => {
+                        self.body = Some(TakenBody {
+                            stream,
+                            count: 0,
+                            crc: Crc64::new(),
+                        })
+                    }
+                    None => self.eof = true,
+                }
+                continue;
+            };
+            match self.session.read_stream(&body.stream, max).await? {
+                StreamRead::Data(chunk) => {
+                    body.count = body.count.saturating_add(chunk.len() as u64);
+                    body.crc.update(&chunk);
+                    return Ok(chunk);
+                }
+                StreamRead::Closed => self.body_done(None).await?,
+                StreamRead::Failed(why) => self.body_done(Some(why)).await?,
+            }
+        }
+    }
+
+    async fn read_through_guest(&mut self, max: usize) -> Result<Vec<u8>, Error> {
         if self.eof {
             return Ok(Vec::new());
         }
-        let max = max.clamp(1, READ_CHUNK) as u32;
-        let handle = self.handle;
         let what = format!("read {}", self.path);
         let chunk: Vec<u8> = self
             .session
-            .call(&what, |e| &e.reader_read, (handle, max))
+            .call(
+                &what,
+                |e| &e.reader_read,
+                (self.handle, u32::try_from(max).unwrap_or(u32::MAX)),
+            )
             .await?;
         if chunk.is_empty() {
             self.eof = true;
         }
         Ok(chunk)
+    }
+
+    /// Gives the taken body back: the guest resumes a broken one at the next
+    /// `take-stream`, and checks the whole object's CRC-64 at the end.
+    async fn body_done(&mut self, broken: Option<String>) -> Result<(), Error> {
+        let Some(body) = self.body.take() else {
+            return Ok(());
+        };
+        self.session.drop_stream(body.stream)?;
+        let what = format!("read {}", self.path);
+        self.session
+            .call(
+                &what,
+                |e| &e.reader_stream_done,
+                (self.handle, body.count, body.crc.value(), broken.as_deref()),
+            )
+            .await
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{
-    ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
+    ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, Resource, ResourceTable,
 };
 use wasmtime::{Config as EngineConfig, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{DynInputStream, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -423,6 +424,15 @@ impl ResourceLimiter for Limits {
     }
 }
 
+/// What [`Session::read_stream`] got.
+pub(crate) enum StreamRead {
+    Data(Vec<u8>),
+    /// The body ended.
+    Closed,
+    /// The body failed, how.
+    Failed(String),
+}
+
 /// One store + instance. Any trap or timeout makes it dead: later calls fail with the
 /// same error instead of entering a broken instance.
 pub(crate) struct Session {
@@ -552,6 +562,69 @@ impl Session {
         }
         self.flush_guest_stderr();
         result
+    }
+
+    /// Up to `max` bytes of a stream the guest handed over (a reader's response body),
+    /// read here without entering the guest: what arrived, waiting for the first byte
+    /// at most the idle limit.
+    pub(crate) async fn read_stream(
+        &mut self,
+        stream: &Resource<DynInputStream>,
+        max: usize,
+    ) -> Result<StreamRead, Error> {
+        if let Some(e) = &self.dead {
+            return Err(e.clone());
+        }
+        let idle = self.store.data().idle_limit;
+        let s = self
+            .store
+            .data_mut()
+            .table
+            .get_mut(stream)
+            .map_err(|e| Error::Runtime(format!("the reader's stream: {e}")))?;
+        let mut out: Vec<u8> = Vec::new();
+        while out.len() < max {
+            match s.read(max - out.len()) {
+                Ok(bytes) if bytes.is_empty() => {
+                    if !out.is_empty() {
+                        break;
+                    }
+                    // Nothing buffered: wait for the next frame (or the end, or a failure).
+                    if tokio::time::timeout(idle, s.ready()).await.is_err() {
+                        return Ok(StreamRead::Failed(format!(
+                            "no bytes of the response body for {} s",
+                            idle.as_secs()
+                        )));
+                    }
+                }
+                Ok(bytes) if out.is_empty() && bytes.len() >= max / 2 => {
+                    return Ok(StreamRead::Data(bytes.into()))
+                }
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                // What arrived before the end or a failure goes first; the next call sees it.
+                Err(_) if !out.is_empty() => break,
+                Err(StreamError::Closed) => return Ok(StreamRead::Closed),
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Ok(StreamRead::Failed(format!(
+                        "reading the response body: {e:#}"
+                    )))
+                }
+                Err(StreamError::Trap(e)) => {
+                    return Err(Error::Runtime(format!("the reader's stream: {e:#}")))
+                }
+            }
+        }
+        Ok(StreamRead::Data(out))
+    }
+
+    /// Drops a stream the guest handed over (before the guest drops its parents).
+    pub(crate) fn drop_stream(&mut self, stream: Resource<DynInputStream>) -> Result<(), Error> {
+        self.store
+            .data_mut()
+            .table
+            .delete(stream)
+            .map(drop)
+            .map_err(|e| Error::Runtime(format!("the reader's stream: {e}")))
     }
 
     fn wall_clock_error(&self, what: &str) -> Error {

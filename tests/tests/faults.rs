@@ -71,6 +71,21 @@ async fn put_and_get_survive_500_and_slowdown() {
     assert_clean(&d).await;
 }
 
+/// A reader whose bytes leave the sandbox as the body's stream handed to the host (the
+/// default), or copied out through `file-reader.read` (`through_guest`).
+async fn open_reader(
+    d: &Driver,
+    path: &str,
+    offset: i64,
+    through_guest: bool,
+) -> Result<ks3_driver::FileReader, ks3_driver::Error> {
+    if through_guest {
+        d.reader_through_guest(path, offset).await
+    } else {
+        d.reader(path, offset).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_survives_dropped_connections() {
     let (d, tag) = driver_and_tag("faults_reader", &[]).await;
@@ -78,28 +93,35 @@ async fn reader_survives_dropped_connections() {
     let mut w = d.writer("/big", false).await.unwrap();
     w.write(data).await.unwrap();
     w.commit().await.unwrap();
-    server()
-        .faults()
-        .inject(rule("GET", &tag, 2, FaultAction::DropMidBody));
-    let got = d
-        .reader("/big", 0)
-        .await
-        .unwrap()
-        .read_to_end()
-        .await
-        .expect("reader resumes after drops");
-    assert_eq!(sha256_hex(&got), sha256_hex(data));
-    server()
-        .faults()
-        .inject(rule("GET", &tag, 1, FaultAction::DropMidBody));
-    let got = d
-        .reader("/big", 1234)
-        .await
-        .unwrap()
-        .read_to_end()
-        .await
-        .unwrap();
-    assert!(got == data[1234..]);
+    // Both ways out of the sandbox: the body's stream handed to the host (the default),
+    // and every byte copied out through `file-reader.read`. Either way the guest resumes
+    // and, for a whole-object read, checks the CRC-64 over the pieces.
+    for through_guest in [false, true] {
+        server()
+            .faults()
+            .inject(rule("GET", &tag, 2, FaultAction::DropMidBody));
+        let got = open_reader(&d, "/big", 0, through_guest)
+            .await
+            .unwrap()
+            .read_to_end()
+            .await
+            .expect("reader resumes after drops");
+        assert_eq!(
+            sha256_hex(&got),
+            sha256_hex(data),
+            "through guest: {through_guest}"
+        );
+        server()
+            .faults()
+            .inject(rule("GET", &tag, 1, FaultAction::DropMidBody));
+        let got = open_reader(&d, "/big", 1234, through_guest)
+            .await
+            .unwrap()
+            .read_to_end()
+            .await
+            .unwrap();
+        assert!(got == data[1234..], "through guest: {through_guest}");
+    }
     d.delete("/big").await.unwrap();
     assert_clean(&d).await;
 }
@@ -278,29 +300,31 @@ async fn checksum_mismatch_is_caught() {
         }
         other => panic!("expected an integrity error, got {other:?}"),
     }
-    faults.inject(rule(
-        "GET",
-        &format!("{tag}/c"),
-        1,
-        FaultAction::CorruptChecksum,
-    ));
-    let mut r = d.reader("/c", 0).await.unwrap();
-    let mut failed = false;
-    loop {
-        match r.read(MIB).await {
-            Ok(c) if c.is_empty() => break,
-            Ok(_) => {}
-            Err(e) => {
-                assert!(e.to_string().contains("integrity"), "{e}");
-                failed = true;
-                break;
+    for through_guest in [false, true] {
+        faults.inject(rule(
+            "GET",
+            &format!("{tag}/c"),
+            1,
+            FaultAction::CorruptChecksum,
+        ));
+        let mut r = open_reader(&d, "/c", 0, through_guest).await.unwrap();
+        let mut failed = false;
+        loop {
+            match r.read(MIB).await {
+                Ok(c) if c.is_empty() => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert!(e.to_string().contains("integrity"), "{e}");
+                    failed = true;
+                    break;
+                }
             }
         }
+        assert!(
+            failed,
+            "a streamed read with a bad checksum must fail at its end (through guest: {through_guest})"
+        );
     }
-    assert!(
-        failed,
-        "a streamed read with a bad checksum must fail at its end"
-    );
 
     // A part KS3 reports with another checksum than what was sent is uploaded again.
     faults.inject(rule(

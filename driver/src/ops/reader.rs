@@ -1,6 +1,11 @@
 //! A ranged GET streamed in chunks; a connection that breaks mid-body is resumed with a
 //! new ranged GET from where it stopped, pinned with `If-Match` to the object the reader
 //! started on, so a replaced object is an error, never a splice of two objects.
+//!
+//! The bytes come out either through [`FileReader::read`], or as each response's body
+//! handed to the caller ([`FileReader::take_body`], for a host that reads the stream
+//! itself without a copy through the sandbox) and reported back ([`FileReader::body_done`])
+//! with its length and CRC-64, so that resuming and the whole-object check stay here.
 use std::sync::Arc;
 
 use ks3_proto::Crc64;
@@ -8,7 +13,7 @@ use ks3_proto::Crc64;
 use super::Driver;
 use crate::client::Call;
 use crate::error::{DriverError, IoError, IoKind};
-use crate::http::{Response, Transport};
+use crate::http::{Body, NoBody, Response, Transport};
 use crate::path::FilePath;
 
 /// The largest chunk one `read` returns.
@@ -24,10 +29,48 @@ pub struct FileReader<T> {
     resp: Option<Response>,
     /// ETag of the object the first response came from.
     etag: Option<String>,
-    /// Running CRC of a whole-object read and KS3's value for it.
-    crc: Option<(Crc64, u64)>,
+    /// The CRC of a whole-object read so far, and KS3's value for it.
+    crc: Option<(CrcSoFar, u64)>,
     resumes: u32,
     eof: bool,
+    /// The current response's body is with the caller (`take_body`), not yet reported.
+    taken: bool,
+}
+
+/// The CRC-64 of the bytes delivered so far: those of bodies read elsewhere (`done`, known
+/// by value) followed by those read here (`running`).
+struct CrcSoFar {
+    done: u64,
+    running: Crc64,
+    running_len: u64,
+}
+
+impl CrcSoFar {
+    fn new() -> Self {
+        CrcSoFar {
+            done: 0,
+            running: Crc64::new(),
+            running_len: 0,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.running.update(data);
+        self.running_len = self.running_len.saturating_add(data.len() as u64);
+    }
+
+    /// `len` more bytes, whose CRC-64 is `crc`.
+    fn append(&mut self, crc: u64, len: u64) {
+        let done = Crc64::combine(self.value(), crc, len);
+        *self = CrcSoFar {
+            done,
+            ..CrcSoFar::new()
+        };
+    }
+
+    fn value(&self) -> u64 {
+        Crc64::combine(self.done, self.running.value(), self.running_len)
+    }
 }
 
 impl<T: Transport> Driver<T> {
@@ -53,6 +96,7 @@ impl<T: Transport> Driver<T> {
             crc: None,
             resumes: 0,
             eof: false,
+            taken: false,
         };
         r.open()?;
         Ok(r)
@@ -159,7 +203,7 @@ impl<T: Transport> FileReader<T> {
                     self.crc = resp
                         .header("x-kss-checksum-crc64ecma")
                         .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|want| (Crc64::new(), want));
+                        .map(|want| (CrcSoFar::new(), want));
                 }
                 self.resp = Some(resp);
                 Ok(())
@@ -170,6 +214,7 @@ impl<T: Transport> FileReader<T> {
     /// Up to `max` bytes; empty at the end.
     pub fn read(&mut self, max: usize) -> Result<Vec<u8>, DriverError> {
         let max = max.clamp(1, MAX_READ);
+        self.check_not_taken()?;
         loop {
             if self.eof {
                 return Ok(Vec::new());
@@ -187,35 +232,102 @@ impl<T: Transport> FileReader<T> {
                     return Ok(chunk);
                 }
                 Ok(Some(_)) => continue,
-                Ok(None) => {
-                    if let Some(end) = self.end {
-                        if self.pos < end {
-                            self.reconnect(
-                                IoKind::Dropped,
-                                format!("body ended at byte {} of {end}", self.pos),
-                            )?;
-                            continue;
-                        }
-                    }
-                    self.eof = true;
-                    self.resp = None;
-                    if let Some((crc, want)) = self.crc.take() {
-                        if crc.value() != want {
-                            return Err(DriverError::integrity(
-                                &self.path,
-                                format!(
-                                "integrity check failed: read data has CRC-64 {}, KS3 says {want}",
-                                crc.value()
-                            ),
-                            ));
-                        }
-                    }
-                    return Ok(Vec::new());
-                }
+                Ok(None) => self.body_ended()?,
                 Err(e) if e.retryable() => self.reconnect(e.kind.into(), e.to_string())?,
                 Err(e) => return Err(DriverError::transport(&self.path, "reading the object", &e)),
             }
         }
+    }
+
+    /// The current response's body, from `position` on, for the caller to read itself;
+    /// `None` at the end. [`Self::body_done`] must follow before anything else.
+    pub fn take_body(&mut self) -> Result<Option<Box<dyn Body>>, DriverError> {
+        self.check_not_taken()?;
+        loop {
+            if self.eof {
+                return Ok(None);
+            }
+            if let Some(resp) = self.resp.as_mut() {
+                self.taken = true;
+                return Ok(Some(std::mem::replace(&mut resp.body, Box::new(NoBody))));
+            }
+            self.open()?;
+        }
+    }
+
+    /// The caller read `count` bytes of the taken body, with CRC-64 `crc`; the body ended
+    /// (`broken` is `None`) or failed. A broken body is resumed by the next read or
+    /// `take_body`; at the end, the whole object's CRC is checked.
+    pub fn body_done(
+        &mut self,
+        count: u64,
+        crc: u64,
+        broken: Option<String>,
+    ) -> Result<(), DriverError> {
+        if !self.taken {
+            return Err(DriverError::InvalidState(format!(
+                "reader of {}: no body was taken",
+                self.path
+            )));
+        }
+        self.taken = false;
+        let pos = self.pos.checked_add(count);
+        match (pos, self.end) {
+            (Some(pos), Some(end)) if pos <= end => self.pos = pos,
+            (Some(pos), None) => self.pos = pos,
+            _ => {
+                self.resp = None;
+                return Err(DriverError::io(
+                    &self.path,
+                    format!(
+                        "{count} bytes read from byte {} run past the end of the object",
+                        self.pos
+                    ),
+                ));
+            }
+        }
+        if let Some((so_far, _)) = self.crc.as_mut() {
+            so_far.append(crc, count);
+        }
+        match broken {
+            None => self.body_ended(),
+            Some(why) => self.reconnect(IoKind::Dropped, why),
+        }
+    }
+
+    fn check_not_taken(&self) -> Result<(), DriverError> {
+        if self.taken {
+            return Err(DriverError::InvalidState(format!(
+                "reader of {}: a taken body was not reported back",
+                self.path
+            )));
+        }
+        Ok(())
+    }
+
+    /// The response's body ended cleanly: short of the object's end, resume; else the end,
+    /// where a whole-object read's CRC is checked.
+    fn body_ended(&mut self) -> Result<(), DriverError> {
+        if let Some(end) = self.end {
+            if self.pos < end {
+                return self.reconnect(
+                    IoKind::Dropped,
+                    format!("body ended at byte {} of {end}", self.pos),
+                );
+            }
+        }
+        self.eof = true;
+        self.resp = None;
+        if let Some((so_far, want)) = self.crc.take() {
+            let got = so_far.value();
+            if got != want {
+                return Err(DriverError::integrity(
+                    &self.path,
+                    format!("integrity check failed: read data has CRC-64 {got}, KS3 says {want}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn replaced(&self) -> DriverError {

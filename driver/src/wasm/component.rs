@@ -2,7 +2,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-use super::transport::WasiTransport;
+use super::transport::{self, HandedOver, StreamParents, WasiTransport};
 use crate::config::Config;
 use crate::error::DriverError as Error;
 use crate::ops;
@@ -11,6 +11,12 @@ use crate::path::{DirPath, FilePath};
 wit_bindgen::generate!({
     world: "storage-driver",
     path: "../wit",
+    // The stream a reader hands over is the wasi crate's own type.
+    with: {
+        "wasi:io/error@0.2.4": wasi::io::error,
+        "wasi:io/poll@0.2.4": wasi::io::poll,
+        "wasi:io/streams@0.2.4": wasi::io::streams,
+    },
 });
 
 use exports::ks3::storage_driver::driver::{
@@ -122,7 +128,10 @@ impl Guest for Component {
 
     fn reader(path: String, offset: i64) -> Result<FileReader, DriverError> {
         let r = driver()?.reader(&file(&path)?, offset).map_err(convert)?;
-        Ok(FileReader::new(ReaderResource(RefCell::new(r))))
+        Ok(FileReader::new(ReaderResource {
+            reader: RefCell::new(r),
+            handed: RefCell::new(None),
+        }))
     }
 
     fn writer(path: String, append: bool) -> Result<FileWriter, DriverError> {
@@ -162,14 +171,49 @@ impl Guest for Component {
     }
 }
 
-struct ReaderResource(RefCell<ops::FileReader<WasiTransport>>);
+struct ReaderResource {
+    reader: RefCell<ops::FileReader<WasiTransport>>,
+    /// The parents of the stream the host holds (`take-stream`), dropped at `stream-done`.
+    handed: RefCell<Option<StreamParents>>,
+}
 
 impl GuestFileReader for ReaderResource {
     fn read(&self, max: u32) -> Result<Vec<u8>, DriverError> {
-        self.0.borrow_mut().read(max as usize).map_err(convert)
+        self.reader.borrow_mut().read(max as usize).map_err(convert)
     }
     fn position(&self) -> u64 {
-        self.0.borrow().position()
+        self.reader.borrow().position()
+    }
+    fn take_stream(&self) -> Result<Option<wasi::io::streams::InputStream>, DriverError> {
+        let mut reader = self.reader.borrow_mut();
+        loop {
+            let Some(mut body) = reader.take_body().map_err(convert)? else {
+                return Ok(None);
+            };
+            let outcome = match transport::hand_over(body.as_mut()) {
+                Some(HandedOver::Stream(stream, parents)) => {
+                    *self.handed.borrow_mut() = Some(parents);
+                    return Ok(Some(stream));
+                }
+                Some(HandedOver::Ended) => None,
+                Some(HandedOver::Broken(why)) => Some(why),
+                None => Some("the response body is not a wasi:http body".to_string()),
+            };
+            reader.body_done(0, 0, outcome).map_err(convert)?;
+        }
+    }
+    fn stream_done(
+        &self,
+        count: u64,
+        crc64: u64,
+        broken: Option<String>,
+    ) -> Result<(), DriverError> {
+        // The host dropped the stream: its body and response may go now.
+        self.handed.borrow_mut().take();
+        self.reader
+            .borrow_mut()
+            .body_done(count, crc64, broken)
+            .map_err(convert)
     }
 }
 

@@ -359,8 +359,8 @@ fn into_response(resp: IncomingResponse) -> Result<Response, TransportError> {
         body: Box::new(WasiBody {
             deferred: None,
             stream: Some(stream),
-            _body: Some(body),
-            _resp: resp,
+            body: Some(body),
+            resp: Some(resp),
         }),
     })
 }
@@ -370,8 +370,45 @@ struct WasiBody {
     stream: Option<InputStream>,
     /// An error met while draining ahead; reported by the next `read`.
     deferred: Option<TransportError>,
+    body: Option<IncomingBody>,
+    resp: Option<IncomingResponse>,
+}
+
+/// What a response body's stream needs alive while the host reads it: wasmtime refuses to
+/// drop a body (and a response) whose stream is still open. Drop it only after the host
+/// dropped the stream. Fields drop in declaration order: the body before the response.
+pub struct StreamParents {
     _body: Option<IncomingBody>,
-    _resp: IncomingResponse,
+    _resp: Option<IncomingResponse>,
+}
+
+/// A response body handed over as its wasi:io stream (see [`hand_over`]).
+pub enum HandedOver {
+    Stream(InputStream, StreamParents),
+    /// The body had already ended: nothing to hand over.
+    Ended,
+    /// The body had already failed (while draining ahead), how.
+    Broken(String),
+}
+
+/// Takes the wasi:io stream out of a body this transport returned, for the host to read
+/// directly. `None`: not one of this transport's bodies.
+pub fn hand_over(body: &mut dyn Body) -> Option<HandedOver> {
+    let wasi = body.as_any_mut()?.downcast_mut::<WasiBody>()?;
+    if let Some(e) = wasi.deferred.take() {
+        return Some(HandedOver::Broken(e.to_string()));
+    }
+    let handed = match wasi.stream.take() {
+        Some(stream) => HandedOver::Stream(
+            stream,
+            StreamParents {
+                _body: wasi.body.take(),
+                _resp: wasi.resp.take(),
+            },
+        ),
+        None => HandedOver::Ended,
+    };
+    Some(handed)
 }
 
 fn stream_error(e: wasi::io::error::Error) -> TransportError {
@@ -422,6 +459,10 @@ impl Body for WasiBody {
             }
         }
         Ok(Some(chunk))
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 }
 
