@@ -581,6 +581,48 @@ fn taken_bodies_are_resumed_and_checked() {
     d.delete(&fp("/t")).unwrap();
 }
 
+/// Chunks written with their CRC-64 (as the host sends them) make the same object as
+/// chunks the driver hashes; a wrong CRC never becomes data: KS3's confirmation of the
+/// part disagrees, and the write fails once the retries are spent.
+#[test]
+fn caller_supplied_crcs_are_confirmed_by_ks3() {
+    use ks3_proto::Crc64;
+    let d = driver("native/crcs", &[("chunksize", "5242880")]);
+    let src = data(11 * 1024 * 1024 + 5);
+    let mut w = d.writer(&fp("/ok"), false).unwrap();
+    // 1 MiB pieces and odd ones, so some cross a part boundary.
+    for (i, piece) in src.chunks(1024 * 1024 - 3).enumerate() {
+        let crc = (i % 3 != 2).then(|| Crc64::checksum(piece));
+        w.write_with_crc(piece, crc).unwrap();
+    }
+    w.commit().unwrap();
+    assert!(d.get_content(&fp("/ok")).unwrap() == src);
+    d.delete(&fp("/ok")).unwrap();
+
+    let mut w = d.writer(&fp("/bad"), false).unwrap();
+    let piece = &src[..1024 * 1024];
+    let mut failed = None;
+    for _ in 0..6 {
+        if let Err(e) = w.write_with_crc(piece, Some(Crc64::checksum(piece) ^ 1)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let failed = match failed {
+        Some(e) => e,
+        None => w.commit().expect_err("a wrong CRC fails the write"),
+    };
+    assert!(
+        failed.to_string().contains("CRC") || failed.to_string().contains("integrity"),
+        "{failed}"
+    );
+    let _ = w.cancel();
+    assert!(matches!(
+        d.get_content(&fp("/bad")),
+        Err(DriverError::PathNotFound(_))
+    ));
+}
+
 /// Every operation of the driver, signed in one V4 namespace: the local server verifies
 /// each signature (and the payload hash of each body), so any disagreement fails here.
 fn every_operation_signed(scheme: &str) {

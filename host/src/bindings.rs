@@ -146,6 +146,7 @@ pub struct Exports {
     pub reader_take_stream: Export<Res<Option<Resource<DynInputStream>>>>,
     pub reader_stream_done: Export<Res<()>>,
     pub writer_write: Export<Res<()>>,
+    pub writer_write_with_crc64: Export<Res<()>>,
     pub writer_size: Export<(u64,)>,
     pub writer_close: Export<Res<()>>,
     pub writer_cancel: Export<Res<()>>,
@@ -202,6 +203,11 @@ impl Exports {
                 Res<()>
             ),
             writer_write: func!("[method]file-writer.write", (ResourceAny, &[u8]), Res<()>),
+            writer_write_with_crc64: func!(
+                "[method]file-writer.write-with-crc64",
+                (ResourceAny, &[u8], u64),
+                Res<()>
+            ),
             writer_size: func!("[method]file-writer.size", (ResourceAny,), (u64,)),
             writer_close: func!("[method]file-writer.close", (ResourceAny,), Res<()>),
             writer_cancel: func!("[method]file-writer.cancel", (ResourceAny,), Res<()>),

@@ -276,8 +276,29 @@ impl Driver {
         })
     }
 
-    /// A writer; with `append`, resumes a closed, uncommitted upload.
+    /// A writer; with `append`, resumes a closed, uncommitted upload. The CRC-64 of each
+    /// chunk is computed here, natively, and handed to the guest with the bytes.
     pub async fn writer(&self, path: &str, append: bool) -> Result<FileWriter, Error> {
+        self.open_writer(path, append, true).await
+    }
+
+    /// A writer whose guest hashes every byte itself (`file-writer.write`), as with a host
+    /// that does not send checksums along. For tests and measurements of that path.
+    #[doc(hidden)]
+    pub async fn writer_through_guest(
+        &self,
+        path: &str,
+        append: bool,
+    ) -> Result<FileWriter, Error> {
+        self.open_writer(path, append, false).await
+    }
+
+    async fn open_writer(
+        &self,
+        path: &str,
+        append: bool,
+        crc_by_host: bool,
+    ) -> Result<FileWriter, Error> {
         let mut s = self.session().await?;
         let handle = s
             .call(&format!("writer {path}"), |e| &e.writer, (path, append))
@@ -287,6 +308,7 @@ impl Driver {
             handle,
             path: path.to_string(),
             size: 0,
+            crc_by_host,
         };
         w.refresh_size().await?;
         Ok(w)
@@ -614,6 +636,8 @@ pub struct FileWriter {
     handle: ResourceAny,
     path: String,
     size: u64,
+    /// Send each chunk's CRC-64 along (`write-with-crc64`).
+    crc_by_host: bool,
 }
 
 impl FileWriter {
@@ -626,9 +650,16 @@ impl FileWriter {
         let what = format!("write {}", self.path);
         let result = async {
             for chunk in data.chunks(WRITE_CHUNK) {
-                self.session
-                    .call::<_, ()>(&what, |e| &e.writer_write, (handle, chunk))
-                    .await?;
+                if self.crc_by_host {
+                    let crc = Crc64::checksum(chunk);
+                    self.session
+                        .call::<_, ()>(&what, |e| &e.writer_write_with_crc64, (handle, chunk, crc))
+                        .await?;
+                } else {
+                    self.session
+                        .call::<_, ()>(&what, |e| &e.writer_write, (handle, chunk))
+                        .await?;
+                }
             }
             Ok(())
         }

@@ -242,6 +242,72 @@ impl Crc64 {
     }
 }
 
+/// The CRC-64 of bytes that arrive in pieces, some hashed here (`update`) and some
+/// hashed elsewhere and known by value (`append`): a reader's bodies read by its host, a
+/// writer's chunks whose host sent their CRC along.
+#[derive(Clone, Debug, Default)]
+pub struct Crc64Pieces {
+    /// The CRC of everything before `running`.
+    done: u64,
+    running: Crc64,
+    running_len: u64,
+    /// The operator of the last appended length (callers append equal sizes).
+    shift: Option<ZeroShift>,
+}
+
+impl Crc64Pieces {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes hashed here.
+    pub fn update(&mut self, data: &[u8]) {
+        self.running.update(data);
+        self.running_len = self.running_len.saturating_add(data.len() as u64);
+    }
+
+    /// `len` more bytes whose CRC-64 is `crc`.
+    pub fn append(&mut self, crc: u64, len: u64) {
+        let before = self.value();
+        let shift = match self.shift.take() {
+            Some(s) if s.len == len => s,
+            _ => ZeroShift::new(len),
+        };
+        self.done = shift.apply(before) ^ crc;
+        self.running = Crc64::new();
+        self.running_len = 0;
+        self.shift = Some(shift);
+    }
+
+    pub fn value(&self) -> u64 {
+        Crc64::combine(self.done, self.running.value(), self.running_len)
+    }
+}
+
+/// "Append `len` bytes" as a linear map on CRC values: `crc(A ++ B)` is
+/// `apply(crc(A)) ^ crc(B)` for every `B` of length `len`. Built once (the cost of one
+/// [`Crc64::combine`]), applied in 64 steps.
+#[derive(Clone, Debug)]
+struct ZeroShift {
+    len: u64,
+    /// Column `i`: the image of the CRC value `1 << i`.
+    cols: [u64; 64],
+}
+
+impl ZeroShift {
+    fn new(len: u64) -> Self {
+        let mut cols = [0u64; 64];
+        for (i, c) in cols.iter_mut().enumerate() {
+            *c = Crc64::combine(1u64 << i, 0, len);
+        }
+        ZeroShift { len, cols }
+    }
+
+    fn apply(&self, crc: u64) -> u64 {
+        gf2_times(&self.cols, crc)
+    }
+}
+
 fn gf2_times(mat: &[u64; 64], mut vec: u64) -> u64 {
     let mut sum = 0;
     let mut i = 0;
@@ -317,6 +383,28 @@ mod tests {
                 );
                 assert_eq!(Crc64::checksum(piece), want, "Crc64 {start}+{len}");
             }
+        }
+    }
+
+    #[test]
+    fn pieces_hashed_here_and_elsewhere_make_the_whole() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut p = Crc64Pieces::new();
+        assert_eq!(p.value(), 0);
+        // Alternate: hashed here, appended by value (equal sizes reuse the operator).
+        let mut at = 0;
+        for (i, len) in [1000usize, 4096, 4096, 7, 4096, 0, 50_000, 4096, 1]
+            .iter()
+            .enumerate()
+        {
+            let piece = &data[at..at + len];
+            if i % 2 == 0 {
+                p.update(piece);
+            } else {
+                p.append(Crc64::checksum(piece), *len as u64);
+            }
+            at += len;
+            assert_eq!(p.value(), Crc64::checksum(&data[..at]), "after piece {i}");
         }
     }
 

@@ -14,7 +14,7 @@ pub mod sign;
 pub mod sign_v4;
 pub mod xml;
 
-pub use crc64::Crc64;
+pub use crc64::{Crc64, Crc64Pieces};
 pub use secret::Secret;
 pub use sign::{SignedRequest, StringToSign};
 pub use sign_v4::{SigningScheme, V4Namespace, V4Request, V4Signer};

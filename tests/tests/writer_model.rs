@@ -587,7 +587,13 @@ impl World {
         let may_fail = |writer_op: bool| fault.is_some_and(|f| f.may_fail(writer_op));
         match *op {
             Op::Open(p, append) => {
-                let r = self.d.writer(p, append).await;
+                // Half the writers send each chunk's CRC-64 along (the host's default),
+                // half leave the hashing to the guest: the model holds for both.
+                let r = if self.rng.gen_bool(0.5) {
+                    self.d.writer(p, append).await
+                } else {
+                    self.d.writer_through_guest(p, append).await
+                };
                 let expect_resume: Option<Vec<u8>> = if append {
                     match (self.model.uploads.get(p), self.model.committed.get(p)) {
                         (Some(u), _) => Some(u.clone()),

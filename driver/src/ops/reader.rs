@@ -8,7 +8,7 @@
 //! with its length and CRC-64, so that resuming and the whole-object check stay here.
 use std::sync::Arc;
 
-use ks3_proto::Crc64;
+use ks3_proto::Crc64Pieces;
 
 use super::Driver;
 use crate::client::Call;
@@ -29,48 +29,13 @@ pub struct FileReader<T> {
     resp: Option<Response>,
     /// ETag of the object the first response came from.
     etag: Option<String>,
-    /// The CRC of a whole-object read so far, and KS3's value for it.
-    crc: Option<(CrcSoFar, u64)>,
+    /// The CRC of a whole-object read so far (bytes read here and bodies the caller
+    /// read), and KS3's value for it.
+    crc: Option<(Crc64Pieces, u64)>,
     resumes: u32,
     eof: bool,
     /// The current response's body is with the caller (`take_body`), not yet reported.
     taken: bool,
-}
-
-/// The CRC-64 of the bytes delivered so far: those of bodies read elsewhere (`done`, known
-/// by value) followed by those read here (`running`).
-struct CrcSoFar {
-    done: u64,
-    running: Crc64,
-    running_len: u64,
-}
-
-impl CrcSoFar {
-    fn new() -> Self {
-        CrcSoFar {
-            done: 0,
-            running: Crc64::new(),
-            running_len: 0,
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        self.running.update(data);
-        self.running_len = self.running_len.saturating_add(data.len() as u64);
-    }
-
-    /// `len` more bytes, whose CRC-64 is `crc`.
-    fn append(&mut self, crc: u64, len: u64) {
-        let done = Crc64::combine(self.value(), crc, len);
-        *self = CrcSoFar {
-            done,
-            ..CrcSoFar::new()
-        };
-    }
-
-    fn value(&self) -> u64 {
-        Crc64::combine(self.done, self.running.value(), self.running_len)
-    }
 }
 
 impl<T: Transport> Driver<T> {
@@ -203,7 +168,7 @@ impl<T: Transport> FileReader<T> {
                     self.crc = resp
                         .header("x-kss-checksum-crc64ecma")
                         .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|want| (CrcSoFar::new(), want));
+                        .map(|want| (Crc64Pieces::new(), want));
                 }
                 self.resp = Some(resp);
                 Ok(())

@@ -223,6 +223,12 @@ impl GuestFileWriter for WriterResource {
     fn write(&self, data: Vec<u8>) -> Result<(), DriverError> {
         self.0.borrow_mut().write(&data).map_err(convert)
     }
+    fn write_with_crc64(&self, data: Vec<u8>, crc64: u64) -> Result<(), DriverError> {
+        self.0
+            .borrow_mut()
+            .write_with_crc(&data, Some(crc64))
+            .map_err(convert)
+    }
     fn size(&self) -> u64 {
         self.0.borrow().size()
     }
