@@ -623,6 +623,26 @@ fn caller_supplied_crcs_are_confirmed_by_ks3() {
     ));
 }
 
+/// A writer superseded by a newer one on the same path (which aborted its upload) fails
+/// to commit, and leaves the newer writer's saved upload alone.
+#[test]
+fn a_superseded_commit_keeps_the_newer_writers_upload() {
+    let d = driver("native/superseded", &[("chunksize", "5242880")]);
+    let old = data(5 * 1024 * 1024 + 100);
+    let mut a = d.writer(&fp("/x"), false).unwrap();
+    a.write(&old).unwrap();
+    let mut b = d.writer(&fp("/x"), false).unwrap();
+    b.write(b"newer").unwrap();
+    b.close().unwrap();
+    assert!(a.commit().is_err(), "the superseded writer cannot commit");
+    let mut resumed = d.writer(&fp("/x"), true).expect("the newer upload is still there");
+    assert_eq!(resumed.size(), 5);
+    resumed.write(b"!").unwrap();
+    resumed.commit().unwrap();
+    assert_eq!(d.get_content(&fp("/x")).unwrap(), b"newer!");
+    d.delete(&fp("/x")).unwrap();
+}
+
 /// Every operation of the driver, signed in one V4 namespace: the local server verifies
 /// each signature (and the payload hash of each body), so any disagreement fails here.
 fn every_operation_signed(scheme: &str) {
