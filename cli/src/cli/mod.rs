@@ -33,7 +33,7 @@ mod show_config;
                   result. Keep the secret key off the command line (`ps` shows it): \
                   --secret-key-file, KS3_SECRET_ACCESS_KEY or the -c file.\n\
                   No KS3 account? `ks3-driver demo` runs a registry push and pull on an embedded \
-                  local server; `KS3_LOCAL_SECRET_KEY=SK ks3-driver serve-local --memory --bucket b \
+                  local server; `KS3_LOCAL_SECRET_KEY=SK ks3-driver serve-local --memory --bucket registry \
                   --access-key AK` runs one to point the other commands at.\n\
                   Exit status: 0 success, 1 driver error, 2 usage or configuration error.\n\n\
                   Example:\n  ks3-driver --secret-key-file ~/.ks3/secret -p accesskey=AK \
