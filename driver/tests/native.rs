@@ -635,7 +635,9 @@ fn a_superseded_commit_keeps_the_newer_writers_upload() {
     b.write(b"newer").unwrap();
     b.close().unwrap();
     assert!(a.commit().is_err(), "the superseded writer cannot commit");
-    let mut resumed = d.writer(&fp("/x"), true).expect("the newer upload is still there");
+    let mut resumed = d
+        .writer(&fp("/x"), true)
+        .expect("the newer upload is still there");
     assert_eq!(resumed.size(), 5);
     resumed.write(b"!").unwrap();
     resumed.commit().unwrap();

@@ -201,45 +201,50 @@ impl Crc64 {
     }
 
     /// The CRC of `A ++ B` from `crc(A)`, `crc(B)` and `len(B)` — how KS3 derives the
-    /// checksum of a multipart object from its parts' checksums.
+    /// checksum of a multipart object from its parts' checksums, and how a reader or
+    /// writer joins pieces hashed in different places ([`Crc64Pieces`]).
     pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
-        // Appending len_b zero bytes to A is a linear operator on the CRC register; apply it
-        // by repeated squaring of the "one zero bit" matrix (zlib's crc32_combine, 64-bit).
-        if len_b == 0 {
-            return crc_a;
-        }
-        let mut odd = [0u64; 64];
-        odd[0] = POLY;
-        let mut row = 1u64;
-        for slot in odd.iter_mut().skip(1) {
-            *slot = row;
-            row <<= 1;
-        }
-        let mut even = [0u64; 64];
-        gf2_square(&mut even, &odd); // two zero bits
-        gf2_square(&mut odd, &even); // four zero bits
+        // Appending len_b zero bytes to A is a linear map on the CRC register: the
+        // product of the precomputed "2^k zero bytes" maps for the bits set in len_b.
+        let powers = zero_byte_powers();
         let mut a = crc_a;
         let mut len = len_b;
-        loop {
-            gf2_square(&mut even, &odd);
+        let mut k = 0;
+        while len != 0 {
             if len & 1 == 1 {
-                a = gf2_times(&even, a);
+                a = gf2_times(&powers[k], a);
             }
             len >>= 1;
-            if len == 0 {
-                break;
-            }
-            gf2_square(&mut odd, &even);
-            if len & 1 == 1 {
-                a = gf2_times(&odd, a);
-            }
-            len >>= 1;
-            if len == 0 {
-                break;
-            }
+            k += 1;
         }
         a ^ crc_b
     }
+}
+
+/// `[k]`: the map "append 2^k zero bytes" on the CRC register, as the images of its 64
+/// basis vectors. Built once by squaring (zlib's crc32_combine idea, for 64 bits and
+/// kept), so that a combine costs one 64-step product per bit set in the length.
+fn zero_byte_powers() -> &'static [[u64; 64]; 64] {
+    static POWERS: std::sync::OnceLock<Box<[[u64; 64]; 64]>> = std::sync::OnceLock::new();
+    POWERS.get_or_init(|| {
+        // One zero bit: shift right, folding in the polynomial for the bit shifted out.
+        let mut bit = [0u64; 64];
+        bit[0] = POLY;
+        for (i, slot) in bit.iter_mut().enumerate().skip(1) {
+            *slot = 1u64 << (i - 1);
+        }
+        let mut two = [0u64; 64];
+        gf2_square(&mut two, &bit);
+        let mut four = [0u64; 64];
+        gf2_square(&mut four, &two);
+        let mut powers = Box::new([[0u64; 64]; 64]);
+        gf2_square(&mut powers[0], &four);
+        for k in 1..64 {
+            let (done, rest) = powers.split_at_mut(k);
+            gf2_square(&mut rest[0], &done[k - 1]);
+        }
+        powers
+    })
 }
 
 /// The CRC-64 of bytes that arrive in pieces, some hashed here (`update`) and some
@@ -251,8 +256,6 @@ pub struct Crc64Pieces {
     done: u64,
     running: Crc64,
     running_len: u64,
-    /// The operator of the last appended length (callers append equal sizes).
-    shift: Option<ZeroShift>,
 }
 
 impl Crc64Pieces {
@@ -268,43 +271,13 @@ impl Crc64Pieces {
 
     /// `len` more bytes whose CRC-64 is `crc`.
     pub fn append(&mut self, crc: u64, len: u64) {
-        let before = self.value();
-        let shift = match self.shift.take() {
-            Some(s) if s.len == len => s,
-            _ => ZeroShift::new(len),
-        };
-        self.done = shift.apply(before) ^ crc;
+        self.done = Crc64::combine(self.value(), crc, len);
         self.running = Crc64::new();
         self.running_len = 0;
-        self.shift = Some(shift);
     }
 
     pub fn value(&self) -> u64 {
         Crc64::combine(self.done, self.running.value(), self.running_len)
-    }
-}
-
-/// "Append `len` bytes" as a linear map on CRC values: `crc(A ++ B)` is
-/// `apply(crc(A)) ^ crc(B)` for every `B` of length `len`. Built once (the cost of one
-/// [`Crc64::combine`]), applied in 64 steps.
-#[derive(Clone, Debug)]
-struct ZeroShift {
-    len: u64,
-    /// Column `i`: the image of the CRC value `1 << i`.
-    cols: [u64; 64],
-}
-
-impl ZeroShift {
-    fn new(len: u64) -> Self {
-        let mut cols = [0u64; 64];
-        for (i, c) in cols.iter_mut().enumerate() {
-            *c = Crc64::combine(1u64 << i, 0, len);
-        }
-        ZeroShift { len, cols }
-    }
-
-    fn apply(&self, crc: u64) -> u64 {
-        gf2_times(&self.cols, crc)
     }
 }
 
@@ -405,6 +378,23 @@ mod tests {
             }
             at += len;
             assert_eq!(p.value(), Crc64::checksum(&data[..at]), "after piece {i}");
+        }
+    }
+
+    #[test]
+    fn combine_matches_concatenation_for_every_length_shape() {
+        let data: Vec<u8> = (0..(1u32 << 20) + 8192)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        for split in [0usize, 1, 7, 4096] {
+            for len_b in [0usize, 1, 2, 3, 8, 255, 256, 4097, 65_536, 1 << 20] {
+                let (a, b) = data[..split + len_b].split_at(split);
+                assert_eq!(
+                    Crc64::combine(Crc64::checksum(a), Crc64::checksum(b), len_b as u64),
+                    Crc64::checksum(&data[..split + len_b]),
+                    "split {split}, len_b {len_b}"
+                );
+            }
         }
     }
 
