@@ -105,7 +105,7 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
         .unwrap_or_else(|| workspace.join("target"))
         .join("wasm-component");
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&workspace)
+    cmd.current_dir(workspace)
         .arg("build")
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
