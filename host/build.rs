@@ -7,6 +7,19 @@
 //!
 //! `KS3_DRIVER_PREBUILT_COMPONENT=/path/driver.wasm` skips the nested build and embeds that
 //! file instead (for packagers and machines without the wasm target).
+//!
+//! Then the component is precompiled with wasmtime for this machine, with the engine
+//! settings the runtime uses (`src/engine_config.rs`, the one definition of them), and the
+//! artifact is put beside it (`ks3-driver-component.cwasm`), so the first start of an
+//! installed `ks3-driver` loads compiled code instead of paying a Cranelift compile. The
+//! artifact is left empty (the runtime then compiles, or uses its on-disk cache) when
+//! * cross-compiling (`TARGET` ≠ `HOST`): wasmtime here compiles for the build machine, and
+//!   only the machine that runs the binary knows its CPU's features;
+//! * `KS3_DRIVER_NO_PRECOMPILE=1` is set (e.g. a package built on a newer CPU than the
+//!   ones it is installed on, where the artifact would be refused at every start anyway).
+//!
+//! The artifact carries the build machine's CPU features; wasmtime refuses it on a CPU
+//! without them, and the runtime falls back to compiling.
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,6 +29,9 @@ const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm-release";
 const PACKAGE: &str = "ks3-driver-component";
 const ARTIFACT: &str = "ks3_driver_component.wasm";
+
+#[path = "src/engine_config.rs"]
+mod engine_config;
 
 fn main() {
     if let Err(msg) = run() {
@@ -33,13 +49,46 @@ fn run() -> Result<(), String> {
         .to_path_buf();
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
     let dest = out_dir.join("ks3-driver-component.wasm");
+    let wasm = component(&workspace, &out_dir)?;
+    write_if_changed(&dest, &wasm)?;
+    precompile(&wasm, &out_dir.join("ks3-driver-component.cwasm"))
+}
 
+/// The artifact of the component for this machine's engine, written to `dest`; an empty
+/// file when cross-compiling or when `KS3_DRIVER_NO_PRECOMPILE` is set (see the header).
+fn precompile(wasm: &[u8], dest: &Path) -> Result<(), String> {
+    println!("cargo:rerun-if-env-changed=KS3_DRIVER_NO_PRECOMPILE");
+    let skip = if env::var("TARGET").ok() != env::var("HOST").ok() {
+        Some("cross-compiling".to_string())
+    } else {
+        env::var("KS3_DRIVER_NO_PRECOMPILE")
+            .ok()
+            .filter(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+            .map(|v| format!("KS3_DRIVER_NO_PRECOMPILE={v}"))
+    };
+    // What the runtime says when it has no artifact (its debug log, the tests).
+    match &skip {
+        Some(why) => println!("cargo:rustc-env=KS3_DRIVER_PRECOMPILED=no ({why})"),
+        None => println!("cargo:rustc-env=KS3_DRIVER_PRECOMPILED=yes"),
+    }
+    if skip.is_some() {
+        return write_if_changed(dest, &[]);
+    }
+    let engine = wasmtime::Engine::new(&engine_config::code_config())
+        .map_err(|e| format!("creating the wasmtime engine to precompile the component: {e:#}"))?;
+    let artifact = engine
+        .precompile_component(wasm)
+        .map_err(|e| format!("precompiling the driver component: {e:#}"))?;
+    write_if_changed(dest, &artifact)
+}
+
+/// The component's bytes: the prebuilt file, or the nested build's output.
+fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
     println!("cargo:rerun-if-env-changed=KS3_DRIVER_PREBUILT_COMPONENT");
     if let Some(prebuilt) = env::var_os("KS3_DRIVER_PREBUILT_COMPONENT").filter(|v| !v.is_empty()) {
         let prebuilt = PathBuf::from(prebuilt);
         println!("cargo:rerun-if-changed={}", prebuilt.display());
-        copy_if_changed(&prebuilt, &dest)?;
-        return Ok(());
+        return read_wasm(&prebuilt);
     }
 
     // The build's own inputs; the component's sources come from the nested build's
@@ -52,11 +101,11 @@ fn run() -> Result<(), String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     ensure_target_installed()?;
 
-    let target_dir = outer_target_dir(&out_dir)
+    let target_dir = outer_target_dir(out_dir)
         .unwrap_or_else(|| workspace.join("target"))
         .join("wasm-component");
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&workspace)
+    cmd.current_dir(workspace)
         .arg("build")
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
@@ -91,8 +140,8 @@ fn run() -> Result<(), String> {
             built.display()
         ));
     }
-    rerun_on_dep_info(&built.with_extension("d"), &workspace)?;
-    copy_if_changed(&built, &dest)
+    rerun_on_dep_info(&built.with_extension("d"), workspace)?;
+    read_wasm(&built)
 }
 
 /// `cargo:rerun-if-changed` for every file of the workspace that the nested build read,
@@ -259,13 +308,19 @@ fn scrub_env(cmd: &mut Command) {
     // jobserver instead of starting as many jobs again on the same cores.
 }
 
-fn copy_if_changed(from: &Path, to: &Path) -> Result<(), String> {
-    let bytes = fs::read(from).map_err(|e| format!("reading {}: {e}", from.display()))?;
+fn read_wasm(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(format!("{} is not a wasm file", from.display()));
+        return Err(format!("{} is not a wasm file", path.display()));
     }
-    if fs::read(to).ok().as_deref() == Some(&bytes[..]) {
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `to` unless it holds them already (an unchanged file keeps its
+/// mtime, so what embeds it is not rebuilt).
+fn write_if_changed(to: &Path, bytes: &[u8]) -> Result<(), String> {
+    if fs::read(to).ok().as_deref() == Some(bytes) {
         return Ok(());
     }
-    fs::write(to, &bytes).map_err(|e| format!("writing {}: {e}", to.display()))
+    fs::write(to, bytes).map_err(|e| format!("writing {}: {e}", to.display()))
 }

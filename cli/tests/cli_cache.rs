@@ -1,5 +1,7 @@
 //! The compiled-component cache end to end: a group-writable cache directory is refused
 //! with a warning on stderr, the component is compiled in memory, and the command works.
+//! (The cache is only looked at when the build's precompiled artifact is not used: these
+//! runs switch it off with `KS3_DRIVER_EMBEDDED_ARTIFACT=off`.)
 mod common;
 
 use common::*;
@@ -16,6 +18,7 @@ fn a_group_writable_cache_dir_warns_and_the_command_still_succeeds() {
     let mut c = cli_for(&server().endpoint(), &root);
     let o = c
         .env("KS3_DRIVER_CACHE_DIR", &cache)
+        .env("KS3_DRIVER_EMBEDDED_ARTIFACT", "off")
         .args(["ls", "/"])
         .output()
         .unwrap();
@@ -31,5 +34,38 @@ fn a_group_writable_cache_dir_warns_and_the_command_still_succeeds() {
         std::fs::read_dir(&cache).unwrap().count(),
         0,
         "nothing written"
+    );
+}
+
+/// The first run after install loads the build's precompiled artifact: it compiles
+/// nothing, so it writes no cache; with the artifact switched off it compiles and caches.
+#[test]
+fn the_first_run_loads_the_precompiled_artifact_and_writes_no_cache() {
+    if ks3_driver::runtime::PRECOMPILED != "yes" {
+        // A cross build or KS3_DRIVER_NO_PRECOMPILE: nothing to load.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let root = format!("/cli-cache/{}", unique());
+    let run = |artifact: &str| {
+        let o = cli_for(&server().endpoint(), &root)
+            .env("KS3_DRIVER_CACHE_DIR", &cache)
+            .env("KS3_DRIVER_EMBEDDED_ARTIFACT", artifact)
+            .args(["ls", "/"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run("on");
+    assert!(!cache.exists(), "the first run compiled and cached");
+    run("off");
+    let cached: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.len() == 1 && cached[0].ends_with(".cwasm"),
+        "{cached:?}"
     );
 }

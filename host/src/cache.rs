@@ -1,5 +1,7 @@
 //! The on-disk cache of the compiled component, so a new process does not pay a Cranelift
-//! compile (~100 ms) before its first operation.
+//! compile (~1 s) before its first operation when the build's precompiled artifact
+//! (`runtime::EMBEDDED_ARTIFACT`) is absent, refused (another CPU) or not wanted, or when
+//! the component is another file (`RuntimeOptions::component`).
 //!
 //! One file per (component bytes, engine configuration): the name carries a SHA-256 of
 //! the component and the engine's `precompile_compatibility_hash`, so a stale artifact is
@@ -27,9 +29,10 @@ const HEADER: usize = MAGIC.len() + 32;
 /// How the component was obtained, for diagnostics and the benchmark.
 #[derive(Debug, Clone)]
 pub struct LoadInfo {
-    /// `hit`, `miss` (compiled and written), `miss-unwritable` (compiled, could not write),
-    /// `untrusted` (compiled in memory: the directory is another user's or writable by
-    /// group/others), `disabled` (compiled, no cache).
+    /// `embedded` (the build's precompiled artifact, `runtime::EMBEDDED_ARTIFACT`; the
+    /// cache is not looked at), `hit`, `miss` (compiled and written), `miss-unwritable`
+    /// (compiled, could not write), `untrusted` (compiled in memory: the directory is
+    /// another user's or writable by group/others), `disabled` (compiled, no cache).
     pub cache: &'static str,
     /// The cache file used or written, if any.
     pub path: Option<PathBuf>,

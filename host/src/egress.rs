@@ -124,7 +124,7 @@ impl Egress {
     }
 
     pub(crate) fn new(config: &Config, allowed: Destination) -> Result<Arc<Self>, Error> {
-        let tls = tls_config(config.ca_file.as_deref())?;
+        let tls = tls_config(config.ca_file.as_deref(), allowed.https)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -584,14 +584,20 @@ fn client_error(e: hyper_util::client::legacy::Error) -> HttpError {
     HttpError::InternalError(Some(text))
 }
 
-fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, Error> {
+/// The TLS client configuration; the system's certificate store is read only when
+/// `system_roots` (an https destination).
+fn tls_config(ca_file: Option<&str>, system_roots: bool) -> Result<rustls::ClientConfig, Error> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.into(),
     };
     // The system's store too (a corporate CA installed there is trusted as curl trusts it).
-    // An unreadable store is not an error: webpki's roots and `cafile` remain.
-    let system = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(system.certs);
+    // An unreadable store is not an error: webpki's roots and `cafile` remain. Reading and
+    // parsing it (hundreds of files) was the largest part of a cached process start, and
+    // a plain-http destination never uses it: egress refuses every other destination.
+    if system_roots {
+        let system = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(system.certs);
+    }
     if let Some(path) = ca_file {
         use rustls_pki_types::pem::PemObject;
         let bad = |m: String| Error::Config {

@@ -26,19 +26,25 @@
 //! * `KS3_DRIVER_LOG=1` — log each KS3 request (method, path without query, status, time,
 //!   request id) and the driver's own stderr to stderr;
 //! * `KS3_DRIVER_CACHE_DIR=DIR` (or `off`) — where compiled components are cached
-//!   (default `$XDG_CACHE_HOME/ks3-driver` or `~/.cache/ks3-driver`);
+//!   (default `$XDG_CACHE_HOME/ks3-driver` or `~/.cache/ks3-driver`); the cache is only
+//!   used when the build's precompiled component ([`runtime::EMBEDDED_ARTIFACT`]) is not:
+//!   on a CPU that refuses it, for another component file, or with
+//! * `KS3_DRIVER_EMBEDDED_ARTIFACT=off` — compile the embedded component (or load it from
+//!   the cache) instead of loading the precompiled artifact;
 //! * `KS3_DRIVER_POOLING=1` — use wasmtime's pooling allocator (room for
 //!   [`runtime::MAX_INSTANCES`] instances, reserved up front) instead of the on-demand
 //!   one; faster fresh instances, ~9 ms slower process start;
 //! * `KS3_DRIVER_PERFMAP=1` — write `/tmp/perf-PID.map` so `perf report` names the
 //!   guest's functions;
 //! * at build time, `KS3_DRIVER_PREBUILT_COMPONENT=FILE` embeds that component instead of
-//!   building `driver/`.
+//!   building `driver/`, and `KS3_DRIVER_NO_PRECOMPILE=1` leaves out the precompiled
+//!   artifact (as cross builds do).
 mod activity;
 mod bindings;
 mod cache;
 mod driver;
 mod egress;
+mod engine_config;
 mod error;
 pub mod native;
 pub mod runtime;

@@ -6,9 +6,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{
-    ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, Resource, ResourceTable,
+    Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, Resource,
+    ResourceTable,
 };
-use wasmtime::{Config as EngineConfig, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::p2::{DynInputStream, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -18,12 +19,24 @@ use crate::activity::Activity;
 use crate::bindings::{Export, Exports, Res, WitError};
 use crate::cache::{self, LoadInfo};
 use crate::egress::{Egress, EgressHooks};
+use crate::engine_config;
 use crate::error::Error;
 use crate::error::{IoError, IoKind};
 
 /// The driver component built by `build.rs` from `driver/`.
 pub static EMBEDDED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ks3-driver-component.wasm"));
+
+/// [`EMBEDDED_COMPONENT`] precompiled by `build.rs` for the build machine with the
+/// runtime's engine settings (`engine_config.rs`), so that even the first start of a
+/// process loads compiled code. Empty when the build skipped it (cross-compiling,
+/// `KS3_DRIVER_NO_PRECOMPILE=1`); wasmtime refuses it on a CPU without the build machine's
+/// features, and the runtime then compiles (or uses its on-disk cache) instead.
+pub static EMBEDDED_ARTIFACT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ks3-driver-component.cwasm"));
+
+/// `yes`, or `no (why)`: whether `build.rs` precompiled [`EMBEDDED_ARTIFACT`].
+pub const PRECOMPILED: &str = env!("KS3_DRIVER_PRECOMPILED");
 
 /// Default hard wall-clock limit of one guest call: none to speak of. A call is stopped
 /// when its traffic has stood still longer than the driver's retries could take (see
@@ -54,8 +67,12 @@ pub struct RuntimeOptions {
     /// `(maxretries + 1) × (requesttimeout + 2 s) + 30 s` is stopped). Default: none.
     pub op_timeout: Option<Duration>,
     /// Where compiled components are cached; default `KS3_DRIVER_CACHE_DIR`, else
-    /// `$XDG_CACHE_HOME/ks3-driver`, else `~/.cache/ks3-driver`.
+    /// `$XDG_CACHE_HOME/ks3-driver`, else `~/.cache/ks3-driver`. Not used when the embedded
+    /// component's precompiled artifact ([`EMBEDDED_ARTIFACT`]) is loaded.
     pub cache_dir: Option<PathBuf>,
+    /// Do not load [`EMBEDDED_ARTIFACT`]: compile the embedded component (or load it from
+    /// the cache). Also on with `KS3_DRIVER_EMBEDDED_ARTIFACT=off`.
+    pub ignore_embedded_artifact: bool,
     /// Forward the guest's stderr (secrets masked) as `ks3_driver::guest` tracing events.
     /// Also on with `KS3_DRIVER_LOG=1`. The KS3 request log needs no switch: it is always
     /// emitted as `ks3_driver::egress` events (method, path without the query, status, time,
@@ -98,22 +115,30 @@ fn env_flag(name: &str) -> bool {
 }
 
 impl Runtime {
-    /// Compiles (or loads from the cache) and links the component.
+    /// Loads the precompiled embedded component, or compiles (or loads from the cache)
+    /// the component, and links it.
     pub fn new(opts: RuntimeOptions) -> anyhow::Result<Runtime> {
-        let engine = new_engine()?;
+        // SAFETY: EMBEDDED_ARTIFACT is, unmodified, what `Engine::precompile_component`
+        // of the same (pinned) wasmtime version wrote in our own build script from our own
+        // component (`build.rs`), or empty.
+        unsafe { Self::with_artifact(opts, EMBEDDED_ARTIFACT) }
+    }
 
-        let file_bytes;
-        let wasm: &[u8] = match &opts.component {
-            Some(path) => {
-                file_bytes = std::fs::read(path).map_err(|e| {
-                    anyhow::anyhow!("cannot read component {}: {e}", path.display())
-                })?;
-                &file_bytes
-            }
-            None => EMBEDDED_COMPONENT,
-        };
-        let dir = cache::cache_dir(opts.cache_dir.as_deref());
-        let (component, load) = cache::load_or_compile(&engine, wasm, dir.as_deref())?;
+    /// [`Runtime::new`] with `artifact` in place of [`EMBEDDED_ARTIFACT`] (the tests give
+    /// it one that the engine refuses).
+    ///
+    /// # Safety
+    ///
+    /// `artifact` is empty or the output of wasmtime's `precompile_component` or
+    /// `Component::serialize` (of any version or configuration: wasmtime refuses those that
+    /// do not fit), as `Component::deserialize` requires.
+    unsafe fn with_artifact(opts: RuntimeOptions, artifact: &[u8]) -> anyhow::Result<Runtime> {
+        let engine = new_engine(
+            env_flag("KS3_DRIVER_PERFMAP"),
+            env_flag("KS3_DRIVER_POOLING"),
+        )?;
+        // SAFETY: as this function's contract.
+        let (component, load) = unsafe { load_component(&engine, &opts, artifact) }?;
 
         let mut linker: Linker<Ctx> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -149,7 +174,8 @@ impl Runtime {
             .map_err(anyhow::Error::msg)
     }
 
-    /// How the component was loaded (cache hit or compile, and how long it took).
+    /// How the component was loaded (embedded artifact, cache hit or compile, and how long
+    /// it took).
     pub fn load_info(&self) -> &LoadInfo {
         &self.inner.load
     }
@@ -292,15 +318,15 @@ pub const MAX_INSTANCES: u32 = 1000;
 /// to unmap at exit) added ~9 ms to every process start (cached cold start 18 ms vs 9 ms),
 /// while stateless operations reuse warm instances anyway, so a fresh instantiation only
 /// happens per reader, writer and walker, where tens of µs do not show.
-fn new_engine() -> anyhow::Result<Engine> {
-    let mut cfg = EngineConfig::new();
-    cfg.epoch_interruption(true);
-    if env_flag("KS3_DRIVER_PERFMAP") {
+///
+/// The code-relevant settings are [`engine_config::code_config`]'s, which `build.rs`
+/// precompiles [`EMBEDDED_ARTIFACT`] with; `perfmap` and `pooling` only affect the runtime.
+fn new_engine(perfmap: bool, pooling: bool) -> anyhow::Result<Engine> {
+    let mut cfg = engine_config::code_config();
+    if perfmap {
         // /tmp/perf-PID.map names the guest's functions for `perf report`.
         cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
-    let pooling = std::env::var("KS3_DRIVER_POOLING")
-        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
     if pooling {
         let mut pool = wasmtime::PoolingAllocationConfig::new();
         pool.total_component_instances(MAX_INSTANCES)
@@ -318,6 +344,82 @@ fn new_engine() -> anyhow::Result<Engine> {
         }
     }
     Ok(Engine::new(&cfg)?)
+}
+
+/// The driver component for `engine`: with `opts.component`, that file through the
+/// on-disk cache; else the embedded component, from its precompiled `artifact` when there
+/// is one and the engine accepts it, else through the on-disk cache.
+///
+/// # Safety
+///
+/// As [`Runtime::with_artifact`]'s.
+unsafe fn load_component(
+    engine: &Engine,
+    opts: &RuntimeOptions,
+    artifact: &[u8],
+) -> anyhow::Result<(Component, LoadInfo)> {
+    let file_bytes;
+    let wasm: &[u8] = match &opts.component {
+        Some(path) => {
+            file_bytes = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read component {}: {e}", path.display()))?;
+            &file_bytes
+        }
+        None => {
+            let ignore = opts.ignore_embedded_artifact
+                || std::env::var("KS3_DRIVER_EMBEDDED_ARTIFACT")
+                    .is_ok_and(|v| matches!(v.trim(), "off" | "0" | "no" | "false"));
+            if !ignore {
+                // SAFETY: as this function's contract.
+                if let Some(loaded) = unsafe { deserialize_embedded(engine, artifact) } {
+                    return Ok(loaded);
+                }
+            }
+            EMBEDDED_COMPONENT
+        }
+    };
+    // Only now the cache's directory and the component's digest (its file name): a start
+    // from the embedded artifact needs neither.
+    let dir = cache::cache_dir(opts.cache_dir.as_deref());
+    cache::load_or_compile(engine, wasm, dir.as_deref())
+}
+
+/// The embedded component from its precompiled `artifact`, or `None` (saying why at debug
+/// level) when there is none or `engine` refuses it (wasmtime checks the artifact's
+/// version, engine settings and CPU features against its own).
+///
+/// # Safety
+///
+/// As [`Runtime::with_artifact`]'s.
+unsafe fn deserialize_embedded(engine: &Engine, artifact: &[u8]) -> Option<(Component, LoadInfo)> {
+    if artifact.is_empty() {
+        tracing::debug!(
+            target: "ks3_driver::cache",
+            "no precompiled component in this build (precompiled: {PRECOMPILED}); compiling"
+        );
+        return None;
+    }
+    let started = Instant::now();
+    // `deserialize` copies the artifact into fresh memory that it can make executable
+    // (the binary's read-only data cannot be).
+    // SAFETY: as this function's contract.
+    match unsafe { Component::deserialize(engine, artifact) } {
+        Ok(component) => Some((
+            component,
+            LoadInfo {
+                cache: "embedded",
+                path: None,
+                elapsed: started.elapsed(),
+            },
+        )),
+        Err(e) => {
+            tracing::debug!(
+                target: "ks3_driver::cache",
+                "the embedded precompiled component does not fit this engine or CPU ({e:#}); compiling"
+            );
+            None
+        }
+    }
 }
 
 /// Advances the engine's epoch while the engine is alive.
@@ -768,5 +870,103 @@ pub(crate) fn convert(e: WitError) -> Error {
         },
         WitError::Io(e) => Error::Io(IoError::new(e.kind.into(), e.message)),
         WitError::InvalidState(m) => Error::InvalidState(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Driver, Params};
+
+    /// A driver on `rt` against a fresh in-memory ks3-local: a put and a get.
+    async fn round_trip(rt: &Runtime) {
+        let server =
+            ks3_local::start_in_background(ks3_local::ServerConfig::memory("bkt", "AK", "SK"))
+                .unwrap();
+        let mut p = Params::new();
+        for (k, v) in [
+            ("accesskey", "AK"),
+            ("secretkey", "SK"),
+            ("region", "ks3-cn-beijing"),
+            ("bucket", "bkt"),
+            ("regionendpoint", server.endpoint().as_str()),
+        ] {
+            p.insert(k.into(), v.into());
+        }
+        let d = Driver::with_runtime(rt, p).await.unwrap();
+        d.put_content("/x", b"runs").await.unwrap();
+        assert_eq!(d.get_content("/x").await.unwrap(), b"runs");
+    }
+
+    #[tokio::test]
+    async fn the_default_runtime_loads_the_embedded_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let rt = Runtime::new(RuntimeOptions {
+            cache_dir: Some(cache.clone()),
+            ..RuntimeOptions::default()
+        })
+        .unwrap();
+        // A native build precompiles (`build.rs`); only a cross build or
+        // KS3_DRIVER_NO_PRECOMPILE leaves the artifact out, and says so.
+        if PRECOMPILED == "yes" {
+            assert!(!EMBEDDED_ARTIFACT.is_empty());
+            assert_eq!(rt.load_info().cache, "embedded", "{:?}", rt.load_info());
+            assert!(!cache.exists(), "the disk cache is not even created");
+        } else {
+            assert!(PRECOMPILED.starts_with("no ("), "{PRECOMPILED}");
+            assert!(EMBEDDED_ARTIFACT.is_empty());
+            assert_eq!(rt.load_info().cache, "miss");
+        }
+        round_trip(&rt).await;
+    }
+
+    /// The allocator and the profiler are not in `engine_config`: the engines that
+    /// `new_engine` builds with them still accept the artifact.
+    #[test]
+    fn runtime_only_settings_keep_the_artifact_loadable() {
+        if PRECOMPILED != "yes" {
+            return;
+        }
+        for (perfmap, pooling) in [(false, false), (false, true), (true, false)] {
+            let engine = new_engine(perfmap, pooling).unwrap();
+            // SAFETY: as `Runtime::new`'s.
+            let loaded = unsafe { Component::deserialize(&engine, EMBEDDED_ARTIFACT) };
+            assert!(
+                loaded.is_ok(),
+                "perfmap {perfmap}, pooling {pooling}: {:?}",
+                loaded.err()
+            );
+        }
+        let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", std::process::id()));
+    }
+
+    /// An artifact the engine refuses (here one of an engine without epoch interruption;
+    /// another CPU's is refused by the same check) is not fatal: the runtime compiles, and
+    /// the disk cache works as before.
+    #[tokio::test]
+    async fn a_refused_artifact_falls_back_to_compiling() {
+        let other = Engine::new(&wasmtime::Config::new()).unwrap();
+        let foreign = other.precompile_component(EMBEDDED_COMPONENT).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RuntimeOptions {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..RuntimeOptions::default()
+        };
+        // SAFETY: wasmtime's own output.
+        let rt = unsafe { Runtime::with_artifact(opts.clone(), &foreign) }.unwrap();
+        assert_eq!(rt.load_info().cache, "miss", "{:?}", rt.load_info());
+        round_trip(&rt).await;
+        // No artifact at all (a cross build): the cache written above.
+        // SAFETY: empty.
+        let rt = unsafe { Runtime::with_artifact(opts.clone(), &[]) }.unwrap();
+        assert_eq!(rt.load_info().cache, "hit");
+        // And the switch that leaves a good artifact unused.
+        let rt = Runtime::new(RuntimeOptions {
+            ignore_embedded_artifact: true,
+            ..opts
+        })
+        .unwrap();
+        assert_eq!(rt.load_info().cache, "hit");
     }
 }

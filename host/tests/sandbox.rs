@@ -197,8 +197,11 @@ async fn request_timeout_reaches_the_guest() {
 #[tokio::test]
 async fn compiled_component_cache() {
     let dir = tempfile::tempdir().unwrap();
+    // The disk cache serves when the build's precompiled artifact is not used (refused by
+    // another CPU, or switched off as here).
     let opts = RuntimeOptions {
         cache_dir: Some(dir.path().to_path_buf()),
+        ignore_embedded_artifact: true,
         ..RuntimeOptions::default()
     };
     let first = runtime(opts.clone());
@@ -364,6 +367,7 @@ async fn group_writable_cache_dir_is_not_used_and_operations_still_work() {
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o775)).unwrap();
     let rt = runtime(RuntimeOptions {
         cache_dir: Some(cache.clone()),
+        ignore_embedded_artifact: true,
         ..RuntimeOptions::default()
     });
     assert_eq!(rt.load_info().cache, "untrusted");

@@ -11,6 +11,8 @@ pub enum Target {
     WithinOf(f64),
     /// component ≤ this.
     AtMost(f64),
+    /// component ≤ factor × another figure of the component (named).
+    AtMostTimes(f64, f64, &'static str),
 }
 
 pub struct Row {
@@ -70,6 +72,9 @@ impl Row {
                 format!("≤ native + {}: {}", num(d), verdict(c - n <= d))
             }
             (Target::AtMost(v), Some(c), _) => format!("≤ {}: {}", num(v), verdict(c <= v)),
+            (Target::AtMostTimes(x, of, name), Some(c), _) => {
+                format!("≤ {x}× {name} ({}): {}", num(x * of), verdict(c <= x * of))
+            }
             _ => "n/a".to_string(),
         }
     }
@@ -135,4 +140,18 @@ pub fn table(rows: &[Row], chunk: u64, local: bool, sdk: bool) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_factor_of_another_figure_is_judged_against_that_figure() {
+        let target = Target::AtMostTimes(2.0, 8.0, "cached");
+        let met = Row::latency("first", 16.0, 1.0, None, target);
+        assert_eq!(met.target_cell(), "≤ 2× cached (16.0): met");
+        let missed = Row::latency("first", 16.5, 1.0, None, target);
+        assert_eq!(missed.target_cell(), "≤ 2× cached (16.0): MISSED");
+    }
 }
