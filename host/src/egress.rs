@@ -592,8 +592,8 @@ fn tls_config(ca_file: Option<&str>, system_roots: bool) -> Result<rustls::Clien
     };
     // The system's store too (a corporate CA installed there is trusted as curl trusts it).
     // An unreadable store is not an error: webpki's roots and `cafile` remain. Reading and
-    // parsing it (hundreds of files) was the largest part of a cached process start, and
-    // a plain-http destination never uses it: egress refuses every other destination.
+    // parsing it (hundreds of files) costs every process start milliseconds, and a
+    // plain-http destination never uses it: egress refuses every other destination.
     if system_roots {
         let system = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(system.certs);
