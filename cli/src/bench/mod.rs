@@ -593,7 +593,7 @@ fn rows(
             c.read_mibps,
             n.read_mibps,
             sdkv("download_mibps"),
-            Target::RatioAtLeast(0.9),
+            Target::RatioAtLeast(0.95),
         )
         .with_limit(limit.map(|l| l.1)),
     ];
@@ -617,7 +617,7 @@ fn rows(
             cp50,
             np50,
             sdkv(&format!("small_{op}_p50_us")),
-            Target::WithinOf(150.0),
+            Target::AtMostTimes(1.5, np50, "native"),
         ));
         rows.push(Row::latency(
             &format!("{name} 4 KiB p99 (µs)"),
@@ -664,7 +664,7 @@ fn rows(
         c.concurrent_mibps,
         n.concurrent_mibps,
         None,
-        Target::RatioAtLeast(0.8),
+        Target::RatioAtLeast(0.9),
     ));
     rows.push(Row::latency(
         "cold start to first op, no cache (ms)",

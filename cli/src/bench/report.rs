@@ -7,8 +7,6 @@ pub enum Target {
     None,
     /// component / native ≥ this.
     RatioAtLeast(f64),
-    /// component − native ≤ this (same unit as the row).
-    WithinOf(f64),
     /// component ≤ this.
     AtMost(f64),
     /// component ≤ factor × another figure of the component (named).
@@ -67,9 +65,6 @@ impl Row {
             (Target::None, ..) => String::new(),
             (Target::RatioAtLeast(x), Some(c), Some(n)) if n > 0.0 => {
                 format!("≥ {x}× native: {}", verdict(c / n >= x))
-            }
-            (Target::WithinOf(d), Some(c), Some(n)) => {
-                format!("≤ native + {}: {}", num(d), verdict(c - n <= d))
             }
             (Target::AtMost(v), Some(c), _) => format!("≤ {}: {}", num(v), verdict(c <= v)),
             (Target::AtMostTimes(x, of, name), Some(c), _) => {
