@@ -126,6 +126,50 @@ async fn reader_survives_dropped_connections() {
     assert_clean(&d).await;
 }
 
+/// Every fault kind on the GETs a reader sends (the open, and each resume), for both ways
+/// the bytes leave the sandbox: 500, SlowDown, an answer lost after the server sent it,
+/// a body cut mid-way; the bytes read must be the object's, from 0 and from an offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_survives_every_fault_on_its_gets() {
+    let (d, tag) = driver_and_tag("faults_reader_gets", &[]).await;
+    let data = &random_bytes()[..3 * MIB];
+    d.put_content("/r", data).await.unwrap();
+    for through_guest in [false, true] {
+        for action in [
+            err500(),
+            slow_down(),
+            FaultAction::LoseResponse,
+            FaultAction::DropMidBody,
+        ] {
+            for offset in [0usize, 777] {
+                server()
+                    .faults()
+                    .inject(rule("GET", &format!("{tag}/r"), 2, action.clone()));
+                let got = open_reader(&d, "/r", offset as i64, through_guest)
+                    .await
+                    .unwrap_or_else(|e| panic!("{action:?} (through guest: {through_guest}): {e}"))
+                    .read_to_end()
+                    .await
+                    .unwrap_or_else(|e| panic!("{action:?} (through guest: {through_guest}): {e}"));
+                assert!(
+                    got == data[offset..],
+                    "{action:?} from {offset} (through guest: {through_guest}): wrong bytes"
+                );
+                assert!(
+                    !server()
+                        .faults()
+                        .rules()
+                        .iter()
+                        .any(|r| r.path_pattern.contains(&tag)),
+                    "{action:?}: both faults were met"
+                );
+            }
+        }
+    }
+    d.delete("/r").await.unwrap();
+    assert_clean(&d).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_parts_retried() {
     let (d, tag) = driver_and_tag("faults_writer", &[]).await;
