@@ -435,6 +435,16 @@ struct TakenBody {
     stream: Resource<DynInputStream>,
     count: u64,
     crc: Crc64,
+    /// The stream's end (`None`: clean; else how it failed), met after the bytes last
+    /// returned; not yet reported.
+    end: Option<Option<String>>,
+}
+
+impl TakenBody {
+    fn took(&mut self, chunk: &[u8]) {
+        self.count = self.count.saturating_add(chunk.len() as u64);
+        self.crc.update(chunk);
+    }
 }
 
 impl ReaderCore {
@@ -464,16 +474,26 @@ impl ReaderCore {
                             stream,
                             count: 0,
                             crc: Crc64::new(),
+                            end: None,
                         })
                     }
                     None => self.eof = true,
                 }
                 continue;
             };
+            if let Some(end) = body.end.take() {
+                self.body_done(end).await?;
+                continue;
+            }
             match self.session.read_stream(&body.stream, max).await? {
                 StreamRead::Data(chunk) => {
-                    body.count = body.count.saturating_add(chunk.len() as u64);
-                    body.crc.update(&chunk);
+                    body.took(&chunk);
+                    return Ok(chunk);
+                }
+                StreamRead::Last(chunk, end) => {
+                    body.took(&chunk);
+                    // Reported to the guest at the next read, after these bytes.
+                    body.end = Some(end);
                     return Ok(chunk);
                 }
                 StreamRead::Closed => self.body_done(None).await?,

@@ -533,6 +533,8 @@ pub(crate) enum StreamRead {
     Closed,
     /// The body failed, how.
     Failed(String),
+    /// These bytes were the last: then the body ended (`None`) or failed (how).
+    Last(Vec<u8>, Option<String>),
 }
 
 /// One store + instance. Any trap or timeout makes it dead: later calls fail with the
@@ -703,13 +705,15 @@ impl Session {
                     return Ok(StreamRead::Data(bytes.into()))
                 }
                 Ok(bytes) => out.extend_from_slice(&bytes),
-                // What arrived before the end or a failure goes first; the next call sees it.
-                Err(_) if !out.is_empty() => break,
-                Err(StreamError::Closed) => return Ok(StreamRead::Closed),
+                Err(StreamError::Closed) if out.is_empty() => return Ok(StreamRead::Closed),
+                // What arrived before the end goes with it: a stream reports its end once.
+                Err(StreamError::Closed) => return Ok(StreamRead::Last(out, None)),
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Ok(StreamRead::Failed(format!(
-                        "reading the response body: {e:#}"
-                    )))
+                    let why = format!("reading the response body: {e:#}");
+                    if out.is_empty() {
+                        return Ok(StreamRead::Failed(why));
+                    }
+                    return Ok(StreamRead::Last(out, Some(why)));
                 }
                 Err(StreamError::Trap(e)) => {
                     return Err(Error::Runtime(format!("the reader's stream: {e:#}")))
