@@ -548,13 +548,21 @@ suite_test!(concurrent_stream_reads, |d| {
 });
 
 suite_test!(concurrent_file_streams, |d| {
+    // distribution's testFileStreams streams each writer's content out of a temporary
+    // file. One file holds the bytes of all 32 windows (63 MiB) and each writer reads its
+    // own window of it: 32 files of 32 MiB would put 1 GiB on the test machine's disk,
+    // which filled a CI machine's disk once.
+    let source = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(source.path(), &random_bytes()[..63 * MIB]).unwrap();
+    let source = std::sync::Arc::new(source);
     let mut tasks = Vec::new();
     // Each writer streams its own content (a different window of the random bytes), so
     // a part or an object that lands under another writer's path is caught.
     for i in 0..32 {
         let d = d.clone();
+        let source = source.clone();
         tasks.push(tokio::spawn(async move {
-            file_stream(&d, i * MIB, 32 * MIB).await
+            file_stream(&d, source.path(), i * MIB, 32 * MIB).await
         }));
     }
     for t in tasks {
@@ -563,14 +571,17 @@ suite_test!(concurrent_file_streams, |d| {
 });
 
 /// distribution's testFileStreams: the content (`size` bytes of the random bytes from
-/// `offset`) goes through a temporary file first.
-async fn file_stream(d: &Driver, offset: usize, size: usize) {
-    use tokio::io::AsyncReadExt;
+/// `offset`) is read from a file (`source` holds the random bytes) and streamed into a
+/// writer in 1 MiB writes.
+async fn file_stream(d: &Driver, source: &std::path::Path, offset: usize, size: usize) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let p = random_path(32);
     let contents = &random_bytes()[offset..offset + size];
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(tmp.path(), contents).unwrap();
-    let mut f = tokio::fs::File::open(tmp.path()).await.unwrap();
+    let mut f = tokio::fs::File::open(source).await.unwrap();
+    f.seek(std::io::SeekFrom::Start(offset as u64))
+        .await
+        .unwrap();
+    let mut f = f.take(size as u64);
     let mut w = d.writer(&p, false).await.unwrap();
     let mut buf = vec![0u8; MIB];
     loop {
