@@ -204,6 +204,19 @@ impl<T: Transport> Client<T> {
         ok_statuses: &[u16],
         limit: usize,
     ) -> Result<Response, DriverError> {
+        self.call_buffered_counted(call, ok_statuses, limit)
+            .map(|(resp, _)| resp)
+    }
+
+    /// [`call_buffered`](Self::call_buffered), also saying how many attempts failed
+    /// before the one answered: a request that creates something (initiating an upload)
+    /// may have done so in an attempt whose answer was lost.
+    pub fn call_buffered_counted(
+        &self,
+        call: &Call<'_>,
+        ok_statuses: &[u16],
+        limit: usize,
+    ) -> Result<(Response, u32), DriverError> {
         let mut attempt = 0;
         loop {
             let outcome = self
@@ -219,7 +232,7 @@ impl<T: Transport> Client<T> {
                     }),
                 });
             match outcome {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => return Ok((resp, attempt)),
                 Err(f) if f.retryable && attempt < self.config.max_retries => {
                     attempt += 1;
                     self.backoff(attempt);

@@ -660,6 +660,27 @@ async fn stale_upload_does_not_come_back_after_put_content() {
     }
 }
 
+/// KS3 starts an upload for every initiate that reaches it, also when the answer is lost
+/// and the driver tries again. Nothing names those uploads, so the writer aborts them as
+/// soon as an initiate needed a retry: a writer that is only closed (no commit to clean
+/// up after it) and then replaced by `put_content` leaves no upload in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_started_by_lost_initiate_answers_are_not_left_behind() {
+    let server = start_server(|_| {});
+    let root = unique_root("lost_initiates");
+    let d = driver_on(&server, &root, &[("maxretries", "2")]).await;
+    server.faults().inject(FaultRule {
+        method: Some("POST".into()),
+        path_pattern: "?uploads".into(),
+        count: 2,
+        action: FaultAction::LoseResponse,
+    });
+    close_upload(&d, "/f", upload_data()).await;
+    assert_eq!(server.faults().remaining(), 0, "both answers were lost");
+    d.put_content("/f", &b"BBB"[..]).await.unwrap();
+    assert_bucket(&server.endpoint(), &d, &root, &[("/f", &b"BBB"[..])]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_upload_does_not_come_back_after_delete() {
     for stale in stale_sizes() {

@@ -119,22 +119,51 @@ pub(crate) fn etag_is_md5_of(etag: &str, data: &[u8]) -> bool {
 }
 
 impl<T: Transport> Driver<T> {
+    /// Starts a multipart upload at `key`. When an earlier attempt failed, KS3 may have
+    /// started an upload for it all the same (its answer lost or cut): nothing names
+    /// such an upload, so it is aborted here, with every other upload at the key that
+    /// began no later than this one (see [`Driver::uploads_before`]).
     pub(crate) fn initiate(&self, key: &str, p: &str) -> Result<String, DriverError> {
         let call = self.object_headers(Call::new("POST", key, p).subresource("uploads").body(
             &[],
             "application/octet-stream",
             false,
         ));
-        let result: xml::InitiateMultipartUploadResult = self
-            .client
-            .read_xml(self.client.call_buffered(&call, &[], MAX_XML)?, p)?;
+        let (resp, failed_attempts) = self.client.call_buffered_counted(&call, &[], MAX_XML)?;
+        let result: xml::InitiateMultipartUploadResult = self.client.read_xml(resp, p)?;
         if result.upload_id.is_empty() {
             return Err(DriverError::io(
                 p,
                 "initiate multipart upload returned an empty UploadId",
             ));
         }
+        if failed_attempts > 0 {
+            // Best effort: the upload that matters exists; what is left here goes at the
+            // commit or cancel, a later `writer(path, false)`, `delete` or `mv`.
+            for id in self.uploads_before(key, &result.upload_id, p) {
+                let _ = self.abort(key, &id, p);
+            }
+        }
         Ok(result.upload_id)
+    }
+
+    /// Uploads at `key` that began no later than upload `id`, other than it: left by an
+    /// initiate whose answer was lost and that was then retried, or by older writers a
+    /// newer owner of the path superseded. Nothing can resume them once `id` exists, is
+    /// committed or cancelled. Best effort: empty when the listing fails.
+    pub(crate) fn uploads_before(&self, key: &str, id: &str, p: &str) -> Vec<String> {
+        let Ok(uploads) = self.uploads_of(key, p) else {
+            return Vec::new();
+        };
+        let started = |u: &Upload| ks3_proto::date::parse_iso8601(&u.initiated);
+        let Some(ours) = uploads.iter().find(|u| u.upload_id == id).and_then(started) else {
+            return Vec::new();
+        };
+        uploads
+            .iter()
+            .filter(|u| u.upload_id != id && started(u).is_some_and(|t| t <= ours))
+            .map(|u| u.upload_id.clone())
+            .collect()
     }
 
     /// The request that uploads `job` as a part of upload `upload_id`.

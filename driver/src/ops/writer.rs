@@ -605,24 +605,12 @@ impl<T: Transport> FileWriter<T> {
         }
     }
 
-    /// Uploads at the key that began no later than upload `id`, other than it: left by an
-    /// initiate whose answer was lost and that was then retried, or by older writers this
-    /// path's newer owner superseded. Nothing can resume them once `id` is committed or
-    /// cancelled, so they go with it (best effort: the listing failing leaves them to the
-    /// next `writer(path, false)`, `delete` or `mv`).
+    /// Uploads at the key that began no later than upload `id`, other than it (see
+    /// [`Driver::uploads_before`]): they go with `id` when it is committed or cancelled
+    /// (best effort: the listing failing leaves them to the next `writer(path, false)`,
+    /// `delete` or `mv`).
     fn stale_before(&self, id: &str) -> Vec<String> {
-        let Ok(uploads) = self.driver.uploads_of(&self.key, &self.path) else {
-            return Vec::new();
-        };
-        let started = |u: &super::multipart::Upload| ks3_proto::date::parse_iso8601(&u.initiated);
-        let Some(ours) = uploads.iter().find(|u| u.upload_id == id).and_then(started) else {
-            return Vec::new();
-        };
-        uploads
-            .iter()
-            .filter(|u| u.upload_id != id && started(u).is_some_and(|t| t <= ours))
-            .map(|u| u.upload_id.clone())
-            .collect()
+        self.driver.uploads_before(&self.key, id, &self.path)
     }
 
     fn abort_all(&self, ids: Vec<String>) {
