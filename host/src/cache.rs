@@ -30,7 +30,8 @@ const HEADER: usize = MAGIC.len() + 32;
 #[derive(Debug, Clone)]
 pub struct LoadInfo {
     /// `embedded` (the build's precompiled artifact, `runtime::EMBEDDED_ARTIFACT`; the
-    /// cache is not looked at), `hit`, `miss` (compiled and written), `miss-unwritable`
+    /// cache is not looked at), `embedded-in-place` (the same, run where it lies in the
+    /// binary: the process's first runtime on x86-64 Linux), `hit`, `miss` (compiled and written), `miss-unwritable`
     /// (compiled, could not write), `untrusted` (compiled in memory: the directory is
     /// another user's or writable by group/others), `disabled` (compiled, no cache).
     pub cache: &'static str,

@@ -42,6 +42,7 @@
 mod activity;
 mod bindings;
 mod cache;
+mod code_in_place;
 mod driver;
 mod egress;
 mod engine_config;

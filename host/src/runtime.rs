@@ -18,6 +18,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::activity::Activity;
 use crate::bindings::{Export, Exports, Res, WitError};
 use crate::cache::{self, LoadInfo};
+use crate::code_in_place;
 use crate::egress::{Egress, EgressHooks};
 use crate::engine_config;
 use crate::error::Error;
@@ -32,8 +33,9 @@ pub static EMBEDDED_COMPONENT: &[u8] =
 /// process loads compiled code. Empty when the build skipped it (cross-compiling,
 /// `KS3_DRIVER_NO_PRECOMPILE=1`); wasmtime refuses it on a CPU without the build machine's
 /// features, and the runtime then compiles (or uses its on-disk cache) instead.
-pub static EMBEDDED_ARTIFACT: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/ks3-driver-component.cwasm"));
+/// Embedded page-aligned: the process's first runtime runs it in place
+/// (`code_in_place.rs`).
+pub static EMBEDDED_ARTIFACT: &[u8] = code_in_place::ARTIFACT;
 
 /// `yes`, or `no (why)`: whether `build.rs` precompiled [`EMBEDDED_ARTIFACT`].
 pub const PRECOMPILED: &str = env!("KS3_DRIVER_PRECOMPILED");
@@ -323,6 +325,10 @@ pub const MAX_INSTANCES: u32 = 1000;
 /// precompiles [`EMBEDDED_ARTIFACT`] with; `perfmap` and `pooling` only affect the runtime.
 fn new_engine(perfmap: bool, pooling: bool) -> anyhow::Result<Engine> {
     let mut cfg = engine_config::code_config();
+    // Publishes compiled code with the same `mprotect` as wasmtime's default, and also
+    // the embedded artifact run in place (not a code-relevant setting: the artifact is
+    // accepted either way).
+    cfg.with_custom_code_memory(code_in_place::code_memory());
     if perfmap {
         // /tmp/perf-PID.map names the guest's functions for `perf report`.
         cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -400,14 +406,27 @@ unsafe fn deserialize_embedded(engine: &Engine, artifact: &[u8]) -> Option<(Comp
         return None;
     }
     let started = Instant::now();
-    // `deserialize` copies the artifact into fresh memory that it can make executable
-    // (the binary's read-only data cannot be).
-    // SAFETY: as this function's contract.
-    match unsafe { Component::deserialize(engine, artifact) } {
+    // In place for the process's first runtime, where supported; else `deserialize`
+    // copies the artifact into fresh memory that it makes executable.
+    let in_place = code_in_place::claim(artifact);
+    let loaded = match in_place {
+        // SAFETY: as this function's contract; the memory is a static's, never written,
+        // and `claim` hands it out once, so no other image registers the same code.
+        Some(memory) => unsafe { Component::deserialize_raw(engine, memory) }
+            // SAFETY: as this function's contract.
+            .or_else(|_| unsafe { Component::deserialize(engine, artifact) }),
+        // SAFETY: as this function's contract.
+        None => unsafe { Component::deserialize(engine, artifact) },
+    };
+    match loaded {
         Ok(component) => Some((
             component,
             LoadInfo {
-                cache: "embedded",
+                cache: if in_place.is_some() {
+                    "embedded-in-place"
+                } else {
+                    "embedded"
+                },
                 path: None,
                 elapsed: started.elapsed(),
             },
@@ -915,7 +934,12 @@ mod tests {
         // KS3_DRIVER_NO_PRECOMPILE leaves the artifact out, and says so.
         if PRECOMPILED == "yes" {
             assert!(!EMBEDDED_ARTIFACT.is_empty());
-            assert_eq!(rt.load_info().cache, "embedded", "{:?}", rt.load_info());
+            // In place when this is the process's first runtime (tests/in_place.rs).
+            assert!(
+                rt.load_info().cache.starts_with("embedded"),
+                "{:?}",
+                rt.load_info()
+            );
             assert!(!cache.exists(), "the disk cache is not even created");
         } else {
             assert!(PRECOMPILED.starts_with("no ("), "{PRECOMPILED}");
