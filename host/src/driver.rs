@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use ks3_driver_component::config::{params_to_env, Config, Params};
 use ks3_proto::Crc64;
 use wasmtime::component::{Resource, ResourceAny};
@@ -449,18 +450,20 @@ impl TakenBody {
 
 impl ReaderCore {
     async fn read(mut self: Box<Self>, max: usize) -> (Box<Self>, Result<Vec<u8>, Error>) {
-        let r = self.read_in_place(max).await;
+        let r = self.read_in_place(max, true).await.map(Vec::from);
         (self, r)
     }
 
-    async fn read_in_place(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+    /// Up to `max` bytes: with `gather`, what has arrived joined into one buffer; else
+    /// the next piece as the HTTP client received it (no copy at all).
+    async fn read_in_place(&mut self, max: usize, gather: bool) -> Result<Bytes, Error> {
         let max = max.clamp(1, READ_CHUNK);
         if self.through_guest {
-            return self.read_through_guest(max).await;
+            return self.read_through_guest(max).await.map(Bytes::from);
         }
         loop {
             if self.eof {
-                return Ok(Vec::new());
+                return Ok(Bytes::new());
             }
             let Some(body) = self.body.as_mut() else {
                 let what = format!("read {}", self.path);
@@ -485,7 +488,7 @@ impl ReaderCore {
                 self.body_done(end).await?;
                 continue;
             }
-            match self.session.read_stream(&body.stream, max).await? {
+            match self.session.read_stream(&body.stream, max, gather).await? {
                 StreamRead::Data(chunk) => {
                     body.took(&chunk);
                     return Ok(chunk);
@@ -574,7 +577,24 @@ impl FileReader {
         let core = self.core.as_mut().ok_or_else(|| {
             Error::InvalidState("reader: an earlier read was cancelled".to_string())
         })?;
-        let out = core.read_in_place(max).await?;
+        let out = Vec::from(core.read_in_place(max, true).await?);
+        self.position += out.len() as u64;
+        Ok(out)
+    }
+
+    /// Up to `max` bytes (at most 4 MiB a call), as they came from KS3: the HTTP client's
+    /// own buffers, not copied or joined (so often fewer than `max` bytes); an empty
+    /// result means the end. What a server forwarding the bytes wants.
+    pub async fn read_bytes(&mut self, max: usize) -> Result<Bytes, Error> {
+        if self.pending.is_some() || self.buf_pos < self.buf.len() {
+            // Bytes an `AsyncRead` poll fetched come first.
+            return self.read(max).await.map(Bytes::from);
+        }
+        let core = self.core.as_mut().ok_or_else(|| {
+            Error::InvalidState("reader: an earlier read was cancelled".to_string())
+        })?;
+        // At most `max` bytes: the stream keeps the rest of a larger frame.
+        let out = core.read_in_place(max, false).await?;
         self.position += out.len() as u64;
         Ok(out)
     }

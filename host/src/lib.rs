@@ -51,6 +51,7 @@ pub mod native;
 pub mod runtime;
 pub mod settings;
 
+pub use bytes::Bytes;
 pub use cache::LoadInfo;
 pub use driver::{Driver, FileInfo, FileReader, FileWriter, WalkControl};
 pub use error::{CertificateProblem, Error, IoError, IoKind};

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use wasmtime::component::{
     Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, Resource,
     ResourceTable,
@@ -547,13 +549,13 @@ impl ResourceLimiter for Limits {
 
 /// What [`Session::read_stream`] got.
 pub(crate) enum StreamRead {
-    Data(Vec<u8>),
+    Data(Bytes),
     /// The body ended.
     Closed,
     /// The body failed, how.
     Failed(String),
     /// These bytes were the last: then the body ended (`None`) or failed (how).
-    Last(Vec<u8>, Option<String>),
+    Last(Bytes, Option<String>),
 }
 
 /// One store + instance. Any trap or timeout makes it dead: later calls fail with the
@@ -688,12 +690,14 @@ impl Session {
     }
 
     /// Up to `max` bytes of a stream the guest handed over (a reader's response body),
-    /// read here without entering the guest: what arrived, waiting for the first byte
-    /// at most the idle limit.
+    /// read here without entering the guest, waiting for the first byte at most the idle
+    /// limit. With `gather`, the frames that have arrived, joined; without, the next
+    /// frame as the HTTP client holds it (never copied).
     pub(crate) async fn read_stream(
         &mut self,
         stream: &Resource<DynInputStream>,
         max: usize,
+        gather: bool,
     ) -> Result<StreamRead, Error> {
         if let Some(e) = &self.dead {
             return Err(e.clone());
@@ -720,26 +724,28 @@ impl Session {
                         )));
                     }
                 }
-                Ok(bytes) if out.is_empty() && bytes.len() >= max / 2 => {
-                    return Ok(StreamRead::Data(bytes.into()))
+                // Without `gather`, the frame as it came from the HTTP client (no copy);
+                // a large one is not worth copying either.
+                Ok(bytes) if out.is_empty() && (!gather || bytes.len() >= max / 2) => {
+                    return Ok(StreamRead::Data(bytes))
                 }
                 Ok(bytes) => out.extend_from_slice(&bytes),
                 Err(StreamError::Closed) if out.is_empty() => return Ok(StreamRead::Closed),
                 // What arrived before the end goes with it: a stream reports its end once.
-                Err(StreamError::Closed) => return Ok(StreamRead::Last(out, None)),
+                Err(StreamError::Closed) => return Ok(StreamRead::Last(out.into(), None)),
                 Err(StreamError::LastOperationFailed(e)) => {
                     let why = format!("reading the response body: {e:#}");
                     if out.is_empty() {
                         return Ok(StreamRead::Failed(why));
                     }
-                    return Ok(StreamRead::Last(out, Some(why)));
+                    return Ok(StreamRead::Last(out.into(), Some(why)));
                 }
                 Err(StreamError::Trap(e)) => {
                     return Err(Error::Runtime(format!("the reader's stream: {e:#}")))
                 }
             }
         }
-        Ok(StreamRead::Data(out))
+        Ok(StreamRead::Data(out.into()))
     }
 
     /// Drops a stream the guest handed over (before the guest drops its parents).

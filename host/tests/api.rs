@@ -166,6 +166,41 @@ async fn big_object_through_writer_and_reader() {
     // Past the end: immediately at the end.
     let mut r = d.reader("/big/blob", SIZE as i64 + 10).await.unwrap();
     assert!(r.read(100).await.unwrap().is_empty());
+    assert!(r.read_bytes(100).await.unwrap().is_empty());
+
+    // `read_bytes` (the client's own buffers, no copy), with small and large limits,
+    // mixed with `read` and `AsyncRead` on the same reader: every byte once, in order.
+    let offset = 777;
+    let mut r = d.reader("/big/blob", offset as i64).await.unwrap();
+    let mut got = Vec::new();
+    let mut calls = 0usize;
+    loop {
+        let max = [1, 1000, 64 * 1024, 4 * MIB, 10 * MIB][calls % 5];
+        let piece: Vec<u8> = match calls % 7 {
+            3 => r.read(max).await.unwrap(),
+            5 => {
+                let mut buf = vec![0u8; max.min(100_000)];
+                let n = tokio::io::AsyncReadExt::read(&mut r, &mut buf)
+                    .await
+                    .unwrap();
+                buf.truncate(n);
+                buf
+            }
+            _ => {
+                let b = r.read_bytes(max).await.unwrap();
+                assert!(b.len() <= max.min(4 * MIB), "{} bytes for {max}", b.len());
+                b.to_vec()
+            }
+        };
+        calls += 1;
+        if piece.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&piece);
+        assert_eq!(r.position(), (offset + got.len()) as u64);
+    }
+    assert_eq!(got.len(), SIZE - offset);
+    assert!(got == body[offset..], "read_bytes: content differs");
 
     d.delete("/big/blob").await.unwrap();
 }

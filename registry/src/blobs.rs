@@ -1,5 +1,4 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`.
-use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use crate::app::{respond, App};
@@ -101,7 +100,7 @@ async fn stream_blob(app: &App, path: String, start: u64, len: u64) -> Result<Bo
         let mut left = len;
         while left > 0 {
             let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let chunk = match reader.read(want).await {
+            let chunk = match reader.read_bytes(want).await {
                 Ok(c) if c.is_empty() => {
                     let _ = tx
                         .send(Err(std::io::Error::other("blob shorter than its size")))
@@ -116,7 +115,7 @@ async fn stream_blob(app: &App, path: String, start: u64, len: u64) -> Result<Bo
                 }
             };
             left = left.saturating_sub(chunk.len() as u64);
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+            if tx.send(Ok(chunk)).await.is_err() {
                 return; // the client went away
             }
         }

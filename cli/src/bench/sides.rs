@@ -73,7 +73,7 @@ impl Component {
         let mut r = driver.reader(path, 0).await.map_err(err)?;
         let mut got = 0;
         loop {
-            let b = r.read(4 * MIB).await.map_err(err)?;
+            let b = r.read_bytes(4 * MIB).await.map_err(err)?;
             if b.is_empty() {
                 return Ok(got);
             }

@@ -67,7 +67,7 @@ pub async fn get(
     let result = async {
         loop {
             let chunk = reader
-                .read(CHUNK)
+                .read_bytes(CHUNK)
                 .await
                 .map_err(|e| CliError::driver("get", path, e))?;
             if chunk.is_empty() {
