@@ -71,18 +71,56 @@ async fn put_and_get_survive_500_and_slowdown() {
     assert_clean(&d).await;
 }
 
-/// A reader whose bytes leave the sandbox as the body's stream handed to the host (the
-/// default), or copied out through `file-reader.read` (`through_guest`).
-async fn open_reader(
-    d: &Driver,
-    path: &str,
-    offset: i64,
-    through_guest: bool,
-) -> Result<ks3_driver::FileReader, ks3_driver::Error> {
-    if through_guest {
-        d.reader_through_guest(path, offset).await
-    } else {
-        d.reader(path, offset).await
+/// How a test's reader gets its bytes out of the sandbox.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// The body's stream handed to the host, read with `read` (frames joined).
+    Handed,
+    /// The same, read with `read_bytes` (the HTTP client's own buffers).
+    HandedBytes,
+    /// Every byte copied out through `file-reader.read`.
+    ThroughGuest,
+}
+
+const EVERY_VIA: [Via; 3] = [Via::Handed, Via::HandedBytes, Via::ThroughGuest];
+
+/// A reader at `offset` that hands out its bytes `via`.
+struct TestReader {
+    r: ks3_driver::FileReader,
+    via: Via,
+}
+
+impl TestReader {
+    async fn open(
+        d: &Driver,
+        path: &str,
+        offset: i64,
+        via: Via,
+    ) -> Result<Self, ks3_driver::Error> {
+        let r = match via {
+            Via::ThroughGuest => d.reader_through_guest(path, offset).await?,
+            Via::Handed | Via::HandedBytes => d.reader(path, offset).await?,
+        };
+        Ok(TestReader { r, via })
+    }
+
+    /// The next piece (at most `max` bytes); empty at the end.
+    async fn read(&mut self, max: usize) -> Result<Vec<u8>, ks3_driver::Error> {
+        match self.via {
+            Via::HandedBytes => self.r.read_bytes(max).await.map(|b| b.to_vec()),
+            Via::Handed | Via::ThroughGuest => self.r.read(max).await,
+        }
+    }
+
+    async fn read_to_end(mut self) -> Result<Vec<u8>, ks3_driver::Error> {
+        let mut out = Vec::new();
+        loop {
+            let piece = self.read(4 * MIB).await?;
+            if piece.is_empty() {
+                return Ok(out);
+            }
+            out.extend_from_slice(&piece);
+        }
     }
 }
 
@@ -96,31 +134,27 @@ async fn reader_survives_dropped_connections() {
     // Both ways out of the sandbox: the body's stream handed to the host (the default),
     // and every byte copied out through `file-reader.read`. Either way the guest resumes
     // and, for a whole-object read, checks the CRC-64 over the pieces.
-    for through_guest in [false, true] {
+    for via in EVERY_VIA {
         server()
             .faults()
             .inject(rule("GET", &tag, 2, FaultAction::DropMidBody));
-        let got = open_reader(&d, "/big", 0, through_guest)
+        let got = TestReader::open(&d, "/big", 0, via)
             .await
             .unwrap()
             .read_to_end()
             .await
             .expect("reader resumes after drops");
-        assert_eq!(
-            sha256_hex(&got),
-            sha256_hex(data),
-            "through guest: {through_guest}"
-        );
+        assert_eq!(sha256_hex(&got), sha256_hex(data), "{via:?}");
         server()
             .faults()
             .inject(rule("GET", &tag, 1, FaultAction::DropMidBody));
-        let got = open_reader(&d, "/big", 1234, through_guest)
+        let got = TestReader::open(&d, "/big", 1234, via)
             .await
             .unwrap()
             .read_to_end()
             .await
             .unwrap();
-        assert!(got == data[1234..], "through guest: {through_guest}");
+        assert!(got == data[1234..], "{via:?}");
     }
     d.delete("/big").await.unwrap();
     assert_clean(&d).await;
@@ -134,7 +168,7 @@ async fn reader_survives_every_fault_on_its_gets() {
     let (d, tag) = driver_and_tag("faults_reader_gets", &[]).await;
     let data = &random_bytes()[..3 * MIB];
     d.put_content("/r", data).await.unwrap();
-    for through_guest in [false, true] {
+    for via in EVERY_VIA {
         for action in [
             err500(),
             slow_down(),
@@ -145,15 +179,15 @@ async fn reader_survives_every_fault_on_its_gets() {
                 server()
                     .faults()
                     .inject(rule("GET", &format!("{tag}/r"), 2, action.clone()));
-                let got = open_reader(&d, "/r", offset as i64, through_guest)
+                let got = TestReader::open(&d, "/r", offset as i64, via)
                     .await
-                    .unwrap_or_else(|e| panic!("{action:?} (through guest: {through_guest}): {e}"))
+                    .unwrap_or_else(|e| panic!("{action:?} ({via:?}): {e}"))
                     .read_to_end()
                     .await
-                    .unwrap_or_else(|e| panic!("{action:?} (through guest: {through_guest}): {e}"));
+                    .unwrap_or_else(|e| panic!("{action:?} ({via:?}): {e}"));
                 assert!(
                     got == data[offset..],
-                    "{action:?} from {offset} (through guest: {through_guest}): wrong bytes"
+                    "{action:?} from {offset} ({via:?}): wrong bytes"
                 );
                 assert!(
                     !server()
@@ -344,14 +378,14 @@ async fn checksum_mismatch_is_caught() {
         }
         other => panic!("expected an integrity error, got {other:?}"),
     }
-    for through_guest in [false, true] {
+    for via in EVERY_VIA {
         faults.inject(rule(
             "GET",
             &format!("{tag}/c"),
             1,
             FaultAction::CorruptChecksum,
         ));
-        let mut r = open_reader(&d, "/c", 0, through_guest).await.unwrap();
+        let mut r = TestReader::open(&d, "/c", 0, via).await.unwrap();
         let mut failed = false;
         loop {
             match r.read(MIB).await {
@@ -366,7 +400,7 @@ async fn checksum_mismatch_is_caught() {
         }
         assert!(
             failed,
-            "a streamed read with a bad checksum must fail at its end (through guest: {through_guest})"
+            "a streamed read with a bad checksum must fail at its end ({via:?})"
         );
     }
 
