@@ -574,10 +574,7 @@ impl FileReader {
             self.position += n as u64;
             return Ok(out);
         }
-        let core = self.core.as_mut().ok_or_else(|| {
-            Error::InvalidState("reader: an earlier read was cancelled".to_string())
-        })?;
-        let out = Vec::from(core.read_in_place(max, true).await?);
+        let out = Vec::from(self.core_mut()?.read_in_place(max, true).await?);
         self.position += out.len() as u64;
         Ok(out)
     }
@@ -590,13 +587,15 @@ impl FileReader {
             // Bytes an `AsyncRead` poll fetched come first.
             return self.read(max).await.map(Bytes::from);
         }
-        let core = self.core.as_mut().ok_or_else(|| {
-            Error::InvalidState("reader: an earlier read was cancelled".to_string())
-        })?;
         // At most `max` bytes: the stream keeps the rest of a larger frame.
-        let out = core.read_in_place(max, false).await?;
+        let out = self.core_mut()?.read_in_place(max, false).await?;
         self.position += out.len() as u64;
         Ok(out)
+    }
+
+    /// The reader's core; gone only when an `AsyncRead` poll that owned it was dropped.
+    fn core_mut(&mut self) -> Result<&mut ReaderCore, Error> {
+        self.core.as_mut().ok_or_else(cancelled_read)
     }
 
     /// Everything from the current position to the end.
@@ -621,6 +620,10 @@ impl FileReader {
     }
 }
 
+fn cancelled_read() -> Error {
+    Error::InvalidState("reader: an earlier read was cancelled".to_string())
+}
+
 impl tokio::io::AsyncRead for FileReader {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -638,9 +641,7 @@ impl tokio::io::AsyncRead for FileReader {
             }
             if this.pending.is_none() {
                 let Some(core) = this.core.take() else {
-                    return Poll::Ready(Err(std::io::Error::other(Error::InvalidState(
-                        "reader: an earlier read was cancelled".into(),
-                    ))));
+                    return Poll::Ready(Err(std::io::Error::other(cancelled_read())));
                 };
                 if core.eof {
                     this.core = Some(core);
