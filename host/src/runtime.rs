@@ -410,25 +410,23 @@ unsafe fn deserialize_embedded(engine: &Engine, artifact: &[u8]) -> Option<(Comp
     let started = Instant::now();
     // In place for the process's first runtime, where supported; else `deserialize`
     // copies the artifact into fresh memory that it makes executable.
-    let in_place = code_in_place::claim(artifact);
-    let loaded = match in_place {
-        // SAFETY: as this function's contract; the memory is a static's, never written,
-        // and `claim` hands it out once, so no other image registers the same code.
-        Some(memory) => unsafe { Component::deserialize_raw(engine, memory) }
-            // SAFETY: as this function's contract.
-            .or_else(|_| unsafe { Component::deserialize(engine, artifact) }),
+    // SAFETY: as this function's contract; the memory is a static's, never written, and
+    // `claim` hands it out once, so no other image registers the same code.
+    let in_place = code_in_place::claim(artifact)
+        .and_then(|memory| unsafe { Component::deserialize_raw(engine, memory) }.ok());
+    let (loaded, how) = match in_place {
+        Some(component) => (Ok(component), "embedded-in-place"),
         // SAFETY: as this function's contract.
-        None => unsafe { Component::deserialize(engine, artifact) },
+        None => (
+            unsafe { Component::deserialize(engine, artifact) },
+            "embedded",
+        ),
     };
     match loaded {
         Ok(component) => Some((
             component,
             LoadInfo {
-                cache: if in_place.is_some() {
-                    "embedded-in-place"
-                } else {
-                    "embedded"
-                },
+                cache: how,
                 path: None,
                 elapsed: started.elapsed(),
             },
