@@ -681,6 +681,39 @@ async fn uploads_started_by_lost_initiate_answers_are_not_left_behind() {
     assert_bucket(&server.endpoint(), &d, &root, &[("/f", &b"BBB"[..])]).await;
 }
 
+/// The clean-up after a retried initiate is best effort: when its upload listing fails
+/// too (every attempt), the stray upload stays until the commit, whose own clean-up
+/// removes it. The bytes are exactly those written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_clean_up_after_a_lost_initiate_answer_is_finished_by_the_commit() {
+    let server = start_server(|_| {});
+    let root = unique_root("lost_initiate_listing");
+    let d = driver_on(&server, &root, &[("maxretries", "2")]).await;
+    // Opened first: `writer(p, false)` lists the uploads itself.
+    let mut w = d.writer("/f", false).await.unwrap();
+    server.faults().inject(FaultRule {
+        method: Some("POST".into()),
+        path_pattern: "?uploads".into(),
+        count: 1,
+        action: FaultAction::LoseResponse,
+    });
+    server.faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_pattern: "?uploads".into(),
+        count: 3,
+        action: Kind::Err500.action(),
+    });
+    w.write(upload_data()).await.unwrap();
+    assert_eq!(
+        server.faults().remaining(),
+        0,
+        "the answer was lost and every listing attempt failed"
+    );
+    w.commit().await.unwrap();
+    w.close().await.unwrap();
+    assert_bucket(&server.endpoint(), &d, &root, &[("/f", upload_data())]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_upload_does_not_come_back_after_delete() {
     for stale in stale_sizes() {
