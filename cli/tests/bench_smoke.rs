@@ -48,9 +48,11 @@ fn bench_quick_prints_the_table() {
         for row in [
             "| image | ks3-driver registry | distribution 2.8.2 (s3) | ks3-driver / distribution | target |",
             "| push 1 layer of 64 MiB (MiB/s) |",
-            "| pull 1 layer of 64 MiB (MiB/s) |",
+            "| pull redirected 1 layer of 64 MiB (MiB/s) |",
+            "| pull streamed 1 layer of 64 MiB (MiB/s) |",
             "| push 20 layers of 64 KiB (MiB/s) |",
-            "| pull 20 layers of 64 KiB (MiB/s) |",
+            "| pull redirected 20 layers of 64 KiB (MiB/s) |",
+            "| pull streamed 20 layers of 64 KiB (MiB/s) |",
         ] {
             assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
         }

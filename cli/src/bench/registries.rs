@@ -3,6 +3,14 @@
 //! AWS4), on the same local KS3 server, each under its own root directory, pushed to and
 //! pulled from by the same OCI client (`oci-client`, default concurrency, monolithic
 //! blob uploads as skopeo's single PATCH does) in the same run.
+//!
+//! Each image is pushed once to each registry, then pulled two ways: as configured by
+//! default, where blob GETs answer 307 to a presigned KS3 URL (the client then reads
+//! from KS3, so the registries differ only in the redirect), and with
+//! `storage.redirect.disable`, where the registry streams every blob itself (a second
+//! instance of each on the same root). Every pull runs twice, alternating between the
+//! registries, and the faster run counts: a lone 1 GiB pull moved with the order it ran
+//! in (the first fresh 1 GiB of client memory in this process costs page faults).
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -31,11 +39,19 @@ struct Shape {
     layers: Vec<u64>,
 }
 
-/// Push and pull time of one shape through one registry.
+/// One registry as the benchmark reaches it: where blobs redirect, and where they are
+/// streamed by the registry.
+struct Endpoints {
+    redirecting: String,
+    streaming: String,
+}
+
+/// Push and pull times of one shape through one registry.
 #[derive(Clone, Copy)]
 struct Times {
     push: Duration,
-    pull: Duration,
+    pull_redirected: Duration,
+    pull_streamed: Duration,
 }
 
 /// The shapes of a run: one big layer, and many small ones.
@@ -72,49 +88,63 @@ pub async fn compare(runtime: &Runtime, params: &Params, quick: bool) -> Result<
         storage: Storage::Ks3(ours_params),
         ..Config::default()
     };
-    let registry = Arc::new(
-        Registry::with_runtime(config, runtime)
-            .await
-            .map_err(|e| format!("ks3-driver registry: {e}"))?,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(err)?;
-    let ours_addr = listener.local_addr().map_err(err)?.to_string();
-    let serving = {
-        let registry = Arc::clone(&registry);
-        tokio::spawn(async move { registry.serve(listener).await })
+    let (ours_redirecting, serving_redirecting) = serve_ours(config.clone(), runtime).await?;
+    let streaming_config = Config {
+        redirect_disabled: true,
+        ..config
+    };
+    let (ours_streaming, serving_streaming) = serve_ours(streaming_config, runtime).await?;
+    let ours = Endpoints {
+        redirecting: ours_redirecting,
+        streaming: ours_streaming,
     };
 
-    // Distribution's, in its own process.
+    // Distribution's, in their own processes, on one root.
     let dir = tempfile::tempdir().map_err(err)?;
-    let peer = Distribution::start(dir.path(), params)?;
-    peer.wait_ready().await?;
+    let peer_redirecting = Distribution::start(&dir.path().join("redirecting"), params, true)?;
+    let peer_streaming = Distribution::start(&dir.path().join("streaming"), params, false)?;
+    peer_redirecting.wait_ready().await?;
+    peer_streaming.wait_ready().await?;
+    let theirs = Endpoints {
+        redirecting: peer_redirecting.addr.clone(),
+        streaming: peer_streaming.addr.clone(),
+    };
 
     let mut results = Vec::new();
     for (i, shape) in shapes.iter().enumerate() {
         let image = Image::generate(&shape.layers, i as u64);
-        let ours = push_pull(&ours_addr, &format!("bench/shape{i}"), &image).await;
-        let theirs = push_pull(&peer.addr, &format!("bench/shape{i}"), &image).await;
+        let repo = format!("bench/shape{i}");
+        let (o, t) = push_and_pull_both(&ours, &theirs, &repo, &image)
+            .await
+            .map_err(|e| format!("{}: {e}", shape.name))?;
         results.push((
             shape,
             usize::try_from(image.total_bytes()).unwrap_or(usize::MAX),
-            ours.map_err(|e| format!("ks3-driver registry, {}: {e}", shape.name))?,
-            theirs.map_err(|e| format!("distribution, {}: {e}", shape.name))?,
+            o,
+            t,
         ));
     }
-    serving.abort();
-    drop(peer);
+    serving_redirecting.abort();
+    serving_streaming.abort();
+    drop(peer_redirecting);
+    drop(peer_streaming);
 
     let mut out = String::from(
-        "\nRegistries (same KS3 server, same client; push and pull of whole images):\n\n\
+        "\nRegistries (same KS3 server, same client; push and pull of whole images; pulls best \
+         of 2, alternating; redirected: blob GETs answer 307 to KS3, the default; streamed: \
+         storage.redirect.disable, the registry sends the bytes):\n\n\
          | image | ks3-driver registry | distribution 2.8.2 (s3) | ks3-driver / distribution | target |\n\
          |---|---:|---:|---:|---|\n",
     );
     for (shape, bytes, ours, theirs) in results {
         for (what, o, t) in [
             ("push", ours.push, theirs.push),
-            ("pull", ours.pull, theirs.pull),
+            (
+                "pull redirected",
+                ours.pull_redirected,
+                theirs.pull_redirected,
+            ),
+            ("pull streamed", ours.pull_streamed, theirs.pull_streamed),
         ] {
             // Speed ratio: > 1 means ours is faster.
             let ratio = t.as_secs_f64() / o.as_secs_f64().max(1e-9);
@@ -140,15 +170,83 @@ fn installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Pushes `image` to `addr` as `repo:latest`, pulls it back, checks the bytes.
-async fn push_pull(addr: &str, repo: &str, image: &Image) -> Result<Times, String> {
-    let client = Client::new(ClientConfig {
+/// Ours, in this process, with `config`: its address and the task serving it.
+async fn serve_ours(
+    config: Config,
+    runtime: &Runtime,
+) -> Result<(String, tokio::task::JoinHandle<()>), String> {
+    let registry = Arc::new(
+        Registry::with_runtime(config, runtime)
+            .await
+            .map_err(|e| format!("ks3-driver registry: {e}"))?,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?.to_string();
+    let serving = tokio::spawn(async move {
+        let _ = registry.serve(listener).await;
+    });
+    Ok((addr, serving))
+}
+
+/// A client as skopeo pushes: plain HTTP, one monolithic upload per blob.
+fn client() -> Client {
+    Client::new(ClientConfig {
         protocol: ClientProtocol::Http,
         use_monolithic_push: true,
         ..ClientConfig::default()
-    });
-    let reference = Reference::with_tag(addr.to_string(), repo.to_string(), "latest".into());
-    let auth = RegistryAuth::Anonymous;
+    })
+}
+
+/// Pushes `image` as `repo:latest` to each registry, then pulls it back from each, both
+/// ways, twice, alternating (ours first, then theirs, then ours…); checks the bytes of
+/// every pull. The faster of each pair counts.
+async fn push_and_pull_both(
+    ours: &Endpoints,
+    theirs: &Endpoints,
+    repo: &str,
+    image: &Image,
+) -> Result<(Times, Times), String> {
+    let ours_push = push(&ours.redirecting, repo, image)
+        .await
+        .map_err(|e| format!("ks3-driver registry: {e}"))?;
+    let theirs_push = push(&theirs.redirecting, repo, image)
+        .await
+        .map_err(|e| format!("distribution: {e}"))?;
+    let mut best = [[Duration::MAX; 2]; 2];
+    for _round in 0..2 {
+        for (who, endpoints) in [ours, theirs].into_iter().enumerate() {
+            let name = if who == 0 {
+                "ks3-driver registry"
+            } else {
+                "distribution"
+            };
+            for (how, addr) in [&endpoints.redirecting, &endpoints.streaming]
+                .into_iter()
+                .enumerate()
+            {
+                let t = pull(addr, repo, image)
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+                best[who][how] = best[who][how].min(t);
+            }
+        }
+    }
+    let times = |push, pulls: [Duration; 2]| Times {
+        push,
+        pull_redirected: pulls[0],
+        pull_streamed: pulls[1],
+    };
+    Ok((times(ours_push, best[0]), times(theirs_push, best[1])))
+}
+
+fn reference(addr: &str, repo: &str) -> Reference {
+    Reference::with_tag(addr.to_string(), repo.to_string(), "latest".into())
+}
+
+/// Pushes `image` to `addr` as `repo:latest`; the time it took.
+async fn push(addr: &str, repo: &str, image: &Image) -> Result<Duration, String> {
     let layers: Vec<ImageLayer> = image
         .layers
         .iter()
@@ -156,17 +254,31 @@ async fn push_pull(addr: &str, repo: &str, image: &Image) -> Result<Times, Strin
         .collect();
     let config = OciConfig::new(image.config.clone(), IMAGE_CONFIG_MEDIA_TYPE.into(), None);
     let t = Instant::now();
-    client
-        .push(&reference, &layers, config, &auth, None)
+    client()
+        .push(
+            &reference(addr, repo),
+            &layers,
+            config,
+            &RegistryAuth::Anonymous,
+            None,
+        )
         .await
         .map_err(|e| format!("push: {e}"))?;
-    let push = t.elapsed();
+    Ok(t.elapsed())
+}
+
+/// Pulls `repo:latest` from `addr`, checks its layers against `image`; the time it took.
+async fn pull(addr: &str, repo: &str, image: &Image) -> Result<Duration, String> {
     let t = Instant::now();
-    let pulled = client
-        .pull(&reference, &auth, vec![IMAGE_LAYER_MEDIA_TYPE])
+    let pulled = client()
+        .pull(
+            &reference(addr, repo),
+            &RegistryAuth::Anonymous,
+            vec![IMAGE_LAYER_MEDIA_TYPE],
+        )
         .await
-        .map_err(|e| format!("pull: {e}"))?;
-    let pull = t.elapsed();
+        .map_err(|e| format!("pull from {addr}: {e}"))?;
+    let took = t.elapsed();
     // The client collects layers in the order their downloads finish.
     let digests = |layers: &mut dyn Iterator<Item = &[u8]>| {
         let mut v: Vec<[u8; 32]> = layers.map(|l| Sha256::digest(l).into()).collect();
@@ -176,9 +288,11 @@ async fn push_pull(addr: &str, repo: &str, image: &Image) -> Result<Times, Strin
     if digests(&mut pulled.layers.iter().map(|l| &l.data[..]))
         != digests(&mut image.layers.iter().map(|l| &l[..]))
     {
-        return Err("the pulled layers differ from the pushed ones".into());
+        return Err(format!(
+            "the layers pulled from {addr} differ from the pushed ones"
+        ));
     }
-    Ok(Times { push, pull })
+    Ok(took)
 }
 
 /// distribution's registry in a child process, killed on drop.
@@ -188,7 +302,10 @@ struct Distribution {
 }
 
 impl Distribution {
-    fn start(dir: &Path, params: &Params) -> Result<Distribution, String> {
+    /// Started with its config file in `dir` (created); `redirect` false sets
+    /// `storage.redirect.disable`.
+    fn start(dir: &Path, params: &Params, redirect: bool) -> Result<Distribution, String> {
+        std::fs::create_dir_all(dir).map_err(err)?;
         let get = |k: &str| {
             params
                 .get(k)
@@ -214,6 +331,7 @@ impl Distribution {
                  v4auth: true\n    \
                  secure: false\n  \
                delete: {{enabled: true}}\n  \
+               redirect: {{disable: {}}}\n  \
                maintenance: {{uploadpurging: {{enabled: false}}}}\n\
              http: {{addr: \"{addr}\", secret: bench-only-secret}}\n\
              health: {{storagedriver: {{enabled: false}}}}\n",
@@ -221,6 +339,7 @@ impl Distribution {
             get("secretkey")?,
             get("regionendpoint")?,
             get("bucket")?,
+            !redirect,
         );
         let path = dir.join("config.yml");
         let mut f = open_private(&path)?;
