@@ -213,28 +213,58 @@ impl Driver {
         &self.inner.spec.egress
     }
 
+    /// Runs one stateless call in a warm instance on one of the runtime's executor
+    /// threads (`executors.rs`), then parks the instance again (if the call left it
+    /// reusable). `call` owns what it passes to the guest: the caller's borrowed
+    /// arguments are copied in.
+    async fn stateless<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(Session) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (Session, Result<T, Error>)> + Send,
+        T: Send + 'static,
+    {
+        let driver = self.clone();
+        self.inner
+            .runtime
+            .run(async move {
+                let s = driver.warm_session().await?;
+                let (s, r) = call(s).await;
+                driver.park(s);
+                r
+            })
+            .await
+    }
+
     /// The whole content of a (small) object.
     pub async fn get_content(&self, path: &str) -> Result<Vec<u8>, Error> {
-        let mut s = self.warm_session().await?;
-        let r = s
-            .call(&format!("get-content {path}"), |e| &e.get_content, (path,))
-            .await;
-        self.park(s);
-        r
+        let path = path.to_string();
+        self.stateless(|mut s| async move {
+            let r = s
+                .call(
+                    &format!("get-content {path}"),
+                    |e| &e.get_content,
+                    (path.as_str(),),
+                )
+                .await;
+            (s, r)
+        })
+        .await
     }
 
     /// Creates or replaces the object at `path`.
     pub async fn put_content(&self, path: &str, content: &[u8]) -> Result<(), Error> {
-        let mut s = self.warm_session().await?;
-        let r = s
-            .call(
-                &format!("put-content {path}"),
-                |e| &e.put_content,
-                (path, content),
-            )
-            .await;
-        self.park(s);
-        r
+        let (path, content) = (path.to_string(), content.to_vec());
+        self.stateless(|mut s| async move {
+            let r = s
+                .call(
+                    &format!("put-content {path}"),
+                    |e| &e.put_content,
+                    (path.as_str(), content.as_slice()),
+                )
+                .await;
+            (s, r)
+        })
+        .await
     }
 
     /// A reader from byte `offset`. Each response body's stream is handed over by the
@@ -316,54 +346,70 @@ impl Driver {
     }
 
     pub async fn stat(&self, path: &str) -> Result<FileInfo, Error> {
-        let mut s = self.warm_session().await?;
-        let r = s
-            .call(&format!("stat {path}"), |e| &e.stat, (path,))
-            .await
-            .map(FileInfo::from);
-        self.park(s);
-        r
+        let path = path.to_string();
+        self.stateless(|mut s| async move {
+            let r = s
+                .call(&format!("stat {path}"), |e| &e.stat, (path.as_str(),))
+                .await
+                .map(FileInfo::from);
+            (s, r)
+        })
+        .await
     }
 
     /// The direct children of a directory, as absolute paths.
     pub async fn list(&self, path: &str) -> Result<Vec<String>, Error> {
-        let mut s = self.warm_session().await?;
-        let r = s.call(&format!("list {path}"), |e| &e.list, (path,)).await;
-        self.park(s);
-        r
+        let path = path.to_string();
+        self.stateless(|mut s| async move {
+            let r = s
+                .call(&format!("list {path}"), |e| &e.list, (path.as_str(),))
+                .await;
+            (s, r)
+        })
+        .await
     }
 
     pub async fn mv(&self, src: &str, dst: &str) -> Result<(), Error> {
-        let mut s = self.warm_session().await?;
-        let r = s
-            .call(&format!("move {src} {dst}"), |e| &e.move_, (src, dst))
-            .await;
-        self.park(s);
-        r
+        let (src, dst) = (src.to_string(), dst.to_string());
+        self.stateless(|mut s| async move {
+            let r = s
+                .call(
+                    &format!("move {src} {dst}"),
+                    |e| &e.move_,
+                    (src.as_str(), dst.as_str()),
+                )
+                .await;
+            (s, r)
+        })
+        .await
     }
 
     /// Deletes the object at `path` and everything under `path/`.
     pub async fn delete(&self, path: &str) -> Result<(), Error> {
-        let mut s = self.warm_session().await?;
-        let r = s
-            .call(&format!("delete {path}"), |e| &e.delete, (path,))
-            .await;
-        self.park(s);
-        r
+        let path = path.to_string();
+        self.stateless(|mut s| async move {
+            let r = s
+                .call(&format!("delete {path}"), |e| &e.delete, (path.as_str(),))
+                .await;
+            (s, r)
+        })
+        .await
     }
 
     /// A presigned URL for GET or HEAD; `None` for any other method.
     pub async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>, Error> {
-        let mut s = self.warm_session().await?;
-        let r = s
-            .call(
-                &format!("redirect-url {path}"),
-                |e| &e.redirect_url,
-                (method, path),
-            )
-            .await;
-        self.park(s);
-        r
+        let (method, path) = (method.to_string(), path.to_string());
+        self.stateless(|mut s| async move {
+            let r = s
+                .call(
+                    &format!("redirect-url {path}"),
+                    |e| &e.redirect_url,
+                    (method.as_str(), path.as_str()),
+                )
+                .await;
+            (s, r)
+        })
+        .await
     }
 
     /// Walks everything under `path` in key order, calling `f` for each file and

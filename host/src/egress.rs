@@ -103,10 +103,19 @@ impl std::fmt::Display for Destination {
     }
 }
 
-/// Shared by every store of one driver: the allow-list, the pool, the limits.
+type Pool = Client<HttpsConnector<HttpConnector>, WasiBody>;
+
+/// Shared by every store of one driver: the allow-list, the pools, the limits.
 pub(crate) struct Egress {
     allowed: Destination,
-    client: Client<HttpsConnector<HttpConnector>, WasiBody>,
+    /// The pool of requests sent from the caller's runtime (readers, writers, walkers,
+    /// the native transport).
+    client: Pool,
+    /// One pool per executor thread (`executors.rs`), made on its first request there: a
+    /// connection's task runs on the runtime that opened it, so a stateless call whose
+    /// connections were opened on its own thread never leaves that thread.
+    executor_clients: Vec<std::sync::OnceLock<Pool>>,
+    connector: HttpsConnector<HttpConnector>,
     /// Upper bound of the guest's first-byte and between-bytes timeouts.
     timeout_cap: Duration,
     /// What was wrong with the server's certificate the last time one was refused (the
@@ -136,19 +145,27 @@ impl Egress {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(64)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let client = pool(connector.clone());
         // The guest asks for `requesttimeout`; never let it ask for more.
         let timeout_cap = Duration::from_secs(config.request_timeout_secs.max(1));
         Ok(Arc::new(Egress {
             allowed,
             client,
+            executor_clients: (0..crate::executors::MAX_THREADS)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            connector,
             timeout_cap,
             tls_problem: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// The pool of the thread this runs on.
+    fn pool_here(&self) -> &Pool {
+        match crate::executors::current().and_then(|i| self.executor_clients.get(i)) {
+            Some(cell) => cell.get_or_init(|| pool(self.connector.clone())),
+            None => &self.client,
+        }
     }
 
     pub(crate) async fn send(
@@ -173,7 +190,7 @@ impl Egress {
             }
             .boxed_unsync()
         });
-        let result = progress_timeout(self.client.request(req), first_byte, &progress, |e| {
+        let result = progress_timeout(self.pool_here().request(req), first_byte, &progress, |e| {
             if let Some(p) = certificate_problem(e) {
                 *self.tls_problem.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
             }
@@ -218,6 +235,15 @@ impl Egress {
             .boxed_unsync()
         }))
     }
+}
+
+/// A keep-alive pool over `connector`.
+fn pool(connector: HttpsConnector<HttpConnector>) -> Pool {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(64)
+        .pool_timer(TokioTimer::new())
+        .build(connector)
 }
 
 /// The guest's timeout, at most `cap` (and `cap` when it sets none).

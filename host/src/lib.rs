@@ -47,6 +47,7 @@ mod driver;
 mod egress;
 mod engine_config;
 mod error;
+mod executors;
 pub mod native;
 pub mod runtime;
 pub mod settings;

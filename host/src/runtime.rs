@@ -25,6 +25,7 @@ use crate::egress::{Egress, EgressHooks};
 use crate::engine_config;
 use crate::error::Error;
 use crate::error::{IoError, IoKind};
+use crate::executors::Executors;
 
 /// The driver component built by `build.rs` from `driver/`.
 pub static EMBEDDED_COMPONENT: &[u8] =
@@ -99,6 +100,8 @@ struct RuntimeInner {
     op_timeout: Duration,
     log_requests: bool,
     load: LoadInfo,
+    /// Where stateless calls run (see `executors.rs`).
+    executors: Executors,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -165,6 +168,7 @@ impl Runtime {
                     .clamp(Duration::from_millis(1), MAX_OP_TIMEOUT),
                 log_requests: opts.log_requests || env_flag("KS3_DRIVER_LOG"),
                 load,
+                executors: Executors::new(),
             }),
         })
     }
@@ -204,6 +208,15 @@ impl Runtime {
                 .min(4 << 30) as usize;
             need.max(DEFAULT_MEMORY_LIMIT)
         })
+    }
+
+    /// Runs a stateless driver call on one of the runtime's executor threads.
+    pub(crate) async fn run<F, T>(&self, call: F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.executors.run(call).await
     }
 
     /// A fresh store and instance for one operation (or one reader/writer/walker).

@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ks3_driver::{Driver, Error, WalkControl};
+use ks3_local::{FaultAction, FaultRule};
 
 async fn driver(test: &str) -> Driver {
     Driver::new(params(test)).await.expect("driver")
@@ -425,6 +426,55 @@ async fn concurrent_operations_share_one_driver() {
         assert!(info.size >= 50_000);
     }
     assert_eq!(d.list("/c").await.unwrap().len(), 24);
+}
+
+/// Stateless calls run on the runtime's own executor threads. A caller that stops
+/// waiting (here a timeout around a `stat` whose answer the server holds back) does not
+/// hold up the driver: the next calls, one at a time and many at once, are answered at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_call_given_up_by_its_caller_does_not_hold_up_the_driver() {
+    let p = params("cancelled_stat");
+    let root = p["rootdirectory"].trim_start_matches('/').to_string();
+    let d = Driver::new(p).await.unwrap();
+    d.put_content("/f", b"abc").await.unwrap();
+    server().faults().inject(FaultRule {
+        method: Some("HEAD".into()),
+        path_pattern: format!("{root}/f"),
+        count: 1,
+        action: FaultAction::Delay(Duration::from_secs(5)),
+    });
+    let given_up = tokio::time::timeout(Duration::from_millis(300), d.stat("/f")).await;
+    assert!(
+        given_up.is_err(),
+        "the held-back stat returned: {given_up:?}"
+    );
+    assert_eq!(
+        server().faults().remaining(),
+        0,
+        "the stat reached the server"
+    );
+
+    let started = Instant::now();
+    assert_eq!(d.stat("/f").await.unwrap().size, 3);
+    let mut calls = Vec::new();
+    for i in 0..32 {
+        let d = d.clone();
+        calls.push(tokio::spawn(async move {
+            let path = format!("/many/{i}");
+            d.put_content(&path, path.as_bytes()).await.unwrap();
+            assert_eq!(d.get_content(&path).await.unwrap(), path.as_bytes());
+        }));
+    }
+    for c in calls {
+        c.await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the calls after the cancelled one waited for it ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(d.list("/many").await.unwrap().len(), 32);
 }
 
 #[tokio::test]
