@@ -145,6 +145,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
+        if len(body) < n:
+            # The client went away mid-body (a writer dropped while a part was going
+            # out): the signature covers the whole body, which never came; nothing to
+            # verify and nothing to forward.
+            with lock:
+                stats["cut off"] = stats.get("cut off", 0) + 1
+            self.close_connection = True
+            return
         # Lower-case names: HTTP header names are case-insensitive, clients differ.
         headers = {k.lower(): v for k, v in self.headers.items()}
         query = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
