@@ -103,8 +103,9 @@ async fn a_killed_put_is_resumed_in_process() {
         assert!(child.try_wait().unwrap().is_none(), "put exited early");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let part 2 finish.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let part 2 finish (on a loaded machine it may not: then the resume starts after
+    // part 1, which the assertion below allows).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
     let stdin = feeder.join().unwrap();
@@ -116,7 +117,7 @@ async fn a_killed_put_is_resumed_in_process() {
     let mut w = driver.writer("/k", true).await.unwrap();
     let size = w.size() as usize;
     assert!(
-        size.is_multiple_of(CHUNK) && size <= fed && size >= 2 * CHUNK,
+        size.is_multiple_of(CHUNK) && size <= fed && size >= CHUNK,
         "resumed at {size}"
     );
     w.write(&source[size..]).await.unwrap();
