@@ -4,9 +4,9 @@
 //! Why: one guest call that sends a request makes wasmtime-wasi-http spawn two tasks, and
 //! hyper's connection task and the store's own task pass the request and its answer
 //! between them. On the caller's multi-threaded tokio runtime those hops wake the other
-//! workers, and every wake is a futex round trip on another core. On a two-core machine a
-//! `stat` spent about as long in those wake-ups as in everything else together (p50 ≈ 200
-//! µs, against ≈ 130 µs when the same call ran on one thread). On an executor the store's
+//! workers, and every wake is a futex round trip on another core. On a two-core machine
+//! those wake-ups were some 40 % of a `stat` (p50 ≈ 200 µs, against ≈ 120 µs when the
+//! same call ran on one thread). On an executor the store's
 //! task, the spawned request tasks and the connection tasks run on one thread (egress
 //! keeps a connection pool per executor, since a connection's task runs on the runtime
 //! that opened it); only the hand-over to it and the answer back cross threads. Calls go
