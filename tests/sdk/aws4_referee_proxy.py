@@ -139,6 +139,7 @@ class Handler(BaseHTTPRequestHandler):
                 lines = ["checked %d header, %d presigned, %d mismatches" % (
                     stats["header"], stats["presigned"], len(mismatches))]
                 lines += ["op: " + o for o in sorted(ops)]
+                lines += ["cut off: %d (bodies that never fully came)" % stats.get("cut off", 0)]
                 lines += ["mismatch: " + m for m in mismatches]
             body = ("\n".join(lines) + "\n").encode()
             self.reply(200, [("Content-Length", str(len(body)))], body)
