@@ -10,7 +10,7 @@
 //! `storage.redirect.disable`, where the registry streams every blob itself (a second
 //! instance of each on the same root). Every pull runs twice, alternating between the
 //! registries, and the faster run counts: a lone 1 GiB pull moved with the order it ran
-//! in (the first fresh 1 GiB of client memory in this process costs page faults).
+//! in.
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::TcpListener;
