@@ -217,29 +217,74 @@ impl<T: Transport> Client<T> {
         ok_statuses: &[u16],
         limit: usize,
     ) -> Result<(Response, u32), DriverError> {
+        let first = self.attempt(call, ok_statuses, 0);
+        self.buffered_retries(call, ok_statuses, limit, first)
+    }
+
+    /// Reads the answer of attempt `first` whole and, while that fails in a way worth
+    /// retrying, tries again (the retry loop of [`call_buffered`](Self::call_buffered)).
+    fn buffered_retries(
+        &self,
+        call: &Call<'_>,
+        ok_statuses: &[u16],
+        limit: usize,
+        first: Result<Response, Failed>,
+    ) -> Result<(Response, u32), DriverError> {
         let mut attempt = 0;
+        let mut outcome = first;
         loop {
-            let outcome = self
-                .attempt(call, ok_statuses, attempt)
-                .and_then(|mut resp| match resp.read_all(limit) {
-                    Ok(body) => {
-                        resp.body = Box::new(Buffered(Some(body)));
-                        Ok(resp)
-                    }
-                    Err(e) => Err(Failed {
-                        retryable: e.retryable(),
-                        error: transport_error(call, &e, attempt),
-                    }),
-                });
-            match outcome {
+            let whole = outcome.and_then(|mut resp| match resp.read_all(limit) {
+                Ok(body) => {
+                    resp.body = Box::new(Buffered(Some(body)));
+                    Ok(resp)
+                }
+                Err(e) => Err(Failed {
+                    retryable: e.retryable(),
+                    error: transport_error(call, &e, attempt),
+                }),
+            });
+            match whole {
                 Ok(resp) => return Ok((resp, attempt)),
                 Err(f) if f.retryable && attempt < self.config.max_retries => {
                     attempt += 1;
                     self.backoff(attempt);
+                    outcome = self.attempt(call, ok_statuses, attempt);
                 }
                 Err(f) => return Err(f.error),
             }
         }
+    }
+
+    /// Two independent calls as [`call_buffered`](Self::call_buffered) would make them
+    /// one after the other, but with their first attempts in flight at once: one round
+    /// trip for both. Each is then retried on its own. `ok_statuses` and `limit` are per
+    /// call, as for `call_buffered`.
+    pub fn call_buffered_pair(
+        &self,
+        calls: [(&Call<'_>, &[u16], usize); 2],
+    ) -> [Result<Response, DriverError>; 2] {
+        let (Ok(a), Ok(b)) = (self.sign(calls[0].0), self.sign(calls[1].0)) else {
+            // Signing fails only for a call that can never be made; each says why alone.
+            return calls.map(|(call, ok, limit)| self.call_buffered(call, ok, limit));
+        };
+        let sent = self.transport.send_all(
+            &[(a, calls[0].0.body), (b, calls[1].0.body)],
+            self.timeout(),
+        );
+        let Ok(sent) = <[_; 2]>::try_from(sent) else {
+            // A transport that answers another number of requests than it was given is
+            // broken; the calls are repeated one at a time (both are safe to repeat).
+            return calls.map(|(call, ok, limit)| self.call_buffered(call, ok, limit));
+        };
+        let mut sent = sent.into_iter();
+        calls.map(|(call, ok, limit)| {
+            let first = match sent.next() {
+                Some(s) => self.outcome(call, s, ok, 0),
+                None => self.attempt(call, ok, 0),
+            };
+            self.buffered_retries(call, ok, limit, first)
+                .map(|(resp, _)| resp)
+        })
     }
 
     /// One attempt at `call`, for requests that are not safe to repeat blindly (Complete):

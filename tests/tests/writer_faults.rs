@@ -10,7 +10,8 @@
 //! * A Complete whose response is lost is a success, whichever way the server answers the
 //!   retry (`NoSuchUpload` by default, the first answer replayed otherwise).
 //! * A reused path: a stale closed upload never comes back after `writer(p, false)`,
-//!   `put_content`, `delete` or `mv`, and uncommitted uploads are invisible.
+//!   `put_content`, `delete` or `mv`, and uncommitted uploads are invisible. `put_content`
+//!   looks for the path's tail while its content goes up, and retries each on its own.
 //! * `FileWriter::size()` after close, commit and resume is the number of bytes written.
 use std::time::Duration;
 
@@ -657,6 +658,70 @@ async fn stale_upload_does_not_come_back_after_put_content() {
         shared_bucket(&d, &root, &[("/f", &b"C"[..])]).await;
         d.delete("/f").await.unwrap();
         shared_bucket(&d, &root, &[]).await;
+    }
+}
+
+/// `put_content` sends the content and looks for the path's tail at once: with each of
+/// the two requests held back by the server for 1.5 s, the call takes about 1.5 s, not 3.
+/// The tail it finds (a closed upload's) is released all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_content_looks_for_the_tail_while_the_content_goes_up() {
+    let server = start_server(|_| {});
+    let root = unique_root("put_pair");
+    let d = driver_on(&server, &root, &[]).await;
+    close_upload(&d, "/f", b"AAA").await;
+    for (method, pattern) in [("PUT", "/f"), ("GET", "/~tails/")] {
+        server.faults().inject(FaultRule {
+            method: Some(method.into()),
+            path_pattern: pattern.into(),
+            count: 1,
+            action: FaultAction::Delay(DELAY),
+        });
+    }
+    let t = std::time::Instant::now();
+    d.put_content("/f", &b"BBB"[..]).await.unwrap();
+    let took = t.elapsed();
+    assert_eq!(
+        server.faults().remaining(),
+        0,
+        "both requests were held back"
+    );
+    assert!(
+        took < DELAY * 2 - Duration::from_millis(300),
+        "put_content took {took:?}: its two requests went one after the other"
+    );
+    assert_bucket(&server.endpoint(), &d, &root, &[("/f", &b"BBB"[..])]).await;
+}
+
+/// Both requests of `put_content` fail at once (each fault kind): each is retried on its
+/// own, the content is stored and the closed upload's tail released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_content_retries_each_of_its_two_requests() {
+    for kind in [
+        Kind::Err500,
+        Kind::SlowDown,
+        Kind::Drop,
+        Kind::Lost,
+        Kind::Delay,
+    ] {
+        let server = start_server(|_| {});
+        let root = unique_root("put_pair_faults");
+        let d = driver_on(&server, &root, &kind.params()).await;
+        close_upload(&d, "/f", b"AAA").await;
+        for (method, pattern) in [("PUT", "/f"), ("GET", "/~tails/")] {
+            server.faults().inject(FaultRule {
+                method: Some(method.into()),
+                path_pattern: pattern.into(),
+                count: 1,
+                action: kind.action(),
+            });
+        }
+        d.put_content("/f", &b"BBB"[..])
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert_eq!(server.faults().remaining(), 0, "{kind:?}: both faults met");
+        assert_path_not_found(d.writer("/f", true).await, "append after put_content");
+        assert_bucket(&server.endpoint(), &d, &root, &[("/f", &b"BBB"[..])]).await;
     }
 }
 

@@ -13,7 +13,7 @@ mod writer;
 
 use std::sync::Arc;
 
-use crate::client::{crc64, Call, Client};
+use crate::client::{crc64, Call, Client, MAX_XML};
 use crate::config::Config;
 use crate::error::DriverError;
 use crate::http::Transport;
@@ -122,19 +122,33 @@ impl<T: Transport> Driver<T> {
 
     pub fn put_content(&self, p: &FilePath, content: &[u8]) -> Result<(), DriverError> {
         let key = self.keys.key(p);
-        self.put_object(&key, p, content)?;
+        let put = self.put_call(&key, p, content);
+        let tail_key = self.keys.tail_key(p);
+        let probe = writer::tail_probe(&tail_key, p);
+        // The content goes up while the path's tail is looked for: one round trip where
+        // two would follow each other. Nothing else writes at the path meanwhile (one
+        // owner per path), so the tail found is the one the content replaces.
+        let [tail, put] = self.client.call_buffered_pair([
+            (&probe, &[404], self.tail_probe_limit()),
+            (&put, &[], MAX_XML),
+        ]);
+        self.client.verify_crc(&put?, crc64(content), p)?;
         // The content is now the path's: an upload closed there earlier must not come back.
-        self.release_tail(p)
+        self.release_probed_tail(tail?, &tail_key, p)
     }
 
     pub(crate) fn put_object(&self, key: &str, p: &str, content: &[u8]) -> Result<(), DriverError> {
-        let call = self.object_headers(Call::new("PUT", key, p).body(
+        let resp = self.client.call(&self.put_call(key, p, content), &[])?;
+        self.client.verify_crc(&resp, crc64(content), p)
+    }
+
+    /// The PUT of a whole object, with the configured ACL, encryption and class.
+    fn put_call<'a>(&self, key: &'a str, p: &'a str, content: &'a [u8]) -> Call<'a> {
+        self.object_headers(Call::new("PUT", key, p).body(
             content,
             "application/octet-stream",
             true,
-        ));
-        let resp = self.client.call(&call, &[])?;
-        self.client.verify_crc(&resp, crc64(content), p)
+        ))
     }
 
     pub fn stat(&self, p: &DirPath) -> Result<FileInfo, DriverError> {

@@ -30,7 +30,7 @@ use super::Driver;
 use crate::client::Call;
 use crate::config::MIN_PART_SIZE;
 use crate::error::DriverError;
-use crate::http::Transport;
+use crate::http::{Response, Transport};
 use crate::path::FilePath;
 
 const TAIL_MAGIC: &str = "ks3-driver-tail/2";
@@ -206,14 +206,28 @@ impl<T: Transport> Driver<T> {
     /// object was written after them (see `FileWriter::resume_untailed`).
     pub(crate) fn release_tail(&self, p: &FilePath) -> Result<(), DriverError> {
         let tail_key = self.keys.tail_key(p);
-        let call = Call::new("GET", &tail_key, p)
-            .header("range", format!("bytes=0-{}", TAIL_ID_PREFIX - 1));
-        // Range is honoured by KS3; a server that ignores it sends the whole tail, which
-        // stays within what `read_tail` accepts.
-        let limit = usize::try_from(self.config().chunk_size)
+        let probe = tail_probe(&tail_key, p);
+        let resp = self
+            .client
+            .call_buffered(&probe, &[404], self.tail_probe_limit())?;
+        self.release_probed_tail(resp, &tail_key, p)
+    }
+
+    /// The most a tail probe reads: a server that ignores its Range sends the whole tail.
+    pub(crate) fn tail_probe_limit(&self) -> usize {
+        usize::try_from(self.config().chunk_size)
             .unwrap_or(usize::MAX)
-            .saturating_add(MAX_TAIL_HEADER);
-        let mut resp = self.client.call_buffered(&call, &[404], limit)?;
+            .saturating_add(MAX_TAIL_HEADER)
+    }
+
+    /// Given the answer to [`tail_probe`] (read whole, 404 when there is no tail), aborts
+    /// the upload the tail names and deletes the tail.
+    pub(crate) fn release_probed_tail(
+        &self,
+        mut resp: Response,
+        tail_key: &str,
+        p: &FilePath,
+    ) -> Result<(), DriverError> {
         if resp.status == 404 {
             return Ok(());
         }
@@ -236,9 +250,16 @@ impl<T: Transport> Driver<T> {
         if let Some(Some(id)) = tail_upload_id(&raw) {
             self.abort(&self.keys.key(p), &id, p)?;
         }
-        self.delete_object(&tail_key, p)?;
+        self.delete_object(tail_key, p)?;
         Ok(())
     }
+}
+
+/// The GET of the start of a path's tail, where its upload id is: enough to release it.
+pub(crate) fn tail_probe<'a>(tail_key: &'a str, p: &'a str) -> Call<'a> {
+    // Range is honoured by KS3; a server that ignores it sends the whole tail, which
+    // stays within what `read_tail` accepts.
+    Call::new("GET", tail_key, p).header("range", format!("bytes=0-{}", TAIL_ID_PREFIX - 1))
 }
 
 impl<T: Transport> FileWriter<T> {
