@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 use crate::cli::{CliError, Context};
 
 mod limit;
+mod processes;
 mod registries;
 mod report;
 mod schemes;
@@ -50,6 +51,9 @@ struct Sizes {
     writers: usize,
     writer_mib: usize,
     cold_runs: usize,
+    /// The whole-process put/get against curl: size and runs (the best counts).
+    process_mib: usize,
+    process_runs: usize,
 }
 
 impl Sizes {
@@ -63,6 +67,8 @@ impl Sizes {
                 writers: 4,
                 writer_mib: 8,
                 cold_runs: 2,
+                process_mib: 16,
+                process_runs: 1,
             }
         } else {
             Sizes {
@@ -73,6 +79,8 @@ impl Sizes {
                 writers: 32,
                 writer_mib: 32,
                 cold_runs: 5,
+                process_mib: 512,
+                process_runs: 3,
             }
         }
     }
@@ -342,6 +350,7 @@ async fn bench(
     eprintln!("ks3-driver bench: listing done");
     concurrent_writers(&run, &mut table).await?;
     eprintln!("ks3-driver bench: concurrent writers done");
+    let processes = whole_processes(&run, &params, child_args.clone()).await;
     cold_starts(&run, &driver, &params, child_args, &mut table).await?;
     eprintln!("ks3-driver bench: cold starts done");
     let sdk = sdk(&run, no_sdk).await?;
@@ -351,7 +360,14 @@ async fn bench(
     // Clean up (best effort).
     let _ = driver.delete(&run.root).await;
 
-    let rows = rows(sizes, &table, driver.config(), limit, sdk.as_ref());
+    let rows = rows(
+        sizes,
+        &table,
+        driver.config(),
+        limit,
+        sdk.as_ref(),
+        processes.as_ref(),
+    );
     report(
         &run,
         &rows,
@@ -494,6 +510,50 @@ async fn cold_starts(
     Ok(())
 }
 
+/// `ks3-driver put` and `get` as whole processes against curl on presigned URLs, or
+/// `None` (and why, on stderr). Only on the local server, whose keys make the URLs.
+async fn whole_processes(
+    run: &Run,
+    params: &Params,
+    child_args: Vec<String>,
+) -> Option<processes::ProcessFigures> {
+    let measured = match &run.server {
+        None => Err("only run against the local server".to_string()),
+        Some(server) => match std::env::current_exe() {
+            Err(e) => Err(e.to_string()),
+            Ok(exe) => {
+                let mut base_args = child_args;
+                for (k, v) in params {
+                    base_args.push("-p".into());
+                    base_args.push(format!("{k}={v}"));
+                }
+                let p = processes::Processes {
+                    exe,
+                    base_args,
+                    endpoint: format!("http://{}", server.host_port()),
+                    path: format!("{}/processes", run.root),
+                };
+                let (data, mib, runs) = (
+                    Arc::clone(&run.data),
+                    run.sizes.process_mib,
+                    run.sizes.process_runs,
+                );
+                blocking(move || p.measure(&data, mib, runs)).await
+            }
+        },
+    };
+    match measured {
+        Ok(f) => {
+            eprintln!("ks3-driver bench: whole processes done");
+            Some(f)
+        }
+        Err(why) => {
+            eprintln!("ks3-driver bench: whole-process figures skipped: {why}");
+            None
+        }
+    }
+}
+
 /// The official SDK's figures against the same server, or `None` (and why, on stderr).
 async fn sdk(run: &Run, no_sdk: bool) -> Result<Option<BTreeMap<String, f64>>, String> {
     let sdk = match (&run.server, no_sdk) {
@@ -573,6 +633,7 @@ fn rows(
     config: &ks3_driver::Config,
     limit: Option<(f64, f64)>,
     sdk: Option<&BTreeMap<String, f64>>,
+    processes: Option<&processes::ProcessFigures>,
 ) -> Vec<Row> {
     let [(_, c), (_, n)] = table;
     let sdkv = |k: &str| sdk.and_then(|m| m.get(k).copied());
@@ -587,7 +648,9 @@ fn rows(
             sdkv("upload_mibps"),
             Target::RatioAtLeast(0.9),
         )
-        .with_limit(limit.map(|l| l.0)),
+        .with_limit(limit.map(|l| l.0))
+        .and(Target::LimitRatioAtLeast(0.9))
+        .and(Target::SdkRatioAtLeast(2.0)),
         Row::rate(
             &format!("stream read {} (MiB/s)", size_name(sizes.stream_mib)),
             c.read_mibps,
@@ -595,7 +658,8 @@ fn rows(
             sdkv("download_mibps"),
             Target::RatioAtLeast(0.95),
         )
-        .with_limit(limit.map(|l| l.1)),
+        .with_limit(limit.map(|l| l.1))
+        .and(Target::LimitRatioAtLeast(0.9)),
     ];
     for op in ["put", "get", "stat"] {
         let name = match op {
@@ -610,7 +674,7 @@ fn rows(
             co,
             no,
             sdkv(&format!("small_{op}_ops")),
-            Target::None,
+            Target::SdkRatioAtLeast(4.0),
         ));
         rows.push(Row::latency(
             &format!("{name} 4 KiB p50 (µs)"),
@@ -679,6 +743,17 @@ fn rows(
         n.cold.cached,
         None,
         Target::AtMost(10.0),
+    ));
+    let whole = size_name(sizes.process_mib);
+    rows.push(Row::against_curl(
+        &format!("`ks3-driver put` {whole}, whole process (ms)"),
+        processes.map(|p| (ms(p.ours_put), ms(p.curl_put))),
+        1.3,
+    ));
+    rows.push(Row::against_curl(
+        &format!("`ks3-driver get` {whole}, whole process (ms)"),
+        processes.map(|p| (ms(p.ours_get), ms(p.curl_get))),
+        1.3,
     ));
     rows.push(Row::latency(
         "cold start to first op, artifact off, no cache (ms)",
