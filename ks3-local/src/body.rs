@@ -93,12 +93,13 @@ impl Body for FileBody {
 /// A body over `len` bytes of opened data starting at `offset`.
 pub async fn data_body(opened: Opened, offset: u64, len: u64) -> io::Result<RespBody> {
     match opened {
-        Opened::Mem(b) => {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
-            let end = usize::try_from(offset.saturating_add(len))
-                .unwrap_or(usize::MAX)
-                .min(b.len());
-            Ok(full(b.slice(start..end)))
+        Opened::Mem(m) => {
+            let mut pieces = m.range(offset, len);
+            Ok(match pieces.len() {
+                0 => full(Bytes::new()),
+                1 => full(pieces.remove(0)),
+                _ => Pieces(pieces.into()).boxed_unsync(),
+            })
         }
         Opened::File(f) => {
             let mut file = tokio::fs::File::from_std(f);
@@ -112,6 +113,29 @@ pub async fn data_body(opened: Opened, offset: u64, len: u64) -> io::Result<Resp
             }
             .boxed_unsync())
         }
+    }
+}
+
+/// Shared buffers sent one after the other (an object a Complete joined from its parts).
+struct Pieces(std::collections::VecDeque<Bytes>);
+
+impl Body for Pieces {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
     }
 }
 

@@ -9,7 +9,7 @@ use super::object::copy_into;
 use super::*;
 use crate::body::collect;
 use crate::limits::{MAX_KEYS, MAX_PARTS_LISTED, MAX_PART_NUMBER};
-use crate::store::{now_ms, PartMeta, UploadInfo};
+use crate::store::{now_ms, PartMeta, Staged, UploadInfo};
 use ks3_proto::xml::{
     from_xml, CommonPrefix, CompleteMultipartUpload, CompleteMultipartUploadResult, CopyPartResult,
     InitiateMultipartUploadResult, ListMultipartUploadsResult, ListPartsResult, PartEntry,
@@ -295,12 +295,9 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
     }
 
     let total: u64 = chosen.iter().map(|p| p.meta.size).sum();
-    let mut sink = bucket.sink(total, false).await?;
     let mut md5s = Md5Stream::default();
     let mut crc = 0u64;
     for p in &chosen {
-        let opened = p.open().map_err(|_| S3Error::no_such_upload(&id))?;
-        copy_into(&mut sink, opened, 0, p.meta.size).await?;
         md5s.update(&p.meta.md5);
         crc = Crc64::combine(crc, p.meta.crc64, p.meta.size);
     }
@@ -314,7 +311,20 @@ pub async fn complete(state: &State, req: &mut Req) -> HResult {
         attrs: info.attrs.clone(),
         parts: Some(chosen.len() as u32),
     };
-    let staged = sink.finish(&meta).await?;
+    // In RAM the object is the parts' buffers in order (nothing is copied); on disk the
+    // parts are copied into one file. The CRC-64 is combined from the parts' either way,
+    // as KS3 derives it.
+    let staged = match Staged::join_in_memory(&chosen) {
+        Some(staged) => staged,
+        None => {
+            let mut sink = bucket.sink(total, false).await?;
+            for p in &chosen {
+                let opened = p.open().map_err(|_| S3Error::no_such_upload(&id))?;
+                copy_into(&mut sink, opened, 0, p.meta.size).await?;
+            }
+            sink.finish(&meta).await?
+        }
+    };
     let meta = bucket.complete(&id, meta, staged)?;
     complete_result(
         req,

@@ -216,17 +216,16 @@ pub fn delete_object(state: &State, req: &Req) -> HResult {
 /// Appends `len` bytes at `offset` of `src` to `sink`.
 pub async fn copy_into(sink: &mut Sink, src: Opened, offset: u64, len: u64) -> Result<(), S3Error> {
     match src {
-        Opened::Mem(b) => {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
-            let end = usize::try_from(offset.saturating_add(len))
-                .unwrap_or(usize::MAX)
-                .min(b.len());
-            if (end - start) as u64 != len {
+        Opened::Mem(m) => {
+            let pieces = m.range(offset, len);
+            if pieces.iter().map(|b| b.len() as u64).sum::<u64>() != len {
                 return Err(S3Error::internal(
                     "source data is shorter than its metadata",
                 ));
             }
-            sink.write(&b[start..end]).await?;
+            for b in &pieces {
+                sink.write(b).await?;
+            }
         }
         Opened::File(f) => {
             use tokio::io::{AsyncReadExt, AsyncSeekExt};

@@ -7,7 +7,6 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use bytes::Bytes;
 use ks3_proto::digest::Md5Stream;
 use ks3_proto::Crc64;
 use serde::{Deserialize, Serialize};
@@ -20,6 +19,7 @@ mod error;
 mod memory;
 
 pub use error::{Result, StoreError};
+pub use memory::MemData;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -75,7 +75,7 @@ pub struct UploadInfo {
 #[derive(Debug, Clone)]
 enum Data {
     File(PathBuf),
-    Mem(Bytes),
+    Mem(MemData),
 }
 
 impl Data {
@@ -91,7 +91,7 @@ impl Data {
 /// the key is overwritten or deleted right after).
 pub enum Opened {
     File(std::fs::File),
-    Mem(Bytes),
+    Mem(MemData),
 }
 
 #[derive(Debug, Clone)]
@@ -141,9 +141,24 @@ pub struct Completed {
 /// Fully written data, not yet visible (see [`Bucket::put`]).
 pub struct Staged(StagedData);
 
+impl Staged {
+    /// The parts' bytes in order as one object's, when every part is in RAM: their
+    /// buffers are shared, no byte is copied. `None` for parts on disk.
+    pub fn join_in_memory(parts: &[Part]) -> Option<Staged> {
+        let mut pieces = Vec::new();
+        for p in parts {
+            match &p.data {
+                Data::Mem(m) => pieces.extend(m.pieces().iter().cloned()),
+                Data::File(_) => return None,
+            }
+        }
+        Some(Staged(StagedData::Mem(MemData::joined(pieces))))
+    }
+}
+
 enum StagedData {
     File(disk::TempPath),
-    Mem(Bytes),
+    Mem(MemData),
 }
 
 enum Writer {
