@@ -77,6 +77,13 @@ impl Processes {
                     Some(size),
                 )?,
             ];
+            eprintln!(
+                "ks3-driver bench: whole processes, ms: put {} (curl {}), get {} (curl {})",
+                times[0].as_millis(),
+                times[1].as_millis(),
+                times[2].as_millis(),
+                times[3].as_millis()
+            );
             for (b, t) in best.iter_mut().zip(times) {
                 *b = (*b).min(t);
             }
