@@ -661,6 +661,19 @@ async fn stale_upload_does_not_come_back_after_put_content() {
     }
 }
 
+/// `action` on the next PUT of `/f`'s content and the next GET of a tail: the two
+/// requests of a `put_content` of `/f`.
+fn on_both_put_content_requests(server: &RunningServer, action: FaultAction) {
+    for (method, pattern) in [("PUT", "/f"), ("GET", "/~tails/")] {
+        server.faults().inject(FaultRule {
+            method: Some(method.into()),
+            path_pattern: pattern.into(),
+            count: 1,
+            action: action.clone(),
+        });
+    }
+}
+
 /// `put_content` sends the content and looks for the path's tail at once: with each of
 /// the two requests held back by the server for 1.5 s, the call takes about 1.5 s, not 3.
 /// The tail it finds (a closed upload's) is released all the same.
@@ -670,14 +683,7 @@ async fn put_content_looks_for_the_tail_while_the_content_goes_up() {
     let root = unique_root("put_pair");
     let d = driver_on(&server, &root, &[]).await;
     close_upload(&d, "/f", b"AAA").await;
-    for (method, pattern) in [("PUT", "/f"), ("GET", "/~tails/")] {
-        server.faults().inject(FaultRule {
-            method: Some(method.into()),
-            path_pattern: pattern.into(),
-            count: 1,
-            action: FaultAction::Delay(DELAY),
-        });
-    }
+    on_both_put_content_requests(&server, FaultAction::Delay(DELAY));
     let t = std::time::Instant::now();
     d.put_content("/f", &b"BBB"[..]).await.unwrap();
     let took = t.elapsed();
@@ -708,14 +714,7 @@ async fn put_content_retries_each_of_its_two_requests() {
         let root = unique_root("put_pair_faults");
         let d = driver_on(&server, &root, &kind.params()).await;
         close_upload(&d, "/f", b"AAA").await;
-        for (method, pattern) in [("PUT", "/f"), ("GET", "/~tails/")] {
-            server.faults().inject(FaultRule {
-                method: Some(method.into()),
-                path_pattern: pattern.into(),
-                count: 1,
-                action: kind.action(),
-            });
-        }
+        on_both_put_content_requests(&server, kind.action());
         d.put_content("/f", &b"BBB"[..])
             .await
             .unwrap_or_else(|e| panic!("{kind:?}: {e}"));

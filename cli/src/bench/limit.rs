@@ -6,16 +6,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::server::{presigned_url, scratch_key};
+use super::MIB;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ks3_proto::encode::encode_key;
-use ks3_proto::sign::{canonical_resource, presigned_query};
-
-use super::server::{AK, BUCKET, SK};
-use super::MIB;
 
 /// `frames` times the same 1 MiB, shared, never copied.
 struct Repeat {
@@ -55,15 +52,8 @@ pub async fn limit(
     data: Arc<Vec<u8>>,
     reads: usize,
 ) -> Result<(Duration, Duration), String> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let key = format!("ks3-driver-bench-limit/{}-{stamp}", std::process::id());
-    let url = |method: &str| {
-        let resource = canonical_resource(BUCKET, &key, &[]);
-        let q = presigned_query(AK, SK, method, &resource, stamp as i64 + 1200);
-        format!("{endpoint}/{BUCKET}/{}?{q}", encode_key(&key))
-    };
+    let key = scratch_key("ks3-driver-bench-limit");
+    let url = |method: &str| presigned_url(endpoint, &key, method);
     let frame = Bytes::from((*data).clone());
     if frame.len() != MIB {
         return Err("the payload is not 1 MiB".into());

@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ks3_proto::encode::encode_key;
-use ks3_proto::sign::{canonical_resource, presigned_query};
-
-use super::server::{AK, BUCKET, SK};
+use super::server::{presigned_url, scratch_key};
 use super::{err, MIB};
 
 /// Best wall times of the four commands.
@@ -50,15 +47,8 @@ impl Processes {
         let file = dir.path().join("payload");
         write_payload(&file, data, mib)?;
         let size = mib.checked_mul(MIB).ok_or("payload size overflows")?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let key = format!("ks3-driver-bench-processes/{}-{stamp}", std::process::id());
-        let url = |method: &str| {
-            let resource = canonical_resource(BUCKET, &key, &[]);
-            let q = presigned_query(AK, SK, method, &resource, stamp as i64 + 3600);
-            format!("{}/{BUCKET}/{}?{q}", self.endpoint, encode_key(&key))
-        };
+        let key = scratch_key("ks3-driver-bench-processes");
+        let url = |method: &str| presigned_url(&self.endpoint, &key, method);
         let mut best = [Duration::MAX; 4];
         for _ in 0..runs {
             let times = [

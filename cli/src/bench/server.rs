@@ -102,3 +102,24 @@ impl Drop for LocalServer {
         let _ = self.child.wait();
     }
 }
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A key of this process's own for a scratch object: `<what>/<pid>-<unix seconds>`.
+pub fn scratch_key(what: &str) -> String {
+    format!("{what}/{}-{}", std::process::id(), unix_now())
+}
+
+/// A V2-presigned URL for `method` on `key` of the local server at `endpoint`, valid for
+/// an hour: what the plain clients (hyper, curl) use.
+pub fn presigned_url(endpoint: &str, key: &str, method: &str) -> String {
+    use ks3_proto::encode::encode_key;
+    use ks3_proto::sign::{canonical_resource, presigned_query};
+    let resource = canonical_resource(BUCKET, key, &[]);
+    let q = presigned_query(AK, SK, method, &resource, unix_now() + 3600);
+    format!("{endpoint}/{BUCKET}/{}?{q}", encode_key(key))
+}
