@@ -276,15 +276,14 @@ impl<T: Transport> Client<T> {
             // broken; the calls are repeated one at a time (both are safe to repeat).
             return calls.map(|(call, ok, limit)| self.call_buffered(call, ok, limit));
         };
-        let mut sent = sent.into_iter();
-        calls.map(|(call, ok, limit)| {
-            let first = match sent.next() {
-                Some(s) => self.outcome(call, s, ok, 0),
-                None => self.attempt(call, ok, 0),
-            };
+        let finish = |(call, ok, limit): (&Call<'_>, &[u16], usize), sent| {
+            let first = self.outcome(call, sent, ok, 0);
             self.buffered_retries(call, ok, limit, first)
                 .map(|(resp, _)| resp)
-        })
+        };
+        let [sent_a, sent_b] = sent;
+        let [call_a, call_b] = calls;
+        [finish(call_a, sent_a), finish(call_b, sent_b)]
     }
 
     /// One attempt at `call`, for requests that are not safe to repeat blindly (Complete):
