@@ -93,14 +93,7 @@ impl Body for FileBody {
 /// A body over `len` bytes of opened data starting at `offset`.
 pub async fn data_body(opened: Opened, offset: u64, len: u64) -> io::Result<RespBody> {
     match opened {
-        Opened::Mem(m) => {
-            let mut pieces = m.range(offset, len);
-            Ok(match pieces.len() {
-                0 => full(Bytes::new()),
-                1 => full(pieces.remove(0)),
-                _ => Pieces(pieces.into()).boxed_unsync(),
-            })
-        }
+        Opened::Mem(m) => Ok(Pieces(m.range(offset, len).into()).boxed_unsync()),
         Opened::File(f) => {
             let mut file = tokio::fs::File::from_std(f);
             if offset > 0 {
@@ -116,7 +109,8 @@ pub async fn data_body(opened: Opened, offset: u64, len: u64) -> io::Result<Resp
     }
 }
 
-/// Shared buffers sent one after the other (an object a Complete joined from its parts).
+/// Shared buffers sent one after the other: an object in RAM, one buffer or the parts a
+/// Complete joined.
 struct Pieces(std::collections::VecDeque<Bytes>);
 
 impl Body for Pieces {

@@ -38,7 +38,7 @@ impl MemData {
             }
             // Both below `b.len()`, so they fit a usize.
             let start = skip as usize;
-            let end = (skip + want).min(n) as usize;
+            let end = skip.saturating_add(want).min(n) as usize;
             out.push(b.slice(start..end));
             want -= (end - start) as u64;
             skip = 0;
@@ -97,6 +97,8 @@ mod tests {
                 );
             }
         }
+        // A length up to u64::MAX is clamped, not overflowed.
+        assert_eq!(join(d.range(1, u64::MAX)), b"bcdefgh");
         // Slices of the pieces themselves.
         let r = d.range(1, 5);
         assert_eq!(r.len(), 2);
