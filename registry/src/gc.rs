@@ -22,18 +22,20 @@
 //! keep recent blobs with `min_age`.
 //!
 //! The listings are the driver's flat walks (about one request per 1000 keys, `_layers`
-//! and `_uploads` skipped); reads and deletes run `concurrency` at a time.
+//! and `_uploads` skipped); reads and deletes run `concurrency` at a time, within the
+//! process-wide pool of driver calls ([`crate::store::fan_out`]). A manifest is read only
+//! when its blob is within the manifest limit (a larger one stops the run: it is no
+//! manifest, and a mark that skipped it could sweep what it references).
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use futures::stream::{self, StreamExt};
 use ks3_driver::{Driver, WalkControl};
 use serde_json::Value;
 
 use crate::layout::{self, RepoPath};
-use crate::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use crate::store::{delete_each, delete_if_present};
+use crate::manifest::{DOCKER_LIST, DOCKER_MANIFEST, MAX_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use crate::store::{delete_each, delete_if_present, fan_out, read_document, Document};
 
 /// Reads and deletes in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -285,10 +287,7 @@ async fn read_links(
     paths: Vec<String>,
     concurrency: usize,
 ) -> Result<Vec<String>, GcError> {
-    stream::iter(paths)
-        .map(|p| read_link(driver.clone(), p))
-        .buffered(concurrency)
-        .collect::<Vec<_>>()
+    fan_out(paths, concurrency, |p| read_link(driver.clone(), p))
         .await
         .into_iter()
         .collect()
@@ -433,26 +432,33 @@ pub async fn collect_garbage(
                 .filter(|d| !bodies.contains_key(*d))
                 .filter_map(|d| blobs.get(d).map(|b| (d.clone(), format!("{}/data", b.dir))))
                 .collect();
-            let fetched = stream::iter(missing)
-                .map(|(d, path)| {
-                    let driver = driver.clone();
-                    let name = name.clone();
-                    async move {
-                    let body = driver
-                        .get_content(&path)
-                        .await
-                        .map_err(storage(format!("reading manifest {d}")))?;
-                    let refs = references(&body).map_err(|e| {
+            let fetched = fan_out(missing, conc, |(d, path)| {
+                let name = name.clone();
+                async move {
+                    let invalid = |why: String| {
                         GcError::Invalid(format!(
-                            "failed to retrieve manifest for digest {d} of {name}: {e}; nothing was deleted"
+                            "failed to retrieve manifest for digest {d} of {name}: {why}; \
+                             nothing was deleted"
                         ))
-                    })?;
+                    };
+                    let body = match read_document(driver, &path, MAX_MANIFEST).await {
+                        Ok(Document::Found(b)) => b,
+                        Ok(Document::Missing) => {
+                            return Err(invalid("its blob is gone".to_string()))
+                        }
+                        Ok(Document::TooLarge(size)) => {
+                            return Err(invalid(format!(
+                                "{size} bytes, over the {} MiB manifest limit",
+                                MAX_MANIFEST >> 20
+                            )))
+                        }
+                        Err(e) => return Err(storage(format!("reading manifest {d}"))(e)),
+                    };
+                    let refs = references(&body).map_err(invalid)?;
                     Ok::<_, GcError>((d, refs))
-                    }
-                })
-                .buffered(conc)
-                .collect::<Vec<_>>()
-                .await;
+                }
+            })
+            .await;
             for r in fetched {
                 let (d, refs) = r?;
                 bodies.insert(d, refs);

@@ -139,18 +139,18 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed> {
     })
 }
 
-/// The media type of stored manifest bytes (its `mediaType`, or its shape when absent).
-pub fn stored_media_type(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            let obj = v.as_object()?;
-            match obj.get("mediaType").and_then(Value::as_str) {
-                Some(m) => Some(m.to_string()),
-                None => guess(obj).map(str::to_string),
-            }
-        })
-        .unwrap_or_else(|| OCI_MANIFEST.to_string())
+/// The media type of stored bytes read as a manifest (its `mediaType`, or its shape when
+/// absent); `None` when they are no JSON object or tell nothing. What it returns is what
+/// the bytes claim, anything (`text/html`): a caller serving it checks it with
+/// [`kind_of`].
+pub fn stored_media_type(body: &[u8]) -> Option<String> {
+    let v = serde_json::from_slice::<Value>(body).ok()?;
+    let obj = v.as_object()?;
+    match obj.get("mediaType") {
+        Some(Value::String(m)) => Some(m.clone()),
+        Some(_) => None,
+        None => guess(obj).map(str::to_string),
+    }
 }
 
 /// An OCI manifest or index may leave `mediaType` out; its fields tell which it is.
@@ -231,7 +231,16 @@ mod tests {
         let p = parse(body.as_bytes(), Some(OCI_MANIFEST)).expect("valid");
         assert_eq!(p.media_type, OCI_MANIFEST);
         assert_eq!(p.artifact_type.as_deref(), Some("application/x-cfg"));
-        assert_eq!(stored_media_type(body.as_bytes()), OCI_MANIFEST);
+        assert_eq!(
+            stored_media_type(body.as_bytes()).as_deref(),
+            Some(OCI_MANIFEST)
+        );
+        assert_eq!(stored_media_type(b"\x1f\x8b not json"), None);
+        assert_eq!(stored_media_type(b"{}"), None);
+        assert_eq!(
+            stored_media_type(br#"{"mediaType":"text/html"}"#).as_deref(),
+            Some("text/html")
+        );
     }
 
     #[test]

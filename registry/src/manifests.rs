@@ -1,5 +1,6 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>` (a tag or a digest).
-use futures::future::try_join_all;
+use std::collections::HashSet;
+
 use http::{HeaderMap, Method, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -11,6 +12,7 @@ use crate::http_io::{Body, BodyReader};
 use crate::layout;
 use crate::manifest::{self, Kind, MAX_MANIFEST};
 use crate::route::{printable, valid_tag};
+use crate::store::{try_fan_out, Document, FAN_OUT_WIDTH};
 
 /// A reference is a digest when it has the digest form, otherwise a tag.
 enum Ref {
@@ -32,7 +34,8 @@ fn parse_ref(reference: &str) -> Result<Ref> {
     }
 }
 
-/// The digest a reference resolves to in `name`, if the repository has that manifest.
+/// The digest a reference resolves to in `name`, if the repository links that manifest
+/// (whether its bytes exist is for the read to tell).
 async fn resolve(app: &App, name: &str, r: &Ref) -> Result<Option<Digest>> {
     match r {
         Ref::Tag(t) => {
@@ -42,7 +45,7 @@ async fn resolve(app: &App, name: &str, r: &Ref) -> Result<Option<Digest>> {
         }
         Ref::Digest(d) => Ok(app
             .store
-            .repo_has_manifest(name, d)
+            .repo_links_manifest(name, d)
             .await?
             .then(|| d.clone())),
     }
@@ -63,12 +66,29 @@ pub async fn get(
         ))
     };
     let d = resolve(app, name, &r).await?.ok_or_else(unknown)?;
-    let body = app
-        .store
-        .get_small(&layout::blob_data(&d))
-        .await?
-        .ok_or_else(unknown)?;
-    let media_type = manifest::stored_media_type(&body);
+    // A digest linked in `_layers` resolves too (distribution's fallback), so this may
+    // be any blob: one over the manifest limit is not read at all, and one without a
+    // manifest media type is not served (distribution 2.8.2 answers 500 to both; a
+    // manifest that is not there is what the client asked about).
+    let body = match app.store.get_manifest_bytes(&d).await? {
+        Document::Found(b) => b,
+        Document::Missing => return Err(unknown()),
+        Document::TooLarge(size) => {
+            return Err(RegistryError::ManifestUnknown(format!(
+                "{} is not a manifest ({size} bytes, over the {} MiB limit)",
+                printable(reference),
+                MAX_MANIFEST >> 20
+            )))
+        }
+    };
+    let Some(media_type) =
+        manifest::stored_media_type(&body).filter(|m| manifest::kind_of(m).is_some())
+    else {
+        return Err(RegistryError::ManifestUnknown(format!(
+            "{} is not a manifest (not one of the manifest media types)",
+            printable(reference)
+        )));
+    };
     let accept: Vec<String> = headers
         .get_all(http::header::ACCEPT)
         .iter()
@@ -140,31 +160,34 @@ pub async fn put(
         Ref::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
     };
     // Everything the manifest names must be in this repository (the subject need not be).
-    let checks = parsed.references.iter().map(|reference| {
-        let kind = parsed.kind;
-        async move {
-            let present = match kind {
-                Kind::Image => app
-                    .store
-                    .repo_blob_size(name, &reference.digest)
-                    .await?
-                    .is_some(),
-                Kind::Index => app.store.repo_has_manifest(name, &reference.digest).await?,
-            };
-            Ok::<_, RegistryError>((!present).then(|| reference.digest.clone()))
+    // Each distinct digest is checked once (an index may name one child thousands of
+    // times), a bounded number at a time, and the first missing one ends the checks.
+    let mut seen = HashSet::new();
+    let distinct: Vec<&Digest> = parsed
+        .references
+        .iter()
+        .map(|r| &r.digest)
+        .filter(|d| seen.insert(*d))
+        .collect();
+    let kind = parsed.kind;
+    try_fan_out(distinct, FAN_OUT_WIDTH, |digest| async move {
+        let present = match kind {
+            Kind::Image => app.store.repo_blob_size(name, digest).await?.is_some(),
+            Kind::Index => app.store.repo_has_manifest(name, digest).await?,
+        };
+        if present {
+            Ok(())
+        } else {
+            Err(RegistryError::ManifestBlobUnknown(format!(
+                "{} {digest} is unknown to {name}",
+                match kind {
+                    Kind::Image => "referenced blob",
+                    Kind::Index => "referenced manifest",
+                }
+            )))
         }
-    });
-    let missing: Vec<Digest> = try_join_all(checks).await?.into_iter().flatten().collect();
-    if let Some(first) = missing.first() {
-        return Err(RegistryError::ManifestBlobUnknown(format!(
-            "{} unknown to {name}, e.g. {first}",
-            if missing.len() == 1 {
-                "1 referenced blob or manifest is".to_string()
-            } else {
-                format!("{} referenced blobs or manifests are", missing.len())
-            }
-        )));
-    }
+    })
+    .await?;
     if app.store.blob_size(&d).await?.is_none() {
         app.store
             .driver()
@@ -237,12 +260,10 @@ pub async fn delete(app: &App, name: &str, reference: &str) -> Result<Response<B
             if !app.store.repo_has_manifest(name, &d).await? {
                 return Err(unknown());
             }
-            let subject = app
-                .store
-                .get_small(&layout::blob_data(&d))
-                .await?
-                .and_then(|b| manifest::parse(&b, None).ok())
-                .and_then(|p| p.subject);
+            let subject = match app.store.get_manifest_bytes(&d).await? {
+                Document::Found(b) => manifest::parse(&b, None).ok().and_then(|p| p.subject),
+                Document::Missing | Document::TooLarge(_) => None,
+            };
             app.store
                 .delete_if_present(&layout::revision_link(name, &d))
                 .await?;

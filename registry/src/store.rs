@@ -1,11 +1,127 @@
 //! The registry's view of storage: links, blobs and manifests in distribution's layout,
 //! every byte through the driver component.
-use futures::stream::{self, StreamExt};
+//!
+//! Two bounds every caller goes through (issue 25): a document a client may have written
+//! (anything under `blobs/`, read as a manifest) is read only after its size is known to
+//! be within [`MAX_MANIFEST`] ([`read_document`]); and every fan-out of driver calls
+//! ([`fan_out`]) runs at most `width` at a time and draws each call from one
+//! process-wide pool of [`FAN_OUT_PERMITS`], so no request (nor all of them together)
+//! can turn into an unbounded burst of KS3 requests.
+use std::future::Future;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
 use ks3_driver::Driver;
+use tokio::sync::Semaphore;
 
 use crate::digest::Digest;
 use crate::errors::{RegistryError, Result};
 use crate::layout;
+use crate::manifest::MAX_MANIFEST;
+
+/// Driver calls of fan-outs in flight at once in this process, across every request, GC
+/// and purge run.
+pub const FAN_OUT_PERMITS: usize = 64;
+
+/// Driver calls one request's fan-out keeps in flight (a quarter of the pool, so one
+/// request cannot hold all of it).
+pub const FAN_OUT_WIDTH: usize = 16;
+
+/// The one pool every fan-out draws from. Process-wide rather than per [`Store`]: the
+/// garbage collector and the purger run on a bare [`Driver`], and several registries of
+/// one process (tests) share the machine all the same.
+static FAN_OUT: Semaphore = Semaphore::const_new(FAN_OUT_PERMITS);
+
+/// Runs `f` on each item, at most `width` at a time (at least 1), each call holding one
+/// permit of the process-wide pool; the results in the items' order.
+///
+/// An item must not start another fan-out while it runs (it would hold a permit while
+/// waiting for more: with every permit so held, nothing could proceed).
+pub async fn fan_out<I, F, Fut, T>(items: I, width: usize, mut f: F) -> Vec<T>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = T>,
+{
+    stream::iter(items)
+        .map(|item| {
+            let fut = f(item);
+            async move {
+                let _permit = permit().await;
+                fut.await
+            }
+        })
+        .buffered(width.max(1))
+        .collect()
+        .await
+}
+
+/// [`fan_out`] that stops at the first error: no further item is started, and the
+/// error is returned.
+pub async fn try_fan_out<I, F, Fut, T, E>(
+    items: I,
+    width: usize,
+    mut f: F,
+) -> std::result::Result<Vec<T>, E>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    stream::iter(items)
+        .map(|item| {
+            let fut = f(item);
+            async move {
+                let _permit = permit().await;
+                fut.await
+            }
+        })
+        .buffered(width.max(1))
+        .try_collect()
+        .await
+}
+
+/// A permit of the pool, held while one fan-out item runs.
+async fn permit() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    // The pool is a static that is never closed, so `acquire` cannot fail; were it to,
+    // running unpermitted is still bounded by the fan-out's width.
+    FAN_OUT.acquire().await.ok()
+}
+
+/// A document read with a size cap.
+#[derive(Debug)]
+pub enum Document {
+    Found(Vec<u8>),
+    Missing,
+    /// Larger than the cap: its size; its bytes were not read (or, when it grew between
+    /// the size check and the read, were read by the sandbox and dropped here).
+    TooLarge(u64),
+}
+
+/// The object at `path` if it is at most `cap` bytes: its size is looked up first, so a
+/// large blob asked for as a manifest is never read. The read's result is checked again,
+/// since the object may be replaced between the two calls (then the sandbox's own memory
+/// limit is what bounds that one read).
+pub async fn read_document(
+    driver: &Driver,
+    path: &str,
+    cap: u64,
+) -> std::result::Result<Document, ks3_driver::Error> {
+    let size = match driver.stat(path).await {
+        Ok(info) if info.is_dir => return Ok(Document::Missing),
+        Ok(info) => info.size,
+        Err(e) if e.is_not_found() => return Ok(Document::Missing),
+        Err(e) => return Err(e),
+    };
+    if size > cap {
+        return Ok(Document::TooLarge(size));
+    }
+    match driver.get_content(path).await {
+        Ok(c) if c.len() as u64 > cap => Ok(Document::TooLarge(c.len() as u64)),
+        Ok(c) => Ok(Document::Found(c)),
+        Err(e) if e.is_not_found() => Ok(Document::Missing),
+        Err(e) => Err(e),
+    }
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -65,20 +181,35 @@ impl Store {
         }
     }
 
-    /// Whether repository `name` holds manifest `d` (its revision link, or a `_layers`
-    /// link as distribution's fallback) and its bytes exist.
-    pub async fn repo_has_manifest(&self, name: &str, d: &Digest) -> Result<bool> {
+    /// Whether repository `name` links manifest `d` (its revision link, or a `_layers`
+    /// link as distribution's fallback); its bytes may still be missing.
+    pub async fn repo_links_manifest(&self, name: &str, d: &Digest) -> Result<bool> {
         let linked = match self.read_link(&layout::revision_link(name, d)).await? {
             Some(l) => Some(l),
             None => self.read_link(&layout::layer_link(name, d)).await?,
         };
-        match linked {
-            Some(l) if &l == d => Ok(self.blob_size(d).await?.is_some()),
-            _ => Ok(false),
-        }
+        Ok(linked.as_ref() == Some(d))
     }
 
-    /// A small object's bytes (manifests), `None` when absent.
+    /// Whether repository `name` holds manifest `d` (linked, see
+    /// [`Store::repo_links_manifest`]) and its bytes exist.
+    pub async fn repo_has_manifest(&self, name: &str, d: &Digest) -> Result<bool> {
+        Ok(self.repo_links_manifest(name, d).await? && self.blob_size(d).await?.is_some())
+    }
+
+    /// The bytes of blob `d` read as a manifest: [`read_document`] capped at
+    /// [`MAX_MANIFEST`] (distribution's limit), so that a layer asked for as a manifest
+    /// is never read into memory.
+    pub async fn get_manifest_bytes(&self, d: &Digest) -> Result<Document> {
+        read_document(&self.driver, &layout::blob_data(d), MAX_MANIFEST)
+            .await
+            .map_err(|e| RegistryError::storage("reading a manifest", &e))
+    }
+
+    /// The bytes of a small file only the registry itself writes (links, `startedat`,
+    /// hash states; a few bytes each), `None` when absent. Never for anything under
+    /// `blobs/`, whose size a client chooses: those go through
+    /// [`Store::get_manifest_bytes`].
     pub async fn get_small(&self, path: &str) -> Result<Option<Vec<u8>>> {
         match self.driver.get_content(path).await {
             Ok(c) => Ok(Some(c)),
@@ -117,19 +248,17 @@ pub async fn delete_if_present(
     }
 }
 
-/// [`delete_if_present`] of each `(label, path)`, `concurrency` at a time; every result
-/// with its label and path, in the order they finish.
+/// [`delete_if_present`] of each `(label, path)`, `concurrency` at a time (a
+/// [`fan_out`], so within the process-wide pool too); every result with its label and
+/// path, in the targets' order.
 pub async fn delete_each<L>(
     driver: &Driver,
     targets: Vec<(L, String)>,
     concurrency: usize,
 ) -> Vec<(L, String, std::result::Result<(), ks3_driver::Error>)> {
-    stream::iter(targets)
-        .map(|(label, path)| async move {
-            let r = delete_if_present(driver, &path).await;
-            (label, path, r)
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await
+    fan_out(targets, concurrency, |(label, path)| async move {
+        let r = delete_if_present(driver, &path).await;
+        (label, path, r)
+    })
+    .await
 }
