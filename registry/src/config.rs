@@ -49,6 +49,23 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Requests carrying blob data at once; more get `429 TOOMANYREQUESTS`.
     pub max_uploads: usize,
+    /// Of those, requests from one client address at once (`maxuploadsperclient`; by
+    /// default a quarter of `maxuploads`, at least 1), so that one client cannot take
+    /// every slot.
+    pub max_uploads_per_client: Option<usize>,
+    /// The least average rate of an upload body, bytes per second after a 10 s grace
+    /// (`minbodyrate`, default 1024; 0 turns it off): a client trickling bytes is cut
+    /// and its slot freed.
+    pub min_body_rate: u64,
+}
+
+impl Limits {
+    /// The per-client share of the upload slots.
+    pub fn per_client_uploads(&self) -> usize {
+        self.max_uploads_per_client
+            .unwrap_or(self.max_uploads / 4)
+            .clamp(1, self.max_uploads.max(1))
+    }
 }
 
 impl Default for Limits {
@@ -57,6 +74,8 @@ impl Default for Limits {
             max_body_size: None,
             body_timeout: Duration::from_secs(60),
             max_uploads: 64,
+            max_uploads_per_client: None,
+            min_body_rate: 1024,
         }
     }
 }
@@ -490,6 +509,15 @@ impl Config {
                     self.limits.max_uploads =
                         usize::try_from(n).map_err(|_| err(&full, "too large"))?;
                 }
+                "maxuploadsperclient" => {
+                    let n = uint(v, &full)?;
+                    if n == 0 {
+                        return Err(err(&full, "must be at least 1"));
+                    }
+                    self.limits.max_uploads_per_client =
+                        Some(usize::try_from(n).map_err(|_| err(&full, "too large"))?);
+                }
+                "minbodyrate" => self.limits.min_body_rate = uint(v, &full)?,
                 other => self.warn(format!("limits.{other}: unknown key, ignored")),
             }
         }

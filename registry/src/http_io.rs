@@ -3,7 +3,7 @@
 //! idle timeout and a size limit, and query strings.
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -82,7 +82,14 @@ pub struct BodyReader {
     done: bool,
     /// An error that came after bytes still to hand out: returned once they are.
     failed: Option<RegistryError>,
+    /// The least average rate, in bytes per second, after [`RATE_GRACE`].
+    min_rate: Option<u64>,
+    started: Instant,
 }
+
+/// How long a body may take before its average rate is held to the minimum: a client
+/// may open the connection and pause (TCP slow start, a proxy) without being cut.
+pub const RATE_GRACE: Duration = Duration::from_secs(10);
 
 impl BodyReader {
     pub fn new(body: Incoming, idle: Duration, limit: Option<u64>) -> BodyReader {
@@ -94,6 +101,36 @@ impl BodyReader {
             pending: BytesMut::new(),
             done: false,
             failed: None,
+            min_rate: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Also fail the body when, after [`RATE_GRACE`], fewer than `rate` bytes a second
+    /// have arrived on average: a client trickling a byte now and then would otherwise
+    /// hold an upload slot for as long as it likes (the idle timeout alone never fires).
+    pub fn with_min_rate(mut self, rate: Option<u64>) -> BodyReader {
+        self.min_rate = rate.filter(|r| *r > 0);
+        self
+    }
+
+    /// How long the next frame may take: the idle timeout, or less when the average
+    /// rate would fall under the minimum before then (`true`: the rate is the bound).
+    fn frame_wait(&self) -> (Duration, bool) {
+        let Some(rate) = self.min_rate else {
+            return (self.idle, false);
+        };
+        // The time by which `read` bytes are exactly the minimum rate's worth.
+        let earned =
+            Duration::try_from_secs_f64(self.read as f64 / rate as f64).unwrap_or(Duration::MAX);
+        let Some(due) = self.started.checked_add(RATE_GRACE.saturating_add(earned)) else {
+            return (self.idle, false);
+        };
+        let left = due.saturating_duration_since(Instant::now());
+        if left < self.idle {
+            (left, true)
+        } else {
+            (self.idle, false)
         }
     }
 
@@ -127,13 +164,21 @@ impl BodyReader {
     /// The next data frame's bytes, counted against the limit.
     async fn next_frame(&mut self) -> Result<Option<Bytes>, RegistryError> {
         loop {
-            let frame = tokio::time::timeout(self.idle, self.body.frame())
+            let (wait, rate_bound) = self.frame_wait();
+            let frame = tokio::time::timeout(wait, self.body.frame())
                 .await
                 .map_err(|_| {
-                    RegistryError::Timeout(format!(
-                        "the request body stalled for {} s",
-                        self.idle.as_secs()
-                    ))
+                    if rate_bound {
+                        RegistryError::Timeout(format!(
+                            "the request body arrived at under {} bytes/s (limits.minbodyrate)",
+                            self.min_rate.unwrap_or(0)
+                        ))
+                    } else {
+                        RegistryError::Timeout(format!(
+                            "the request body stalled for {} s",
+                            self.idle.as_secs()
+                        ))
+                    }
                 })?;
             let data = match frame {
                 None => return Ok(None),

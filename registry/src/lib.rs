@@ -34,6 +34,7 @@ mod resumable_sha256;
 mod route;
 mod server;
 mod store;
+mod upload_guard;
 mod uploads;
 
 use std::sync::Arc;

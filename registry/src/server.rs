@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::app::{error_response, respond, set_headers, App};
+use crate::app::{error_response, respond, set_headers, App, ClientAddr};
 use crate::errors::{RegistryError, Result};
 use crate::http_io::{percent_decode, query_pairs, Body};
 use crate::route::{self, Route};
@@ -24,7 +24,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Serves connections from `listener` until the returned future is dropped.
 pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             // Out of file descriptors and the like: wait, do not spin or die.
             Err(e) => {
@@ -36,7 +36,9 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                // Per-client limits (upload slots) key on the peer's address.
+                req.extensions_mut().insert(ClientAddr(peer.ip()));
                 let app = Arc::clone(&app);
                 async move { Ok::<_, Infallible>(handle(&app, req).await) }
             });
@@ -130,6 +132,7 @@ async fn authorize(app: &App, req: &Request<Incoming>) -> Result<()> {
 
 async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let (parts, body) = req.into_parts();
+    let client = parts.extensions.get::<ClientAddr>().copied();
     let path = percent_decode(parts.uri.path());
     let query = query_pairs(parts.uri.query());
     let method = &parts.method;
@@ -169,13 +172,13 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
             manifests::delete(app, &name, &reference).await
         }
         Route::UploadStart { name } if method == Method::POST => {
-            uploads::start(app, &name, &query, body).await
+            uploads::start(app, &name, &query, client, body).await
         }
         Route::Upload { name, id } if method == Method::PATCH => {
-            uploads::patch(app, &name, &id, headers, body).await
+            uploads::patch(app, &name, &id, headers, client, body).await
         }
         Route::Upload { name, id } if method == Method::PUT => {
-            uploads::put(app, &name, &id, &query, body).await
+            uploads::put(app, &name, &id, &query, client, body).await
         }
         Route::Upload { name, id } if method == Method::GET => {
             uploads::status(app, &name, &id).await

@@ -9,13 +9,14 @@ use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
 use ks3_driver::FileWriter;
 
-use crate::app::{respond, App, Stats};
+use crate::app::{respond, App, ClientAddr, Stats};
 use crate::blobs::parse_digest;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::errors::{RegistryError, Result};
 use crate::http_io::{query_get, Body, BodyReader};
 use crate::layout;
 use crate::resumable_sha256::ResumableSha256;
+use crate::upload_guard;
 
 fn storage(what: &str) -> impl Fn(ks3_driver::Error) -> RegistryError + '_ {
     move |e| RegistryError::storage(what, &e)
@@ -27,6 +28,7 @@ pub async fn start(
     app: &App,
     name: &str,
     query: &[(String, String)],
+    client: Option<ClientAddr>,
     body: Incoming,
 ) -> Result<Response<Body>> {
     if let (Some(mount), Some(from)) = (query_get(query, "mount"), query_get(query, "from")) {
@@ -36,6 +38,12 @@ pub async fn start(
         // As distribution and the spec: a mount that cannot happen starts an upload.
     }
     let digest = query_get(query, "digest").map(parse_digest).transpose()?;
+    // A request that will carry blob data takes its slot before writing anything, so a
+    // refusal (429) leaves nothing behind.
+    let slot = digest
+        .is_some()
+        .then(|| app.upload_slot(client))
+        .transpose()?;
     let id = new_upload_id();
     app.store
         .driver()
@@ -46,7 +54,10 @@ pub async fn start(
         .await
         .map_err(storage("starting an upload"))?;
     match digest {
-        Some(d) => monolithic(app, name, &id, &d, body).await,
+        Some(d) => {
+            let _slot = slot;
+            monolithic(app, name, &id, &d, body).await
+        }
         None => {
             let mut w = app
                 .store
@@ -80,7 +91,9 @@ async fn try_mount(
     Ok(Some(created(name, &d)))
 }
 
-/// `POST ?digest=`: the body is the whole blob.
+/// `POST ?digest=`: the body is the whole blob. The upload's id is new and told to
+/// nobody until this answer, so no other request can write to its data: the digest of the
+/// bytes this request wrote is the digest of what it moves.
 async fn monolithic(
     app: &App,
     name: &str,
@@ -88,7 +101,6 @@ async fn monolithic(
     d: &Digest,
     body: Incoming,
 ) -> Result<Response<Body>> {
-    let _slot = app.upload_slot()?;
     let data = layout::upload_data(name, id);
     let mut w = app
         .store
@@ -97,11 +109,7 @@ async fn monolithic(
         .await
         .map_err(storage("writing an upload"))?;
     let mut hasher = Hasher::new(d.algorithm());
-    let mut reader = BodyReader::new(
-        body,
-        app.config.limits.body_timeout,
-        app.config.limits.max_body_size,
-    );
+    let mut reader = body_reader(app, body);
     let copied = async {
         while let Some(chunk) = reader.next_chunk().await? {
             w.write(&chunk)
@@ -122,7 +130,16 @@ async fn monolithic(
     }
     w.commit().await.map_err(storage("committing an upload"))?;
     let actual = hasher.finish();
-    finish(app, name, id, d, &actual).await
+    if &actual != d {
+        return Err(digest_mismatch(app, name, id, d, &actual).await);
+    }
+    finish(app, name, id, d, &data).await
+}
+
+/// A blob request's body under the configured limits.
+fn body_reader(app: &App, body: Incoming) -> BodyReader {
+    let l = &app.config.limits;
+    BodyReader::new(body, l.body_timeout, l.max_body_size).with_min_rate(Some(l.min_body_rate))
 }
 
 /// The upload's id from the URL: distribution's UUID form, or anything path-safe of
@@ -200,11 +217,7 @@ async fn append_body(
     state: &mut Option<ResumableSha256>,
     body: Incoming,
 ) -> Result<u64> {
-    let mut reader = BodyReader::new(
-        body,
-        app.config.limits.body_timeout,
-        app.config.limits.max_body_size,
-    );
+    let mut reader = body_reader(app, body);
     let mut written: u64 = 0;
     while let Some(chunk) = reader.next_chunk().await? {
         if let Err(e) = w.write(&chunk).await {
@@ -220,6 +233,30 @@ async fn append_body(
     Ok(written)
 }
 
+/// [`append_body`] while this request's writer marker is stored (see `upload_guard`):
+/// both must be done before the writer is closed or committed. A marker that could not
+/// be stored is the error (the writer must then not be closed).
+async fn append_marked(
+    app: &App,
+    name: &str,
+    id: &str,
+    w: &mut FileWriter,
+    state: &mut Option<ResumableSha256>,
+    body: Incoming,
+) -> Result<(String, Result<u64>)> {
+    let marker = upload_guard::new_marker(name, id, w.size());
+    let store_marker = async {
+        app.store
+            .driver()
+            .put_content(&marker, b"")
+            .await
+            .map_err(storage("marking an upload's writer"))
+    };
+    let (marked, appended) = tokio::join!(store_marker, append_body(app, w, state, body));
+    marked?;
+    Ok((marker, appended))
+}
+
 /// `PATCH`: appends the body; with `Content-Range: <start>-<end>`, only if `start` is
 /// where the upload ends (else 416).
 pub async fn patch(
@@ -227,6 +264,7 @@ pub async fn patch(
     name: &str,
     id: &str,
     headers: &HeaderMap,
+    client: Option<ClientAddr>,
     body: Incoming,
 ) -> Result<Response<Body>> {
     let range = match header(headers, "content-range") {
@@ -238,7 +276,9 @@ pub async fn patch(
         })?),
         None => None,
     };
-    let _slot = app.upload_slot()?;
+    let _slot = app.upload_slot(client)?;
+    check_id(id)?;
+    let _one_at_a_time = app.upload_locks.lock(name, id).await;
     let mut w = resume(app, name, id).await?;
     let size = w.size();
     if let Some((start, declared)) = range {
@@ -254,7 +294,7 @@ pub async fn patch(
         }
     }
     let mut state = load_state(app, name, id, size).await;
-    let appended = append_body(app, &mut w, &mut state, body).await;
+    let (_marker, appended) = append_marked(app, name, id, &mut w, &mut state, body).await?;
     // Whatever arrived is kept, so the client can ask where the upload stands and go on.
     w.close().await.map_err(storage("closing an upload"))?;
     if let Some(s) = &state {
@@ -273,13 +313,14 @@ pub async fn patch(
     Ok(progress_response(StatusCode::ACCEPTED, name, id, w.size()))
 }
 
-/// `PUT ?digest=`: appends the body (possibly empty), commits, verifies the digest and
-/// moves the data to its content address.
+/// `PUT ?digest=`: appends the body (possibly empty), commits, proves that the bytes it
+/// links hash to the digest (see `upload_guard`) and moves them to their content address.
 pub async fn put(
     app: &App,
     name: &str,
     id: &str,
     query: &[(String, String)],
+    client: Option<ClientAddr>,
     body: Incoming,
 ) -> Result<Response<Body>> {
     let d = match query_get(query, "digest") {
@@ -290,10 +331,16 @@ pub async fn put(
             ))
         }
     };
-    let _slot = app.upload_slot()?;
+    let _slot = app.upload_slot(client)?;
+    check_id(id)?;
+    let _one_at_a_time = app.upload_locks.lock(name, id).await;
     let mut w = resume(app, name, id).await?;
-    let mut state = load_state(app, name, id, w.size()).await;
-    if let Err(e) = append_body(app, &mut w, &mut state, body).await {
+    let start = w.size();
+    // Loaded before the markers are listed: the request that saved it stored its marker
+    // before, so the listing shows it.
+    let mut state = load_state(app, name, id, start).await;
+    let (marker, appended) = append_marked(app, name, id, &mut w, &mut state, body).await?;
+    if let Err(e) = appended {
         // Keep what arrived, as a PATCH would, so the client can retry the PUT.
         if w.close().await.is_ok() {
             if let Some(s) = state.filter(|s| s.len() == w.size()) {
@@ -304,17 +351,93 @@ pub async fn put(
     }
     let size = w.size();
     w.commit().await.map_err(storage("committing an upload"))?;
-    let actual = match state.filter(|s| s.len() == size && d.algorithm() == Algorithm::Sha256) {
+    let data = layout::upload_data(name, id);
+    if let Some(_room) = app.read_back_room(size) {
+        // Small: the bytes read back are hashed and become the blob themselves.
+        return finish_from_memory(app, name, id, &d, &data).await;
+    }
+    // Large: from here on only this request can change the bytes it checks.
+    let private = upload_guard::private_copy(name, id);
+    app.store
+        .driver()
+        .mv(&data, &private)
+        .await
+        .map_err(storage("moving an upload aside"))?;
+    let linear = match app
+        .store
+        .list_names(&upload_guard::writers_dir(name, id))
+        .await
+    {
+        Ok(Some(listed)) => upload_guard::linear_history(&listed, &marker, start),
+        _ => false,
+    };
+    let trusted = state.filter(|s| linear && s.len() == size && d.algorithm() == Algorithm::Sha256);
+    let actual = match trusted {
         Some(s) => {
             Stats::bump(&app.stats.digests_from_saved_state);
             Digest::from_bytes(Algorithm::Sha256, &s.finalize())
         }
         None => {
             Stats::bump(&app.stats.digests_from_reread);
-            reread_digest(app, &layout::upload_data(name, id), d.algorithm()).await?
+            reread_digest(app, &private, d.algorithm()).await?
         }
     };
-    finish(app, name, id, &d, &actual).await
+    if actual != d {
+        return Err(digest_mismatch(app, name, id, &d, &actual).await);
+    }
+    finish(app, name, id, &d, &private).await
+}
+
+/// A small committed upload: read back (refusing more than the budget it was given, in
+/// case another instance committed something larger meanwhile), hashed, and written to
+/// the blob path from the same bytes.
+async fn finish_from_memory(
+    app: &App,
+    name: &str,
+    id: &str,
+    want: &Digest,
+    data: &str,
+) -> Result<Response<Body>> {
+    let bytes = read_bounded(app, data, upload_guard::READ_BACK_MAX).await?;
+    Stats::bump(&app.stats.digests_from_small_read_back);
+    let actual = Digest::of(want.algorithm(), &bytes);
+    if &actual != want {
+        return Err(digest_mismatch(app, name, id, want, &actual).await);
+    }
+    if app.store.blob_size(want).await?.is_none() {
+        app.store
+            .driver()
+            .put_content(&layout::blob_data(want), &bytes)
+            .await
+            .map_err(storage("storing a blob"))?;
+    }
+    link_and_clean_up(app, name, id, want).await
+}
+
+/// The object at `path`, read through a reader that stops past `max` bytes.
+async fn read_bounded(app: &App, path: &str, max: u64) -> Result<Vec<u8>> {
+    let mut r = app
+        .store
+        .driver()
+        .reader(path, 0)
+        .await
+        .map_err(storage("reading an upload back"))?;
+    let mut out = Vec::new();
+    loop {
+        let chunk = r
+            .read(crate::http_io::CHUNK)
+            .await
+            .map_err(storage("reading an upload back"))?;
+        if chunk.is_empty() {
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk);
+        if out.len() as u64 > max {
+            return Err(RegistryError::DigestInvalid(
+                "the upload changed while it was being committed".into(),
+            ));
+        }
+    }
 }
 
 /// The digest of committed upload data, read back in chunks.
@@ -338,33 +461,49 @@ async fn reread_digest(app: &App, path: &str, alg: Algorithm) -> Result<Digest> 
     }
 }
 
-/// After a committed upload: compare digests, move the data into `blobs/`, link it into
-/// the repository, and drop the upload directory.
-async fn finish(
+/// The upload's bytes are not the digest's: the upload is dropped, the client told.
+async fn digest_mismatch(
     app: &App,
     name: &str,
     id: &str,
     want: &Digest,
     actual: &Digest,
+) -> RegistryError {
+    let _ = app
+        .store
+        .delete_if_present(&layout::upload_dir(name, id))
+        .await;
+    RegistryError::DigestInvalid(format!("the upload's digest is {actual}, not {want}"))
+}
+
+/// After the bytes at `verified` were proven to hash to `want` (and only this request can
+/// change them): move them into `blobs/`, link the blob into the repository, and drop the
+/// upload directory.
+async fn finish(
+    app: &App,
+    name: &str,
+    id: &str,
+    want: &Digest,
+    verified: &str,
 ) -> Result<Response<Body>> {
-    let data = layout::upload_data(name, id);
-    if want != actual {
-        let _ = app
-            .store
-            .delete_if_present(&layout::upload_dir(name, id))
-            .await;
-        return Err(RegistryError::DigestInvalid(format!(
-            "the upload's digest is {actual}, not {want}"
-        )));
-    }
-    // Content-addressed: a blob already stored has the same bytes.
+    // Content-addressed: a blob already stored has the same bytes, and two requests
+    // moving the same verified bytes there at once write the same content.
     if app.store.blob_size(want).await?.is_none() {
         app.store
             .driver()
-            .mv(&data, &layout::blob_data(want))
+            .mv(verified, &layout::blob_data(want))
             .await
             .map_err(storage("moving an upload into place"))?;
     }
+    link_and_clean_up(app, name, id, want).await
+}
+
+async fn link_and_clean_up(
+    app: &App,
+    name: &str,
+    id: &str,
+    want: &Digest,
+) -> Result<Response<Body>> {
     app.store
         .write_link(&layout::layer_link(name, want), want)
         .await?;
@@ -390,6 +529,8 @@ pub async fn status(app: &App, name: &str, id: &str) -> Result<Response<Body>> {
 
 /// `DELETE`: cancels the upload and removes its directory.
 pub async fn cancel(app: &App, name: &str, id: &str) -> Result<Response<Body>> {
+    check_id(id)?;
+    let _one_at_a_time = app.upload_locks.lock(name, id).await;
     let mut w = resume(app, name, id).await?;
     w.cancel().await.map_err(storage("cancelling an upload"))?;
     app.store
