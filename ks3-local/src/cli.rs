@@ -82,6 +82,11 @@ pub struct Cli {
     /// instead of 404 NoSuchUpload (some S3 servers do; for testing clients against both).
     #[arg(long)]
     pub replay_completed_uploads: bool,
+    /// Delay every response head by MS milliseconds, each request on its own (concurrent
+    /// requests overlap): a KS3 endpoint at a real network distance (1–30 ms away) instead
+    /// of on loopback.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency: u64,
     /// KS3 region id the buckets are in, as GetBucketLocation reports it.
     #[arg(long, value_name = "REGION", default_value = crate::config::DEFAULT_REGION)]
     pub region: String,
@@ -105,6 +110,7 @@ impl std::fmt::Debug for Cli {
             .field("faults", &self.faults)
             .field("verbose", &self.verbose)
             .field("replay_completed_uploads", &self.replay_completed_uploads)
+            .field("latency", &self.latency)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +178,7 @@ impl Cli {
                 _ => None,
             },
             http2: !self.no_http2,
+            latency: std::time::Duration::from_millis(self.latency),
         };
         Ok((config, faults))
     }

@@ -70,6 +70,12 @@ pub struct ServerConfig {
     /// Over HTTPS, offer HTTP/2 as well as HTTP/1.1 in ALPN (as KS3's endpoints do; the
     /// client chooses). Default true; plain HTTP is always HTTP/1.1.
     pub http2: bool,
+    /// How late every response head leaves (`--latency`): the round trip of a KS3
+    /// endpoint that is not on this machine. Requests wait independently, so requests in
+    /// flight at once overlap as they would on a real network; what adds up is the
+    /// requests a client waits on one after another. Default zero. The admin endpoint is
+    /// never delayed.
+    pub latency: std::time::Duration,
 }
 
 /// PEM files of a TLS server identity (`--tls-cert`, `--tls-key`).
@@ -100,6 +106,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("body_timeout", &self.body_timeout)
             .field("request_log_capacity", &self.request_log_capacity)
             .field("tls", &self.tls)
+            .field("http2", &self.http2)
+            .field("latency", &self.latency)
             .finish()
     }
 }
@@ -123,6 +131,7 @@ impl Default for ServerConfig {
             request_log_capacity: 65_536,
             tls: None,
             http2: true,
+            latency: std::time::Duration::ZERO,
         }
     }
 }

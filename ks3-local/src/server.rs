@@ -126,9 +126,20 @@ pub(crate) fn serve_connection<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let svc = service_fn(move |req| {
+        let svc = service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
-            async move { handle(state, req).await }
+            async move {
+                let latency = state.config.latency;
+                let admin =
+                    state.config.admin && req.uri().path().starts_with(crate::admin::PREFIX);
+                let resp = handle(state, req).await;
+                // After the answer is ready, so the delay is the network's, not a slower
+                // server's: what the client waits on is one round trip more per request.
+                if !latency.is_zero() && !admin {
+                    tokio::time::sleep(latency).await;
+                }
+                resp
+            }
         });
         let io = TokioIo::new(stream);
         // Either connection runs until it ends or the server shuts down.

@@ -1064,3 +1064,39 @@ async fn hostile_numbers_get_clean_answers_on_one_connection() {
     }
     c.get("n").await.ok();
 }
+
+/// `--latency`: every answer leaves that much later, each request on its own (so requests
+/// in flight together overlap, as on a real network); the admin endpoint is not delayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_delays_every_answer_independently() {
+    let latency = Duration::from_millis(300);
+    let s = server_with(|c| {
+        c.admin = true;
+        c.latency = latency;
+    })
+    .await;
+    let c = Client::new(&s);
+    let t = Instant::now();
+    c.put("far", "x").await.ok();
+    let one = t.elapsed();
+    assert!(one >= latency, "one request took {one:?}");
+    // Eight at once take about one latency, not eight.
+    let t = Instant::now();
+    let mut gets = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let c = c.clone();
+        gets.spawn(async move { c.get("far").await });
+    }
+    while let Some(r) = gets.join_next().await {
+        assert_eq!(r.unwrap().ok().body, "x");
+    }
+    let eight = t.elapsed();
+    assert!(
+        eight >= latency && eight < latency * 3,
+        "eight concurrent requests took {eight:?}"
+    );
+    let t = Instant::now();
+    let r = admin_request(&s, "GET", "/_ks3local/stats", "").await;
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() < latency, "the admin endpoint answers at once");
+}
