@@ -42,8 +42,10 @@ pub enum RegistryError {
     /// The client stopped sending (idle past the body timeout).
     #[error("{0}")]
     Timeout(String),
-    /// Storage failed; the message names the operation, never credentials (the host
-    /// redacts them from every driver error).
+    /// Storage (or the registry itself) failed. The message is for the log only: it
+    /// names the operation and carries the driver's error (KS3 key paths, request ids,
+    /// retry counts, the sandbox's limits; never credentials, which the host redacts).
+    /// Clients get distribution's generic `UNKNOWN` "unknown error" (see [`Self::body`]).
     #[error("{0}")]
     Internal(String),
 }
@@ -95,12 +97,27 @@ impl RegistryError {
         }
     }
 
-    /// The JSON body.
+    /// The JSON body. An internal error's is distribution's generic one, the same for
+    /// every failure: what went wrong inside is for the log ([`Self::log_detail`]), not
+    /// for whoever sent the request.
     pub fn body(&self) -> Vec<u8> {
+        let message = match self {
+            RegistryError::Internal(_) => "unknown error".to_string(),
+            other => other.to_string(),
+        };
         let v = serde_json::json!({
-            "errors": [{"code": self.code(), "message": self.to_string(), "detail": null}]
+            "errors": [{"code": self.code(), "message": message, "detail": null}]
         });
         serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// What the log should say about an error that the client is not told: the detail of
+    /// an internal error.
+    pub fn log_detail(&self) -> Option<&str> {
+        match self {
+            RegistryError::Internal(detail) => Some(detail),
+            _ => None,
+        }
     }
 
     /// A storage failure during `what`.

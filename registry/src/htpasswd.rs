@@ -1,6 +1,21 @@
 //! Basic authentication against an htpasswd file of bcrypt entries, as distribution's
-//! `auth.htpasswd`: other hash formats never match, and the file is read again when its
-//! modification time changes.
+//! `auth.htpasswd`: other hash formats never match, and the file is read again when it
+//! changes (its modification time, size or inode, checked on every request).
+//!
+//! Two rules close what an attack found (issue 25):
+//! - A revoked user is out as soon as the change is seen. Verified passwords are cached
+//!   (bcrypt is slow on purpose, and clients send the same credentials with every
+//!   request), but a success is cached only for the version of the file it was checked
+//!   against (a generation bumped on every reload), a cache hit is only taken while the
+//!   user's hash is still the one checked, and a check that ends after the file changed
+//!   is judged against the new file. Without this, a login whose bcrypt was running when
+//!   another request reloaded the file wrote the removed user into the freshly cleared
+//!   cache, and they stayed in until the next change.
+//! - A refusal takes as long for an unknown user (or one whose entry is not bcrypt) as for
+//!   a known user's wrong password: the password is checked against a dummy hash of the
+//!   file's highest cost, so the time of a 401 does not tell which user names exist.
+//!   (distribution 2.8.2 answers an unknown user in about a millisecond and a known one
+//!   after a full bcrypt.)
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -18,13 +33,72 @@ pub struct Htpasswd {
     state: Mutex<State>,
 }
 
+/// What identifies one version of the file: a rewrite changes the modification time
+/// (unless the clock is coarser than the edits), the size or, for a file replaced by a
+/// rename, the inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt as _;
+        Stamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            #[cfg(unix)]
+            inode: (meta.dev(), meta.ino()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    mtime: Option<SystemTime>,
+    stamp: Option<Stamp>,
+    /// Bumped on every reload (and on every failed one): a check remembers the generation
+    /// it read the users under, and caches its success only if it is still current.
+    generation: u64,
     users: HashMap<String, String>,
-    /// Verified `(user, sha256(password))` pairs: bcrypt is slow on purpose, and clients
-    /// send the same credentials with every request. Cleared when the file changes.
-    verified: HashMap<String, [u8; 32]>,
+    /// What an unknown user's password is checked against (see [`dummy_hash`]).
+    dummy: String,
+    /// Verified users of this generation: the password's SHA-256 and the hash it matched.
+    verified: HashMap<String, Verified>,
+}
+
+struct Verified {
+    fingerprint: [u8; 32],
+    hash: String,
+}
+
+/// The salt and hash part of a bcrypt hash (of nothing anyone can send: its own salt is
+/// fixed, and a dummy check's result is ignored anyway).
+const DUMMY_SALT_AND_HASH: &str = "L6Bc/AlTQHyd9liGgGEZyOFLPHNgyxeEPfgYfBCVxJ7JIlwxyVU3u";
+
+/// `htpasswd -B`'s default cost, for a file without one bcrypt entry.
+const DEFAULT_COST: u32 = 5;
+
+/// A bcrypt hash of the highest cost among `users`' entries: checking a password against
+/// it costs what checking a real user's does.
+fn dummy_hash(users: &HashMap<String, String>) -> String {
+    let cost = users
+        .values()
+        .filter_map(|h| bcrypt_cost(h))
+        .max()
+        .unwrap_or(DEFAULT_COST);
+    format!("$2b${cost:02}${DUMMY_SALT_AND_HASH}")
+}
+
+/// The cost of a well-formed bcrypt hash (`$2a$`, `$2b$`, `$2x$`, `$2y$`), within the
+/// range bcrypt accepts; `None` for anything else, which can never match.
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let parts: bcrypt::HashParts = hash.parse().ok()?;
+    let cost = parts.get_cost();
+    (4..=31).contains(&cost).then_some(cost)
 }
 
 impl Htpasswd {
@@ -43,20 +117,39 @@ impl Htpasswd {
         &self.realm
     }
 
+    /// Reads the file again when its stamp changed. The stamp is taken under the lock, so
+    /// two requests seeing different versions cannot store one's stamp with the other's
+    /// users; a change between the stamp and the read only causes one more reload later.
+    /// A file that cannot be read lets nobody in, and forgets every verified password.
     fn reload_if_changed(&self) -> Result<(), String> {
-        let meta = std::fs::metadata(&self.path)
-            .map_err(|e| format!("auth.htpasswd.path {}: {e}", self.path.display()))?;
-        let mtime = meta.modified().ok();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.mtime.is_some() && st.mtime == mtime {
-            return Ok(());
+        let read = std::fs::metadata(&self.path).and_then(|meta| {
+            let stamp = Stamp::of(&meta);
+            if st.stamp.as_ref() == Some(&stamp) {
+                return Ok(None);
+            }
+            std::fs::read_to_string(&self.path).map(|text| Some((stamp, text)))
+        });
+        match read {
+            Ok(None) => Ok(()),
+            Ok(Some((stamp, text))) => {
+                st.users = parse(&text);
+                st.dummy = dummy_hash(&st.users);
+                st.verified.clear();
+                // Wrapping: 2^64 reloads do not happen; if they did, a stale check would
+                // still be judged against the current users after its bcrypt.
+                st.generation = st.generation.wrapping_add(1);
+                st.stamp = Some(stamp);
+                Ok(())
+            }
+            Err(e) => {
+                st.users.clear();
+                st.verified.clear();
+                st.generation = st.generation.wrapping_add(1);
+                st.stamp = None;
+                Err(format!("auth.htpasswd.path {}: {e}", self.path.display()))
+            }
         }
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| format!("auth.htpasswd.path {}: {e}", self.path.display()))?;
-        st.users = parse(&text);
-        st.verified.clear();
-        st.mtime = mtime;
-        Ok(())
     }
 
     /// Whether the `Authorization` header carries a user and password of the file.
@@ -69,26 +162,44 @@ impl Htpasswd {
             return false;
         }
         let fingerprint: [u8; 32] = Sha256::digest(password.as_bytes()).into();
-        let hash = {
+        let (generation, hash, real) = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.verified.get(&user) == Some(&fingerprint) {
-                return true;
+            let current = st.users.get(&user);
+            if let (Some(v), Some(h)) = (st.verified.get(&user), current) {
+                // The cache is emptied on every reload; the hash is compared as well so a
+                // hit can only ever confirm the entry the file holds now.
+                if v.fingerprint == fingerprint && v.hash == *h {
+                    return true;
+                }
             }
-            match st.users.get(&user) {
-                Some(h) => h.clone(),
-                None => return false,
+            match current {
+                Some(h) if bcrypt_cost(h).is_some() => (st.generation, h.clone(), true),
+                // Unknown, or no bcrypt entry: the same work against the dummy hash.
+                _ => (st.generation, st.dummy.clone(), false),
             }
         };
-        let ok = tokio::task::spawn_blocking(move || {
-            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+        let checked = hash.clone();
+        let matched = tokio::task::spawn_blocking(move || {
+            bcrypt::verify(password.as_bytes(), &checked).unwrap_or(false)
         })
         .await
         .unwrap_or(false);
-        if ok {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.verified.insert(user, fingerprint);
+        if !(real && matched) {
+            return false;
         }
-        ok
+        // The bcrypt took a while: judge it against the file as it is now.
+        if self.reload_if_changed().is_err() {
+            return false;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.users.get(&user) != Some(&hash) {
+            // Removed, or given another password, while this check ran.
+            return false;
+        }
+        if st.generation == generation {
+            st.verified.insert(user, Verified { fingerprint, hash });
+        }
+        true
     }
 }
 
@@ -132,6 +243,21 @@ mod tests {
         assert_eq!(basic_credentials("Bearer abc"), None);
         assert_eq!(basic_credentials("Basic !!!!"), None);
         assert_eq!(basic_credentials("Basic YQ="), None);
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_the_dearest_entry_does() {
+        let users = parse("a:$2y$12$L6Bc/AlTQHyd9liGgGEZyOFLPHNgyxeEPfgYfBCVxJ7JIlwxyVU3u\nb:plain\nc:$2b$04$L6Bc/AlTQHyd9liGgGEZyOFLPHNgyxeEPfgYfBCVxJ7JIlwxyVU3u\n");
+        let dummy = dummy_hash(&users);
+        assert_eq!(bcrypt_cost(&dummy), Some(12));
+        assert_eq!(
+            bcrypt_cost(&dummy_hash(&HashMap::new())),
+            Some(DEFAULT_COST)
+        );
+        assert_eq!(bcrypt_cost("plain"), None);
+        assert_eq!(bcrypt_cost("$apr1$abc$def"), None);
+        // Checking against it runs bcrypt and never matches.
+        assert!(!bcrypt::verify("", &dummy_hash(&HashMap::new())).unwrap_or(true));
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
             Ok(s) => s,
             // Out of file descriptors and the like: wait, do not spin or die.
             Err(e) => {
-                eprintln!("ks3-registry: accept: {e}");
+                tracing::warn!(target: "ks3_registry::server", "accept: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -54,15 +54,16 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
     }
 }
 
-/// One request: a `request` span (method, path, status) around everything it does, so the
-/// driver's per-call events (`ks3_driver::call`) are attributed to the request that caused
-/// them; and one `ks3_registry::request` event when the answer is ready. The query is left
-/// out: upload state tokens are not for logs.
+/// One request: a `request` span (request id, method, path, status) around everything it
+/// does, so the driver's per-call events (`ks3_driver::call`) and the detail of a failure
+/// are attributed to the request that caused them; and one `ks3_registry::request` event
+/// when the answer is ready. The query is left out: upload state tokens are not for logs.
 async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
         target: "ks3_registry::request",
         "request",
+        request_id = %request_id(&req),
         method = %req.method(),
         path = %req.uri().path(),
         status = tracing::field::Empty,
@@ -80,11 +81,46 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
+/// The longest `X-Request-Id` taken from a request.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The id the log knows a request by: the `X-Request-Id` a proxy in front (or the client)
+/// set, when it is a plain token, so both logs can be joined; otherwise a new random one
+/// (distribution 2.8.2 always makes its own, `http.request.id`). It is never sent back:
+/// like distribution, the answer carries no id.
+fn request_id(req: &Request<Incoming>) -> String {
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        });
+    match given {
+        Some(id) => id.to_string(),
+        None => format!("{:032x}", rand::random::<u128>()),
+    }
+}
+
 async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
     let mut resp = match authorize(app, &req).await {
         Ok(()) => match dispatch(app, req).await {
             Ok(r) => r,
-            Err(e) => error_response(&e),
+            Err(e) => {
+                // The client gets the generic error; the detail (KS3 key, request id, retries)
+                // goes to the log, in this request's span and so with its id.
+                if let Some(detail) = e.log_detail() {
+                    tracing::error!(
+                        target: "ks3_registry::request",
+                        error = %detail,
+                        "request failed"
+                    );
+                }
+                error_response(&e)
+            }
         },
         Err(e) => {
             let mut r = error_response(&e);
@@ -112,6 +148,16 @@ async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     set_headers(headers, &extra);
+    // Nothing this registry serves is meant to be sniffed into something a browser runs
+    // (a blob or a manifest with HTML in it): nosniff on every answer, unless the operator
+    // configured the header themselves (then theirs, once). distribution 2.8.2 sends it
+    // only when configured (and on its plain 404 page).
+    if !headers.contains_key(http::header::X_CONTENT_TYPE_OPTIONS) {
+        headers.insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            http::HeaderValue::from_static("nosniff"),
+        );
+    }
     resp
 }
 
