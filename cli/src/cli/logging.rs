@@ -1,7 +1,8 @@
 //! The command line's one tracing subscriber. The host library and the registry never write
 //! to stderr themselves; they emit events, and this decides what the user sees:
 //! - always: warnings of the host library (`ks3_driver::*`, e.g. a compiled-component cache
-//!   that is not safe to load);
+//!   that is not safe to load) and of the registry (`ks3_registry::*`, e.g. the detail of a
+//!   request that failed in storage, which its client only sees as "unknown error");
 //! - with `-v`: one line per KS3 request (`ks3_driver::egress`: method, path without the
 //!   query, status, time, request id), the guest's stderr (`ks3_driver::guest`, secrets
 //!   masked), and one line per registry request (`ks3_registry::request`, no query).
@@ -14,7 +15,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// What is shown, by target.
 pub fn filter(verbose: bool) -> Targets {
-    let base = Targets::new().with_target("ks3_driver", Level::WARN);
+    let base = Targets::new()
+        .with_target("ks3_driver", Level::WARN)
+        .with_target("ks3_registry", Level::WARN);
     if verbose {
         base.with_target("ks3_driver::egress", Level::INFO)
             .with_target("ks3_driver::guest", Level::INFO)
@@ -52,6 +55,7 @@ mod tests {
         assert!(quiet.would_enable("ks3_driver::cache", &Level::WARN));
         assert!(!quiet.would_enable("ks3_driver::egress", &Level::INFO));
         assert!(!quiet.would_enable("ks3_registry::request", &Level::INFO));
+        assert!(quiet.would_enable("ks3_registry::request", &Level::ERROR));
         let verbose = filter(true);
         assert!(verbose.would_enable("ks3_driver::egress", &Level::INFO));
         assert!(verbose.would_enable("ks3_driver::guest", &Level::INFO));
