@@ -21,7 +21,7 @@ pub struct App {
     pub config: Config,
     pub htpasswd: Option<Htpasswd>,
     uploads: Arc<Semaphore>,
-    uploads_by_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    uploads_by_client: ClientCounts,
     /// One request at a time per upload (see `upload_guard`).
     pub upload_locks: UploadLocks,
     /// Bytes of uploads being read back for verification at once, in KiB.
@@ -39,8 +39,11 @@ pub struct UploadSlot {
     _client: ClientCount,
 }
 
+/// Upload requests in progress per client address.
+type ClientCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
 /// One of a client's uploads in progress, counted until dropped.
-struct ClientCount(Option<(Arc<Mutex<HashMap<IpAddr, usize>>>, IpAddr)>);
+struct ClientCount(Option<(ClientCounts, IpAddr)>);
 
 impl Drop for ClientCount {
     fn drop(&mut self) {

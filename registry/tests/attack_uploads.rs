@@ -119,7 +119,7 @@ async fn race_once(a: &Served, b: &Served, round: u32, size: usize) -> Outcomes 
     let mut p_evil = HeldRequest::start(&b.host, "PATCH", &location, &evil).await;
     // Both bodies are in flight; release their last bytes about a millisecond apart.
     let gap = Duration::from_micros(u64::from(round % 5) * 400);
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         p_good.release().await;
         tokio::time::sleep(gap).await;
         p_evil.release().await;

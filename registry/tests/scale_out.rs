@@ -101,7 +101,9 @@ async fn one_upload_across_two_instances_and_a_restart() {
 async fn missing_hash_state_falls_back_to_reading_the_upload() {
     let ks3 = shared_ks3();
     let r = serve_shared(&ks3, "").await;
-    let data = bytes(3 << 20, 9);
+    // Over the 4 MiB that are verified by reading them into memory: the path where a
+    // saved state is used when there is one.
+    let data = bytes(5 << 20, 9);
     let d = sha256(&data);
     let start = request(
         Method::POST,
