@@ -41,7 +41,7 @@ fn a_group_writable_cache_dir_warns_and_the_command_still_succeeds() {
 /// nothing, so it writes no cache; with the artifact switched off it compiles and caches.
 #[test]
 fn the_first_run_loads_the_precompiled_artifact_and_writes_no_cache() {
-    if ks3_driver::runtime::PRECOMPILED != "yes" {
+    if ks3_driver_host::runtime::PRECOMPILED != "yes" {
         // A cross build or KS3_DRIVER_NO_PRECOMPILE: nothing to load.
         return;
     }

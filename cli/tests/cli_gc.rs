@@ -6,7 +6,7 @@ mod common;
 use std::process::Output;
 
 use common::*;
-use ks3_driver::Driver;
+use ks3_driver_host::Driver;
 use sha2::{Digest, Sha256};
 
 fn digest(b: &[u8]) -> String {

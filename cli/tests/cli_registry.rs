@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-use ks3_driver::Driver;
+use ks3_driver_host::Driver;
 use sha2::{Digest, Sha256};
 
 /// Starts the registry and returns it with its `HOST:PORT`, from the first stdout line.

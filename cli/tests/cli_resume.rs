@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ks3_driver::Driver;
+use ks3_driver_host::Driver;
 use ks3_local::ServerConfig;
 use sha2::{Digest, Sha256};
 

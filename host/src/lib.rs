@@ -1,9 +1,10 @@
-//! `ks3-driver`: the KS3 storage driver, a WebAssembly component, run in a wasmtime
-//! sandbox behind a typed async Rust API, and the `ks3-driver` command line.
+//! `ks3_driver_host` (package `ks3-driver-host`): the KS3 storage driver, a WebAssembly
+//! component, run in a wasmtime sandbox behind a typed async Rust API. The command line
+//! is the `ks3-driver` package (`cli/`), which depends on this crate.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), ks3_driver::Error> {
-//! use ks3_driver::{Driver, Params};
+//! # async fn demo() -> Result<(), ks3_driver_host::Error> {
+//! use ks3_driver_host::{Driver, Params};
 //! let mut p = Params::new();
 //! for (k, v) in [("accesskey", "AK"), ("secretkey", "SK"), ("region", "ks3-cn-beijing"), ("bucket", "registry")] {
 //!     p.insert(k.into(), v.into());

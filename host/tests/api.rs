@@ -7,7 +7,7 @@ use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ks3_driver::{Driver, Error, WalkControl};
+use ks3_driver_host::{Driver, Error, WalkControl};
 use ks3_local::{FaultAction, FaultRule};
 
 async fn driver(test: &str) -> Driver {
@@ -505,9 +505,9 @@ fn futures_and_handles_are_send() {
     fn send<T: Send>(_: &T) {}
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Driver>();
-    send_sync::<ks3_driver::Runtime>();
+    send_sync::<ks3_driver_host::Runtime>();
     send_sync::<Error>();
-    fn check(d: &Driver, r: &mut ks3_driver::FileReader, w: &mut ks3_driver::FileWriter) {
+    fn check(d: &Driver, r: &mut ks3_driver_host::FileReader, w: &mut ks3_driver_host::FileWriter) {
         send(&d.get_content("/x"));
         send(&d.put_content("/x", b""));
         send(&d.reader("/x", 0));
@@ -525,6 +525,6 @@ fn futures_and_handles_are_send() {
     }
     let _ = check;
     fn handles<T: Send>() {}
-    handles::<ks3_driver::FileReader>();
-    handles::<ks3_driver::FileWriter>();
+    handles::<ks3_driver_host::FileReader>();
+    handles::<ks3_driver_host::FileWriter>();
 }

@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use ks3_driver::runtime::{Runtime, RuntimeOptions, PRECOMPILED};
-use ks3_driver::Driver;
+use ks3_driver_host::runtime::{Runtime, RuntimeOptions, PRECOMPILED};
+use ks3_driver_host::Driver;
 
 async fn round_trip(rt: &Runtime, test: &str) {
     let d = Driver::with_runtime(rt, params(test)).await.unwrap();

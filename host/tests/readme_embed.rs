@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ks3_driver::{Driver, Error, WalkControl};
+use ks3_driver_host::{Driver, Error, WalkControl};
 
 #[tokio::test]
 async fn readme_embedding_example_runs() -> Result<(), Error> {

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ks3_driver::{Driver, Error, IoKind, Runtime, RuntimeOptions};
+use ks3_driver_host::{Driver, Error, IoKind, Runtime, RuntimeOptions};
 use ks3_local::{FaultAction, FaultRule, ServerConfig};
 
 fn runtime(opts: RuntimeOptions) -> Runtime {
@@ -240,7 +240,7 @@ async fn compiled_component_cache() {
 async fn another_component_file_can_be_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("driver.wasm");
-    std::fs::write(&file, ks3_driver::EMBEDDED_COMPONENT).unwrap();
+    std::fs::write(&file, ks3_driver_host::EMBEDDED_COMPONENT).unwrap();
     // Same bytes as the embedded component: the default cache already has it.
     let rt = runtime(RuntimeOptions {
         component: Some(file),

@@ -49,7 +49,7 @@ impl Stock {
     fn new() -> Stock {
         let mut component = tempfile::NamedTempFile::new().expect("temporary file");
         component
-            .write_all(ks3_driver::EMBEDDED_COMPONENT)
+            .write_all(ks3_driver_host::EMBEDDED_COMPONENT)
             .expect("write the component");
         Stock {
             wasmtime: wasmtime(),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{data, unique, AK, BUCKET, MIB, SK};
-use ks3_driver::{CertificateProblem, Driver, IoKind, Params};
+use ks3_driver_host::{CertificateProblem, Driver, IoKind, Params};
 use ks3_local::{FaultAction, FaultRule, RunningServer, ServerConfig, TlsFiles};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
@@ -162,7 +162,7 @@ async fn assert_refused(
         "{err:?}"
     );
     assert!(
-        text.contains(ks3_driver::TLS_CERTIFICATE_REFUSED),
+        text.contains(ks3_driver_host::TLS_CERTIFICATE_REFUSED),
         "not named a certificate refusal: {text}"
     );
     assert!(text.contains(problem), "{problem:?} not in: {text}");

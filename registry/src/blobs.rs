@@ -54,7 +54,7 @@ pub async fn get(
                 return Ok(respond(StatusCode::TEMPORARY_REDIRECT, &h, Body::empty()));
             }
             // The driver cannot presign: serve the bytes, as distribution does.
-            Ok(None) | Err(ks3_driver::Error::UnsupportedMethod) => {}
+            Ok(None) | Err(ks3_driver_host::Error::UnsupportedMethod) => {}
             Err(e) => return Err(RegistryError::storage("presigning a blob URL", &e)),
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ks3_driver::Params;
+use ks3_driver_host::Params;
 use serde_norway::{Mapping, Value};
 
 /// Where blobs and manifests live.

@@ -1,7 +1,7 @@
 //! The embedded default: with no storage configured, an in-memory `ks3-local` in this
 //! process (its own thread and runtime), with fresh random credentials, so the registry
 //! works with no setup at all.
-use ks3_driver::Params;
+use ks3_driver_host::Params;
 
 use crate::StartError;
 

@@ -121,7 +121,7 @@ impl RegistryError {
     }
 
     /// A storage failure during `what`.
-    pub fn storage(what: &str, e: &ks3_driver::Error) -> RegistryError {
+    pub fn storage(what: &str, e: &ks3_driver_host::Error) -> RegistryError {
         RegistryError::Internal(format!("storage: {what}: {e}"))
     }
 }

@@ -30,7 +30,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use ks3_driver::{Driver, WalkControl};
+use ks3_driver_host::{Driver, WalkControl};
 use serde_json::Value;
 
 use crate::layout::{self, RepoPath};
@@ -93,7 +93,7 @@ pub enum GcError {
     #[error("{what}: {error}")]
     Storage {
         what: String,
-        error: Box<ks3_driver::Error>,
+        error: Box<ks3_driver_host::Error>,
     },
     /// Something in the store is not what distribution's layout allows: nothing was
     /// deleted.
@@ -104,7 +104,7 @@ pub enum GcError {
     ManifestDelete {
         repo: String,
         digest: String,
-        error: Box<ks3_driver::Error>,
+        error: Box<ks3_driver_host::Error>,
     },
     /// Some blob deletions failed (the others happened).
     #[error("{failed} of {total} blob deletions failed (run again to retry them); first: {first}")]
@@ -116,7 +116,7 @@ pub enum GcError {
     },
 }
 
-fn storage(what: impl Into<String>) -> impl FnOnce(ks3_driver::Error) -> GcError {
+fn storage(what: impl Into<String>) -> impl FnOnce(ks3_driver_host::Error) -> GcError {
     let what = what.into();
     move |e| GcError::Storage {
         what,

@@ -1,5 +1,5 @@
 //! `ks3-registry`: an OCI Distribution Spec v1.1 registry whose every byte of storage goes
-//! through the sandboxed KS3 driver component (`ks3_driver::Driver`), in distribution's
+//! through the sandboxed KS3 driver component (`ks3_driver_host::Driver`), in distribution's
 //! storage layout, so a bucket filled by distribution can be served by this registry and
 //! the other way round.
 //!
@@ -39,7 +39,7 @@ mod uploads;
 
 use std::sync::Arc;
 
-use ks3_driver::{Driver, Runtime};
+use ks3_driver_host::{Driver, Runtime};
 use tokio::net::TcpListener;
 
 pub use app::StatsSnapshot;
@@ -56,7 +56,7 @@ pub enum StartError {
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
     #[error("storage driver: {0}")]
-    Driver(#[from] ks3_driver::Error),
+    Driver(#[from] ks3_driver_host::Error),
     #[error("embedded KS3 server: {0}")]
     Embedded(String),
     #[error("{0}")]

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use http::{Response, StatusCode};
-use ks3_driver::WalkControl;
+use ks3_driver_host::WalkControl;
 use serde_json::{json, Map, Value};
 
 use crate::app::{respond, App};

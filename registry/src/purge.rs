@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
-use ks3_driver::{Driver, WalkControl};
+use ks3_driver_host::{Driver, WalkControl};
 
 use crate::config::UploadPurging;
 use crate::gc::GcError;

@@ -10,7 +10,7 @@
 use std::future::Future;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use ks3_driver::Driver;
+use ks3_driver_host::Driver;
 use tokio::sync::Semaphore;
 
 use crate::digest::Digest;
@@ -105,7 +105,7 @@ pub async fn read_document(
     driver: &Driver,
     path: &str,
     cap: u64,
-) -> std::result::Result<Document, ks3_driver::Error> {
+) -> std::result::Result<Document, ks3_driver_host::Error> {
     let size = match driver.stat(path).await {
         Ok(info) if info.is_dir => return Ok(Document::Missing),
         Ok(info) => info.size,
@@ -241,7 +241,7 @@ impl Store {
 pub async fn delete_if_present(
     driver: &Driver,
     path: &str,
-) -> std::result::Result<(), ks3_driver::Error> {
+) -> std::result::Result<(), ks3_driver_host::Error> {
     match driver.delete(path).await {
         Err(e) if e.is_not_found() => Ok(()),
         done => done,
@@ -255,7 +255,7 @@ pub async fn delete_each<L>(
     driver: &Driver,
     targets: Vec<(L, String)>,
     concurrency: usize,
-) -> Vec<(L, String, std::result::Result<(), ks3_driver::Error>)> {
+) -> Vec<(L, String, std::result::Result<(), ks3_driver_host::Error>)> {
     fan_out(targets, concurrency, |(label, path)| async move {
         let r = delete_if_present(driver, &path).await;
         (label, path, r)

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
-use ks3_driver::FileWriter;
+use ks3_driver_host::FileWriter;
 
 use crate::app::{respond, App, ClientAddr, Stats};
 use crate::blobs::parse_digest;
@@ -18,7 +18,7 @@ use crate::layout;
 use crate::resumable_sha256::ResumableSha256;
 use crate::upload_guard;
 
-fn storage(what: &str) -> impl Fn(ks3_driver::Error) -> RegistryError + '_ {
+fn storage(what: &str) -> impl Fn(ks3_driver_host::Error) -> RegistryError + '_ {
     move |e| RegistryError::storage(what, &e)
 }
 

@@ -6,7 +6,7 @@
 //!     cargo bench -p ks3-tests --bench driver -- quick   # skip the 1 GiB cases
 use std::time::{Duration, Instant};
 
-use ks3_driver::Driver;
+use ks3_driver_host::Driver;
 use ks3_tests::*;
 
 struct Row {

@@ -1,12 +1,12 @@
 //! The one bootstrap of a ks3-local + driver pair for every crate's tests: `ks3-tests`
 //! builds it as a module, and the host's and the command line's tests include this same
 //! file (`#[path]`), since they cannot depend on `ks3-tests` (it depends on them). It uses
-//! only `ks3-local`, the host's `ks3_driver` and std, which all those crates have.
+//! only `ks3-local`, the host's `ks3_driver_host` and std, which all those crates have.
 #![allow(dead_code)]
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use ks3_driver::{Driver, Error, Params};
+use ks3_driver_host::{Driver, Error, Params};
 use ks3_local::{RunningServer, ServerConfig};
 
 pub const ACCESS_KEY: &str = "AKLTtestaccesskey0001";

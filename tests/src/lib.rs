@@ -7,7 +7,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ks3_driver::{Driver, Error};
+use ks3_driver_host::{Driver, Error};
 use rand::{Rng, RngCore, SeedableRng};
 
 mod bootstrap;

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ks3_driver::{Driver, Error, Params};
+use ks3_driver_host::{Driver, Error, Params};
 use ks3_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -34,7 +34,7 @@ async fn invalid_paths_for_every_operation() {
         inv(d.delete(p).await, "delete");
         inv(d.redirect_url("GET", p).await.map(|_| ()), "redirect_url");
         inv(
-            d.walk(p, None, |_| Ok(ks3_driver::WalkControl::Continue))
+            d.walk(p, None, |_| Ok(ks3_driver_host::WalkControl::Continue))
                 .await,
             "walk",
         );
@@ -206,7 +206,7 @@ async fn hostile_server_answers_become_typed_errors() {
             ("list", d.list("/a").await.map(|_| ())),
             (
                 "walk",
-                d.walk("/a", None, |_| Ok(ks3_driver::WalkControl::Continue))
+                d.walk("/a", None, |_| Ok(ks3_driver_host::WalkControl::Continue))
                     .await,
             ),
             ("delete", d.delete("/a").await),

@@ -3,7 +3,7 @@
 //! server. Each test gets its own `rootdirectory` and must leave it empty.
 use std::time::Duration;
 
-use ks3_driver::{Driver, Error};
+use ks3_driver_host::{Driver, Error};
 use ks3_tests::*;
 use rand::Rng;
 use sha2::{Digest, Sha256};

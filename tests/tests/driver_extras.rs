@@ -1,7 +1,7 @@
 //! Tier 2: walk tables (distribution's walk_test.go and the S3 driver's TestWalk, in KS3
 //! key order), the S3 driver's extra tests (empty uploads dir, table-driven delete, 1005
 //! objects, multipart-copy move, empty or `/` root directory) and a few of our own.
-use ks3_driver::{Driver, Error, FileInfo, IoError, IoKind, WalkControl};
+use ks3_driver_host::{Driver, Error, FileInfo, IoError, IoKind, WalkControl};
 use ks3_tests::*;
 
 const TREE: &[&str] = &[

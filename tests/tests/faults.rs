@@ -4,7 +4,7 @@
 //! in parallel on the shared server do not take each other's faults.
 use std::time::Duration;
 
-use ks3_driver::{Driver, Error, IoKind};
+use ks3_driver_host::{Driver, Error, IoKind};
 use ks3_local::{FaultAction, FaultRule};
 use ks3_tests::*;
 
@@ -86,7 +86,7 @@ const EVERY_VIA: [Via; 3] = [Via::Handed, Via::HandedBytes, Via::ThroughGuest];
 
 /// A reader at `offset` that hands out its bytes `via`.
 struct TestReader {
-    r: ks3_driver::FileReader,
+    r: ks3_driver_host::FileReader,
     via: Via,
 }
 
@@ -96,7 +96,7 @@ impl TestReader {
         path: &str,
         offset: i64,
         via: Via,
-    ) -> Result<Self, ks3_driver::Error> {
+    ) -> Result<Self, ks3_driver_host::Error> {
         let r = match via {
             Via::ThroughGuest => d.reader_through_guest(path, offset).await?,
             Via::Handed | Via::HandedBytes => d.reader(path, offset).await?,
@@ -105,14 +105,14 @@ impl TestReader {
     }
 
     /// The next piece (at most `max` bytes); empty at the end.
-    async fn read(&mut self, max: usize) -> Result<Vec<u8>, ks3_driver::Error> {
+    async fn read(&mut self, max: usize) -> Result<Vec<u8>, ks3_driver_host::Error> {
         match self.via {
             Via::HandedBytes => self.r.read_bytes(max).await.map(|b| b.to_vec()),
             Via::Handed | Via::ThroughGuest => self.r.read(max).await,
         }
     }
 
-    async fn read_to_end(mut self) -> Result<Vec<u8>, ks3_driver::Error> {
+    async fn read_to_end(mut self) -> Result<Vec<u8>, ks3_driver_host::Error> {
         let mut out = Vec::new();
         loop {
             let piece = self.read(4 * MIB).await?;

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use ks3_driver::{Driver, Error, Params, WalkControl};
+use ks3_driver_host::{Driver, Error, Params, WalkControl};
 use ks3_tests::*;
 
 /// Parameters for `scheme` at `endpoint`, with multipart copy from 5 MiB so a move of the

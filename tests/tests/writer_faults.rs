@@ -15,7 +15,7 @@
 //! * `FileWriter::size()` after close, commit and resume is the number of bytes written.
 use std::time::Duration;
 
-use ks3_driver::{Driver, Error, WalkControl};
+use ks3_driver_host::{Driver, Error, WalkControl};
 use ks3_local::{FaultAction, FaultRule, RunningServer};
 use ks3_tests::*;
 

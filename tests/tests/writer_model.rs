@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use ks3_driver::{Driver, Error, FileWriter, WalkControl};
+use ks3_driver_host::{Driver, Error, FileWriter, WalkControl};
 use ks3_local::{FaultAction, FaultRule, RunningServer};
 use ks3_tests::*;
 use rand::rngs::StdRng;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ks3_driver::{Driver, Params};
+use ks3_driver_host::{Driver, Params};
 use tokio::runtime::Handle;
 
 use crate::cli::{CliError, Context};
@@ -164,7 +164,7 @@ fn ctx_args(ctx: &Context) -> Vec<String> {
 }
 
 async fn native_stat(params: Params, path: String) -> Result<(), CliError> {
-    let config = ks3_driver::Config::from_params(&params, |k| std::env::var(k).ok())
+    let config = ks3_driver_host::Config::from_params(&params, |k| std::env::var(k).ok())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let handle = Handle::current();
     blocking(move || Native::standalone_stat(config, handle, &path))
@@ -318,7 +318,7 @@ fn initial(side: &dyn Side) -> &'static str {
 /// The whole run: named steps, each measuring both sides of `table` in turn where it
 /// compares them, then the report.
 async fn bench(
-    runtime: ks3_driver::Runtime,
+    runtime: ks3_driver_host::Runtime,
     params: Params,
     server: Option<LocalServer>,
     sizes: Sizes,
@@ -601,7 +601,7 @@ async fn sdk(run: &Run, no_sdk: bool) -> Result<Option<BTreeMap<String, f64>>, S
 /// The signature schemes side by side (component only): their table.
 async fn signature_schemes(
     run: &Run,
-    runtime: &ks3_driver::Runtime,
+    runtime: &ks3_driver_host::Runtime,
     params: &Params,
 ) -> Result<String, String> {
     let table = schemes::compare(
@@ -621,7 +621,7 @@ async fn signature_schemes(
 /// driver is pointed at it with the same keys.
 async fn registries(
     run: &Run,
-    runtime: &ks3_driver::Runtime,
+    runtime: &ks3_driver_host::Runtime,
     params: &Params,
 ) -> Result<String, String> {
     let registries = match &run.server {
@@ -640,7 +640,7 @@ async fn registries(
 fn report(
     run: &Run,
     rows: &[Row],
-    config: &ks3_driver::Config,
+    config: &ks3_driver_host::Config,
     sdk: bool,
     schemes: &str,
     registries: Result<String, String>,
@@ -658,7 +658,7 @@ fn report(
 fn rows(
     sizes: Sizes,
     table: &Table<'_>,
-    config: &ks3_driver::Config,
+    config: &ks3_driver_host::Config,
     limit: Option<(f64, f64)>,
     sdk: Option<&BTreeMap<String, f64>>,
     processes: Option<&processes::ProcessFigures>,

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use ks3_driver::{Driver, Params, Runtime};
+use ks3_driver_host::{Driver, Params, Runtime};
 
 use super::sides::Component;
 use super::{err, lat_stats, mibps, size_name, MIB, SMALL};

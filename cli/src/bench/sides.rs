@@ -1,4 +1,4 @@
-//! The two sides the benchmark compares: the component (`ks3_driver::Driver`, async) and the
+//! The two sides the benchmark compares: the component (`ks3_driver_host::Driver`, async) and the
 //! native baseline (the same driver crate compiled natively, sync, over the component's
 //! pooled client). Each measurement step runs the same [`Side`] operations on both.
 //!
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::LocalBoxFuture;
-use ks3_driver::native::{DirPath, FilePath, NativeDriver, NativeTransport};
-use ks3_driver::{Config, Driver, WalkControl};
+use ks3_driver_host::native::{DirPath, FilePath, NativeDriver, NativeTransport};
+use ks3_driver_host::{Config, Driver, WalkControl};
 use tokio::runtime::Handle;
 
 use super::{err, MIB};

@@ -112,7 +112,7 @@ pub async fn run_purge(ctx: &Context, args: &PurgeArgs) -> Result<(), CliError> 
 }
 
 async fn purge_once(
-    driver: &ks3_driver::Driver,
+    driver: &ks3_driver_host::Driver,
     age: Duration,
     dry_run: bool,
     concurrency: usize,

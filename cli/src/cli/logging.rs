@@ -1,6 +1,6 @@
 //! The command line's one tracing subscriber. The host library and the registry never write
 //! to stderr themselves; they emit events, and this decides what the user sees:
-//! - always: warnings of the host library (`ks3_driver::*`, e.g. a compiled-component cache
+//! - always: warnings of the host library (`ks3_driver_host::*`, e.g. a compiled-component cache
 //!   that is not safe to load) and of the registry (`ks3_registry::*`, e.g. the detail of a
 //!   request that failed in storage, which its client only sees as "unknown error");
 //! - with `-v`: one line per KS3 request (`ks3_driver::egress`: method, path without the

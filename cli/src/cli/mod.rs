@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ks3_driver::settings::{Settings, Source};
-use ks3_driver::{CertificateProblem, IoKind};
-use ks3_driver::{Config, Driver, Error, Runtime, RuntimeOptions};
-use ks3_driver::{SigningScheme, V4Namespace};
+use ks3_driver_host::settings::{Settings, Source};
+use ks3_driver_host::{CertificateProblem, IoKind};
+use ks3_driver_host::{Config, Driver, Error, Runtime, RuntimeOptions};
+use ks3_driver_host::{SigningScheme, V4Namespace};
 use ks3_proto::Secret;
 
 mod demo;
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Cli {
             .params
             .iter()
             .map(|p| match p.split_once('=') {
-                Some((k, v)) if ks3_driver::settings::is_secret(k.trim()) && !v.is_empty() => {
+                Some((k, v)) if ks3_driver_host::settings::is_secret(k.trim()) && !v.is_empty() => {
                     format!("{k}=****")
                 }
                 _ => p.clone(),
@@ -406,7 +406,7 @@ fn signature_hint(config: Option<&Config>) -> String {
 fn config_hint(parameter: &str) -> String {
     format!(
         "set it with -p {parameter}=…, {}{} or in the -c file; `ks3-driver config` shows what is set",
-        ks3_driver::ENV_PREFIX,
+        ks3_driver_host::ENV_PREFIX,
         parameter.to_ascii_uppercase()
     )
 }
@@ -578,7 +578,7 @@ pub(crate) fn runtime(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ks3_driver::{BackendError, IoError};
+    use ks3_driver_host::{BackendError, IoError};
 
     fn backend(code: &str) -> Error {
         Error::Backend(BackendError {
@@ -687,7 +687,7 @@ mod tests {
     #[test]
     fn signature_hint_names_the_scheme() {
         let config = |extra: &[(&str, &str)]| {
-            let mut p = ks3_driver::Params::new();
+            let mut p = ks3_driver_host::Params::new();
             for (k, v) in [
                 ("accesskey", "AK"),
                 ("secretkey", "SK"),

@@ -3,7 +3,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use ks3_driver::{FileInfo, WalkControl};
+use ks3_driver_host::{FileInfo, WalkControl};
 use std::io::Write as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 

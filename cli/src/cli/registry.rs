@@ -47,7 +47,7 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     let addr = config.bind_addr();
     super::logging::install(cli.verbose);
     let registry = if cli.component.is_some() || cli.verbose {
-        let runtime = ks3_driver::Runtime::new(ks3_driver::RuntimeOptions {
+        let runtime = ks3_driver_host::Runtime::new(ks3_driver_host::RuntimeOptions {
             component: cli.component.clone(),
             log_requests: cli.verbose,
             ..Default::default()

@@ -1,8 +1,8 @@
 //! `ks3-driver config`: the effective parameters, secrets masked, each with its source.
-use ks3_driver::settings::is_secret;
-use ks3_driver::{Config, PARAMETERS};
+use ks3_driver_host::settings::is_secret;
+use ks3_driver_host::{Config, PARAMETERS};
 
-use ks3_driver::SigningScheme;
+use ks3_driver_host::SigningScheme;
 
 use super::{out_line, CliError, Context};
 

@@ -7,7 +7,7 @@
 #[path = "../../../tests/src/bootstrap.rs"]
 mod bootstrap;
 
-use ks3_driver::Params;
+use ks3_driver_host::Params;
 
 pub use bootstrap::{data, server, start_server, unique, BUCKET, MIB};
 pub use bootstrap::{ACCESS_KEY as AK, SECRET_KEY as SK};

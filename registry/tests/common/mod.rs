@@ -11,7 +11,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ks3_driver::Params;
+use ks3_driver_host::Params;
 use ks3_registry::{Config, Registry, Storage};
 use sha2::{Digest as _, Sha256};
 use tokio::task::JoinHandle;

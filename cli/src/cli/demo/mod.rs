@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use ks3_driver::{Driver, Params, WalkControl};
+use ks3_driver_host::{Driver, Params, WalkControl};
 use ks3_registry::{Config, Registry, Storage};
 use oci_client::client::{
     BlobResponse, ClientConfig, ClientProtocol, Config as OciConfig, ImageLayer,
