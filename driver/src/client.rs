@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ks3_proto::encode::{encode_component, encode_key};
 use ks3_proto::xml::{self, Document};
-use ks3_proto::Crc64;
+use ks3_proto::{Crc64, RetryPolicy};
 
 use crate::config::Config;
 use crate::error::{BackendError, DriverError, IoError};
@@ -86,7 +86,7 @@ impl<T: Transport> Client<T> {
     }
 
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.config.request_timeout_secs)
+        self.retry_policy().request_timeout
     }
 
     /// `/bucket/key` (path style) or `/key`, percent-encoded.
@@ -170,12 +170,17 @@ impl<T: Transport> Client<T> {
         Ok(format!("{}{path}?{q}", self.config.endpoint.base_url()))
     }
 
+    /// How this client retries (the host's wall clock allows for the same budget).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.config.max_retries, self.config.request_timeout_secs)
+    }
+
     /// Sleeps before retry number `attempt` (1, 2, …).
     pub(crate) fn backoff(&self, attempt: u32) {
-        // Capped exponential backoff with full jitter: 50 ms, 100 ms, … up to 2 s.
-        let cap_ms = (50u64 << attempt.min(10)).min(2_000);
-        let ms = cap_ms / 2 + self.transport.random_u64() % (cap_ms / 2 + 1);
-        self.transport.sleep(Duration::from_millis(ms));
+        let pause = self
+            .retry_policy()
+            .backoff(attempt, self.transport.random_u64());
+        self.transport.sleep(pause);
     }
 
     /// Sends `call`, retrying connection failures, timeouts, 5xx and throttling; returns
@@ -186,7 +191,7 @@ impl<T: Transport> Client<T> {
         loop {
             match self.attempt(call, ok_statuses, attempt) {
                 Ok(resp) => return Ok(resp),
-                Err(f) if f.retryable && attempt < self.config.max_retries => {
+                Err(f) if f.retryable && self.retry_policy().may_retry(attempt) => {
                     attempt += 1;
                     self.backoff(attempt);
                 }
@@ -245,7 +250,7 @@ impl<T: Transport> Client<T> {
             });
             match whole {
                 Ok(resp) => return Ok((resp, attempt)),
-                Err(f) if f.retryable && attempt < self.config.max_retries => {
+                Err(f) if f.retryable && self.retry_policy().may_retry(attempt) => {
                     attempt += 1;
                     self.backoff(attempt);
                     outcome = self.attempt(call, ok_statuses, attempt);

@@ -1,22 +1,21 @@
 //! When a guest call last made progress with KS3, so the wall-clock limit follows the
 //! work: a call is stopped only after its traffic has stood still for longer than the
-//! driver's own retries could take (`(maxretries + 1) × (requesttimeout + backoff)`), never
-//! while a 1 GiB part, a long multipart copy or a delete of many keys is still moving.
+//! driver's own retries could take (the [`RetryPolicy`]'s budget, the same value the
+//! driver's client retries by), never while a 1 GiB part, a long multipart copy or a delete of many keys is still moving.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ks3_proto::RetryPolicy;
+
 /// Slack on top of the retry budget: guest CPU between requests (hashing a part, parsing
 /// a listing) is not traffic.
 const IDLE_SLACK: Duration = Duration::from_secs(30);
-/// The longest backoff between two attempts of one request (see the driver's client).
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How long a call may go without any traffic before it is stopped.
 pub(crate) fn idle_limit(request_timeout_secs: u64, max_retries: u32) -> Duration {
-    let per_attempt = Duration::from_secs(request_timeout_secs).saturating_add(MAX_BACKOFF);
-    per_attempt
-        .saturating_mul(max_retries.saturating_add(1))
+    RetryPolicy::new(max_retries, request_timeout_secs)
+        .budget()
         .saturating_add(IDLE_SLACK)
 }
 

@@ -253,7 +253,7 @@ impl<T: Transport> Driver<T> {
             }
             Err(f) => f,
         };
-        if failed.retryable && job.attempt < self.config().max_retries {
+        if failed.retryable && self.client.retry_policy().may_retry(job.attempt) {
             job.attempt += 1;
             PartOutcome::Again { backoff: true }
         } else {
@@ -315,7 +315,7 @@ impl<T: Transport> Driver<T> {
             false,
         );
         let expected = Expected::of(parts);
-        let max_retries = self.config().max_retries;
+        let policy = self.client.retry_policy();
         let mut attempt = 0;
         loop {
             let outcome = self
@@ -362,7 +362,7 @@ impl<T: Transport> Driver<T> {
             if self.completed_as_expected(key, &expected, p) {
                 return Ok(());
             }
-            if attempt >= max_retries {
+            if !policy.may_retry(attempt) {
                 return Err(CompleteError::Failed(err));
             }
             attempt += 1;

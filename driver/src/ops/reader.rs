@@ -308,7 +308,7 @@ impl<T: Transport> FileReader<T> {
     /// Drops the broken response so the next read re-opens at the current position.
     fn reconnect(&mut self, kind: IoKind, why: String) -> Result<(), DriverError> {
         self.resp = None;
-        if self.resumes >= self.driver.config().max_retries {
+        if !self.driver.client.retry_policy().may_retry(self.resumes) {
             return Err(DriverError::Io(IoError::new(
                 kind,
                 format!(
