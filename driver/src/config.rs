@@ -1,11 +1,20 @@
-//! The driver's parameters: one table, one parser, one place for validation.
+//! The driver's parameters: one table, one reader, one parser, one place for validation.
 //!
-//! Sources are merged by the caller (the host reads files, `-p` flags and
-//! `REGISTRY_STORAGE_KS3_*`; the component reads its environment); here a flat
-//! `name → value` map becomes a validated [`Config`] or a [`ConfigError`] naming the
-//! parameter and what is allowed.
+//! [`params`] is the table and the rules every source follows; [`settings`] (native
+//! only) is the one reader of parameters outside the component: a YAML file (or a
+//! distribution config's `storage.ks3`), `REGISTRY_STORAGE_KS3_*` variables, `-p` flags
+//! and the credential fallback, merged with the source of each value. The component
+//! reads the environment the host gives it. Here a flat `name → value` map becomes a
+//! validated [`Config`] or a [`ConfigError`] naming the parameter and what is allowed.
 use std::collections::BTreeMap;
-use std::fmt;
+
+mod endpoint;
+mod params;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod settings;
+
+pub use endpoint::{Endpoint, Scheme};
+pub use params::*;
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
@@ -17,36 +26,6 @@ pub use ks3_proto::limits::{MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 pub const MAX_CHUNK_SIZE: u64 = GIB;
 /// Largest `uploadconcurrency`.
 pub const MAX_UPLOAD_CONCURRENCY: u64 = 64;
-
-/// Prefix of the environment variables distribution maps onto `storage.ks3.*`.
-pub const ENV_PREFIX: &str = "REGISTRY_STORAGE_KS3_";
-/// Credential fallbacks used when `accesskey` / `secretkey` are empty (spec page).
-pub const ENV_ACCESS_KEY: &str = "KS3_ACCESS_KEY_ID";
-pub const ENV_SECRET_KEY: &str = "KS3_SECRET_ACCESS_KEY";
-/// The parameters that fall back to a variable of their own when empty.
-pub const CREDENTIAL_FALLBACKS: [(&str, &str); 2] =
-    [("accesskey", ENV_ACCESS_KEY), ("secretkey", ENV_SECRET_KEY)];
-
-/// The parameter a `REGISTRY_STORAGE_KS3_<NAME>` variable sets (`<name>` lower-cased), or
-/// `None` for any other variable. The one rule for the component's environment and the
-/// host's settings alike.
-pub fn env_param(var: &str) -> Option<String> {
-    let name = var.strip_prefix(ENV_PREFIX)?;
-    (!name.is_empty()).then(|| name.to_ascii_lowercase())
-}
-
-/// A credential's value: its own when not blank, else its fallback variable's when that is
-/// not blank (see [`CREDENTIAL_FALLBACKS`]).
-pub fn credential(
-    own: Option<&str>,
-    fallback_var: &str,
-    env: impl Fn(&str) -> Option<String>,
-) -> Option<String> {
-    match own.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) => Some(v.to_string()),
-        None => env(fallback_var).filter(|v| !v.trim().is_empty()),
-    }
-}
 
 /// Regions KS3 documents (current and legacy). Any other region needs `regionendpoint`.
 pub const KNOWN_REGIONS: &[&str] = &[
@@ -69,231 +48,8 @@ pub const KNOWN_REGIONS: &[&str] = &[
 pub use ks3_proto::names::{CANNED_ACLS as OBJECT_ACLS, STORAGE_CLASSES};
 pub use ks3_proto::sign_v4::{SigningScheme, V4Namespace};
 
-/// One documented parameter.
-pub struct ParamSpec {
-    pub name: &'static str,
-    /// The default as a user would write it; `None` when there is none (required or omitted).
-    pub default: Option<&'static str>,
-    pub secret: bool,
-    pub help: &'static str,
-}
-
-/// Every parameter the driver accepts. Anything else is an error ("unknown parameter").
-pub const PARAMETERS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "accesskey",
-        default: None,
-        secret: true,
-        help: "KS3 access key (falls back to KS3_ACCESS_KEY_ID when empty)",
-    },
-    ParamSpec {
-        name: "secretkey",
-        default: None,
-        secret: true,
-        help: "KS3 secret key (falls back to KS3_SECRET_ACCESS_KEY when empty)",
-    },
-    ParamSpec {
-        name: "region",
-        default: None,
-        secret: false,
-        help: "KS3 region, e.g. ks3-cn-beijing",
-    },
-    ParamSpec {
-        name: "bucket",
-        default: None,
-        secret: false,
-        help: "bucket holding the registry's data; must exist",
-    },
-    ParamSpec {
-        name: "regionendpoint",
-        default: None,
-        secret: false,
-        help: "endpoint override: host[:port] or http(s)://host[:port]",
-    },
-    ParamSpec {
-        name: "internal",
-        default: Some("false"),
-        secret: false,
-        help: "use the region's internal (VPC) endpoint",
-    },
-    ParamSpec {
-        name: "secure",
-        default: Some("true"),
-        secret: false,
-        help: "HTTPS (true) or HTTP (false); a scheme in regionendpoint wins",
-    },
-    ParamSpec {
-        name: "forcepathstyle",
-        default: Some("false"),
-        secret: false,
-        help: "path-style addressing (/bucket/key) instead of bucket.host",
-    },
-    ParamSpec {
-        name: "encrypt",
-        default: Some("false"),
-        secret: false,
-        help: "server-side encryption (x-kss-server-side-encryption: AES256)",
-    },
-    ParamSpec {
-        name: "chunksize",
-        default: Some("10485760"),
-        secret: false,
-        help: "multipart part size in bytes, 5 MiB to 1 GiB (a part is held in the component's memory)",
-    },
-    ParamSpec {
-        name: "uploadconcurrency",
-        default: Some("4"),
-        secret: false,
-        help: "parts of a writer's upload in flight at once, 1 to 64 (each holds a chunk in the component's memory)",
-    },
-    ParamSpec {
-        name: "rootdirectory",
-        default: Some(""),
-        secret: false,
-        help: "key prefix for all the registry's data",
-    },
-    ParamSpec {
-        name: "multipartcopythresholdsize",
-        default: Some("33554432"),
-        secret: false,
-        help: "objects larger than this move by multipart copy (0 to 5 GB, KS3's copy limit)",
-    },
-    ParamSpec {
-        name: "multipartcopychunksize",
-        default: Some("33554432"),
-        secret: false,
-        help: "part size of a multipart copy, 5 MiB to 5 GB (KS3's part limit)",
-    },
-    ParamSpec {
-        name: "multipartcopymaxconcurrency",
-        default: Some("16"),
-        secret: false,
-        help: "parts of a multipart copy in flight at once, 1 to 1000",
-    },
-    ParamSpec {
-        name: "objectacl",
-        default: Some("private"),
-        secret: false,
-        help: "canned ACL of new objects: private, public-read, public-read-write",
-    },
-    ParamSpec {
-        name: "storageclass",
-        default: None,
-        secret: false,
-        help: "x-kss-storage-class of new objects (omitted by default)",
-    },
-    ParamSpec {
-        name: "maxretries",
-        default: Some("5"),
-        secret: false,
-        help: "retries of a failed idempotent request, 0 to 20",
-    },
-    ParamSpec {
-        name: "requesttimeout",
-        default: Some("60"),
-        secret: false,
-        help: "seconds to wait for a response or between body bytes, 1 to 3600",
-    },
-    ParamSpec {
-        name: "cafile",
-        default: None,
-        secret: false,
-        help: "extra CA certificate (PEM) trusted for HTTPS (host only)",
-    },
-    ParamSpec {
-        name: "signatureversion",
-        default: Some("v2"),
-        secret: false,
-        help: "request signing: v2 (KSS HMAC-SHA1), v4 (KSS4-HMAC-SHA256, x-kss-* headers) or aws4 (AWS4-HMAC-SHA256, x-amz-* headers)",
-    },
-    ParamSpec {
-        name: "v4region",
-        default: None,
-        secret: false,
-        help: "region name of V4 signatures (default: derived from region, ks3-cn-beijing -> BEIJING); needed for regions outside KS3's table",
-    },
-];
-
-/// Looks up a parameter's spec.
-pub fn param_spec(name: &str) -> Option<&'static ParamSpec> {
-    PARAMETERS.iter().find(|p| p.name == name)
-}
-
-/// A parameter with a bad value, or a missing required one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub parameter: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    fn new(parameter: &str, message: impl Into<String>) -> Self {
-        ConfigError {
-            parameter: parameter.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "parameter `{}`: {}", self.parameter, self.message)
-    }
-}
-
 /// Credentials are held as [`Secret`]s (`Debug` masks them).
 pub use ks3_proto::Secret;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-    fn default_port(self) -> u16 {
-        match self {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        }
-    }
-}
-
-/// Where requests go and how the bucket is addressed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub scheme: Scheme,
-    /// The host requests are sent to (with the bucket label in virtual-hosted style).
-    pub host: String,
-    /// An explicit port; `None` means the scheme's default.
-    pub port: Option<u16>,
-    /// `/bucket/key` paths instead of `bucket.host/key`.
-    pub path_style: bool,
-}
-
-impl Endpoint {
-    /// `host[:port]`, the port omitted when it is the scheme's default.
-    pub fn authority(&self) -> String {
-        match self.port {
-            Some(p) if p != self.scheme.default_port() => format!("{}:{p}", self.host),
-            _ => self.host.clone(),
-        }
-    }
-    /// The port connections go to.
-    pub fn port_or_default(&self) -> u16 {
-        self.port.unwrap_or(self.scheme.default_port())
-    }
-    /// `scheme://authority`
-    pub fn base_url(&self) -> String {
-        format!("{}://{}", self.scheme.as_str(), self.authority())
-    }
-}
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -325,9 +81,6 @@ pub struct Config {
     /// one are refused).
     pub v4_region: Option<String>,
 }
-
-/// Parameters as strings, by lower-case name.
-pub type Params = BTreeMap<String, String>;
 
 impl Config {
     /// Parts a writer keeps in flight at once: `uploadconcurrency`, lowered as needed so
@@ -408,7 +161,7 @@ impl Config {
         let internal = parse_bool("internal", get("internal"))?;
         let secure = parse_bool("secure", get("secure"))?;
         let force_path_style = parse_bool("forcepathstyle", get("forcepathstyle"))?;
-        let endpoint = endpoint(
+        let endpoint = endpoint::endpoint(
             bucket,
             region,
             region_endpoint,
@@ -493,29 +246,15 @@ impl Config {
         })
     }
 
-    /// Reads `REGISTRY_STORAGE_KS3_*` (and the credential fallbacks) from `vars`, the way
-    /// the component reads its environment.
+    /// Reads `REGISTRY_STORAGE_KS3_*` from `vars`, the way the component reads its
+    /// environment. No credential fallback here: the host resolved it before writing the
+    /// component's environment, which carries the credentials themselves.
     pub fn from_env_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let vars: BTreeMap<String, String> = vars.into_iter().collect();
-        Config::from_params(&params_from_env(&vars), |k| vars.get(k).cloned())
+        Config::from_params(&params_from_env(&vars), |_| None)
     }
-}
-
-/// The `REGISTRY_STORAGE_KS3_<NAME>` variables of `vars` as parameters (`<name>` lower-cased).
-pub fn params_from_env(vars: &BTreeMap<String, String>) -> Params {
-    vars.iter()
-        .filter_map(|(k, v)| env_param(k).map(|n| (n, v.clone())))
-        .collect()
-}
-
-/// The environment that carries `params` into the component.
-pub fn params_to_env(params: &Params) -> Vec<(String, String)> {
-    params
-        .iter()
-        .map(|(k, v)| (format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()), v.clone()))
-        .collect()
 }
 
 fn parse_bool(name: &str, v: Option<&str>) -> Result<bool, ConfigError> {
@@ -619,118 +358,6 @@ fn signing(
         ));
     }
     Ok((scheme, v4_region))
-}
-
-fn is_ip_or_localhost(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with('[')
-}
-
-/// `raw` with anything before an `@` (after a scheme) replaced by `***`.
-fn hide_userinfo(raw: &str) -> String {
-    let (scheme, rest) = match raw.split_once("://") {
-        Some((s, r)) => (format!("{s}://"), r),
-        None => (String::new(), raw),
-    };
-    match rest.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}***@{host}"),
-        None => raw.to_string(),
-    }
-}
-
-fn endpoint(
-    bucket: &str,
-    region: &str,
-    region_endpoint: Option<&str>,
-    internal: bool,
-    secure: bool,
-    force_path_style: bool,
-) -> Result<Endpoint, ConfigError> {
-    let mut scheme = if secure { Scheme::Https } else { Scheme::Http };
-    let (host, port) = match region_endpoint {
-        None => {
-            let suffix = if internal { "-internal" } else { "" };
-            (format!("{region}{suffix}.ksyuncs.com"), None)
-        }
-        Some(raw) => {
-            // `user:password@host`: refused without echoing the credentials.
-            if raw.contains('@') {
-                return Err(ConfigError::new(
-                    "regionendpoint",
-                    format!(
-                        "`{}`: credentials (user:password@) are not allowed in the endpoint; \
-                         use accesskey and secretkey",
-                        hide_userinfo(raw)
-                    ),
-                ));
-            }
-            let mut rest = raw;
-            if let Some((s, r)) = raw.split_once("://") {
-                scheme = match s.to_ascii_lowercase().as_str() {
-                    "http" => Scheme::Http,
-                    "https" => Scheme::Https,
-                    _ => {
-                        return Err(ConfigError::new(
-                            "regionendpoint",
-                            format!("`{raw}`: the scheme must be http or https"),
-                        ))
-                    }
-                };
-                rest = r;
-            }
-            let rest = rest.strip_suffix('/').unwrap_or(rest);
-            if rest.contains('/') || rest.contains('?') || rest.contains('@') || rest.contains('#')
-            {
-                return Err(ConfigError::new(
-                    "regionendpoint",
-                    format!("`{raw}`: give host[:port] or scheme://host[:port], without a path"),
-                ));
-            }
-            parse_host_port(rest).ok_or_else(|| {
-                ConfigError::new(
-                    "regionendpoint",
-                    format!("`{raw}` is not a valid host[:port]"),
-                )
-            })?
-        }
-    };
-    let host = host.to_ascii_lowercase();
-    let path_style = force_path_style || is_ip_or_localhost(&host);
-    // An endpoint that already names the bucket (bucket.ks3-….com) is used as it is.
-    let host = if path_style || host.starts_with(&format!("{bucket}.")) {
-        host
-    } else {
-        format!("{bucket}.{host}")
-    };
-    Ok(Endpoint {
-        scheme,
-        host,
-        port,
-        path_style,
-    })
-}
-
-fn parse_host_port(s: &str) -> Option<(String, Option<u16>)> {
-    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().ok()?),
-            None if after.is_empty() => None,
-            None => return None,
-        };
-        (format!("[{h}]"), port)
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.parse::<u16>().ok()?)),
-            None => (s.to_string(), None),
-        }
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let ok = !bare.is_empty()
-        && bare.len() <= 253
-        && bare
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b':');
-    (ok && port != Some(0)).then_some((host, port))
 }
 
 fn normalize_root(root: &str) -> Result<String, ConfigError> {

@@ -1,23 +1,15 @@
-//! Configuration: the host's merge of YAML, `REGISTRY_STORAGE_KS3_*` variables and `-p`
-//! flags (`host/src/settings.rs`), then the driver's parameter validation
+//! Configuration: the one merge of YAML, `REGISTRY_STORAGE_KS3_*` variables and `-p`
+//! flags (`driver/src/config/settings.rs`), then the driver's parameter validation
 //! (`driver/src/config.rs`).
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ks3_driver_component::config::settings::Settings;
 use ks3_driver_component::config::{
     params_from_env, params_to_env, Config, MAX_CHUNK_SIZE, MIN_PART_SIZE,
 };
 
 use crate::input::Fields;
-
-// The host's settings module, compiled from its own source: depending on the host crate
-// would make the fuzz build compile wasmtime and the wasm component, and nothing in this
-// module uses either.
-#[allow(dead_code)]
-#[path = "../../host/src/settings.rs"]
-mod settings;
-
-use settings::Settings;
 
 /// A secret key no parameter or error text contains by chance.
 const CANARY: &str = "Canary-S3cret-5f1d0e2c";

@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ks3_driver_host::settings::Settings;
 use ks3_driver_host::Params;
 use serde_norway::{Mapping, Value};
 
 /// Where blobs and manifests live.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Storage {
-    /// No storage configured: an in-memory `ks3-local` started in-process.
+    /// No storage configured. The registry itself needs a driver then
+    /// ([`crate::Registry::with_driver`]): the `ks3-driver` command line starts an
+    /// in-memory `ks3-local` for it.
     Embedded,
     /// The KS3 driver with these parameters (`storage.ks3`).
     Ks3(Params),
@@ -127,7 +130,7 @@ pub struct Config {
     pub limits: Limits,
     /// `storage.maintenance.uploadpurging`.
     pub upload_purging: UploadPurging,
-    /// What was ignored: printed to stderr when the registry starts.
+    /// What was ignored: logged as warnings when the registry starts.
     pub warnings: Vec<String>,
 }
 
@@ -148,17 +151,18 @@ impl Default for Config {
     }
 }
 
-/// A bad value, naming its key.
+/// A bad value, naming its key (`storage.delete.enabled`): the shape of the driver's
+/// `ConfigError`, whose `parameter` is a driver parameter's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
+#[error("{parameter}: {message}")]
 pub struct ConfigError {
-    pub key: String,
+    pub parameter: String,
     pub message: String,
 }
 
-fn err(key: &str, message: impl Into<String>) -> ConfigError {
+fn err(parameter: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
-        key: key.to_string(),
+        parameter: parameter.to_string(),
         message: message.into(),
     }
 }
@@ -213,7 +217,11 @@ impl Config {
             return Err(err("config", "not a YAML map"));
         }
         apply_env(&mut tree, env);
-        Self::from_tree(&tree)
+        let mut c = Self::from_tree(&tree)?;
+        if let Some(params) = ks3_params(&tree, env)? {
+            c.storage = Storage::Ks3(params);
+        }
+        Ok(c)
     }
 
     /// The configuration from the `REGISTRY_*` variables of this process alone.
@@ -335,17 +343,8 @@ impl Config {
         for (k, v) in section(v, "storage")? {
             let key = key_str(k);
             match key.as_str() {
-                "ks3" => {
-                    let mut params = Params::new();
-                    if !v.is_null() {
-                        for (pk, pv) in section(v, "storage.ks3")? {
-                            let pk = key_str(pk);
-                            let value = scalar_string(pv, &format!("storage.ks3.{pk}"))?;
-                            params.insert(pk, value);
-                        }
-                    }
-                    self.storage = Storage::Ks3(params);
-                }
+                // The driver's parameters: see `ks3_params`.
+                "ks3" => {}
                 "delete" => {
                     for (k, v) in section(v, "storage.delete")? {
                         match key_str(k).as_str() {
@@ -531,14 +530,34 @@ fn process_env() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `storage.ks3` and the `REGISTRY_STORAGE_KS3_*` variables: the driver's parameters,
+/// read by the driver's one reader of them ([`Settings`], as the command line's are);
+/// `None` when neither is there.
+fn ks3_params(tree: &Value, env: &BTreeMap<String, String>) -> Result<Option<Params>, ConfigError> {
+    let section = tree.get("storage").and_then(|s| s.get("ks3"));
+    let mut settings = Settings::new();
+    if let Some(section) = section {
+        settings
+            .apply_section(section, Path::new("storage.ks3"))
+            .map_err(|e| err("storage.ks3", e.message))?;
+    }
+    settings.apply_env(env);
+    let any = section.is_some() || settings.iter().next().is_some();
+    Ok(any.then(|| settings.params()))
+}
+
 /// Applies `REGISTRY_A_B_C=value` as `a.b.c: value`, in the lexical order of the names
-/// (as distribution does, so `REGISTRY_STORAGE` comes before `REGISTRY_STORAGE_KS3_…`).
-/// Values stay strings; the typed readers accept `true`, `100`, `30s` as text.
+/// (as distribution does). `REGISTRY_STORAGE_KS3_<NAME>`, a driver parameter, is left to
+/// the driver's reader (`ks3_params`). Values stay strings; the typed readers accept
+/// `true`, `100`, `30s` as text.
 fn apply_env(tree: &mut Value, env: &BTreeMap<String, String>) {
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("REGISTRY_") else {
             continue;
         };
+        if ks3_driver_host::settings::env_param(name).is_some() {
+            continue;
+        }
         let path: Vec<String> = rest.split('_').map(|s| s.to_ascii_lowercase()).collect();
         if path.iter().any(|p| p.is_empty()) {
             continue;
@@ -605,17 +624,6 @@ fn string(v: &Value, key: &str) -> Result<String, ConfigError> {
     match v {
         Value::String(s) => Ok(s.clone()),
         _ => Err(err(key, "must be a string")),
-    }
-}
-
-/// Driver parameters are strings; YAML numbers and booleans are written as such.
-fn scalar_string(v: &Value, key: &str) -> Result<String, ConfigError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        Value::Null => Ok(String::new()),
-        _ => Err(err(key, "must be a string, number or boolean")),
     }
 }
 
@@ -795,7 +803,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let e = |y: &str| Config::from_yaml(y).expect_err(y).key;
+        let e = |y: &str| Config::from_yaml(y).expect_err(y).parameter;
         assert_eq!(
             e("storage:\n  delete:\n    enabled: yes please\n"),
             "storage.delete.enabled"
@@ -820,7 +828,7 @@ mod tests {
         let env_bad =
             Config::from_yaml_and_env("", &env(&[("REGISTRY_STORAGE_DELETE_ENABLED", "maybe")]))
                 .expect_err("bad env");
-        assert_eq!(env_bad.key, "storage.delete.enabled");
+        assert_eq!(env_bad.parameter, "storage.delete.enabled");
     }
 
     #[test]
@@ -863,7 +871,7 @@ mod tests {
         assert!(!c.upload_purging.enabled && c.upload_purging.dry_run);
         assert_eq!(c.upload_purging.age, Duration::from_secs(7200));
 
-        let e = |y: &str| Config::from_yaml(y).expect_err(y).key;
+        let e = |y: &str| Config::from_yaml(y).expect_err(y).parameter;
         assert_eq!(
             e("storage:\n  maintenance:\n    uploadpurging:\n      age: a week\n"),
             "storage.maintenance.uploadpurging.age"

@@ -34,7 +34,7 @@ pub fn main(cli: &Cli, args: &RegistryArgs) -> ExitCode {
 async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     let usage = |m: String| (2u8, m);
     let mut config = Config::load(cli.config.as_deref())
-        .map_err(|e| usage(format!("configuration: {}: {}", e.key, e.message)))?;
+        .map_err(|e| usage(format!("configuration: {}: {}", e.parameter, e.message)))?;
     // The same merge as every other command: when any driver parameter is set, that is
     // the storage; with none at all the registry runs on an embedded in-memory server.
     let settings = super::resolve_settings(cli).map_err(usage)?;
