@@ -1,5 +1,6 @@
-//! HTTP dates (RFC 1123, `Date`/`Last-Modified`) and ISO 8601 (`LastModified` in XML),
-//! without a calendar crate: the civil-from-days algorithm is a dozen lines.
+//! HTTP dates (RFC 1123, `Date`/`Last-Modified`), ISO 8601 (`LastModified` in XML) and
+//! RFC 3339 as Go writes and reads it (distribution's `startedat`), without a calendar
+//! crate: the civil-from-days algorithm is a dozen lines. The workspace's one calendar.
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [
@@ -162,6 +163,71 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     unix_secs(y, m as u32, d as u32, hh, mm, ss)
 }
 
+/// `2026-11-25T08:00:00Z`: RFC 3339 in UTC without fractions, as Go's `time.RFC3339`
+/// writes a UTC time (distribution's upload `startedat`).
+pub fn rfc3339(unix_secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = split(unix_secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// Unix seconds of an RFC 3339 time (`2023-05-11T10:00:00Z`, with optional fractions and
+/// a numeric offset), as Go's `time.Parse(time.RFC3339, …)` reads it.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r| num_in(s, r);
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    if h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let rb = rest.as_bytes();
+            if rb.len() != 6 || !matches!(rb[0], b'+' | b'-') || rb[3] != b':' {
+                return None;
+            }
+            let oh: i64 = num_in(rest, 1..3)?;
+            let om: i64 = num_in(rest, 4..6)?;
+            let o = oh * 3600 + om * 60;
+            if rb[0] == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+    };
+    // mo and d are in range, so the casts are exact.
+    unix_secs(y, mo as u32, d as u32, h, mi, se)?.checked_sub(offset)
+}
+
+/// The digits of `s[r]` as a number; `None` for anything else (a sign included).
+fn num_in(s: &str, r: std::ops::Range<usize>) -> Option<i64> {
+    let t = s.get(r)?;
+    if t.bytes().all(|c| c.is_ascii_digit()) {
+        t.parse().ok()
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +309,37 @@ mod tests {
         ] {
             assert_eq!(parse_amz_date(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn rfc3339_as_go_reads_it() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2023-05-11T10:00:00Z"), Some(1_683_799_200));
+        assert_eq!(
+            parse_rfc3339("2023-05-11T12:00:00.123+02:00"),
+            Some(1_683_799_200)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00-01:30"),
+            Some(951_787_800)
+        );
+        for bad in [
+            "",
+            "2023-05-11",
+            "2023-05-11 10:00:00Z",
+            "2023-13-11T10:00:00Z",
+            "2023-05-11T10:00:00",
+            "2023-05-11T10:00:00.Z",
+            "2023-05-11T10:00:00+0200",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_as_go_writes_it() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_683_799_200), "2023-05-11T10:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
