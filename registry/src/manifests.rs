@@ -34,6 +34,40 @@ fn parse_ref(reference: &str) -> Result<Ref> {
     }
 }
 
+/// A reference to read or delete by: one that is neither a valid tag nor a digest names
+/// no manifest, so it is `404 MANIFEST_UNKNOWN` as the spec's endpoint table has it (not a
+/// 400 the table does not list; distribution 2.8.2 answers its router's plain 404 for
+/// most, and 500 for a malformed digest).
+fn parse_ref_to_read(name: &str, reference: &str) -> Result<Ref> {
+    parse_ref(reference).map_err(|_| {
+        RegistryError::ManifestUnknown(format!(
+            "manifest {} is not in {name}: not a tag or a digest",
+            printable(reference)
+        ))
+    })
+}
+
+/// The tags a `PUT` creates besides its reference: `?tag=<tag>`, repeatable
+/// (distribution-spec main, "Pushing manifests with tags"); each must be a valid tag.
+fn query_tags(query: &[(String, String)]) -> Result<Vec<String>> {
+    let mut tags: Vec<String> = Vec::new();
+    for (k, v) in query {
+        if k != "tag" {
+            continue;
+        }
+        if !valid_tag(v) {
+            return Err(RegistryError::TagInvalid(format!(
+                "`{}` is not a valid tag",
+                printable(v)
+            )));
+        }
+        if !tags.contains(v) {
+            tags.push(v.clone());
+        }
+    }
+    Ok(tags)
+}
+
 /// The digest a reference resolves to in `name`, if the repository links that manifest
 /// (whether its bytes exist is for the read to tell).
 async fn resolve(app: &App, name: &str, r: &Ref) -> Result<Option<Digest>> {
@@ -58,7 +92,7 @@ pub async fn get(
     name: &str,
     reference: &str,
 ) -> Result<Response<Body>> {
-    let r = parse_ref(reference)?;
+    let r = parse_ref_to_read(name, reference)?;
     let unknown = || {
         RegistryError::ManifestUnknown(format!(
             "manifest {} is not in {name}",
@@ -131,9 +165,16 @@ pub async fn put(
     headers: &HeaderMap,
     name: &str,
     reference: &str,
+    query: &[(String, String)],
     body: Incoming,
 ) -> Result<Response<Body>> {
     let r = parse_ref(reference)?;
+    let mut tags = query_tags(query)?;
+    if let Ref::Tag(tag) = &r {
+        if !tags.contains(tag) {
+            tags.insert(0, tag.clone());
+        }
+    }
     // Read up to the limit before refusing (rather than refusing on Content-Length), so
     // a client just over it gets the 413 instead of a connection closed mid-body.
     let bytes = BodyReader::new(body, app.config.limits.body_timeout, None)
@@ -203,7 +244,7 @@ pub async fn put(
             .write_link(&layout::referrer_link(name, subject, &d), &d)
             .await?;
     }
-    if let Ref::Tag(tag) = &r {
+    for tag in &tags {
         // distribution's order: the tag's index entry, then its current link.
         app.store
             .write_link(&layout::tag_index_link(name, tag, &d), &d)
@@ -218,6 +259,10 @@ pub async fn put(
         ("docker-content-digest", d.to_string()),
         ("content-length", "0".to_string()),
     ];
+    if matches!(r, Ref::Digest(_)) && !tags.is_empty() {
+        // The spec's answer to `?tag=`: every tag the push created.
+        h.push(("oci-tag", tags.join(", ")));
+    }
     if let Some(subject) = &parsed.subject {
         h.push(("oci-subject", subject.to_string()));
     }
@@ -235,7 +280,7 @@ fn too_large() -> RegistryError {
 /// only the tag goes (distribution v3 and the spec).
 pub async fn delete(app: &App, name: &str, reference: &str) -> Result<Response<Body>> {
     app.require_delete()?;
-    let r = parse_ref(reference)?;
+    let r = parse_ref_to_read(name, reference)?;
     let unknown = || {
         RegistryError::ManifestUnknown(format!(
             "manifest {} is not in {name}",

@@ -212,7 +212,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
             manifests::get(app, method, headers, &name, &reference).await
         }
         Route::Manifest { name, reference } if method == Method::PUT => {
-            manifests::put(app, headers, &name, &reference, body).await
+            manifests::put(app, headers, &name, &reference, &query, body).await
         }
         Route::Manifest { name, reference } if method == Method::DELETE => {
             manifests::delete(app, &name, &reference).await
@@ -224,7 +224,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
             uploads::patch(app, &name, &id, headers, client, body).await
         }
         Route::Upload { name, id } if method == Method::PUT => {
-            uploads::put(app, &name, &id, &query, client, body).await
+            uploads::put(app, &name, &id, headers, &query, client, body).await
         }
         Route::Upload { name, id } if method == Method::GET => {
             uploads::status(app, &name, &id).await
