@@ -38,6 +38,7 @@ mod upload_guard;
 mod uploads;
 
 use std::sync::Arc;
+pub mod token_auth;
 
 use ks3_driver_host::{Driver, Runtime};
 use tokio::net::TcpListener;
