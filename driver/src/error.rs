@@ -61,6 +61,20 @@ pub struct IoError {
     pub message: String,
 }
 
+impl From<crate::http::TransportErrorKind> for IoKind {
+    fn from(k: crate::http::TransportErrorKind) -> Self {
+        use crate::http::TransportErrorKind as T;
+        match k {
+            T::Connect => IoKind::Connect,
+            T::Timeout => IoKind::Timeout,
+            T::Dropped => IoKind::Dropped,
+            T::Denied => IoKind::Denied,
+            T::TlsCertificate => IoKind::TlsCertificate(None),
+            T::Protocol => IoKind::BadResponse,
+        }
+    }
+}
+
 impl IoError {
     pub fn new(kind: IoKind, message: impl Into<String>) -> Self {
         IoError {
@@ -107,6 +121,21 @@ impl DriverError {
         Self::io_kind(e.kind.into(), path, format!("{what}: {e}"))
     }
 
+    /// A short, stable name of the variant (`path-not-found`, `backend`, …), as the CLI
+    /// prints it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriverError::PathNotFound(_) => "path-not-found",
+            DriverError::InvalidPath(_) => "invalid-path",
+            DriverError::InvalidOffset { .. } => "invalid-offset",
+            DriverError::UnsupportedMethod(_) => "unsupported-method",
+            DriverError::Backend(_) => "backend",
+            DriverError::Config { .. } => "config",
+            DriverError::Io(_) => "io",
+            DriverError::InvalidState(_) => "invalid-state",
+        }
+    }
+
     /// The kind of an `Io` error.
     pub fn io_kind_of(&self) -> Option<IoKind> {
         match self {
@@ -141,6 +170,9 @@ impl fmt::Display for DriverError {
             DriverError::InvalidPath(p) => write!(f, "{n}: invalid path: {p}"),
             DriverError::InvalidOffset { path, offset } => {
                 write!(f, "{n}: invalid offset: {offset} for path: {path}")
+            }
+            DriverError::UnsupportedMethod(m) if m.is_empty() => {
+                write!(f, "{n}: unsupported method")
             }
             DriverError::UnsupportedMethod(m) => write!(f, "{n}: unsupported method: {m}"),
             DriverError::Backend(b) => {

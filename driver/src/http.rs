@@ -114,20 +114,6 @@ impl TransportError {
     }
 }
 
-impl From<TransportErrorKind> for crate::error::IoKind {
-    fn from(k: TransportErrorKind) -> Self {
-        use crate::error::IoKind;
-        match k {
-            TransportErrorKind::Connect => IoKind::Connect,
-            TransportErrorKind::Timeout => IoKind::Timeout,
-            TransportErrorKind::Dropped => IoKind::Dropped,
-            TransportErrorKind::Denied => IoKind::Denied,
-            TransportErrorKind::TlsCertificate => IoKind::TlsCertificate(None),
-            TransportErrorKind::Protocol => IoKind::BadResponse,
-        }
-    }
-}
-
 /// How a refused server certificate starts its error text (the host adds what was wrong
 /// with it).
 pub const TLS_CERTIFICATE_REFUSED: &str = "TLS certificate refused";

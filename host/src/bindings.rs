@@ -15,6 +15,8 @@ use wasmtime::component::{
 };
 use wasmtime_wasi::p2::DynInputStream;
 
+use crate::error::{BackendError, DriverError, IoError, IoKind};
+
 /// The exported interface, by its versioned name.
 pub const INTERFACE: &str = "ks3:storage-driver/driver@0.1.0";
 
@@ -76,22 +78,6 @@ pub enum WitIoKind {
     Other,
 }
 
-impl From<WitIoKind> for ks3_driver_component::error::IoKind {
-    fn from(k: WitIoKind) -> Self {
-        use ks3_driver_component::error::IoKind;
-        match k {
-            WitIoKind::Connect => IoKind::Connect,
-            WitIoKind::Timeout => IoKind::Timeout,
-            WitIoKind::Dropped => IoKind::Dropped,
-            WitIoKind::TlsCertificate => IoKind::TlsCertificate(None),
-            WitIoKind::Denied => IoKind::Denied,
-            WitIoKind::BadResponse => IoKind::BadResponse,
-            WitIoKind::Integrity => IoKind::Integrity,
-            WitIoKind::Other => IoKind::Other,
-        }
-    }
-}
-
 #[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
 #[component(record)]
 pub struct WitIoError {
@@ -118,6 +104,50 @@ pub enum WitError {
     Io(WitIoError),
     #[component(name = "invalid-state")]
     InvalidState(String),
+}
+
+/// The WIT `driver-error` as the driver's own type: the one place the host converts a
+/// driver error (the component's `convert` is the other side of the same boundary).
+impl From<WitError> for DriverError {
+    fn from(e: WitError) -> Self {
+        match e {
+            WitError::PathNotFound(path) => DriverError::PathNotFound(path),
+            WitError::InvalidPath(path) => DriverError::InvalidPath(path),
+            WitError::InvalidOffset(o) => DriverError::InvalidOffset {
+                path: o.path,
+                offset: o.offset,
+            },
+            WitError::UnsupportedMethod(m) => DriverError::UnsupportedMethod(m),
+            WitError::Backend(b) => DriverError::Backend(BackendError {
+                code: b.code,
+                status: b.status,
+                message: b.message,
+                request_id: b.request_id,
+                path: b.path,
+            }),
+            WitError::Config(c) => DriverError::Config {
+                parameter: c.parameter,
+                message: c.message,
+            },
+            WitError::Io(e) => DriverError::Io(IoError::new(io_kind(e.kind), e.message)),
+            WitError::InvalidState(m) => DriverError::InvalidState(m),
+        }
+    }
+}
+
+fn io_kind(k: WitIoKind) -> IoKind {
+    match k {
+        WitIoKind::Connect => IoKind::Connect,
+        WitIoKind::Timeout => IoKind::Timeout,
+        WitIoKind::Dropped => IoKind::Dropped,
+        // The guest cannot tell what was wrong with the certificate; the session adds
+        // what the host saw.
+        WitIoKind::TlsCertificate => IoKind::TlsCertificate(None),
+        WitIoKind::Denied => IoKind::Denied,
+        WitIoKind::BadResponse => IoKind::BadResponse,
+        WitIoKind::Integrity => IoKind::Integrity,
+        WitIoKind::Other => IoKind::Other,
+    }
 }
 
 /// A WIT `result<T, driver-error>` as a single-result list.

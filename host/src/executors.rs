@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::error::Error;
+use crate::error::{Error, SandboxKind};
 
 /// The most executor threads a runtime starts (one per core up to this).
 pub(crate) const MAX_THREADS: usize = 16;
@@ -127,7 +127,10 @@ impl Executors {
     {
         let threads = self.threads()?;
         let Some(ex) = pick(&threads) else {
-            return Err(Error::Runtime("no driver executor thread".into()));
+            return Err(Error::sandbox(
+                SandboxKind::Start,
+                "no driver executor thread",
+            ));
         };
         ex.busy.fetch_add(1, Ordering::Relaxed);
         let busy = Busy(Arc::clone(&ex.busy));
@@ -142,8 +145,9 @@ impl Executors {
         match AbortOnDrop(task).await {
             Ok(r) => r,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(Error::Runtime(
-                "the driver's executor stopped during the call".into(),
+            Err(_) => Err(Error::sandbox(
+                SandboxKind::Broken,
+                "the driver's executor stopped during the call",
             )),
         }
     }
@@ -193,11 +197,21 @@ fn start(i: usize, cpu: Option<usize>) -> Result<Executor, Error> {
                 let _ = stopped.await;
             });
         })
-        .map_err(|e| Error::Runtime(format!("cannot start a driver thread: {e}")))?;
+        .map_err(|e| {
+            Error::sandbox(
+                SandboxKind::Start,
+                format!("cannot start a driver thread: {e}"),
+            )
+        })?;
     let (handle, cpu) = handle_rx
         .recv()
-        .map_err(|_| Error::Runtime("a driver thread ended at start".into()))?
-        .map_err(|e| Error::Runtime(format!("cannot start a driver thread's runtime: {e}")))?;
+        .map_err(|_| Error::sandbox(SandboxKind::Start, "a driver thread ended at start"))?
+        .map_err(|e| {
+            Error::sandbox(
+                SandboxKind::Start,
+                format!("cannot start a driver thread's runtime: {e}"),
+            )
+        })?;
     Ok(Executor {
         handle,
         busy: Arc::new(AtomicUsize::new(0)),

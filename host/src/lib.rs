@@ -20,8 +20,8 @@
 //! few warm instances of the same driver, readers, writers and walkers get fresh ones,
 //! and an instance whose call trapped or timed out is never used again. wasi:http egress
 //! only to the configured endpoint, guest request timeouts capped, a memory limit and a
-//! wall-clock limit. A trap is an [`Error::Runtime`] and does not affect the next
-//! operation.
+//! wall-clock limit. A trap is an [`Error::Sandbox`] and does not affect the next
+//! operation; the driver's own errors are [`Error::Driver`], its [`DriverError`] as is.
 //!
 //! Environment:
 //! * `KS3_DRIVER_LOG=1` — log each KS3 request (method, path without query, status, time,
@@ -49,14 +49,19 @@ mod egress;
 mod engine_config;
 mod error;
 mod executors;
+mod reader;
 pub mod native;
 pub mod runtime;
+mod session;
 pub mod settings;
+mod writer;
 
 pub use bytes::Bytes;
 pub use cache::LoadInfo;
 pub use driver::{Driver, FileInfo, FileReader, FileWriter, WalkControl};
-pub use error::{CertificateProblem, Error, IoError, IoKind};
+pub use error::{
+    CertificateProblem, DriverError, Error, IoError, IoKind, SandboxError, SandboxKind,
+};
 pub use ks3_driver_component::config::{
     Config, Params, SigningScheme, V4Namespace, ENV_PREFIX, PARAMETERS,
 };

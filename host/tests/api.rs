@@ -7,7 +7,7 @@ use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ks3_driver_host::{Driver, Error, WalkControl};
+use ks3_driver_host::{Driver, DriverError, Error, WalkControl};
 use ks3_local::{FaultAction, FaultRule};
 
 async fn driver(test: &str) -> Driver {
@@ -37,7 +37,7 @@ async fn put_get_stat_delete_round_trip() {
     d.delete("/a/b/file").await.unwrap();
     assert!(matches!(
         d.get_content("/a/b/file").await,
-        Err(Error::PathNotFound { path }) if path == "/a/b/file"
+        Err(Error::Driver(DriverError::PathNotFound(path))) if path == "/a/b/file"
     ));
 }
 
@@ -53,7 +53,7 @@ async fn missing_paths_are_path_not_found() {
         d.mv("/nope", "/other").await,
     ] {
         match r {
-            Err(Error::PathNotFound { path }) => assert_eq!(path, "/nope"),
+            Err(Error::Driver(DriverError::PathNotFound(path))) => assert_eq!(path, "/nope"),
             other => panic!("expected PathNotFound, got {other:?}"),
         }
     }
@@ -67,13 +67,13 @@ async fn invalid_paths_and_offsets() {
     let d = driver("invalid").await;
     for p in ["", "a", "/a/", "/a//b", "/a b", "/ä"] {
         match d.get_content(p).await {
-            Err(Error::InvalidPath { path }) => assert_eq!(path, p),
+            Err(Error::Driver(DriverError::InvalidPath(path))) => assert_eq!(path, p),
             other => panic!("{p:?}: expected InvalidPath, got {other:?}"),
         }
     }
     d.put_content("/f", b"x").await.unwrap();
     match d.reader("/f", -1).await {
-        Err(e @ Error::InvalidOffset { .. }) => {
+        Err(e @ Error::Driver(DriverError::InvalidOffset { .. })) => {
             assert_eq!(e.to_string(), "ks3: invalid offset: -1 for path: /f")
         }
         Err(e) => panic!("expected InvalidOffset, got {e:?}"),
@@ -230,7 +230,7 @@ async fn writer_close_resume_and_cancel() {
     assert!(d.stat("/w/cancelled").await.unwrap_err().is_not_found());
     assert!(matches!(
         d.writer("/w/cancelled", true).await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
 
     // A committed writer refuses more data.
@@ -239,7 +239,7 @@ async fn writer_close_resume_and_cancel() {
     w.commit().await.unwrap();
     assert!(matches!(
         w.write(b"more").await,
-        Err(Error::InvalidState(_))
+        Err(Error::Driver(DriverError::InvalidState(_)))
     ));
     w.close().await.unwrap();
     assert_eq!(d.get_content("/w/done").await.unwrap(), b"abc");
@@ -300,12 +300,15 @@ async fn walk_with_skip_and_stop() {
 
     let err = d
         .walk("/r", Some("/r/b"), |i| {
-            Err(Error::InvalidState(format!("callback refused {}", i.path)))
+            Err(Error::Driver(DriverError::InvalidState(format!(
+                "callback refused {}",
+                i.path
+            ))))
         })
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidState(m) if m.starts_with("callback refused /r/b")),
+        matches!(&err, Error::Driver(DriverError::InvalidState(m)) if m.starts_with("callback refused /r/b")),
         "{err:?}"
     );
 
@@ -359,7 +362,7 @@ async fn wrong_secret_is_a_backend_error_with_ks3_code() {
     let d = Driver::new(p).await.unwrap();
     let e = d.put_content("/x", b"data").await.unwrap_err();
     match &e {
-        Error::Backend(b) => {
+        Error::Driver(DriverError::Backend(b)) => {
             assert_eq!(b.code, "SignatureDoesNotMatch");
             assert_eq!(b.status, 403);
             assert!(!b.request_id.is_empty(), "{b:?}");
@@ -388,7 +391,7 @@ async fn configuration_errors_name_the_parameter() {
         let mut p = params("config");
         p.insert(k.into(), v.into());
         match Driver::new(p).await {
-            Err(Error::Config { parameter, message }) => {
+            Err(Error::Driver(DriverError::Config { parameter, message })) => {
                 assert_eq!(parameter, k);
                 assert!(!message.is_empty());
             }

@@ -28,7 +28,7 @@ async fn egress_to_another_host_is_refused() {
     let e = d.put_content("/x", b"data").await.unwrap_err();
     let msg = e.to_string();
     let a_authority = a.endpoint().trim_start_matches("http://").to_string();
-    assert!(matches!(e, Error::Runtime(_)), "{e:?}");
+    assert!(matches!(e, Error::Sandbox(_)), "{e:?}");
     assert!(msg.starts_with("ks3: sandbox: "), "{msg}");
     assert!(msg.contains("refused"), "{msg}");
     assert!(
@@ -44,7 +44,7 @@ async fn egress_to_another_host_is_refused() {
         d.delete("/x").await,
     ] {
         assert!(
-            matches!(r, Err(Error::Runtime(ref m)) if m.contains("refused")),
+            matches!(r, Err(Error::Sandbox(ref m)) if m.message.contains("refused")),
             "{r:?}"
         );
     }
@@ -96,7 +96,7 @@ async fn memory_limit_trap_does_not_poison_the_next_call() {
 
     let e = d.get_content("/big").await.unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, Error::Runtime(_)), "{e:?}");
+    assert!(matches!(e, Error::Sandbox(_)), "{e:?}");
     assert!(msg.contains("memory limit of 24 MiB"), "{msg}");
     assert!(msg.contains("get-content /big"), "{msg}");
 
@@ -136,7 +136,7 @@ async fn wall_clock_limit_stops_a_slow_operation() {
     let e = d.get_content("/slow").await.unwrap_err();
     let took = started.elapsed();
     assert!(
-        matches!(&e, Error::Runtime(m) if m.contains("wall-clock")),
+        matches!(&e, Error::Sandbox(m) if m.message.contains("wall-clock")),
         "{e:?}"
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -347,11 +347,11 @@ async fn extreme_options_are_errors_not_panics() {
     let e = Driver::with_runtime(&rt, params("extreme"))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Runtime(_)), "{e:?}");
+    assert!(matches!(e, Error::Sandbox(_)), "{e:?}");
 
     assert!(matches!(
         Driver::with_egress_override(&rt, params("extreme"), "not a url").await,
-        Err(Error::Runtime(_))
+        Err(Error::Sandbox(_))
     ));
 }
 

@@ -54,8 +54,11 @@ pub async fn get(
                 return Ok(respond(StatusCode::TEMPORARY_REDIRECT, &h, Body::empty()));
             }
             // The driver cannot presign: serve the bytes, as distribution does.
-            Ok(None) | Err(ks3_driver_host::Error::UnsupportedMethod) => {}
-            Err(e) => return Err(RegistryError::storage("presigning a blob URL", &e)),
+            Ok(None)
+            | Err(ks3_driver_host::Error::Driver(
+                ks3_driver_host::DriverError::UnsupportedMethod(_),
+            )) => {}
+            Err(e) => return Err(RegistryError::storage("presigning a blob URL", e)),
         }
     }
     let range = headers
@@ -95,7 +98,7 @@ async fn stream_blob(app: &App, path: String, start: u64, len: u64) -> Result<Bo
         .driver()
         .reader(&path, offset)
         .await
-        .map_err(|e| RegistryError::storage("opening a blob", &e))?;
+        .map_err(|e| RegistryError::storage("opening a blob", e))?;
     let (tx, body) = Body::channel(Some(len));
     tokio::spawn(async move {
         let mut left = len;

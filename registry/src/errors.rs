@@ -42,12 +42,20 @@ pub enum RegistryError {
     /// The client stopped sending (idle past the body timeout).
     #[error("{0}")]
     Timeout(String),
-    /// Storage (or the registry itself) failed. The message is for the log only: it
-    /// names the operation and carries the driver's error (KS3 key paths, request ids,
-    /// retry counts, the sandbox's limits; never credentials, which the host redacts).
-    /// Clients get distribution's generic `UNKNOWN` "unknown error" (see [`Self::body`]).
-    #[error("{0}")]
-    Internal(String),
+    /// Storage failed during `what` (e.g. "committing an upload"). The driver's error is
+    /// kept whole as the `source`, with its kind (not found, an [`IoKind`], KS3's code, a
+    /// sandbox failure) for whoever maps it; its words (KS3 key paths, request ids, retry
+    /// counts, the sandbox's limits; never credentials, which the host redacts) are for
+    /// the log only ([`Self::log_detail`]). Clients get distribution's generic `UNKNOWN`
+    /// "unknown error" (see [`Self::body`]).
+    ///
+    /// [`IoKind`]: ks3_driver_host::IoKind
+    #[error("storage: {what}")]
+    Storage {
+        what: String,
+        #[source]
+        source: ks3_driver_host::Error,
+    },
 }
 
 impl RegistryError {
@@ -69,7 +77,7 @@ impl RegistryError {
             Unauthorized => "UNAUTHORIZED",
             Unsupported(_) => "UNSUPPORTED",
             TooManyRequests(_) => "TOOMANYREQUESTS",
-            Internal(_) => "UNKNOWN",
+            Storage { .. } => "UNKNOWN",
         }
     }
 
@@ -93,16 +101,16 @@ impl RegistryError {
             Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
             TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The JSON body. An internal error's is distribution's generic one, the same for
+    /// The JSON body. A storage error's is distribution's generic one, the same for
     /// every failure: what went wrong inside is for the log ([`Self::log_detail`]), not
     /// for whoever sent the request.
     pub fn body(&self) -> Vec<u8> {
         let message = match self {
-            RegistryError::Internal(_) => "unknown error".to_string(),
+            RegistryError::Storage { .. } => "unknown error".to_string(),
             other => other.to_string(),
         };
         let v = serde_json::json!({
@@ -111,18 +119,21 @@ impl RegistryError {
         serde_json::to_vec(&v).unwrap_or_default()
     }
 
-    /// What the log should say about an error that the client is not told: the detail of
-    /// an internal error.
-    pub fn log_detail(&self) -> Option<&str> {
+    /// What the log should say about an error that the client is not told: a storage
+    /// error, with the driver's.
+    pub fn log_detail(&self) -> Option<String> {
         match self {
-            RegistryError::Internal(detail) => Some(detail),
+            RegistryError::Storage { source, .. } => Some(format!("{self}: {source}")),
             _ => None,
         }
     }
 
     /// A storage failure during `what`.
-    pub fn storage(what: &str, e: &ks3_driver_host::Error) -> RegistryError {
-        RegistryError::Internal(format!("storage: {what}: {e}"))
+    pub fn storage(what: &str, source: ks3_driver_host::Error) -> RegistryError {
+        RegistryError::Storage {
+            what: what.to_string(),
+            source,
+        }
     }
 }
 

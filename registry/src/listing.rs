@@ -257,7 +257,7 @@ pub async fn referrers(
             })
         })
         .await
-        .map_err(|e| RegistryError::storage("listing referrers", &e))?;
+        .map_err(|e| RegistryError::storage("listing referrers", e))?;
     let more = found.len() > REFERRERS_PAGE;
     found.truncate(REFERRERS_PAGE);
     let next = more.then(|| found.last().cloned()).flatten();

@@ -234,7 +234,7 @@ pub async fn put(
             .driver()
             .put_content(&layout::blob_data(&d), &bytes)
             .await
-            .map_err(|e| RegistryError::storage("storing a manifest", &e))?;
+            .map_err(|e| RegistryError::storage("storing a manifest", e))?;
     }
     app.store
         .write_link(&layout::revision_link(name, &d), &d)

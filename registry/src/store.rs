@@ -143,7 +143,7 @@ impl Store {
         match self.driver.get_content(path).await {
             Ok(c) => Ok(layout::parse_link(&c)),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(RegistryError::storage("reading a link", &e)),
+            Err(e) => Err(RegistryError::storage("reading a link", e)),
         }
     }
 
@@ -152,14 +152,14 @@ impl Store {
         self.driver
             .put_content(path, d.to_string().as_bytes())
             .await
-            .map_err(|e| RegistryError::storage("writing a link", &e))
+            .map_err(|e| RegistryError::storage("writing a link", e))
     }
 
     /// Deletes `path` and everything under it; a missing path is not an error.
     pub async fn delete_if_present(&self, path: &str) -> Result<()> {
         delete_if_present(&self.driver, path)
             .await
-            .map_err(|e| RegistryError::storage("deleting", &e))
+            .map_err(|e| RegistryError::storage("deleting", e))
     }
 
     /// The size of a stored blob, `None` when it is absent.
@@ -168,7 +168,7 @@ impl Store {
             Ok(info) if !info.is_dir => Ok(Some(info.size)),
             Ok(_) => Ok(None),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(RegistryError::storage("looking up a blob", &e)),
+            Err(e) => Err(RegistryError::storage("looking up a blob", e)),
         }
     }
 
@@ -203,7 +203,7 @@ impl Store {
     pub async fn get_manifest_bytes(&self, d: &Digest) -> Result<Document> {
         read_document(&self.driver, &layout::blob_data(d), MAX_MANIFEST)
             .await
-            .map_err(|e| RegistryError::storage("reading a manifest", &e))
+            .map_err(|e| RegistryError::storage("reading a manifest", e))
     }
 
     /// The bytes of a small file only the registry itself writes (links, `startedat`,
@@ -214,7 +214,7 @@ impl Store {
         match self.driver.get_content(path).await {
             Ok(c) => Ok(Some(c)),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(RegistryError::storage("reading", &e)),
+            Err(e) => Err(RegistryError::storage("reading", e)),
         }
     }
 
@@ -231,7 +231,7 @@ impl Store {
                 Ok(Some(names))
             }
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(RegistryError::storage("listing", &e)),
+            Err(e) => Err(RegistryError::storage("listing", e)),
         }
     }
 }

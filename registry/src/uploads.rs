@@ -19,7 +19,7 @@ use crate::resumable_sha256::ResumableSha256;
 use crate::upload_guard;
 
 fn storage(what: &str) -> impl Fn(ks3_driver_host::Error) -> RegistryError + '_ {
-    move |e| RegistryError::storage(what, &e)
+    move |e| RegistryError::storage(what, e)
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: a mount (`?mount=&from=`), a whole blob in one
@@ -180,7 +180,7 @@ async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
     {
         Ok(w) => Ok(w),
         Err(e) if e.is_not_found() => Err(unknown()),
-        Err(e) => Err(RegistryError::storage("resuming an upload", &e)),
+        Err(e) => Err(RegistryError::storage("resuming an upload", e)),
     }
 }
 
@@ -223,7 +223,7 @@ async fn append_body(
         if let Err(e) = w.write(&chunk).await {
             // The writer may have taken part of the chunk: no state matches any more.
             *state = None;
-            return Err(RegistryError::storage("writing an upload", &e));
+            return Err(RegistryError::storage("writing an upload", e));
         }
         if let Some(s) = state.as_mut() {
             s.update(&chunk);

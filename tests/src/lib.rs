@@ -7,7 +7,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ks3_driver_host::{Driver, Error};
+use ks3_driver_host::{Driver, DriverError, Error};
 use rand::{Rng, RngCore, SeedableRng};
 
 mod bootstrap;
@@ -75,13 +75,13 @@ pub fn first_part(p: &str) -> String {
 pub async fn delete_path(d: &Driver, p: &str) {
     for _ in 0..3 {
         match d.delete(p).await {
-            Ok(()) | Err(Error::PathNotFound { .. }) => {}
+            Ok(()) | Err(Error::Driver(DriverError::PathNotFound(_))) => {}
             Err(e) => panic!("delete {p}: {e}"),
         }
         // Empty or not found is gone; a List error is not evidence of anything.
         match d.list(p).await {
             Ok(l) if l.is_empty() => return,
-            Err(Error::PathNotFound { .. }) => return,
+            Err(Error::Driver(DriverError::PathNotFound(_))) => return,
             Ok(_) => {}
             Err(e) => panic!("List({p}) failed while checking the delete: {e}"),
         }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ks3_driver_host::{Driver, Error, Params};
+use ks3_driver_host::{Driver, DriverError, Error, Params};
 use ks3_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -18,7 +18,7 @@ async fn invalid_paths_for_every_operation() {
     ] {
         let inv = |r: Result<(), Error>, op: &str| {
             assert!(
-                matches!(r, Err(Error::InvalidPath { .. })),
+                matches!(r, Err(Error::Driver(DriverError::InvalidPath(_)))),
                 "{op}({p:?}) gave {r:?}"
             );
         };
@@ -42,16 +42,16 @@ async fn invalid_paths_for_every_operation() {
     // `/` is a directory: fine for stat/list/walk, invalid for object operations.
     assert!(matches!(
         d.get_content("/").await,
-        Err(Error::InvalidPath { .. })
+        Err(Error::Driver(DriverError::InvalidPath(_)))
     ));
     assert!(matches!(
         d.delete("/").await,
-        Err(Error::InvalidPath { .. })
+        Err(Error::Driver(DriverError::InvalidPath(_)))
     ));
     d.list("/").await.unwrap();
     for off in [-1i64, -1000, i64::MIN] {
         assert!(
-            matches!(d.reader("/x", off).await.map(|_| ()), Err(Error::InvalidOffset { offset, .. }) if offset == off)
+            matches!(d.reader("/x", off).await.map(|_| ()), Err(Error::Driver(DriverError::InvalidOffset { offset, .. })) if offset == off)
         );
     }
     assert_clean(&d).await;
@@ -80,8 +80,8 @@ async fn unknown_parameters_and_bad_values_name_the_parameter() {
         }
         p.insert((*k).into(), (*v).into());
         match Driver::new(p).await {
-            Err(e @ Error::Config { .. }) => {
-                let Error::Config { parameter, .. } = &e else {
+            Err(e @ Error::Driver(DriverError::Config { .. })) => {
+                let Error::Driver(DriverError::Config { parameter, .. }) = &e else {
                     unreachable!()
                 };
                 assert_eq!(parameter, k, "{k}={v}: {e}");
@@ -95,7 +95,7 @@ async fn unknown_parameters_and_bad_values_name_the_parameter() {
     let mut p = params("x");
     p.remove("bucket");
     assert!(
-        matches!(Driver::new(p).await, Err(Error::Config { ref parameter, .. }) if parameter == "bucket")
+        matches!(Driver::new(p).await, Err(Error::Driver(DriverError::Config { ref parameter, .. })) if parameter == "bucket")
     );
 }
 
@@ -105,7 +105,7 @@ async fn wrong_secret_is_a_backend_error_without_the_secret() {
     p.insert("secretkey".into(), "not-the-secret-0123456789".into());
     let d = Driver::new(p).await.unwrap();
     match d.put_content("/x", b"x").await {
-        Err(e @ Error::Backend(_)) => {
+        Err(e @ Error::Driver(DriverError::Backend(_))) => {
             let msg = e.to_string();
             assert!(
                 msg.contains("SignatureDoesNotMatch") && !msg.contains("not-the-secret"),
@@ -216,7 +216,7 @@ async fn hostile_server_answers_become_typed_errors() {
         ];
         for (op, r) in results {
             match r {
-                Err(Error::Runtime(m)) => panic!("{mode:?} {op}: the guest trapped: {m}"),
+                Err(Error::Sandbox(m)) => panic!("{mode:?} {op}: the guest trapped: {m}"),
                 Err(e) => assert!(e.to_string().starts_with("ks3"), "{mode:?} {op}: {e}"),
                 Ok(()) => {
                     // Only a complete 200 to a plain GET is a valid answer: any bytes are an

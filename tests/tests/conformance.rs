@@ -3,7 +3,7 @@
 //! server. Each test gets its own `rootdirectory` and must leave it empty.
 use std::time::Duration;
 
-use ks3_driver_host::{Driver, Error};
+use ks3_driver_host::{Driver, DriverError, Error};
 use ks3_tests::*;
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ macro_rules! suite_test {
 
 fn assert_not_found(r: Result<impl std::fmt::Debug, Error>, what: &str) {
     match r {
-        Err(e @ Error::PathNotFound { .. }) => assert!(
+        Err(e @ Error::Driver(DriverError::PathNotFound(_))) => assert!(
             e.to_string().contains("ks3"),
             "{what}: message lacks the driver name: {e}"
         ),
@@ -81,11 +81,15 @@ suite_test!(valid_paths, |d| {
 suite_test!(invalid_paths, |d| {
     for p in ["", "/", "abc", "123.abc", "//bcd", "/abc_123/"] {
         match d.put_content(p, b"x").await {
-            Err(e @ Error::InvalidPath { .. }) => assert!(e.to_string().contains("ks3"), "{e}"),
+            Err(e @ Error::Driver(DriverError::InvalidPath(_))) => {
+                assert!(e.to_string().contains("ks3"), "{e}")
+            }
             other => panic!("put {p:?}: expected InvalidPath, got {other:?}"),
         }
         match d.get_content(p).await {
-            Err(e @ Error::InvalidPath { .. }) => assert!(e.to_string().contains("ks3"), "{e}"),
+            Err(e @ Error::Driver(DriverError::InvalidPath(_))) => {
+                assert!(e.to_string().contains("ks3"), "{e}")
+            }
             other => panic!("get {p:?}: expected InvalidPath, got {other:?}"),
         }
     }
@@ -219,8 +223,8 @@ suite_test!(reader_with_offset, |d| {
     );
 
     match d.reader(&p, -1).await {
-        Err(e @ Error::InvalidOffset { .. }) => {
-            if let Error::InvalidOffset { path, offset } = &e {
+        Err(e @ Error::Driver(DriverError::InvalidOffset { .. })) => {
+            if let Error::Driver(DriverError::InvalidOffset { path, offset }) = &e {
                 assert_eq!(*offset, -1);
                 assert_eq!(path, &p);
             }
@@ -320,7 +324,7 @@ suite_test!(list, |d| {
     let root = format!("/{}", random_filename(rng.gen_range(8..16)));
     let missing = format!("{root}/nonexistent");
     match d.list(&missing).await {
-        Err(Error::PathNotFound { path }) => assert_eq!(path, missing),
+        Err(Error::Driver(DriverError::PathNotFound(path))) => assert_eq!(path, missing),
         other => panic!("expected PathNotFound for {missing}, got {other:?}"),
     }
     let parent = format!("{root}/{}", random_filename(rng.gen_range(8..16)));
@@ -507,7 +511,7 @@ suite_test!(stat_call, |d| {
     assert!(di.is_dir);
 
     match d.stat("/").await {
-        Ok(_) | Err(Error::PathNotFound { .. }) => {}
+        Ok(_) | Err(Error::Driver(DriverError::PathNotFound(_))) => {}
         Err(e) => panic!("Stat(\"/\") may only succeed or say not found: {e}"),
     }
     delete_path(&d, &first_part(&dir)).await;

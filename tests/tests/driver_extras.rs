@@ -1,7 +1,7 @@
 //! Tier 2: walk tables (distribution's walk_test.go and the S3 driver's TestWalk, in KS3
 //! key order), the S3 driver's extra tests (empty uploads dir, table-driven delete, 1005
 //! objects, multipart-copy move, empty or `/` root directory) and a few of our own.
-use ks3_driver_host::{Driver, Error, FileInfo, IoError, IoKind, WalkControl};
+use ks3_driver_host::{Driver, DriverError, Error, FileInfo, IoError, IoKind, WalkControl};
 use ks3_tests::*;
 
 const TREE: &[&str] = &[
@@ -172,14 +172,17 @@ async fn walk_tables() {
     // An error from the callback stops the walk and comes back as is.
     let (seen, r) = walk_record(&d, "/", None, |fi| {
         if fi.path == "/folder2" {
-            Err(Error::Io(IoError::new(IoKind::Other, "callback failed")))
+            Err(Error::Driver(DriverError::Io(IoError::new(
+                IoKind::Other,
+                "callback failed",
+            ))))
         } else {
             Ok(WalkControl::Continue)
         }
     })
     .await;
     assert!(
-        matches!(r, Err(Error::Io(ref e)) if e.message == "callback failed"),
+        matches!(r, Err(Error::Driver(DriverError::Io(ref e))) if e.message == "callback failed"),
         "{r:?}"
     );
     assert_eq!(seen.last().unwrap().0, "/folder2");
@@ -285,16 +288,16 @@ async fn delete_table() {
         let r = d.delete(target).await;
         match (want, &r) {
             (Want::Ok, Ok(())) => {}
-            (Want::NotFound, Err(Error::PathNotFound { path })) => {
+            (Want::NotFound, Err(Error::Driver(DriverError::PathNotFound(path)))) => {
                 assert_eq!(path.as_str(), *target)
             }
-            (Want::Invalid, Err(Error::InvalidPath { .. })) => {}
+            (Want::Invalid, Err(Error::Driver(DriverError::InvalidPath(_)))) => {}
             _ => panic!("delete {target}: expected {want:?}, got {r:?}"),
         }
         for &p in OBJS {
             let deleted = gone.contains(&p);
             match d.stat(p).await {
-                Err(Error::PathNotFound { .. }) if deleted => {}
+                Err(Error::Driver(DriverError::PathNotFound(_))) if deleted => {}
                 Err(e) => panic!("after deleting {target}: stat {p}: {e:?} (deleted: {deleted})"),
                 Ok(fi) if deleted => panic!("after deleting {target}: {p} is still there: {fi:?}"),
                 Ok(fi) => {
@@ -313,7 +316,7 @@ async fn delete_table() {
             "/folder1-v2",
         ] {
             match d.delete(top).await {
-                Ok(()) | Err(Error::PathNotFound { .. }) => {}
+                Ok(()) | Err(Error::Driver(DriverError::PathNotFound(_))) => {}
                 Err(e) => panic!("clean-up delete {top}: {e}"),
             }
         }
@@ -327,7 +330,10 @@ async fn delete_table() {
     d.delete("/file1").await.unwrap();
     for p in ["/file1", "/file1/2"] {
         assert!(
-            matches!(d.stat(p).await, Err(Error::PathNotFound { .. })),
+            matches!(
+                d.stat(p).await,
+                Err(Error::Driver(DriverError::PathNotFound(_)))
+            ),
             "{p} deleted with /file1"
         );
     }
@@ -335,7 +341,10 @@ async fn delete_table() {
     d.delete("/file1-2").await.unwrap();
     for bad in ["", "/", "relative"] {
         assert!(
-            matches!(d.delete(bad).await, Err(Error::InvalidPath { .. })),
+            matches!(
+                d.delete(bad).await,
+                Err(Error::Driver(DriverError::InvalidPath(_)))
+            ),
             "{bad}"
         );
     }
@@ -343,7 +352,7 @@ async fn delete_table() {
     d.put_content("/ab", b"x").await.unwrap();
     assert!(matches!(
         d.delete("/a").await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     d.get_content("/ab").await.unwrap();
     d.delete("/ab").await.unwrap();
@@ -375,7 +384,7 @@ async fn over_thousand_blobs() {
     d.delete("/blobs").await.unwrap();
     assert!(matches!(
         d.list("/blobs").await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     assert_clean(&d).await;
 }
@@ -408,7 +417,7 @@ async fn move_with_multipart_copy() {
     );
     assert!(matches!(
         d.stat("/src/blob").await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     d.delete("/dst").await.unwrap();
     assert_clean(&d).await;
@@ -499,7 +508,7 @@ async fn list_and_stat_sizes_and_dirs() {
     // A sibling `d-2` does not make `d-` anything, nor `d` more than it is.
     assert!(matches!(
         d.stat("/d-").await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     let mut l = d.list("/d").await.unwrap();
     l.sort();
@@ -579,11 +588,11 @@ async fn writer_resumes_after_odd_writes_and_cancel_leaves_nothing() {
     w.cancel().await.unwrap();
     assert!(matches!(
         d.stat("/u/data").await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     assert!(matches!(
         d.writer("/u/data", true).await.map(|_| ()),
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     assert_clean(&d).await;
 }

@@ -4,7 +4,7 @@
 //! in parallel on the shared server do not take each other's faults.
 use std::time::Duration;
 
-use ks3_driver_host::{Driver, Error, IoKind};
+use ks3_driver_host::{Driver, DriverError, Error, IoKind};
 use ks3_local::{FaultAction, FaultRule};
 use ks3_tests::*;
 
@@ -271,7 +271,7 @@ async fn persistent_failure_is_a_clear_error_and_nothing_is_visible() {
     // with tests running in parallel.)
     faults.inject(rule("PUT", &tag, 3, err500()));
     match d.put_content("/p", b"never").await {
-        Err(e @ Error::Backend(_)) => {
+        Err(e @ Error::Driver(DriverError::Backend(_))) => {
             let msg = e.to_string();
             assert!(
                 msg.contains("InternalError") && msg.contains("500") && msg.contains("/p"),
@@ -281,7 +281,10 @@ async fn persistent_failure_is_a_clear_error_and_nothing_is_visible() {
         other => panic!("expected a backend error, got {other:?}"),
     }
     assert!(
-        matches!(d.stat("/p").await, Err(Error::PathNotFound { .. })),
+        matches!(
+            d.stat("/p").await,
+            Err(Error::Driver(DriverError::PathNotFound(_)))
+        ),
         "nothing partially visible"
     );
 
@@ -308,7 +311,7 @@ async fn persistent_failure_is_a_clear_error_and_nothing_is_visible() {
     assert!(d.mv("/src", "/dst").await.is_err());
     assert!(matches!(
         d.stat("/dst").await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     assert_eq!(
         sha256_hex(&d.get_content("/src").await.unwrap()),
@@ -343,7 +346,7 @@ async fn concurrent_writers_to_one_path_leave_one_whole_object() {
         match t.await.unwrap() {
             Ok(hash) => committed.push(hash),
             Err(e) => assert!(
-                !matches!(e, Error::Runtime(_)),
+                !matches!(e, Error::Sandbox(_)),
                 "a losing writer fails with a driver error, not a trap: {e}"
             ),
         }

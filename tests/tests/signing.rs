@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use ks3_driver_host::{Driver, Error, Params, WalkControl};
+use ks3_driver_host::{Driver, DriverError, Error, Params, WalkControl};
 use ks3_tests::*;
 
 /// Parameters for `scheme` at `endpoint`, with multipart copy from 5 MiB so a move of the
@@ -80,7 +80,7 @@ async fn every_operation(d: &Driver, url_prefix: &str) {
     d.delete("/moved").await.unwrap();
     assert!(matches!(
         d.stat("/moved/big").await,
-        Err(Error::PathNotFound { .. })
+        Err(Error::Driver(DriverError::PathNotFound(_)))
     ));
     assert!(d.list("/").await.unwrap().is_empty());
 }

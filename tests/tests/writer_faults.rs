@@ -15,7 +15,7 @@
 //! * `FileWriter::size()` after close, commit and resume is the number of bytes written.
 use std::time::Duration;
 
-use ks3_driver_host::{Driver, Error, WalkControl};
+use ks3_driver_host::{Driver, DriverError, Error, WalkControl};
 use ks3_local::{FaultAction, FaultRule, RunningServer};
 use ks3_tests::*;
 
@@ -287,7 +287,7 @@ impl Matrix {
 /// `r` is exactly distribution's path-not-found.
 fn assert_path_not_found<T>(r: Result<T, Error>, what: &str) {
     match r {
-        Err(Error::PathNotFound { .. }) => {}
+        Err(Error::Driver(DriverError::PathNotFound(_))) => {}
         Err(e) => panic!("{what}: expected path-not-found, got {e:?}"),
         Ok(_) => panic!("{what}: expected path-not-found, got success"),
     }
@@ -426,7 +426,11 @@ async fn commit_retried_on_the_same_writer(kind: Kind) {
             .as_ref()
             .expect_err("no Complete was performed: commit cannot succeed");
         assert!(
-            !matches!(e, Error::InvalidState(_) | Error::PathNotFound { .. }),
+            !matches!(
+                e,
+                Error::Driver(DriverError::InvalidState(_))
+                    | Error::Driver(DriverError::PathNotFound(_))
+            ),
             "the error says what failed: {e:?}"
         );
         assert_path_not_found(d.stat("/f").await, "nothing published by a failed commit");
@@ -1026,7 +1030,7 @@ async fn write_after_close_commit_or_cancel_is_invalid_state() {
             _ => w.cancel().await.unwrap(),
         }
         match w.write(b"more").await {
-            Err(Error::InvalidState(_)) => {}
+            Err(Error::Driver(DriverError::InvalidState(_))) => {}
             other => panic!("write after {finish}: expected invalid-state, got {other:?}"),
         }
         if finish != "cancel" {

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use ks3_driver_host::{Driver, Error, FileWriter, WalkControl};
+use ks3_driver_host::{Driver, DriverError, Error, FileWriter, WalkControl};
 use ks3_local::{FaultAction, FaultRule, RunningServer};
 use ks3_tests::*;
 use rand::rngs::StdRng;
@@ -364,7 +364,7 @@ impl World {
     async fn observe_committed(&self, p: &str) -> Result<Option<Vec<u8>>, String> {
         match self.d.get_content(p).await {
             Ok(b) => Ok(Some(b)),
-            Err(Error::PathNotFound { .. }) => Ok(None),
+            Err(Error::Driver(DriverError::PathNotFound(_))) => Ok(None),
             Err(e) => Err(format!("get_content({p}) with faults off: {}", show(&e))),
         }
     }
@@ -381,7 +381,7 @@ impl World {
                     .map_err(|e| format!("cancel of the probe of {p}: {}", show(&e)))?;
                 Some(n)
             }
-            Err(Error::PathNotFound { .. }) => None,
+            Err(Error::Driver(DriverError::PathNotFound(_))) => None,
             Err(e) => return Err(format!("writer({p}, true) probe: {}", show(&e))),
         };
         let mut w = self
@@ -466,7 +466,7 @@ impl World {
                 "stat({p}) = {fi:?}, the model has {} bytes",
                 w.len()
             ),
-            (Err(Error::PathNotFound { .. }), None) => {}
+            (Err(Error::Driver(DriverError::PathNotFound(_))), None) => {}
             (r, _) => {
                 return Err(format!(
                     "stat({p}) = {:?}, the model has {}",
@@ -501,7 +501,7 @@ impl World {
                 l.sort();
                 ensure!(l == under_d, "list(/d) = {l:?}, the model {under_d:?}");
             }
-            (Err(Error::PathNotFound { .. }), true) => {}
+            (Err(Error::Driver(DriverError::PathNotFound(_))), true) => {}
             (r, _) => {
                 return Err(format!(
                     "list(/d) = {:?}, the model {under_d:?}",
@@ -511,7 +511,7 @@ impl World {
         }
         match (self.d.stat("/d").await, under_d.is_empty()) {
             (Ok(fi), false) => ensure!(fi.is_dir, "stat(/d) = {fi:?}: a directory"),
-            (Err(Error::PathNotFound { .. }), true) => {}
+            (Err(Error::Driver(DriverError::PathNotFound(_))), true) => {}
             (r, _) => {
                 return Err(format!(
                     "stat(/d) = {:?}, the model {under_d:?}",
@@ -638,7 +638,7 @@ impl World {
                             describe(self.model.committed.get(p).map(Vec::as_slice))
                         ))
                     }
-                    (Err(Error::PathNotFound { .. }), None) => {}
+                    (Err(Error::Driver(DriverError::PathNotFound(_))), None) => {}
                     (Err(e), _) if may_fail(true) => {
                         self.log(format!("    failed: {}", show(&e)));
                         self.count("failed writer()");
@@ -836,7 +836,7 @@ impl World {
                     .any(|p| self.model.committed.contains_key(p));
                 let r = self.d.delete(target).await;
                 match (&r, any) {
-                    (Ok(()), true) | (Err(Error::PathNotFound { .. }), false) => {
+                    (Ok(()), true) | (Err(Error::Driver(DriverError::PathNotFound(_))), false) => {
                         for p in &affected {
                             self.model.committed.remove(p);
                             self.model.uploads.remove(p);
@@ -873,7 +873,7 @@ impl World {
                         self.model.uploads.remove(src);
                         self.model.uploads.remove(dst);
                     }
-                    (Err(Error::PathNotFound { .. }), None) => {}
+                    (Err(Error::Driver(DriverError::PathNotFound(_))), None) => {}
                     (Err(e), _) if may_fail(false) => {
                         self.log(format!("    failed: {}", show(e)));
                         self.count("failed mv");
@@ -933,7 +933,7 @@ impl World {
                                 .map_err(|e| format!("cancel: {}", show(&e)))?;
                         }
                     }
-                    (Err(Error::PathNotFound { .. }), None) => {}
+                    (Err(Error::Driver(DriverError::PathNotFound(_))), None) => {}
                     (Err(e), _) if may_fail(true) => {
                         // An append that fails changes nothing.
                         self.log(format!("    failed: {}", show(&e)));
@@ -1053,7 +1053,7 @@ impl World {
         self.check_bucket().await?;
         for t in ["/a", "/b", "/d"] {
             match self.d.delete(t).await {
-                Ok(()) | Err(Error::PathNotFound { .. }) => {}
+                Ok(()) | Err(Error::Driver(DriverError::PathNotFound(_))) => {}
                 Err(e) => return Err(format!("final delete({t}): {}", show(&e))),
             }
         }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ks3_driver_host::settings::{Settings, Source};
-use ks3_driver_host::{CertificateProblem, IoKind};
+use ks3_driver_host::{CertificateProblem, DriverError, IoKind};
 use ks3_driver_host::{Config, Driver, Error, Runtime, RuntimeOptions};
 use ks3_driver_host::{SigningScheme, V4Namespace};
 use ks3_proto::Secret;
@@ -289,7 +289,11 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::Driver { error, .. } if matches!(**error, Error::Config { .. }) => 2,
+            CliError::Driver { error, .. }
+                if matches!(**error, Error::Driver(DriverError::Config { .. })) =>
+            {
+                2
+            }
             CliError::Driver { .. } | CliError::Other(_) => 1,
             CliError::Closed => 0,
         }
@@ -318,7 +322,7 @@ impl CliError {
 /// configuration in use, when it is valid.
 pub fn hint(error: &Error, config: Option<&Config>) -> Option<String> {
     let h = match error {
-        Error::Backend(b) => match b.code.as_str() {
+        Error::Driver(DriverError::Backend(b)) => match b.code.as_str() {
             "SignatureDoesNotMatch" => return Some(signature_hint(config)),
             "RequestTimeTooSkewed" | "RequestExpired" => {
                 "this machine's clock is off: synchronise it (NTP)"
@@ -331,7 +335,7 @@ pub fn hint(error: &Error, config: Option<&Config>) -> Option<String> {
             }
             _ => return None,
         },
-        Error::Io(e) => match e.kind {
+        Error::Driver(DriverError::Io(e)) => match e.kind {
             IoKind::TlsCertificate(problem) => match problem {
                 Some(CertificateProblem::UnknownIssuer) => {
                     "the endpoint's TLS certificate is not signed by a trusted CA: give the \
@@ -360,7 +364,9 @@ pub fn hint(error: &Error, config: Option<&Config>) -> Option<String> {
             }
             _ => return None,
         },
-        Error::Config { parameter, .. } => return Some(config_hint(parameter)),
+        Error::Driver(DriverError::Config { parameter, .. }) => {
+            return Some(config_hint(parameter))
+        }
         _ => return None,
     };
     Some(h.to_string())
@@ -473,7 +479,7 @@ impl Context {
         Driver::with_runtime(&runtime, params)
             .await
             .map_err(|e| match e {
-                Error::Config { ref parameter, .. } => {
+                Error::Driver(DriverError::Config { ref parameter, .. }) => {
                     let h = config_hint(parameter);
                     CliError::Usage(format!("{e} ({h})"))
                 }
@@ -581,13 +587,13 @@ mod tests {
     use ks3_driver_host::{BackendError, IoError};
 
     fn backend(code: &str) -> Error {
-        Error::Backend(BackendError {
+        Error::Driver(DriverError::Backend(BackendError {
             code: code.into(),
             status: 403,
             message: "m".into(),
             request_id: "r".into(),
             path: "/x".into(),
-        })
+        }))
     }
 
     #[test]
@@ -641,7 +647,7 @@ mod tests {
         // The hint follows the kind; the message is the same for all four.
         let h = |p: Option<CertificateProblem>| {
             let e = IoError::new(IoKind::TlsCertificate(p), "ks3: GET / failed");
-            hint(&Error::Io(e), None).unwrap_or_default()
+            hint(&Error::Driver(DriverError::Io(e)), None).unwrap_or_default()
         };
         let unknown = h(Some(CertificateProblem::UnknownIssuer));
         assert!(unknown.contains("cafile"), "{unknown}");
@@ -665,23 +671,35 @@ mod tests {
         assert!(h(&backend("InvalidAccessKeyId")).contains("access key"));
         assert!(h(&backend("NoSuchBucket")).contains("bucket"));
         assert_eq!(hint(&backend("InternalError"), None), None);
-        let refused = Error::Io(IoError::new(IoKind::Connect, "ks3: connection refused"));
+        let refused = Error::Driver(DriverError::Io(IoError::new(
+            IoKind::Connect,
+            "ks3: connection refused",
+        )));
         assert!(h(&refused).contains("regionendpoint"), "{}", h(&refused));
-        let slow = Error::Io(IoError::new(IoKind::Timeout, "ks3: GET / failed"));
+        let slow = Error::Driver(DriverError::Io(IoError::new(
+            IoKind::Timeout,
+            "ks3: GET / failed",
+        )));
         assert!(h(&slow).contains("requesttimeout"), "{}", h(&slow));
         // An integrity failure has no obvious fix to suggest.
-        let crc = Error::Io(IoError::new(IoKind::Integrity, "connection failed"));
+        let crc = Error::Driver(DriverError::Io(IoError::new(
+            IoKind::Integrity,
+            "connection failed",
+        )));
         assert_eq!(hint(&crc, None), None);
-        let missing = Error::Config {
+        let missing = Error::Driver(DriverError::Config {
             parameter: "bucket".into(),
             message: "required".into(),
-        };
+        });
         let m = h(&missing);
         assert!(
             m.contains("-p bucket=") && m.contains("REGISTRY_STORAGE_KS3_BUCKET"),
             "{m}"
         );
-        assert_eq!(hint(&Error::PathNotFound { path: "/x".into() }, None), None);
+        assert_eq!(
+            hint(&Error::Driver(DriverError::PathNotFound("/x".into())), None),
+            None
+        );
     }
 
     #[test]
@@ -732,10 +750,10 @@ mod tests {
         let e = CliError::driver(
             "put",
             "/x",
-            Error::Config {
+            Error::Driver(DriverError::Config {
                 parameter: "chunksize".into(),
                 message: "too\nsmall".into(),
-            },
+            }),
         );
         assert_eq!(e.exit_code(), 2);
         assert!(!e.message(None).contains('\n'));
