@@ -41,6 +41,9 @@ fn driver() -> Result<Arc<Driver>, DriverError> {
         .map_err(convert)
 }
 
+/// The driver's error as the WIT `driver-error`, field for field: this side of the
+/// boundary and the host's `From<WitError> for DriverError` (`host/src/bindings.rs`) are
+/// the only two conversions a driver error goes through.
 fn convert(e: Error) -> DriverError {
     match e {
         Error::PathNotFound(p) => DriverError::PathNotFound(p),
