@@ -1,6 +1,8 @@
-//! The KS3 client: builds each API call, signs it (`signing`: V2, KSS4 or AWS4), sends it through the
-//! [`Transport`], retries what is safe to retry, and maps KS3's errors. Every request of
-//! the driver goes through [`Client::call`].
+//! The KS3 client: builds each API call, signs the built request (`signing`: V2, KSS4 or
+//! AWS4), sends it through the [`Transport`], retries what is safe to retry, and maps KS3's
+//! errors. Every request of the driver is a [`Call`] that goes out through
+//! [`Client::send`] or [`Client::send_all`] (a multipart part's streamed upload through
+//! [`Client::start`], whose answer [`Client::judge`] reads the same way).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +13,13 @@ use ks3_proto::{Crc64, RetryPolicy};
 use crate::config::Config;
 use crate::error::{BackendError, DriverError, IoError};
 use crate::http::{Request, Response, Transport, TransportError};
-use crate::signing::{self, ToSign};
+use crate::signing;
 
 /// Largest error or XML response body the driver reads.
 pub const MAX_XML: usize = 16 << 20;
 
-/// What to send: everything but the signature and the date.
+/// One KS3 call: what to send (everything but the signature and the date) and how
+/// ([`Retry`], which statuses the caller handles, whether the answer is read whole).
 #[derive(Debug, Clone)]
 pub struct Call<'a> {
     pub method: &'static str,
@@ -32,6 +35,35 @@ pub struct Call<'a> {
     pub body: &'a [u8],
     /// The driver path the call serves, for error messages.
     pub path: &'a str,
+    /// Non-2xx statuses the caller handles itself (404 for HEAD, 416 for ranged reads).
+    pub accept: &'a [u16],
+    pub retry: Retry,
+    /// Read the whole answer (at most this many bytes) inside the retry, so a connection
+    /// cut while it arrives is retried like one cut before it: for answers the driver
+    /// needs whole (XML, small objects, tails). `None`: the body streams, unread.
+    pub buffered: Option<usize>,
+}
+
+/// Whether a call may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Safe to repeat: connection failures, timeouts, 5xx and throttling are tried again
+    /// after a backoff, as the [`RetryPolicy`] allows.
+    Idempotent,
+    /// One attempt, for a request not safe to repeat blindly (Complete): the caller
+    /// decides what to do before trying again. `earlier` counts the attempts it made
+    /// before this one, for the error message.
+    Once { earlier: u32 },
+}
+
+impl Retry {
+    /// The number of a call's first attempt: 0, or the caller's count for `Once`.
+    fn first_attempt(self) -> u32 {
+        match self {
+            Retry::Idempotent => 0,
+            Retry::Once { earlier } => earlier,
+        }
+    }
 }
 
 impl<'a> Call<'a> {
@@ -45,6 +77,9 @@ impl<'a> Call<'a> {
             md5: false,
             body: &[],
             path,
+            accept: &[],
+            retry: Retry::Idempotent,
+            buffered: None,
         }
     }
     pub fn query(mut self, k: &'static str, v: impl Into<String>) -> Self {
@@ -65,6 +100,21 @@ impl<'a> Call<'a> {
         self.md5 = md5;
         self
     }
+    /// Non-2xx statuses that come back as answers, not errors.
+    pub fn accept(mut self, statuses: &'a [u16]) -> Self {
+        self.accept = statuses;
+        self
+    }
+    /// Reads the whole answer, at most `limit` bytes, inside the retry.
+    pub fn buffered(mut self, limit: usize) -> Self {
+        self.buffered = Some(limit);
+        self
+    }
+    /// One attempt only, after `earlier` ones (see [`Retry::Once`]).
+    pub fn once(mut self, earlier: u32) -> Self {
+        self.retry = Retry::Once { earlier };
+        self
+    }
 }
 
 /// A failed attempt: the error, and whether trying again could succeed (5xx, throttling,
@@ -75,6 +125,34 @@ pub struct Failed {
     pub retryable: bool,
 }
 
+impl From<Failed> for DriverError {
+    fn from(f: Failed) -> Self {
+        f.error
+    }
+}
+
+/// What a call brought back.
+pub struct Sent {
+    /// A 2xx or accepted answer; its body read already for a buffered call.
+    pub resp: Response,
+    /// How many attempts failed before the one answered: a request that creates
+    /// something (initiating an upload) may have done so in an attempt whose answer was
+    /// lost.
+    pub failed_attempts: u32,
+}
+
+/// What each call of [`Client::send_all`] does once the first attempts, sent together,
+/// are back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterBatch {
+    /// Goes on as [`Client::send`] would after its first attempt (that attempt judged,
+    /// retried after a backoff when worth it).
+    Continue,
+    /// Unless its first attempt succeeded, is sent again on its own with all its retries
+    /// (multipart copy parts: a failure inside a burst says little about the part).
+    Resend,
+}
+
 pub struct Client<T> {
     pub config: Config,
     pub transport: T,
@@ -83,6 +161,11 @@ pub struct Client<T> {
 impl<T: Transport> Client<T> {
     pub fn new(config: Config, transport: T) -> Self {
         Client { config, transport }
+    }
+
+    /// How this client retries (the host's wall clock allows for the same budget).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.config.max_retries, self.config.request_timeout_secs)
     }
 
     pub fn timeout(&self) -> Duration {
@@ -98,56 +181,27 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    fn encoded_query(
-        query: &[(&'static str, Option<String>)],
-    ) -> Vec<(&'static str, Option<String>)> {
-        query
-            .iter()
-            .map(|(k, v)| (*k, v.as_ref().map(|v| encode_component(v))))
-            .collect()
-    }
-
-    /// Builds and signs the request for `call` at the current time, in the configured
+    /// Builds the request for `call` and signs it at the current time, in the configured
     /// scheme (the only place requests are signed, with [`Client::presign`]).
     pub fn sign(&self, call: &Call<'_>) -> Result<Request, DriverError> {
-        let query = Self::encoded_query(&call.query);
-        let path = self.url_path(call.key);
-        let mut path_and_query = path.clone();
-        for (i, (k, v)) in query.iter().enumerate() {
+        let mut path_and_query = self.url_path(call.key);
+        for (i, (k, v)) in call.query.iter().enumerate() {
             path_and_query.push(if i == 0 { '?' } else { '&' });
             path_and_query.push_str(k);
             if let Some(v) = v {
                 path_and_query.push('=');
-                path_and_query.push_str(v);
+                path_and_query.push_str(&encode_component(v));
             }
         }
-        let md5 = if call.md5 {
-            ks3_proto::digest::content_md5(call.body)
-        } else {
-            String::new()
-        };
-        let decoded: Vec<(&str, Option<&str>)> =
-            call.query.iter().map(|(k, v)| (*k, v.as_deref())).collect();
-        let headers = signing::headers(
+        let mut req = signing::build(&self.config, call, path_and_query);
+        signing::sign(
             &self.config,
-            &ToSign {
-                method: call.method,
-                key: call.key,
-                path: &path,
-                query_encoded: &query,
-                query_decoded: &decoded,
-                content_type: call.content_type,
-                content_md5: &md5,
-                headers: &call.headers,
-                body: call.body,
-                now_unix: self.transport.now_unix(),
-            },
+            &mut req,
+            call.key,
+            call.body,
+            self.transport.now_unix(),
         )?;
-        Ok(Request {
-            method: call.method,
-            path_and_query,
-            headers,
-        })
+        Ok(req)
     }
 
     /// A presigned URL for `method` on `key`, valid until `expires_unix`, in the
@@ -170,11 +224,6 @@ impl<T: Transport> Client<T> {
         Ok(format!("{}{path}?{q}", self.config.endpoint.base_url()))
     }
 
-    /// How this client retries (the host's wall clock allows for the same budget).
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::new(self.config.max_retries, self.config.request_timeout_secs)
-    }
-
     /// Sleeps before retry number `attempt` (1, 2, …).
     pub(crate) fn backoff(&self, attempt: u32) {
         let pause = self
@@ -183,152 +232,102 @@ impl<T: Transport> Client<T> {
         self.transport.sleep(pause);
     }
 
-    /// Sends `call`, retrying connection failures, timeouts, 5xx and throttling; returns
-    /// a 2xx response (body unread) or the error. `ok_statuses` lists non-2xx statuses the
-    /// caller handles itself (404 for HEAD, 416 for ranged reads).
-    pub fn call(&self, call: &Call<'_>, ok_statuses: &[u16]) -> Result<Response, DriverError> {
-        let mut attempt = 0;
-        loop {
-            match self.attempt(call, ok_statuses, attempt) {
-                Ok(resp) => return Ok(resp),
-                Err(f) if f.retryable && self.retry_policy().may_retry(attempt) => {
-                    attempt += 1;
-                    self.backoff(attempt);
-                }
-                Err(f) => return Err(f.error),
-            }
-        }
+    /// Sends `call` as it describes: a 2xx or accepted answer, or the error of the last
+    /// attempt (a `Failed` turns into its `DriverError` with `?`).
+    pub fn send(&self, call: &Call<'_>) -> Result<Sent, Failed> {
+        self.go_on(call, self.attempt(call, call.retry.first_attempt()))
     }
 
-    /// Like [`call`](Self::call), and reads the whole body (at most `limit` bytes) inside
-    /// the same retry: a connection cut while the answer arrives is retried like one cut
-    /// before it. For answers the driver needs whole (XML, small objects, tails).
-    pub fn call_buffered(
-        &self,
-        call: &Call<'_>,
-        ok_statuses: &[u16],
-        limit: usize,
-    ) -> Result<Response, DriverError> {
-        self.call_buffered_counted(call, ok_statuses, limit)
-            .map(|(resp, _)| resp)
-    }
-
-    /// [`call_buffered`](Self::call_buffered), also saying how many attempts failed
-    /// before the one answered: a request that creates something (initiating an upload)
-    /// may have done so in an attempt whose answer was lost.
-    pub fn call_buffered_counted(
-        &self,
-        call: &Call<'_>,
-        ok_statuses: &[u16],
-        limit: usize,
-    ) -> Result<(Response, u32), DriverError> {
-        let first = self.attempt(call, ok_statuses, 0);
-        self.buffered_retries(call, ok_statuses, limit, first)
-    }
-
-    /// Reads the answer of attempt `first` whole and, while that fails in a way worth
-    /// retrying, tries again (the retry loop of [`call_buffered`](Self::call_buffered)).
-    fn buffered_retries(
-        &self,
-        call: &Call<'_>,
-        ok_statuses: &[u16],
-        limit: usize,
-        first: Result<Response, Failed>,
-    ) -> Result<(Response, u32), DriverError> {
-        let mut attempt = 0;
-        let mut outcome = first;
-        loop {
-            let whole = outcome.and_then(|mut resp| match resp.read_all(limit) {
-                Ok(body) => {
-                    resp.body = Box::new(Buffered(Some(body)));
-                    Ok(resp)
-                }
-                Err(e) => Err(Failed {
-                    retryable: e.retryable(),
-                    error: transport_error(call, &e, attempt),
-                }),
-            });
-            match whole {
-                Ok(resp) => return Ok((resp, attempt)),
-                Err(f) if f.retryable && self.retry_policy().may_retry(attempt) => {
-                    attempt += 1;
-                    self.backoff(attempt);
-                    outcome = self.attempt(call, ok_statuses, attempt);
-                }
-                Err(f) => return Err(f.error),
-            }
-        }
-    }
-
-    /// Two independent calls as [`call_buffered`](Self::call_buffered) would make them
-    /// one after the other, but with their first attempts in flight at once: one round
-    /// trip for both. Each is then retried on its own. `ok_statuses` and `limit` are per
-    /// call, as for `call_buffered`.
-    pub fn call_buffered_pair(
-        &self,
-        calls: [(&Call<'_>, &[u16], usize); 2],
-    ) -> [Result<Response, DriverError>; 2] {
-        let (Ok(a), Ok(b)) = (self.sign(calls[0].0), self.sign(calls[1].0)) else {
-            // Signing fails only for a call that can never be made; each says why alone.
-            return calls.map(|(call, ok, limit)| self.call_buffered(call, ok, limit));
-        };
-        let sent = self.transport.send_all(
-            &[(a, calls[0].0.body), (b, calls[1].0.body)],
-            self.timeout(),
-        );
-        let Ok(sent) = <[_; 2]>::try_from(sent) else {
+    /// Several independent calls with their first attempts in flight at once (one round
+    /// trip for all); each then goes on on its own, as `after` says. One result per
+    /// call, in order.
+    pub fn send_all(&self, calls: &[Call<'_>], after: AfterBatch) -> Vec<Result<Sent, Failed>> {
+        let reqs: Result<Vec<(Request, &[u8])>, DriverError> = calls
+            .iter()
+            .map(|c| self.sign(c).map(|r| (r, c.body)))
+            .collect();
+        let sent = reqs
+            .ok()
+            .map(|reqs| self.transport.send_all(&reqs, self.timeout()))
+            .filter(|sent| sent.len() == calls.len());
+        let Some(sent) = sent else {
+            // Signing fails only for a call that can never be made: each says why alone.
             // A transport that answers another number of requests than it was given is
-            // broken; the calls are repeated one at a time (both are safe to repeat).
-            return calls.map(|(call, ok, limit)| self.call_buffered(call, ok, limit));
+            // broken: the calls are made one at a time.
+            return calls.iter().map(|c| self.send(c)).collect();
         };
-        let finish = |(call, ok, limit): (&Call<'_>, &[u16], usize), sent| {
-            let first = self.outcome(call, sent, ok, 0);
-            self.buffered_retries(call, ok, limit, first)
-                .map(|(resp, _)| resp)
-        };
-        let [sent_a, sent_b] = sent;
-        let [call_a, call_b] = calls;
-        [finish(call_a, sent_a), finish(call_b, sent_b)]
-    }
-
-    /// One attempt at `call`, for requests that are not safe to repeat blindly (Complete):
-    /// the caller decides what to do before trying again. `earlier` counts the attempts
-    /// made before this one, for the error message.
-    pub fn attempt(
-        &self,
-        call: &Call<'_>,
-        ok_statuses: &[u16],
-        earlier: u32,
-    ) -> Result<Response, Failed> {
-        let req = self.sign(call).map_err(|error| Failed {
-            error,
-            retryable: false,
-        })?;
-        self.outcome(
-            call,
-            self.transport.send(&req, call.body, self.timeout()),
-            ok_statuses,
-            earlier,
-        )
+        sent.into_iter()
+            .zip(calls)
+            .map(
+                |(sent, call)| match (after, self.judge(call, sent, call.retry.first_attempt())) {
+                    (AfterBatch::Resend, Err(_)) => self.send(call),
+                    (_, judged) => self.go_on(call, judged),
+                },
+            )
+            .collect()
     }
 
     /// Signs `call` and starts it without waiting (see [`Transport::start`]); `body` is
-    /// what goes out (`call.body` is what was signed: the same bytes).
+    /// what goes out (`call.body` is what was signed: the same bytes). The flight's answer
+    /// is for [`judge`](Self::judge); its retries are the caller's.
     pub fn start(&self, call: &Call<'_>, body: Arc<Vec<u8>>) -> Result<T::Flight, DriverError> {
         let req = self.sign(call)?;
         Ok(self.transport.start(&req, body, self.timeout()))
     }
 
-    /// Judges what came back for one attempt at `call`, as [`attempt`](Self::attempt).
-    pub fn outcome(
+    /// Attempt number `attempt` at `call`: signed now, sent, judged.
+    fn attempt(&self, call: &Call<'_>, attempt: u32) -> Result<Response, Failed> {
+        let req = self.sign(call).map_err(|error| Failed {
+            error,
+            retryable: false,
+        })?;
+        let sent = self.transport.send(&req, call.body, self.timeout());
+        self.judge(call, sent, attempt)
+    }
+
+    /// Takes `call` from the judged answer of its first attempt to the end: reads the
+    /// answer whole when the call is buffered, and while that fails in a way worth
+    /// retrying and the call and the policy allow, tries again after a backoff.
+    fn go_on(&self, call: &Call<'_>, first: Result<Response, Failed>) -> Result<Sent, Failed> {
+        let start = call.retry.first_attempt();
+        let mut attempt = start;
+        let mut outcome = first;
+        loop {
+            let whole = match call.buffered {
+                Some(limit) => outcome.and_then(|resp| read_whole(call, resp, limit, attempt)),
+                None => outcome,
+            };
+            match whole {
+                Ok(resp) => {
+                    return Ok(Sent {
+                        resp,
+                        failed_attempts: attempt - start,
+                    })
+                }
+                Err(f)
+                    if f.retryable
+                        && call.retry == Retry::Idempotent
+                        && self.retry_policy().may_retry(attempt) =>
+                {
+                    attempt += 1;
+                    self.backoff(attempt);
+                    outcome = self.attempt(call, attempt);
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    }
+
+    /// Judges what came back for attempt number `attempt` of `call`: a 2xx or accepted
+    /// answer, or the error and whether trying again could help.
+    pub fn judge(
         &self,
         call: &Call<'_>,
         sent: Result<Response, TransportError>,
-        ok_statuses: &[u16],
-        earlier: u32,
+        attempt: u32,
     ) -> Result<Response, Failed> {
         match sent {
-            Ok(resp) if (200..300).contains(&resp.status) || ok_statuses.contains(&resp.status) => {
+            Ok(resp) if (200..300).contains(&resp.status) || call.accept.contains(&resp.status) => {
                 Ok(resp)
             }
             Ok(resp) => {
@@ -340,31 +339,9 @@ impl<T: Transport> Client<T> {
             }
             Err(e) => Err(Failed {
                 retryable: e.retryable(),
-                error: transport_error(call, &e, earlier),
+                error: transport_error(call, &e, attempt),
             }),
         }
-    }
-
-    /// Like [`call`](Self::call) for several independent calls at once (multipart copy
-    /// parts); each is retried on its own.
-    pub fn call_all(&self, calls: &[Call<'_>]) -> Vec<Result<Response, DriverError>> {
-        let reqs: Vec<(Request, &[u8])> = match calls
-            .iter()
-            .map(|c| self.sign(c).map(|r| (r, c.body)))
-            .collect::<Result<_, _>>()
-        {
-            Ok(reqs) => reqs,
-            Err(e) => return calls.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let first = self.transport.send_all(&reqs, self.timeout());
-        first
-            .into_iter()
-            .zip(calls)
-            .map(|(r, c)| match r {
-                Ok(resp) if (200..300).contains(&resp.status) => Ok(resp),
-                _ => self.call(c, &[]),
-            })
-            .collect()
     }
 
     /// Reads a 2xx XML body as a `D` (its root must be `D`'s, every required field present,
@@ -447,6 +424,26 @@ fn request_id(resp: &Response) -> String {
         .or_else(|| resp.header("x-amz-request-id"))
         .unwrap_or("")
         .to_string()
+}
+
+/// Reads the body of `resp` whole (at most `limit` bytes) into it; a failure is judged
+/// like one of attempt number `attempt`.
+fn read_whole(
+    call: &Call<'_>,
+    mut resp: Response,
+    limit: usize,
+    attempt: u32,
+) -> Result<Response, Failed> {
+    match resp.read_all(limit) {
+        Ok(body) => {
+            resp.body = Box::new(Buffered(Some(body)));
+            Ok(resp)
+        }
+        Err(e) => Err(Failed {
+            retryable: e.retryable(),
+            error: transport_error(call, &e, attempt),
+        }),
+    }
 }
 
 /// A body already read into memory.

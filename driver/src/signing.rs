@@ -1,36 +1,20 @@
 //! The headers that authenticate one request, in the configured scheme
 //! (`signatureversion`): KSS V2 (HMAC-SHA1 over `Date` and the `x-kss-*` headers) or V4
 //! (HMAC-SHA256 over the canonical request, `KSS4-HMAC-SHA256` or `AWS4-HMAC-SHA256`).
-//! [`crate::client::Client::sign`] and [`crate::client::Client::presign`] are the only
-//! callers; the rules themselves live in `ks3-proto` (shared with the local server).
+//! Both sign the request as built, with its wire path and query: V2 signs the encoded
+//! sub-resources, V4 decodes the query and canonicalises it itself. The rules live in
+//! `ks3-proto` (shared with the local server).
+use ks3_proto::encode::{decode, split_query};
 use ks3_proto::sign::{canonical_resource, presigned_query, StringToSign};
 use ks3_proto::sign_v4::{
     sha256_hex, V4Namespace, V4Request, V4Signer, MAX_PRESIGN_EXPIRES, UNSIGNED_PAYLOAD,
 };
 use ks3_proto::SignedRequest;
 
+use crate::client::Call;
 use crate::config::{Config, Scheme};
 use crate::error::DriverError;
-
-/// One request as the signer sees it: everything that is on the wire but the
-/// authentication headers.
-pub struct ToSign<'a> {
-    pub method: &'a str,
-    pub key: &'a str,
-    /// The wire path, percent-encoded.
-    pub path: &'a str,
-    /// Query parameters: wire-encoded (V2 signs them so) and decoded (V4 canonicalises
-    /// them itself); `None` is a bare sub-resource.
-    pub query_encoded: &'a [(&'a str, Option<String>)],
-    pub query_decoded: &'a [(&'a str, Option<&'a str>)],
-    pub content_type: Option<&'a str>,
-    /// Base64 `Content-MD5`, empty when not sent.
-    pub content_md5: &'a str,
-    /// `x-kss-*` and other extra headers, as the operations name them.
-    pub headers: &'a [(&'a str, String)],
-    pub body: &'a [u8],
-    pub now_unix: i64,
-}
+use crate::http::Request;
 
 /// The name a header goes out under: AWS4 speaks S3's `x-amz-*` dialect for KS3's own
 /// headers (`x-kss-acl` → `x-amz-acl`, `x-kss-copy-source` → `x-amz-copy-source`, …), as
@@ -59,72 +43,107 @@ fn payload_hash(config: &Config, body: &[u8]) -> String {
 /// HTTPS; XML bodies and small puts are always hashed.
 const UNSIGNED_FROM: usize = 1 << 20;
 
-/// The headers to send for `req`, authentication included (besides `host`, which the
-/// transport sets from the endpoint).
-pub fn headers(config: &Config, req: &ToSign<'_>) -> Result<Vec<(String, String)>, DriverError> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 6);
-    if let Some(ct) = req.content_type {
-        out.push(("content-type".into(), ct.into()));
+/// The request `call` makes at `path_and_query` (wire-encoded), with every header but the
+/// authentication ones: the body's, and the operation's own under their wire names.
+pub fn build(config: &Config, call: &Call<'_>, path_and_query: String) -> Request {
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(call.headers.len() + 6);
+    if let Some(ct) = call.content_type {
+        headers.push(("content-type".into(), ct.into()));
     }
-    if !req.content_md5.is_empty() {
-        out.push(("content-md5".into(), req.content_md5.into()));
+    if call.md5 {
+        headers.push((
+            "content-md5".into(),
+            ks3_proto::digest::content_md5(call.body),
+        ));
     }
-    if !req.body.is_empty() || matches!(req.method, "PUT" | "POST") {
-        out.push(("content-length".into(), req.body.len().to_string()));
+    if !call.body.is_empty() || matches!(call.method, "PUT" | "POST") {
+        headers.push(("content-length".into(), call.body.len().to_string()));
     }
-    for (k, v) in req.headers {
-        out.push((wire_name(config, k), v.clone()));
+    for (k, v) in &call.headers {
+        headers.push((wire_name(config, k), v.clone()));
     }
-    match config.signing_namespace() {
+    Request {
+        method: call.method,
+        path_and_query,
+        headers,
+    }
+}
+
+/// Adds the authentication headers to `req`, built with every other header it sends
+/// (besides `host`, which the transport sets from the endpoint) and signed for `key` with
+/// `body` at `now_unix`.
+pub fn sign(
+    config: &Config,
+    req: &mut Request,
+    key: &str,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), DriverError> {
+    let (path, query) = req
+        .path_and_query
+        .split_once('?')
+        .unwrap_or((&req.path_and_query, ""));
+    let query = split_query(query);
+    let added: Vec<(String, String)> = match config.signing_namespace() {
         None => {
-            let date = ks3_proto::date::http_date(req.now_unix);
-            let auth = v2_authorization(config, req, &date);
-            out.push(("date".into(), date));
-            out.push(("authorization".into(), auth));
+            let date = ks3_proto::date::http_date(now_unix);
+            let resource = canonical_resource(&config.bucket, key, &query);
+            let sts = StringToSign {
+                method: req.method,
+                content_md5: req.header("content-md5").unwrap_or(""),
+                content_type: req.header("content-type").unwrap_or(""),
+                date: &date,
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                resource: &resource,
+            };
+            let auth = SignedRequest::authorization(
+                config.access_key.expose(),
+                config.secret_key.expose(),
+                &sts,
+            );
+            vec![("date".into(), date), ("authorization".into(), auth)]
         }
         Some(ns) => {
             let host = config.endpoint.authority();
-            let mut all: Vec<(&str, &str)> = Vec::with_capacity(out.len() + 1);
+            let mut all: Vec<(&str, &str)> = Vec::with_capacity(req.headers.len() + 1);
             all.push(("host", &host));
-            all.extend(out.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let query: Vec<(&str, &str)> = req
-                .query_decoded
+            all.extend(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            // The driver encodes every value it sends, so decoding gives it back.
+            let decoded: Vec<(&str, String)> = query
                 .iter()
-                .map(|(k, v)| (*k, v.unwrap_or("")))
-                .collect();
-            let hash = payload_hash(config, req.body);
+                .map(|(k, v)| decode(v.unwrap_or(""), false).map(|v| (*k, v)))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    sign_error(
+                        key,
+                        ks3_proto::sign_v4::V4Error::Malformed(
+                            "a query parameter is not percent-encoded UTF-8".into(),
+                        ),
+                    )
+                })?;
+            let query: Vec<(&str, &str)> = decoded.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let hash = payload_hash(config, body);
             let v4 = V4Request {
                 method: req.method,
-                path: req.path,
+                path,
                 query: &query,
                 headers: &all,
                 payload_hash: &hash,
             };
-            let added = signer(config, ns)?
-                .sign(&v4, req.now_unix)
-                .map_err(|e| sign_error(req.key, e))?;
-            out.extend(added.into_iter().map(|(k, v)| (k.to_string(), v)));
+            signer(config, ns)?
+                .sign(&v4, now_unix)
+                .map_err(|e| sign_error(key, e))?
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
         }
-    }
-    Ok(out)
-}
-
-fn v2_authorization(config: &Config, req: &ToSign<'_>, date: &str) -> String {
-    let qrefs: Vec<(&str, Option<&str>)> = req
-        .query_encoded
-        .iter()
-        .map(|(k, v)| (*k, v.as_deref()))
-        .collect();
-    let resource = canonical_resource(&config.bucket, req.key, &qrefs);
-    let sts = StringToSign {
-        method: req.method,
-        content_md5: req.content_md5,
-        content_type: req.content_type.unwrap_or(""),
-        date,
-        headers: req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
-        resource: &resource,
     };
-    SignedRequest::authorization(config.access_key.expose(), config.secret_key.expose(), &sts)
+    req.headers.extend(added);
+    Ok(())
 }
 
 /// The query string (without `?`) that presigns `method` on `path` (wire-encoded) for
@@ -213,23 +232,13 @@ mod tests {
     }
 
     fn payload_header(c: &Config, body: &[u8]) -> String {
-        let extra = [("x-kss-acl", "private".to_string())];
-        let h = headers(
-            c,
-            &ToSign {
-                method: "PUT",
-                key: "k",
-                path: "/registry/k",
-                query_encoded: &[],
-                query_decoded: &[],
-                content_type: None,
-                content_md5: "",
-                headers: &extra,
-                body,
-                now_unix: 1_795_593_600,
-            },
-        )
-        .unwrap();
+        let call = Call {
+            body,
+            ..Call::new("PUT", "k", "k").header("x-kss-acl", "private")
+        };
+        let mut req = build(c, &call, "/registry/k".into());
+        sign(c, &mut req, "k", body, 1_795_593_600).unwrap();
+        let h = req.headers;
         // AWS4 renames the driver's x-kss-* headers.
         assert!(h.iter().any(|(k, _)| k == "x-amz-acl"), "{h:?}");
         assert!(!h.iter().any(|(k, _)| k.starts_with("x-kss-")), "{h:?}");

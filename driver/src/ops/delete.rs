@@ -55,7 +55,10 @@ impl<T: Transport> Driver<T> {
 
     /// DELETE of one key; `false` when it did not exist (KS3 answers 404 `NoSuchKey`).
     pub(crate) fn delete_object(&self, key: &str, p: &str) -> Result<bool, DriverError> {
-        let resp = self.client.call(&Call::new("DELETE", key, p), &[404])?;
+        let resp = self
+            .client
+            .send(&Call::new("DELETE", key, p).accept(&[404]))?
+            .resp;
         if resp.status == 404 {
             let err = self.client.backend_error(resp, p);
             return if err.code == "NoSuchBucket" {
@@ -125,7 +128,7 @@ impl<T: Transport> Driver<T> {
             "application/xml",
             true,
         );
-        let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
+        let resp = self.client.send(&call.buffered(MAX_XML))?.resp;
         let result: xml::DeleteResult = self.client.read_xml(resp, p)?;
         Ok(result
             .entries

@@ -42,7 +42,7 @@ impl<T: Transport> Driver<T> {
         if let Some(m) = marker {
             call = call.query("marker", m);
         }
-        let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
+        let resp = self.client.send(&call.buffered(MAX_XML))?.resp;
         let page: ListBucketResult = self.client.read_xml(resp, p)?;
         let entries: Vec<Entry> = page
             .contents

@@ -8,12 +8,13 @@ mod listing;
 mod multipart;
 mod mv;
 mod reader;
+mod tail;
 mod walk;
 mod writer;
 
 use std::sync::Arc;
 
-use crate::client::{crc64, Call, Client, MAX_XML};
+use crate::client::{crc64, AfterBatch, Call, Client, MAX_XML};
 use crate::config::Config;
 use crate::error::DriverError;
 use crate::http::Transport;
@@ -89,9 +90,10 @@ impl<T: Transport> Driver<T> {
 
     pub fn get_content(&self, p: &FilePath) -> Result<Vec<u8>, DriverError> {
         let key = self.keys.key(p);
-        let mut resp = self
-            .client
-            .call_buffered(&Call::new("GET", &key, p), &[404], usize::MAX)?;
+        let get = Call::new("GET", &key, p)
+            .accept(&[404])
+            .buffered(usize::MAX);
+        let mut resp = self.client.send(&get)?.resp;
         if resp.status == 404 {
             return Err(self.not_found(resp, p));
         }
@@ -124,21 +126,31 @@ impl<T: Transport> Driver<T> {
         let key = self.keys.key(p);
         let put = self.put_call(&key, p, content);
         let tail_key = self.keys.tail_key(p);
-        let probe = writer::tail_probe(&tail_key, p);
+        let probe = tail::tail_probe(&tail_key, p);
         // The content goes up while the path's tail is looked for: one round trip where
         // two would follow each other. Nothing else writes at the path meanwhile (one
         // owner per path), so the tail found is the one the content replaces.
-        let [tail, put] = self.client.call_buffered_pair([
-            (&probe, &[404], self.tail_probe_limit()),
-            (&put, &[], MAX_XML),
-        ]);
-        self.client.verify_crc(&put?, crc64(content), p)?;
+        let calls = [
+            probe.accept(&[404]).buffered(self.tail_probe_limit()),
+            put.buffered(MAX_XML),
+        ];
+        let mut sent = self
+            .client
+            .send_all(&calls, AfterBatch::Continue)
+            .into_iter();
+        let (Some(tail), Some(put)) = (sent.next(), sent.next()) else {
+            return Err(DriverError::other(
+                p,
+                "the client answered fewer calls than it was given",
+            ));
+        };
+        self.client.verify_crc(&put?.resp, crc64(content), p)?;
         // The content is now the path's: an upload closed there earlier must not come back.
-        self.release_probed_tail(tail?, &tail_key, p)
+        self.release_probed_tail(tail?.resp, &tail_key, p)
     }
 
     pub(crate) fn put_object(&self, key: &str, p: &str, content: &[u8]) -> Result<(), DriverError> {
-        let resp = self.client.call(&self.put_call(key, p, content), &[])?;
+        let resp = self.client.send(&self.put_call(key, p, content))?.resp;
         self.client.verify_crc(&resp, crc64(content), p)
     }
 
@@ -177,7 +189,10 @@ impl<T: Transport> Driver<T> {
 
     /// HEAD of an object with what identifies its content: `None` when there is none.
     pub(crate) fn head_meta(&self, key: &str, p: &str) -> Result<Option<ObjectMeta>, DriverError> {
-        let resp = self.client.call(&Call::new("HEAD", key, p), &[404])?;
+        let resp = self
+            .client
+            .send(&Call::new("HEAD", key, p).accept(&[404]))?
+            .resp;
         if resp.status == 404 {
             return Ok(None);
         }

@@ -129,7 +129,8 @@ impl<T: Transport> Driver<T> {
             "application/octet-stream",
             false,
         ));
-        let (resp, failed_attempts) = self.client.call_buffered_counted(&call, &[], MAX_XML)?;
+        let sent = self.client.send(&call.buffered(MAX_XML))?;
+        let (resp, failed_attempts) = (sent.resp, sent.failed_attempts);
         let result: xml::InitiateMultipartUploadResult = self.client.read_xml(resp, p)?;
         if result.upload_id.is_empty() {
             return Err(DriverError::io(
@@ -211,7 +212,7 @@ impl<T: Transport> Driver<T> {
         let number = job.number;
         let judged = {
             let call = self.part_call(key, upload_id, job, p);
-            self.client.outcome(&call, sent, &[], job.attempt)
+            self.client.judge(&call, sent, job.attempt)
         };
         let failed = match judged {
             Ok(resp) => {
@@ -320,7 +321,8 @@ impl<T: Transport> Driver<T> {
         loop {
             let outcome = self
                 .client
-                .attempt(&call, &[], attempt)
+                .send(&call.clone().once(attempt))
+                .map(|sent| sent.resp)
                 .map_err(|f| (f.error, f.retryable))
                 .and_then(|resp| {
                     // KS3 can answer 200 with an <Error> inside.
@@ -423,9 +425,10 @@ impl<T: Transport> Driver<T> {
 
     pub(crate) fn abort(&self, key: &str, upload_id: &str, p: &str) -> Result<(), DriverError> {
         // An upload that is already gone (404 NoSuchUpload) is what abort wanted.
-        self.client.call(
-            &Call::new("DELETE", key, p).query("uploadId", upload_id),
-            &[404],
+        self.client.send(
+            &Call::new("DELETE", key, p)
+                .query("uploadId", upload_id)
+                .accept(&[404]),
         )?;
         Ok(())
     }
@@ -447,7 +450,10 @@ impl<T: Transport> Driver<T> {
             if let Some(m) = &marker {
                 call = call.query("part-number-marker", m.clone());
             }
-            let resp = self.client.call_buffered(&call, &[404], MAX_XML)?;
+            let resp = self
+                .client
+                .send(&call.accept(&[404]).buffered(MAX_XML))?
+                .resp;
             if resp.status == 404 {
                 let err = self.client.backend_error(resp, p);
                 return match err.code.as_str() {
@@ -516,7 +522,7 @@ impl<T: Transport> Driver<T> {
             }
             let page: xml::ListMultipartUploadsResult = self
                 .client
-                .read_xml(self.client.call_buffered(&call, &[], MAX_XML)?, p)?;
+                .read_xml(self.client.send(&call.buffered(MAX_XML))?.resp, p)?;
             for u in page.uploads {
                 if u.key.is_empty() || u.upload_id.is_empty() {
                     return Err(DriverError::io(

@@ -4,7 +4,7 @@ use ks3_proto::encode::encode_key;
 
 use super::multipart::{CompleteError, Part};
 use super::{Driver, ObjectMeta};
-use crate::client::{Call, MAX_XML};
+use crate::client::{AfterBatch, Call, MAX_XML};
 use crate::config::MAX_PARTS;
 use crate::error::DriverError;
 use crate::http::Transport;
@@ -48,7 +48,7 @@ impl<T: Transport> Driver<T> {
         let call = self.object_headers(
             Call::new("PUT", dst_key, dst).header("x-kss-copy-source", self.copy_source(src_key)),
         );
-        let resp = self.client.call_buffered(&call, &[], MAX_XML)?;
+        let resp = self.client.send(&call.buffered(MAX_XML))?.resp;
         let crc_header = resp.header("x-kss-checksum-crc64ecma").map(str::to_string);
         // KS3 can answer 200 and put an <Error> in the body; read_xml turns that into an error.
         let result: xml::CopyObjectResult = self.client.read_xml(resp, dst)?;
@@ -129,8 +129,11 @@ impl<T: Transport> Driver<T> {
                         .header("x-kss-copy-source-range", format!("bytes={first}-{last}"))
                 })
                 .collect();
-            for ((n, first, last), result) in window.iter().zip(self.client.call_all(&calls)) {
-                let copied: xml::CopyPartResult = self.client.read_xml(result?, dst)?;
+            for ((n, first, last), result) in window
+                .iter()
+                .zip(self.client.send_all(&calls, AfterBatch::Resend))
+            {
+                let copied: xml::CopyPartResult = self.client.read_xml(result?.resp, dst)?;
                 if copied.etag.is_empty() {
                     return Err(DriverError::io(
                         dst,

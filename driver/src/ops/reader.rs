@@ -82,7 +82,7 @@ impl<T: Transport> FileReader<T> {
         if let Some(etag) = &self.etag {
             call = call.header("if-match", etag.clone());
         }
-        let resp = d.client.call(&call, &[404, 412, 416])?;
+        let resp = d.client.send(&call.accept(&[404, 412, 416]))?.resp;
         if (200..300).contains(&resp.status) {
             match (&self.etag, resp.header("etag")) {
                 (None, Some(e)) => self.etag = Some(e.to_string()),

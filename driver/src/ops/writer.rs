@@ -25,33 +25,82 @@ use std::sync::Arc;
 
 use ks3_proto::{Crc64, Crc64Pieces};
 
-use super::multipart::{etag_is_md5_of, too_many_parts, CompleteError, Part, PartJob, PartOutcome};
+use super::multipart::{too_many_parts, CompleteError, Part, PartJob, PartOutcome};
+use super::tail::encode_tail;
 use super::Driver;
-use crate::client::Call;
-use crate::config::MIN_PART_SIZE;
 use crate::error::DriverError;
-use crate::http::{Response, Transport};
+use crate::http::Transport;
 use crate::path::FilePath;
 
-const TAIL_MAGIC: &str = "ks3-driver-tail/2";
-/// The tail's header line is at most this long (10 000 parts × a 20-digit CRC).
-const MAX_TAIL_HEADER: usize = 256 + 21 * 10_000;
-/// Enough of a tail to read the upload id it names (it comes first in the header).
-const TAIL_ID_PREFIX: usize = 1024;
+mod resume;
 
+/// Where the writer is in its life. What only one stage has (the clean-up left after a
+/// commit) lives in its variant, so no other stage can carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Takes writes, `close`, `commit` and `cancel`.
     Open,
+    /// `close` saved the tail: only `cancel` is left (or `writer(path, true)` anywhere).
     Closed,
-    Committed,
+    /// The content is the path's; `Some` while removing the tail is still to do (see
+    /// `clean_up_after_commit`): calling `commit` again does it.
+    Committed(Option<Cleanup>),
     Cancelled,
+}
+
+/// What is left to do once committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cleanup {
+    /// This writer stored a tail: it goes.
+    DropTail,
+    /// This writer stored no tail, but another writer may have closed one at the path
+    /// since this one opened: it goes, with the upload it names (as after `put_content`).
+    ReleaseTail,
+}
+
+/// The tail object in KS3, as far as this writer knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// None stored (or it was removed).
+    Absent,
+    /// One may exist and must go at commit or cancel, but it no longer describes the
+    /// upload, parts and buffer (bytes were written or parts sent since).
+    Outdated,
+    /// It describes exactly the current upload, parts and buffer.
+    Current,
+}
+
+impl Tail {
+    fn stored(self) -> bool {
+        self != Tail::Absent
+    }
+
+    /// The buffer or the parts changed: a stored tail no longer describes them.
+    fn outdate(&mut self) {
+        if *self == Tail::Current {
+            *self = Tail::Outdated;
+        }
+    }
+}
+
+/// The multipart upload the writer's parts go to, and what the writer learnt about it.
+#[derive(Debug, Clone)]
+struct Upload {
+    id: String,
+    /// KS3 offers no check of a part but `Content-MD5`: every part carries it.
+    md5: bool,
+    /// The upload ends in a short part whose bytes the driver does not have: it can be
+    /// committed or cancelled, not extended.
+    sealed: bool,
 }
 
 pub struct FileWriter<T: Transport> {
     driver: Arc<Driver<T>>,
     path: FilePath,
     key: String,
-    upload_id: Option<String>,
+    /// `None` until the first part goes (a writer that never fills a part PUTs its bytes
+    /// at commit).
+    upload: Option<Upload>,
     /// The upload's parts 1..n that KS3 holds, checked.
     parts: Vec<Part>,
     /// Parts KS3 holds past a gap (a part before them is still in flight or failed).
@@ -62,98 +111,12 @@ pub struct FileWriter<T: Transport> {
     /// Parts that failed after their retries, with their bytes: sent again before
     /// anything else.
     failed: Vec<(PartJob, DriverError)>,
-    /// KS3 offers no check of a part but `Content-MD5`: every part carries it.
-    md5: bool,
     buf: Vec<u8>,
     /// CRC-64 of `buf`, kept as bytes arrive.
     buf_crc: Crc64Pieces,
     size: u64,
     state: State,
-    /// A tail object may exist in KS3 and must go at commit or cancel.
-    tail_stored: bool,
-    /// The stored tail describes exactly the current upload, parts and buffer.
-    tail_current: bool,
-    /// The upload ends in a short part whose bytes the driver does not have: it can be
-    /// committed or cancelled, not extended.
-    sealed: bool,
-    /// Committed, but the tail is not removed yet (see `clean_up_after_commit`).
-    cleanup_pending: bool,
-}
-
-/// What `close` saved: the upload it belongs to, the parts before it, its bytes.
-#[derive(Debug, PartialEq, Eq)]
-struct SavedTail {
-    upload_id: Option<String>,
-    /// CRC-64 of each part before the tail, in order (`None` where unknown).
-    part_crcs: Vec<Option<u64>>,
-    data: Vec<u8>,
-}
-
-/// The tail object's content: a header line, then the bytes.
-fn encode_tail(upload_id: Option<&str>, parts: &[Part], data: &[u8]) -> Vec<u8> {
-    let crcs: Vec<String> = parts
-        .iter()
-        .map(|p| p.crc.map_or_else(|| "?".to_string(), |c| c.to_string()))
-        .collect();
-    let header = format!(
-        "{TAIL_MAGIC} upload={} parts={} crcs={}\n",
-        upload_id.unwrap_or("-"),
-        parts.len(),
-        if crcs.is_empty() {
-            "-".to_string()
-        } else {
-            crcs.join(",")
-        }
-    );
-    let mut out = Vec::with_capacity(header.len() + data.len());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// The upload id a tail names, from the first bytes of the tail.
-fn tail_upload_id(raw: &[u8]) -> Option<Option<String>> {
-    let end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
-    let header = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut it = header.split(' ');
-    if it.next()? != TAIL_MAGIC {
-        return None;
-    }
-    let upload = it.next()?.strip_prefix("upload=")?;
-    Some((upload != "-").then(|| upload.to_string()))
-}
-
-fn decode_tail(raw: &[u8]) -> Option<SavedTail> {
-    let nl = raw.iter().take(MAX_TAIL_HEADER).position(|&b| b == b'\n')?;
-    let header = std::str::from_utf8(&raw[..nl]).ok()?;
-    let mut it = header.split(' ');
-    if it.next()? != TAIL_MAGIC {
-        return None;
-    }
-    let upload = it.next()?.strip_prefix("upload=")?;
-    let parts: usize = it.next()?.strip_prefix("parts=")?.parse().ok()?;
-    let crcs = it.next()?.strip_prefix("crcs=")?;
-    if it.next().is_some() {
-        return None;
-    }
-    let part_crcs: Vec<Option<u64>> = if crcs == "-" {
-        Vec::new()
-    } else {
-        crcs.split(',')
-            .map(|c| match c {
-                "?" => Some(None),
-                c => c.parse::<u64>().ok().map(Some),
-            })
-            .collect::<Option<_>>()?
-    };
-    if part_crcs.len() != parts || (upload == "-" && parts != 0) {
-        return None;
-    }
-    Some(SavedTail {
-        upload_id: (upload != "-").then(|| upload.to_string()),
-        part_crcs,
-        data: raw[nl + 1..].to_vec(),
-    })
+    tail: Tail,
 }
 
 impl<T: Transport> Driver<T> {
@@ -167,21 +130,17 @@ impl<T: Transport> Driver<T> {
             driver: Arc::clone(self),
             path: p.clone(),
             key,
-            upload_id: None,
+            upload: None,
             parts: Vec::new(),
             ahead: BTreeMap::new(),
             flights: Vec::new(),
             jobs: Vec::new(),
             failed: Vec::new(),
-            md5: false,
             buf: Vec::new(),
             buf_crc: Crc64Pieces::new(),
             size: 0,
             state: State::Open,
-            tail_stored: false,
-            tail_current: false,
-            sealed: false,
-            cleanup_pending: false,
+            tail: Tail::Absent,
         };
         if append {
             w.resume()?;
@@ -191,75 +150,6 @@ impl<T: Transport> Driver<T> {
         }
         Ok(w)
     }
-
-    /// Removes the path's tail and aborts every upload in progress at its key.
-    pub(crate) fn release_uploads(&self, key: &str, p: &FilePath) -> Result<(), DriverError> {
-        for u in self.uploads_of(key, p)? {
-            self.abort(key, &u.upload_id, p)?;
-        }
-        self.delete_object(&self.keys.tail_key(p), p)?;
-        Ok(())
-    }
-
-    /// Removes the path's tail and aborts the upload it names: what `put_content` needs
-    /// (one request when there is no tail). Uploads no tail names are stale once an
-    /// object was written after them (see `FileWriter::resume_untailed`).
-    pub(crate) fn release_tail(&self, p: &FilePath) -> Result<(), DriverError> {
-        let tail_key = self.keys.tail_key(p);
-        let probe = tail_probe(&tail_key, p);
-        let resp = self
-            .client
-            .call_buffered(&probe, &[404], self.tail_probe_limit())?;
-        self.release_probed_tail(resp, &tail_key, p)
-    }
-
-    /// The most a tail probe reads: a server that ignores its Range sends the whole tail.
-    pub(crate) fn tail_probe_limit(&self) -> usize {
-        usize::try_from(self.config().chunk_size)
-            .unwrap_or(usize::MAX)
-            .saturating_add(MAX_TAIL_HEADER)
-    }
-
-    /// Given the answer to [`tail_probe`] (read whole, 404 when there is no tail), aborts
-    /// the upload the tail names and deletes the tail.
-    pub(crate) fn release_probed_tail(
-        &self,
-        mut resp: Response,
-        tail_key: &str,
-        p: &FilePath,
-    ) -> Result<(), DriverError> {
-        if resp.status == 404 {
-            return Ok(());
-        }
-        // Only the header's start is needed (a server that ignores Range may send it all).
-        let mut raw = Vec::new();
-        while raw.len() < TAIL_ID_PREFIX {
-            match resp.body.read(TAIL_ID_PREFIX - raw.len()) {
-                Ok(Some(c)) => raw.extend_from_slice(&c),
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(DriverError::transport(
-                        p,
-                        "reading the upload's saved tail",
-                        &e,
-                    ))
-                }
-            }
-        }
-        // A tail that cannot be read names nothing we could abort; it goes all the same.
-        if let Some(Some(id)) = tail_upload_id(&raw) {
-            self.abort(&self.keys.key(p), &id, p)?;
-        }
-        self.delete_object(tail_key, p)?;
-        Ok(())
-    }
-}
-
-/// The GET of the start of a path's tail, where its upload id is: enough to release it.
-pub(crate) fn tail_probe<'a>(tail_key: &'a str, p: &'a str) -> Call<'a> {
-    // Range is honoured by KS3; a server that ignores it sends the whole tail, which
-    // stays within what `read_tail` accepts.
-    Call::new("GET", tail_key, p).header("range", format!("bytes=0-{}", TAIL_ID_PREFIX - 1))
 }
 
 impl<T: Transport> FileWriter<T> {
@@ -276,7 +166,7 @@ impl<T: Transport> FileWriter<T> {
         let what = match self.state {
             State::Open => return Ok(()),
             State::Closed => "closed",
-            State::Committed => "committed",
+            State::Committed(_) => "committed",
             State::Cancelled => "cancelled",
         };
         Err(DriverError::InvalidState(format!(
@@ -303,7 +193,7 @@ impl<T: Transport> FileWriter<T> {
         if data.is_empty() {
             return Ok(());
         }
-        if self.sealed {
+        if self.upload.as_ref().is_some_and(|u| u.sealed) {
             return Err(DriverError::InvalidState(format!(
                 "cannot append to {}: its upload ends in a short part that another client \
                  uploaded, whose bytes this driver does not have; commit or cancel it",
@@ -331,7 +221,7 @@ impl<T: Transport> FileWriter<T> {
             }
             data = &data[take..];
             self.size = self.size.saturating_add(take as u64);
-            self.tail_current = false;
+            self.tail.outdate();
         }
         self.flush_full_chunks()?;
         // Feed the bodies in flight what they take now, and hear their answers.
@@ -375,13 +265,13 @@ impl<T: Transport> FileWriter<T> {
                 let crc = Crc64::checksum(&data);
                 (data, crc)
             };
-            self.tail_current = false;
+            self.tail.outdate();
             self.launch(PartJob {
                 number,
                 data: Arc::new(data),
                 crc,
                 attempt: 0,
-                md5: self.md5,
+                md5: self.md5(),
             });
         }
         Ok(())
@@ -398,19 +288,32 @@ impl<T: Transport> FileWriter<T> {
     }
 
     fn ensure_upload(&mut self) -> Result<String, DriverError> {
-        match &self.upload_id {
-            Some(id) => Ok(id.clone()),
+        match &self.upload {
+            Some(u) => Ok(u.id.clone()),
             None => {
                 let id = self.driver.initiate(&self.key, &self.path)?;
-                self.upload_id = Some(id.clone());
+                self.upload = Some(Upload {
+                    id: id.clone(),
+                    md5: false,
+                    sealed: false,
+                });
                 Ok(id)
             }
         }
     }
 
+    fn upload_id(&self) -> Option<String> {
+        self.upload.as_ref().map(|u| u.id.clone())
+    }
+
+    /// Whether parts carry `Content-MD5` (see [`Upload::md5`]).
+    fn md5(&self) -> bool {
+        self.upload.as_ref().is_some_and(|u| u.md5)
+    }
+
     /// Puts `job` in flight (or, if it cannot even start, among the failed).
     fn launch(&mut self, job: PartJob) {
-        let id = self.upload_id.clone().unwrap_or_default();
+        let id = self.upload_id().unwrap_or_default();
         match self.driver.start_part(&self.key, &id, &job, &self.path) {
             Ok(flight) => {
                 self.flights.push(flight);
@@ -426,7 +329,7 @@ impl<T: Transport> FileWriter<T> {
         let d = Arc::clone(&self.driver);
         let mut ready = d.client.transport.advance(&mut self.flights, block);
         ready.sort_unstable();
-        let id = self.upload_id.clone().unwrap_or_default();
+        let id = self.upload_id().unwrap_or_default();
         // Highest index first, so that `swap_remove` moves only flights not yet seen.
         for i in ready.into_iter().rev() {
             if i >= self.flights.len() {
@@ -444,7 +347,9 @@ impl<T: Transport> FileWriter<T> {
                         d.client.backoff(job.attempt);
                     }
                     if job.md5 {
-                        self.md5 = true;
+                        if let Some(u) = &mut self.upload {
+                            u.md5 = true;
+                        }
                     }
                     self.launch(job);
                 }
@@ -494,7 +399,7 @@ impl<T: Transport> FileWriter<T> {
             data: Arc::new(self.buf.clone()),
             crc: self.buf_crc.value(),
             attempt: 0,
-            md5: self.md5,
+            md5: self.md5(),
         };
         self.driver
             .upload_part_now(&self.key, &upload_id, job, &self.path)
@@ -514,30 +419,29 @@ impl<T: Transport> FileWriter<T> {
     }
 
     fn save_tail(&mut self) -> Result<(), DriverError> {
-        if self.tail_stored && self.tail_current {
+        if self.tail == Tail::Current {
             return Ok(());
         }
-        let tail = encode_tail(self.upload_id.as_deref(), &self.parts, &self.buf);
+        let id = self.upload_id();
+        let tail = encode_tail(id.as_deref(), &self.parts, &self.buf);
         let d = Arc::clone(&self.driver);
         d.put_object(&self.tail_key(), &self.path, &tail)?;
-        self.tail_stored = true;
-        self.tail_current = true;
+        self.tail = Tail::Current;
         Ok(())
     }
 
     fn drop_tail(&mut self) -> Result<(), DriverError> {
-        if self.tail_stored {
+        if self.tail.stored() {
             let d = Arc::clone(&self.driver);
             d.delete_object(&self.tail_key(), &self.path)?;
-            self.tail_stored = false;
-            self.tail_current = false;
+            self.tail = Tail::Absent;
         }
         Ok(())
     }
 
     /// Persists what was written, uncommitted, for a later `writer(path, true)`.
     pub fn close(&mut self) -> Result<(), DriverError> {
-        if self.state == State::Committed {
+        if let State::Committed(_) = self.state {
             return Ok(());
         }
         self.check_open()?;
@@ -550,15 +454,15 @@ impl<T: Transport> FileWriter<T> {
     }
 
     pub fn cancel(&mut self) -> Result<(), DriverError> {
-        if matches!(self.state, State::Committed | State::Cancelled) {
+        if matches!(self.state, State::Committed(_) | State::Cancelled) {
             return self.check_open();
         }
         self.forget_parts_in_flight();
         let d = Arc::clone(&self.driver);
-        if let Some(id) = self.upload_id.clone() {
+        if let Some(id) = self.upload_id() {
             let stale = self.stale_before(&id);
             d.abort(&self.key, &id, &self.path)?;
-            self.upload_id = None;
+            self.upload = None;
             self.abort_all(stale);
         }
         self.drop_tail()?;
@@ -568,14 +472,14 @@ impl<T: Transport> FileWriter<T> {
     }
 
     pub fn commit(&mut self) -> Result<(), DriverError> {
-        if self.state == State::Committed && self.cleanup_pending {
-            return self.clean_up_after_commit();
+        if let State::Committed(Some(cleanup)) = self.state {
+            return self.clean_up_after_commit(cleanup);
         }
         self.check_open()?;
         self.flush_full_chunks()?;
         self.settle()?;
         let d = Arc::clone(&self.driver);
-        let Some(id) = self.upload_id.clone() else {
+        let Some(id) = self.upload_id() else {
             d.put_object(&self.key, &self.path, &self.buf)?;
             return self.committed();
         };
@@ -607,7 +511,7 @@ impl<T: Transport> FileWriter<T> {
                 // The part list itself is wrong: no retry can complete this upload.
                 let aborted = d.abort(&self.key, &id, &self.path);
                 let _ = self.drop_tail();
-                self.upload_id = None;
+                self.upload = None;
                 self.state = State::Cancelled;
                 self.buf = Vec::new();
                 Err(DriverError::io(
@@ -642,240 +546,27 @@ impl<T: Transport> FileWriter<T> {
     }
 
     fn committed(&mut self) -> Result<(), DriverError> {
-        self.state = State::Committed;
+        let cleanup = if self.tail.stored() {
+            Cleanup::DropTail
+        } else {
+            Cleanup::ReleaseTail
+        };
+        self.state = State::Committed(Some(cleanup));
         self.buf = Vec::new();
-        self.upload_id = None;
-        self.cleanup_pending = true;
-        self.clean_up_after_commit()
+        self.upload = None;
+        self.clean_up_after_commit(cleanup)
     }
 
     /// Removes the tail once the content is committed. If that fails, the commit has
     /// happened all the same; calling `commit` again finishes the clean-up.
-    fn clean_up_after_commit(&mut self) -> Result<(), DriverError> {
-        if self.tail_stored {
-            self.drop_tail()?;
-        } else {
+    fn clean_up_after_commit(&mut self, cleanup: Cleanup) -> Result<(), DriverError> {
+        match cleanup {
+            Cleanup::DropTail => self.drop_tail()?,
             // The content is now the path's: an upload another writer closed there since
             // this one opened must not come back over it (as after put_content).
-            self.driver.release_tail(&self.path)?;
+            Cleanup::ReleaseTail => self.driver.release_tail(&self.path)?,
         }
-        self.cleanup_pending = false;
+        self.state = State::Committed(None);
         Ok(())
-    }
-
-    /// Picks up where an earlier writer left off.
-    fn resume(&mut self) -> Result<(), DriverError> {
-        let d = Arc::clone(&self.driver);
-        match self.read_tail()? {
-            Some(tail) => {
-                self.tail_stored = true;
-                match tail.upload_id.clone() {
-                    None => {
-                        self.set_buf(tail.data);
-                        self.tail_current = true;
-                    }
-                    Some(id) => match d.list_parts(&self.key, &id, &self.path)? {
-                        Some(parts) => self.resume_tailed(id, parts, tail)?,
-                        None => {
-                            // The tail names an upload that is gone (completed or aborted
-                            // after the tail was written): it is stale.
-                            self.drop_tail()?;
-                            self.resume_untailed()?;
-                        }
-                    },
-                }
-            }
-            None => self.resume_untailed()?,
-        }
-        self.size = self
-            .parts
-            .iter()
-            .fold(0u64, |acc, p| acc.saturating_add(p.size))
-            .saturating_add(self.buf.len() as u64);
-        Ok(())
-    }
-
-    fn resume_tailed(
-        &mut self,
-        id: String,
-        mut parts: Vec<Part>,
-        tail: SavedTail,
-    ) -> Result<(), DriverError> {
-        let known = tail.part_crcs.len();
-        in_order_prefix(&mut parts);
-        if parts.len() < known {
-            return Err(DriverError::io(
-                &self.path,
-                format!(
-                    "cannot resume: the upload has {} parts, its saved state {known}",
-                    parts.len()
-                ),
-            ));
-        }
-        for (p, crc) in parts.iter_mut().zip(&tail.part_crcs) {
-            p.crc = *crc;
-        }
-        let extra = parts.len() - known;
-        let last_is_tail = extra == 1
-            && parts.last().is_some_and(|l| {
-                l.size == tail.data.len() as u64 && etag_is_md5_of(&l.etag, &tail.data)
-            });
-        if extra == 0 || last_is_tail {
-            // The tail's bytes are the rest of the upload. (A part after them that holds
-            // exactly them is a commit's last part whose Complete failed: it is uploaded
-            // again, as part of whatever comes next.)
-            parts.truncate(known);
-            self.set_buf(tail.data);
-            self.tail_current = true;
-        }
-        // Otherwise a later writer put the tail's bytes into its parts and died before its
-        // own `close`: the parts are the truth.
-        self.adopt(id, parts)
-    }
-
-    /// Resumes the newest upload at the key, if it is not stale.
-    fn resume_untailed(&mut self) -> Result<(), DriverError> {
-        let d = Arc::clone(&self.driver);
-        let uploads = d.uploads_of(&self.key, &self.path)?;
-        let object = d.head(&self.key, &self.path)?;
-        let newest = uploads.last().filter(|u| match &object {
-            // An object written in or after the second the upload began replaced it.
-            Some(o) => ks3_proto::date::parse_iso8601(&u.initiated).is_some_and(|started| {
-                started.div_euclid(1_000_000_000) > i128::from(o.mod_time_ns / 1_000_000_000)
-            }),
-            None => true,
-        });
-        let Some(upload) = newest else {
-            for u in &uploads {
-                d.abort(&self.key, &u.upload_id, &self.path)?;
-            }
-            return match object {
-                // distribution appends to an empty object as to nothing.
-                Some(info) if info.size == 0 => Ok(()),
-                _ => Err(DriverError::PathNotFound(self.path.to_string())),
-            };
-        };
-        let id = upload.upload_id.clone();
-        match d.list_parts(&self.key, &id, &self.path)? {
-            Some(parts) => self.adopt(id, parts),
-            None => Err(DriverError::PathNotFound(self.path.to_string())),
-        }
-    }
-
-    /// Takes over `parts` of upload `id` after checking they can be completed: those
-    /// numbered 1..n without a gap (see `in_order_prefix`), every one but the last at
-    /// least the minimum part size.
-    fn adopt(&mut self, id: String, mut parts: Vec<Part>) -> Result<(), DriverError> {
-        in_order_prefix(&mut parts);
-        match parts.iter().position(|p| p.size < MIN_PART_SIZE) {
-            Some(i) if i + 1 < parts.len() => {
-                return Err(DriverError::io(
-                    &self.path,
-                    format!(
-                        "cannot resume: part {} of the upload is {} bytes, below KS3's minimum for a part that is not the last",
-                        i + 1,
-                        parts[i].size
-                    ),
-                ))
-            }
-            Some(_) => {
-                // The last part is short and not ours: commit or cancel only.
-                self.sealed = true;
-            }
-            None => {}
-        }
-        self.parts = parts;
-        self.upload_id = Some(id);
-        Ok(())
-    }
-
-    fn read_tail(&self) -> Result<Option<SavedTail>, DriverError> {
-        let d = &self.driver;
-        let key = self.tail_key();
-        let limit = self.chunk().saturating_add(MAX_TAIL_HEADER);
-        let mut resp =
-            d.client
-                .call_buffered(&Call::new("GET", &key, &self.path), &[404], limit)?;
-        if resp.status == 404 {
-            return Ok(None);
-        }
-        let raw = resp.read_all(limit).map_err(|e| {
-            DriverError::transport(&self.path, "reading the upload's saved tail", &e)
-        })?;
-        if let Some(v) = resp.header("x-kss-checksum-crc64ecma") {
-            d.check_crc(
-                Some(v),
-                Some(Crc64::checksum(&raw)),
-                &self.path,
-                "saved tail",
-            )?;
-        }
-        match decode_tail(&raw) {
-            Some(tail) => Ok(Some(tail)),
-            None => Err(DriverError::integrity(
-                &self.path,
-                "the upload's saved tail is corrupt",
-            )),
-        }
-    }
-}
-
-/// Keeps the parts numbered 1..n without a gap (`parts` sorted by number). A writer that
-/// died with parts in flight can leave a gap; the parts after it hold bytes that follow
-/// a missing part, so they are left out (a part uploaded later with the same number
-/// replaces one, and Complete leaves out the rest).
-fn in_order_prefix(parts: &mut Vec<Part>) {
-    let n = parts
-        .iter()
-        .zip(1u32..)
-        .take_while(|(p, i)| p.number == *i)
-        .count();
-    parts.truncate(n);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn part(n: u32, crc: Option<u64>) -> Part {
-        Part {
-            number: n,
-            etag: "e".into(),
-            size: 5,
-            crc,
-        }
-    }
-
-    #[test]
-    fn tail_round_trip() {
-        let raw = encode_tail(
-            Some("abc"),
-            &[part(1, Some(7)), part(2, None)],
-            b"hello\nworld",
-        );
-        let t = decode_tail(&raw).unwrap();
-        assert_eq!(t.upload_id.as_deref(), Some("abc"));
-        assert_eq!(t.part_crcs, vec![Some(7), None]);
-        assert_eq!(t.data, b"hello\nworld");
-        assert_eq!(tail_upload_id(&raw[..20]), None, "cut inside the id");
-        assert_eq!(tail_upload_id(&raw), Some(Some("abc".into())));
-        let raw = encode_tail(None, &[], b"");
-        assert_eq!(decode_tail(&raw).unwrap().upload_id, None);
-        assert_eq!(tail_upload_id(&raw), Some(None));
-        for bad in [
-            &b"garbage"[..],
-            b"ks3-driver-tail/2 upload=x parts=q crcs=-\n",
-            b"ks3-driver-tail/2 upload=x parts=2 crcs=1\n",
-            b"ks3-driver-tail/2 upload=- parts=1 crcs=1\n",
-            b"ks3-driver-tail/2 upload=x parts=1 crcs=z\n",
-            b"ks3-driver-tail/1 upload=x parts=0\n",
-            b"ks3-driver-tail/2 upload=x parts=0 crcs=- extra\n",
-        ] {
-            assert!(
-                decode_tail(bad).is_none(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }
