@@ -208,8 +208,27 @@ where
     }
 }
 
+/// The program's stderr: the library's events (`ks3_local::*`), warnings always, one
+/// line per request with `--verbose`. The library itself never writes to stderr.
+fn install_logging(verbose: bool) {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    let level = if verbose {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_level(false)
+        .with_filter(tracing_subscriber::filter::Targets::new().with_target("ks3_local", level));
+    // Only fails when a subscriber is already installed: then that one logs.
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+}
+
 /// Runs the server until SIGINT / SIGTERM. Prints `listening on http://HOST:PORT` first.
 pub fn run_cli(cli: Cli) -> ExitCode {
+    install_logging(cli.verbose);
     let (config, faults) = match cli.to_config() {
         Ok(c) => c,
         Err(e) => {

@@ -75,7 +75,10 @@ pub async fn serve(
                                             .tls_handshake_failures
                                             .fetch_add(1, Ordering::Relaxed);
                                         if state.config.verbose {
-                                            eprintln!("ks3-local: TLS handshake: {e}");
+                                            tracing::warn!(
+                                                target: "ks3_local::server",
+                                                "TLS handshake: {e}"
+                                            );
                                         }
                                     }
                                     Err(_) => {
@@ -92,7 +95,7 @@ pub async fn serve(
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     if state.config.verbose {
-                        eprintln!("ks3-local: accept: {e}");
+                        tracing::warn!(target: "ks3_local::server", "accept: {e}");
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -476,8 +479,9 @@ async fn handle(
 fn log(state: &State, method: &Method, target: &str, status: StatusCode) {
     if state.config.verbose {
         // Query values (presigned signatures, credentials, upload ids) are never printed.
-        eprintln!(
-            "ks3-local: {method} {} -> {}",
+        tracing::info!(
+            target: "ks3_local::request",
+            "{method} {} -> {}",
             loggable_target(target),
             status.as_u16()
         );

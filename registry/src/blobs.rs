@@ -117,7 +117,7 @@ async fn stream_blob(app: &App, path: String, start: u64, len: u64) -> Result<Bo
                 }
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("ks3-registry: reading {path}: {e}");
+                    tracing::warn!(target: "ks3_registry::blobs", "reading {path}: {e}");
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }

@@ -16,11 +16,15 @@
 //! The registry keeps nothing that another instance would need outside KS3: uploads,
 //! their hash states, tags and links are all objects, so several instances behind a load
 //! balancer serve one bucket, and an upload started on one finishes on another.
+//!
+//! A library: it starts no other server, and writes nothing to stdout or stderr; configuration warnings and the upload purger's reports are
+//! `tracing` events (target `ks3_registry::…`). With no storage configured
+//! ([`Storage::Embedded`]) the caller supplies the driver ([`Registry::with_driver`]):
+//! the `ks3-driver registry` command starts an in-memory `ks3-local` for it.
 mod app;
 mod blobs;
 pub mod config;
 pub mod digest;
-mod embedded;
 mod errors;
 pub mod gc;
 mod htpasswd;
@@ -34,18 +38,17 @@ mod resumable_sha256;
 mod route;
 mod server;
 mod store;
+pub mod token_auth;
 mod upload_guard;
 mod uploads;
 
 use std::sync::Arc;
-pub mod token_auth;
 
 use ks3_driver_host::{Driver, Runtime};
 use tokio::net::TcpListener;
 
 pub use app::StatsSnapshot;
 pub use config::{Config, ConfigError, HtpasswdConfig, Limits, Storage, UploadPurging};
-pub use embedded::Embedded;
 
 use app::App;
 use htpasswd::Htpasswd;
@@ -58,8 +61,6 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("storage driver: {0}")]
     Driver(#[from] ks3_driver_host::Error),
-    #[error("embedded KS3 server: {0}")]
-    Embedded(String),
     #[error("{0}")]
     Htpasswd(String),
     #[error("{0}")]
@@ -69,8 +70,6 @@ pub enum StartError {
 /// A configured registry, ready to serve connections.
 pub struct Registry {
     app: Arc<App>,
-    /// The in-memory KS3 server of the embedded default; it stops with the registry.
-    embedded: Option<ks3_local::RunningServer>,
     /// The upload purger (`storage.maintenance.uploadpurging`); stopped with the registry.
     purger: Option<tokio::task::AbortHandle>,
 }
@@ -84,41 +83,32 @@ impl Drop for Registry {
 }
 
 impl Registry {
-    /// Builds the registry on the process-wide driver runtime. With
-    /// [`Storage::Embedded`] it first starts an in-memory `ks3-local` (on loopback, so
-    /// blob downloads are then served directly rather than redirected) and says so on
-    /// stderr. Configuration warnings are printed to stderr.
+    /// Builds the registry on the process-wide driver runtime, with the driver of
+    /// `storage.ks3` ([`Storage::Ks3`]; with [`Storage::Embedded`], no storage, it is an
+    /// error: see [`Registry::with_driver`]). Configuration warnings are logged.
     pub async fn new(config: Config) -> Result<Registry, StartError> {
-        Self::build(config, None).await
+        log_warnings(&config);
+        let driver = Driver::new(ks3_params(&config)?).await?;
+        Self::assemble(config, driver)
     }
 
     /// As [`Registry::new`], with the drivers on `runtime` (another component file,
     /// other sandbox limits).
     pub async fn with_runtime(config: Config, runtime: &Runtime) -> Result<Registry, StartError> {
-        Self::build(config, Some(runtime)).await
+        log_warnings(&config);
+        let driver = Driver::with_runtime(runtime, ks3_params(&config)?).await?;
+        Self::assemble(config, driver)
     }
 
-    async fn build(mut config: Config, runtime: Option<&Runtime>) -> Result<Registry, StartError> {
-        for w in &config.warnings {
-            eprintln!("ks3-registry: warning: {w}");
-        }
-        let (params, embedded) = match &config.storage {
-            config::Storage::Ks3(p) => (p.clone(), None),
-            config::Storage::Embedded => {
-                let e = embedded::start()?;
-                // The embedded server listens on loopback only: a redirect to it would
-                // fail for every client on another host.
-                if !config.redirect_disabled {
-                    config.redirect_disabled = true;
-                    eprintln!("ks3-registry: blob downloads are served by the registry itself (no redirects to the embedded KS3 server)");
-                }
-                (e.params.clone(), Some(e.server))
-            }
-        };
-        let driver = match runtime {
-            Some(rt) => Driver::with_runtime(rt, params).await?,
-            None => Driver::new(params).await?,
-        };
+    /// The registry on a ready `driver`, whatever `config.storage` says: the caller's
+    /// storage (the command line's embedded in-memory server, a test's `ks3-local`).
+    /// Starts the upload purger (a task on the current tokio runtime) when it is enabled.
+    pub async fn with_driver(config: Config, driver: Driver) -> Result<Registry, StartError> {
+        log_warnings(&config);
+        Self::assemble(config, driver)
+    }
+
+    fn assemble(config: Config, driver: Driver) -> Result<Registry, StartError> {
         let htpasswd = match &config.htpasswd {
             Some(h) => Some(Htpasswd::open(h).map_err(StartError::Htpasswd)?),
             None => None,
@@ -133,7 +123,6 @@ impl Registry {
         let app = App::new(Store::new(driver), config, htpasswd);
         Ok(Registry {
             app: Arc::new(app),
-            embedded,
             purger,
         })
     }
@@ -149,11 +138,6 @@ impl Registry {
         self.app.store.driver()
     }
 
-    /// `http://HOST:PORT` of the embedded KS3 server, when there is one.
-    pub fn embedded_endpoint(&self) -> Option<String> {
-        self.embedded.as_ref().map(|s| s.endpoint())
-    }
-
     /// This instance's counters.
     pub fn stats(&self) -> StatsSnapshot {
         self.app.stats.snapshot()
@@ -167,25 +151,23 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<(), StartErr
     Ok(())
 }
 
-/// The whole program: builds the registry, binds `http.addr`, prints
-/// `listening on http://HOST:PORT` on stdout once connections are accepted, and serves
-/// until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    let addr = config.bind_addr();
-    run_registry(Registry::new(config).await?, &addr).await
+/// What the configuration ignored, as warnings (shown by the command line without `-v`).
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        tracing::warn!(target: "ks3_registry::config", "{w}");
+    }
 }
 
-/// [`run`] for a registry built by the caller (e.g. on its own [`Runtime`]): binds
-/// `addr`, prints `listening on http://HOST:PORT` once connections are accepted, and
-/// serves until SIGINT or SIGTERM.
-pub async fn run_registry(registry: Registry, addr: &str) -> Result<(), StartError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    println!("listening on http://{}", listener.local_addr()?);
-    tokio::select! {
-        r = registry.serve(listener) => r?,
-        _ = ks3_local::wait_for_signal() => {}
+/// The driver parameters of `storage.ks3`; an error without a storage section (the
+/// caller then supplies the driver: [`Registry::with_driver`]).
+fn ks3_params(config: &Config) -> Result<ks3_driver_host::Params, ConfigError> {
+    match &config.storage {
+        Storage::Ks3(p) => Ok(p.clone()),
+        Storage::Embedded => Err(ConfigError {
+            parameter: "storage".into(),
+            message: "no storage configured: set storage.ks3, or build the registry on a \
+                      driver of your own (Registry::with_driver)"
+                .into(),
+        }),
     }
-    Ok(())
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
 use ks3_driver_host::{Driver, WalkControl};
+use ks3_proto::date::parse_rfc3339;
 
 use crate::config::UploadPurging;
 use crate::gc::GcError;
@@ -171,80 +172,17 @@ async fn enumerate(driver: &Driver) -> Result<BTreeMap<(String, String), bool>, 
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 time (`2023-05-11T10:00:00Z`, with optional
-/// fractions and a numeric offset), as Go's `time.Parse(time.RFC3339, …)` reads it.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' {
-        return None;
-    }
-    if b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    if h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return None;
-        }
-        rest = &frac[n..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let rb = rest.as_bytes();
-            if rb.len() != 6 || !matches!(rb[0], b'+' | b'-') || rb[3] != b':' {
-                return None;
-            }
-            let oh: i64 = rest[1..3].parse().ok()?;
-            let om: i64 = rest[4..6].parse().ok()?;
-            let o = oh * 3600 + om * 60;
-            if rb[0] == b'-' {
-                -o
-            } else {
-                o
-            }
-        }
-    };
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// The registry's purger: waits `initial_delay` (default: a random 0–59 minutes, as
-/// distribution), purges, then again every `interval`, forever. Reports on stderr.
+/// distribution), purges, then again every `interval`, forever. Reports as `tracing`
+/// events (target `ks3_registry::purge`; failures are warnings).
 pub(crate) async fn run_periodically(driver: Driver, cfg: UploadPurging) {
     let first = cfg.initial_delay.unwrap_or_else(|| {
         use rand::Rng;
         Duration::from_secs(60 * rand::thread_rng().gen_range(0..60u64))
     });
-    eprintln!(
-        "ks3-registry: upload purging: first run in {}s, then every {}s (age {}s{})",
+    tracing::info!(
+        target: "ks3_registry::purge",
+        "upload purging: first run in {}s, then every {}s (age {}s{})",
         first.as_secs(),
         cfg.interval.as_secs(),
         cfg.age.as_secs(),
@@ -252,7 +190,8 @@ pub(crate) async fn run_periodically(driver: Driver, cfg: UploadPurging) {
     );
     tokio::time::sleep(first).await;
     loop {
-        let mut lines = |l: &str| eprintln!("ks3-registry: upload purging: {l}");
+        let mut lines =
+            |l: &str| tracing::info!(target: "ks3_registry::purge", "upload purging: {l}");
         match purge_uploads(
             &driver,
             cfg.age,
@@ -264,11 +203,15 @@ pub(crate) async fn run_periodically(driver: Driver, cfg: UploadPurging) {
         {
             Ok(r) => {
                 for e in &r.errors {
-                    eprintln!("ks3-registry: upload purging: {e}");
+                    tracing::warn!(target: "ks3_registry::purge", "upload purging: {e}");
                 }
-                eprintln!("ks3-registry: upload purging: {}", summary(&r, cfg.dry_run));
+                tracing::info!(
+                    target: "ks3_registry::purge",
+                    "upload purging: {}",
+                    summary(&r, cfg.dry_run)
+                );
             }
-            Err(e) => eprintln!("ks3-registry: upload purging failed: {e}"),
+            Err(e) => tracing::warn!(target: "ks3_registry::purge", "upload purging failed: {e}"),
         }
         tokio::time::sleep(cfg.interval).await;
     }
@@ -290,35 +233,5 @@ pub fn summary(r: &PurgeReport, dry_run: bool) -> String {
             r.kept,
             r.errors.len()
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_as_go_reads_it() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2023-05-11T10:00:00Z"), Some(1_683_799_200));
-        assert_eq!(
-            parse_rfc3339("2023-05-11T12:00:00.123+02:00"),
-            Some(1_683_799_200)
-        );
-        assert_eq!(
-            parse_rfc3339("2000-02-29T00:00:00-01:30"),
-            Some(951_787_800)
-        );
-        for bad in [
-            "",
-            "2023-05-11",
-            "2023-05-11 10:00:00Z",
-            "2023-13-11T10:00:00Z",
-            "2023-05-11T10:00:00",
-            "2023-05-11T10:00:00.Z",
-            "2023-05-11T10:00:00+0200",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
     }
 }

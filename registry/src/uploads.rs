@@ -205,7 +205,10 @@ async fn save_state(app: &App, name: &str, id: &str, state: &ResumableSha256) {
         .put_content(&path, &state.marshal())
         .await
     {
-        eprintln!("ks3-registry: saving the hash state of upload {id}: {e}");
+        tracing::warn!(
+            target: "ks3_registry::uploads",
+            "saving the hash state of upload {id}: {e}"
+        );
     }
 }
 
@@ -643,35 +646,9 @@ fn new_upload_id() -> String {
 fn rfc3339_now() -> String {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    rfc3339(secs)
-}
-
-fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (the era-based algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    ks3_proto::date::rfc3339(secs)
 }
 
 #[cfg(test)]
@@ -695,9 +672,6 @@ mod tests {
         assert_eq!(&id[14..15], "4");
         assert!(check_id(&id).is_ok());
         assert!(check_id("../x").is_err() && check_id("").is_err());
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_683_799_200), "2023-05-11T10:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(range_value(0), "0-0");
         assert_eq!(range_value(10), "0-9");
     }

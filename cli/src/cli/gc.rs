@@ -58,7 +58,7 @@ fn emit(line: &str) {
 /// The registry configuration of `-c` (distribution's config.yml) and `REGISTRY_*`.
 fn registry_config(ctx: &Context) -> Result<ks3_registry::Config, CliError> {
     ks3_registry::Config::load(ctx.cli.config.as_deref())
-        .map_err(|e| CliError::Usage(format!("{}: {}", e.key, e.message)))
+        .map_err(|e| CliError::Usage(format!("{}: {}", e.parameter, e.message)))
 }
 
 fn gc_error(e: GcError) -> CliError {

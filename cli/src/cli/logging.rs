@@ -2,7 +2,8 @@
 //! to stderr themselves; they emit events, and this decides what the user sees:
 //! - always: warnings of the host library (`ks3_driver_host::*`, e.g. a compiled-component cache
 //!   that is not safe to load) and of the registry (`ks3_registry::*`, e.g. the detail of a
-//!   request that failed in storage, which its client only sees as "unknown error");
+//!   request that failed in storage, which its client only sees as "unknown error"), and
+//!   the registry's upload purger's reports (`ks3_registry::purge`);
 //! - with `-v`: one line per KS3 request (`ks3_driver::egress`: method, path without the
 //!   query, status, time, request id), the guest's stderr (`ks3_driver::guest`, secrets
 //!   masked), and one line per registry request (`ks3_registry::request`, no query).
@@ -17,7 +18,9 @@ use tracing_subscriber::registry::LookupSpan;
 pub fn filter(verbose: bool) -> Targets {
     let base = Targets::new()
         .with_target("ks3_driver", Level::WARN)
-        .with_target("ks3_registry", Level::WARN);
+        .with_target("ks3_registry", Level::WARN)
+        // The upload purger's reports (first run, what each run did), shown as they were.
+        .with_target("ks3_registry::purge", Level::INFO);
     if verbose {
         base.with_target("ks3_driver::egress", Level::INFO)
             .with_target("ks3_driver::guest", Level::INFO)

@@ -15,6 +15,7 @@ use ks3_driver_host::{SigningScheme, V4Namespace};
 use ks3_proto::Secret;
 
 mod demo;
+mod embedded;
 mod gc;
 mod logging;
 mod object;

@@ -1,11 +1,15 @@
 //! `ks3-driver registry`: the reference OCI registry (`ks3-registry`) on the driver
 //! component, configured the way distribution's registry is (`-c config.yml`,
 //! `REGISTRY_*`), with the CLI's driver parameters (`-p`, `REGISTRY_STORAGE_KS3_*`, the
-//! file's `storage.ks3`) as its storage.
+//! file's `storage.ks3`) as its storage; with none, on an embedded in-memory server.
+use std::io::Write;
 use std::process::ExitCode;
 
+use ks3_driver_host::{Driver, Runtime};
 use ks3_registry::{Config, Registry, Storage};
+use tokio::net::TcpListener;
 
+use super::embedded::{Embedded, BUCKET};
 use super::Cli;
 
 #[derive(clap::Args, Debug)]
@@ -31,6 +35,11 @@ pub fn main(cli: &Cli, args: &RegistryArgs) -> ExitCode {
     }
 }
 
+/// A line on stderr; a closed stderr is not an error.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     let usage = |m: String| (2u8, m);
     let mut config = Config::load(cli.config.as_deref())
@@ -46,19 +55,57 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     }
     let addr = config.bind_addr();
     super::logging::install(cli.verbose);
-    let registry = if cli.component.is_some() || cli.verbose {
-        let runtime = ks3_driver_host::Runtime::new(ks3_driver_host::RuntimeOptions {
+    let failed = |e: ks3_registry::StartError| (1, e.to_string());
+    let runtime = if cli.component.is_some() || cli.verbose {
+        let options = ks3_driver_host::RuntimeOptions {
             component: cli.component.clone(),
             log_requests: cli.verbose,
             ..Default::default()
-        })
-        .map_err(|e| (1, format!("sandbox: {e:#}")))?;
-        Registry::with_runtime(config, &runtime).await
+        };
+        Some(Runtime::new(options).map_err(|e| (1, format!("sandbox: {e:#}")))?)
     } else {
-        Registry::new(config).await
+        None
+    };
+    // The embedded server lives as long as the registry serves.
+    let mut _embedded = None;
+    let registry = match (&config.storage, &runtime) {
+        (Storage::Ks3(_), Some(rt)) => Registry::with_runtime(config, rt).await,
+        (Storage::Ks3(_), None) => Registry::new(config).await,
+        (Storage::Embedded, rt) => {
+            let e = Embedded::start(BUCKET, "AKLTlocal").map_err(|m| (1, m))?;
+            say(&format!(
+                "ks3-registry: no storage configured: started an in-memory KS3 server (ks3-local) at {}, bucket {BUCKET}; its content is lost when the registry stops",
+                e.server.endpoint()
+            ));
+            // The embedded server listens on loopback only: a redirect to it would
+            // fail for every client on another host.
+            if !config.redirect_disabled {
+                config.redirect_disabled = true;
+                say("ks3-registry: blob downloads are served by the registry itself (no redirects to the embedded KS3 server)");
+            }
+            let driver = match rt {
+                Some(rt) => Driver::with_runtime(rt, e.params.clone()).await,
+                None => Driver::new(e.params.clone()).await,
+            }
+            .map_err(|e| failed(e.into()))?;
+            _embedded = Some(e.server);
+            Registry::with_driver(config, driver).await
+        }
     }
-    .map_err(|e| (1, e.to_string()))?;
-    ks3_registry::run_registry(registry, &addr)
+    .map_err(failed)?;
+    serve(registry, &addr).await.map_err(|e| (1, e.to_string()))
+}
+
+/// Binds `addr`, prints `listening on http://HOST:PORT` on stdout once connections are
+/// accepted, and serves until SIGINT or SIGTERM.
+async fn serve(registry: Registry, addr: &str) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| (1, e.to_string()))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    tokio::select! {
+        r = registry.serve(listener) => r?,
+        _ = ks3_local::wait_for_signal() => {}
+    }
+    Ok(())
 }

@@ -250,8 +250,9 @@ impl BucketDir {
                             },
                         );
                     }
-                    _ => eprintln!(
-                        "ks3-local: ignoring unreadable object file {}",
+                    _ => tracing::warn!(
+                        target: "ks3_local::store",
+                        "ignoring unreadable object file {}",
                         path.display()
                     ),
                 }
@@ -266,7 +267,11 @@ impl BucketDir {
             {
                 Some(i) => i,
                 None => {
-                    eprintln!("ks3-local: ignoring unreadable upload {}", udir.display());
+                    tracing::warn!(
+                        target: "ks3_local::store",
+                        "ignoring unreadable upload {}",
+                        udir.display()
+                    );
                     continue;
                 }
             };

@@ -22,6 +22,8 @@ pub struct Served {
     pub base: String,
     pub host: String,
     task: JoinHandle<()>,
+    /// The in-memory KS3 server of [`serve_yaml`]; it stops with the registry.
+    _ks3: Option<ks3_local::RunningServer>,
 }
 
 impl Drop for Served {
@@ -31,7 +33,12 @@ impl Drop for Served {
 }
 
 pub async fn serve(config: Config) -> Served {
-    let registry = Arc::new(Registry::new(config).await.expect("registry starts"));
+    let registry = Registry::new(config).await.expect("registry starts");
+    serve_registry(registry, None).await
+}
+
+async fn serve_registry(registry: Registry, ks3: Option<ks3_local::RunningServer>) -> Served {
+    let registry = Arc::new(registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -45,14 +52,36 @@ pub async fn serve(config: Config) -> Served {
         base: format!("http://{addr}"),
         host: addr.to_string(),
         task,
+        _ks3: ks3,
     }
 }
 
-/// A registry on the embedded in-memory KS3 server, configured by `yaml`.
+/// A registry on an in-memory KS3 server of its own (what `ks3-driver registry` starts
+/// when no storage is configured), configured by `yaml`.
 pub async fn serve_yaml(yaml: &str) -> Served {
-    let config = Config::from_yaml(yaml).expect("valid config");
+    let mut config = Config::from_yaml(yaml).expect("valid config");
     assert_eq!(config.storage, Storage::Embedded);
-    serve(config).await
+    let (ak, sk) = ("AKLTembedded", "embedded-secret-key");
+    let server =
+        ks3_local::start_in_background(ks3_local::ServerConfig::memory("registry", ak, sk))
+            .expect("in-memory KS3 server");
+    let params: Params = [
+        ("accesskey", ak),
+        ("secretkey", sk),
+        ("region", "ks3-cn-beijing"),
+        ("bucket", "registry"),
+        ("regionendpoint", server.endpoint().as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    // As the command line does: the server is on loopback, the registry serves blobs.
+    config.redirect_disabled = true;
+    let driver = ks3_driver_host::Driver::new(params).await.expect("driver");
+    let registry = Registry::with_driver(config, driver)
+        .await
+        .expect("registry starts");
+    serve_registry(registry, Some(server)).await
 }
 
 /// A local KS3 server shared by several registries, and the driver parameters for it.

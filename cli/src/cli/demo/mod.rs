@@ -131,8 +131,8 @@ struct Stage {
 
 impl Stage {
     async fn start(ctx: &Context) -> Result<Stage, CliError> {
-        let ks3_registry::Embedded { server, mut params } =
-            ks3_registry::Embedded::start(BUCKET, "AKLTdemo")
+        let super::embedded::Embedded { server, mut params } =
+            super::embedded::Embedded::start(BUCKET, "AKLTdemo")
                 .map_err(|e| failed(format!("cannot start: {e}")))?;
         let endpoint = server.endpoint();
         say!("ks3-driver demo: an image pushed and pulled through the registry on the sandboxed KS3 driver component");
