@@ -38,6 +38,8 @@ mod resumable_sha256;
 mod route;
 mod server;
 mod store;
+pub mod metrics;
+pub mod tls;
 pub mod token_auth;
 mod upload_guard;
 mod uploads;

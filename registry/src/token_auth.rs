@@ -99,35 +99,47 @@ impl Grants {
 pub enum Need {
     /// `/v2/` itself: any valid token.
     Login,
-    /// `repository:<name>:<actions>`.
-    Repository {
-        name: String,
-        actions: Vec<&'static str>,
-    },
+    /// `repository:<name>:<actions>` for each repository (a mount also needs `pull` on
+    /// the repository it mounts from).
+    Repositories(Vec<(String, Vec<&'static str>)>),
     /// `registry:catalog:*`.
     Catalog,
 }
 
 impl Need {
-    /// The scope string of a challenge, if any.
+    /// One repository.
+    pub fn repository(name: &str, actions: &[&'static str]) -> Need {
+        Need::Repositories(vec![(name.to_string(), actions.to_vec())])
+    }
+
+    /// The scope string of a challenge, if any (several scopes are space-separated).
     pub fn scope(&self) -> Option<String> {
         match self {
             Need::Login => None,
-            Need::Repository { name, actions } => {
-                Some(format!("repository:{name}:{}", actions.join(",")))
-            }
+            Need::Repositories(repos) => Some(
+                repos
+                    .iter()
+                    .map(|(name, actions)| format!("repository:{name}:{}", actions.join(",")))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             Need::Catalog => Some("registry:catalog:*".into()),
         }
     }
 
-    /// The needed actions the grants lack, as distribution lists them in a 401's detail.
+    /// The needed actions the grants lack, as distribution lists them in a 401's detail
+    /// (type, name, action).
     pub fn missing(&self, g: &Grants) -> Vec<(String, String, String)> {
         match self {
             Need::Login => Vec::new(),
-            Need::Repository { name, actions } => actions
+            Need::Repositories(repos) => repos
                 .iter()
-                .filter(|a| !g.allows("repository", name, a))
-                .map(|a| ("repository".into(), name.clone(), (*a).into()))
+                .flat_map(|(name, actions)| {
+                    actions
+                        .iter()
+                        .filter(|a| !g.allows("repository", name, a))
+                        .map(|a| ("repository".to_string(), name.clone(), (*a).to_string()))
+                })
                 .collect(),
             Need::Catalog => {
                 if g.allows("registry", "catalog", "*") {

@@ -127,10 +127,7 @@ fn an_x5c_chain_to_the_bundle_is_accepted_and_grants_its_access() {
         assert!(!g.allows("repository", "other", "pull"));
         assert!(!g.allows("repository", "app", "delete"));
         assert!(g.allows("registry", "catalog", "*"));
-        let need = Need::Repository {
-            name: "app".into(),
-            actions: vec!["pull", "delete"],
-        };
+        let need = Need::repository("app", &["pull", "delete"]);
         assert_eq!(
             need.missing(&g),
             vec![("repository".into(), "app".into(), "delete".into())]
@@ -247,15 +244,20 @@ fn challenges_name_realm_service_scope_and_error() {
         v.challenge(&Need::Login, None),
         r#"Bearer realm="https://auth.test/token",service="registry.test""#
     );
-    let need = Need::Repository {
-        name: "a/b".into(),
-        actions: vec!["pull", "push"],
-    };
+    let need = Need::repository("a/b", &["pull", "push"]);
     assert_eq!(
         v.challenge(&need, Some("insufficient_scope")),
         r#"Bearer realm="https://auth.test/token",service="registry.test",scope="repository:a/b:pull,push",error="insufficient_scope""#
     );
     assert_eq!(Need::Catalog.scope().as_deref(), Some("registry:catalog:*"));
+    let mount = Need::Repositories(vec![
+        ("dst".into(), vec!["pull", "push"]),
+        ("src".into(), vec!["pull"]),
+    ]);
+    assert_eq!(
+        mount.scope().as_deref(),
+        Some("repository:dst:pull,push repository:src:pull")
+    );
 }
 
 #[test]
