@@ -10,8 +10,9 @@ use hyper_util::rt::TokioExecutor;
 use ks3_driver_host::{Driver, DriverError, Error};
 use rand::{Rng, RngCore, SeedableRng};
 
-mod bootstrap;
-pub use bootstrap::*;
+// The one bootstrap (server, parameters, roots, data) is `ks3-test-support`'s; the
+// registry's tests reach it through this crate.
+pub use ks3_test_support::*;
 
 /// 128 MiB of random bytes, made once; `random_contents(n)` is always a prefix, so equal
 /// lengths mean equal contents (as in distribution's suite).
@@ -314,4 +315,34 @@ pub async fn raw_head(key: &str) -> RawResponse {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     ks3_proto::digest::hex(&Sha256::digest(data))
+}
+
+/// A driver with its own empty root directory.
+pub async fn fresh_driver(test: &str) -> Driver {
+    Driver::new(params(&unique_root(test)))
+        .await
+        .expect("driver")
+}
+
+/// A driver with extra or overridden parameters.
+pub async fn driver_with(test: &str, extra: &[(&str, &str)]) -> Driver {
+    let mut p = params(&unique_root(test));
+    for (k, v) in extra {
+        p.insert((*k).into(), (*v).into());
+    }
+    Driver::new(p).await.expect("driver")
+}
+
+/// distribution's clean-up rule: after a test, its root lists empty. A root that does not
+/// exist is clean too; any other List error fails the test (it proves nothing about what
+/// is left).
+pub async fn assert_clean(d: &Driver) {
+    match d.list("/").await {
+        Ok(left) => assert!(
+            left.is_empty(),
+            "storage driver did not clean up properly; left: {left:?}"
+        ),
+        Err(Error::Driver(DriverError::PathNotFound(_))) => {}
+        Err(e) => panic!("List(\"/\") failed while checking the clean-up: {e}"),
+    }
 }

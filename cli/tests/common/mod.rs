@@ -1,10 +1,21 @@
-//! Shared by the command-line tests: the host tests' fixtures (one local KS3 server per
-//! test binary, parameters, data) and the `ks3-driver` binary under test.
+//! Shared by the command-line tests: the workspace's test bootstrap (`ks3-test-support`:
+//! one local KS3 server per test binary, parameters, data) and the `ks3-driver` binary
+//! under test.
 #![allow(dead_code)]
-#[path = "../../../host/tests/common/mod.rs"]
-mod host_common;
+// Each test binary uses a different part of the shared fixtures.
+#![allow(unused_imports)]
+pub use ks3_test_support::{data, server, start_server, unique, Params, BUCKET, MIB};
+pub use ks3_test_support::{ACCESS_KEY as AK, SECRET_KEY as SK};
 
-pub use host_common::*;
+/// Parameters for `endpoint` under a root directory unique to `test`.
+pub fn params_for(endpoint: &str, test: &str) -> Params {
+    ks3_test_support::params_on(endpoint, &ks3_test_support::unique_root(test))
+}
+
+/// Parameters for the shared server under a root directory unique to `test`.
+pub fn params(test: &str) -> Params {
+    ks3_test_support::params(&ks3_test_support::unique_root(test))
+}
 
 /// The `ks3-driver` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_ks3-driver");

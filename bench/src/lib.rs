@@ -1,0 +1,363 @@
+//! `ks3-bench`: what `ks3-driver bench` runs — the component path against the native
+//! baseline (the driver's own code compiled natively, over the same pooled client:
+//! [`native`]) and the official Python SDK, in one run against one server; the result is
+//! Markdown tables. A library of the command line's: it runs inside the `ks3-driver`
+//! binary, whose `bench --serve-local` and `bench --native-stat` (see [`serve_local`] and
+//! [`native_stat`]) and `put`/`get`/`stat` it starts as child processes; progress goes to
+//! the caller's [`Progress`], never to stderr.
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ks3_driver_host::{Config, Driver, Params};
+use tokio::runtime::Handle;
+
+mod cold;
+pub mod image;
+mod limit;
+pub mod native;
+mod processes;
+mod registries;
+mod report;
+mod rows;
+mod schemes;
+mod server;
+mod sides;
+mod steps;
+
+use cold::{ColdFigures, ColdStarts};
+use report::{Row, Target};
+use rows::{report, rows, size_name};
+use server::LocalServer;
+use sides::{blocking, Component, Native, Side};
+use steps::*;
+
+/// What to run, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Small sizes (64 MiB streams, 200 small objects, 1000 keys, 4 writers × 8 MiB): a
+    /// smoke test.
+    pub quick: bool,
+    /// Leave out the official Python SDK's figures.
+    pub no_sdk: bool,
+    /// The global options a child `ks3-driver` needs to reach the same configuration
+    /// (`-c`, `-p`, `--component`).
+    pub child_args: Vec<String>,
+}
+
+/// Where progress lines go (one line each, without a prefix; the command line prints
+/// them on stderr).
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Reads of each stream per side (and by the plain client); the best counts.
+const STREAM_READS: usize = 3;
+/// Rounds of the small-object loop (see `small_objects`).
+const SMALL_ROUNDS: usize = 10;
+
+/// What one run measures.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    quick: bool,
+    stream_mib: usize,
+    small_ops: usize,
+    keys: usize,
+    writers: usize,
+    writer_mib: usize,
+    cold_runs: usize,
+    /// The whole-process put/get against curl: size and runs (the best counts).
+    process_mib: usize,
+    process_runs: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Sizes {
+                quick,
+                stream_mib: 64,
+                small_ops: 200,
+                keys: 1000,
+                writers: 4,
+                writer_mib: 8,
+                cold_runs: 2,
+                process_mib: 16,
+                process_runs: 1,
+            }
+        } else {
+            Sizes {
+                quick,
+                stream_mib: 1024,
+                small_ops: 1000,
+                keys: 10_000,
+                writers: 32,
+                writer_mib: 32,
+                cold_runs: 5,
+                process_mib: 512,
+                process_runs: 3,
+            }
+        }
+    }
+}
+
+const MIB: usize = 1 << 20;
+const SMALL: usize = 4096;
+
+/// The whole benchmark against `configured` (the local server in a child process when it
+/// names no bucket): the report's tables, Markdown, each followed by a newline.
+pub async fn run(
+    runtime: ks3_driver_host::Runtime,
+    configured: Params,
+    options: Options,
+    progress: Progress,
+) -> Result<String, String> {
+    let use_local = !configured.contains_key("bucket");
+    let sizes = Sizes::new(options.quick);
+    // A multi-threaded runtime of its own (the command line runs a single-threaded one);
+    // native operations block on its handle from blocking threads.
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        let server = if use_local {
+            Some(LocalServer::start()?)
+        } else {
+            None
+        };
+        let params = match &server {
+            Some(s) => local_params(&s.endpoint),
+            None => configured,
+        };
+        rt.block_on(bench(runtime, params, server, sizes, options, progress))
+    })
+    .await
+    .map_err(|e| format!("benchmark: {e}"))?
+}
+
+/// `ks3-driver bench --serve-local`: the benchmark's local server, in the child process
+/// [`run`] starts (until stdin closes; the protocol is on its stdin and stdout).
+pub fn serve_local() -> Result<(), String> {
+    server::serve()
+}
+
+fn local_params(endpoint: &str) -> Params {
+    let mut p = Params::new();
+    for (k, v) in [
+        ("accesskey", server::AK),
+        ("secretkey", server::SK),
+        ("region", "ks3-cn-beijing"),
+        ("bucket", server::BUCKET),
+        ("regionendpoint", endpoint),
+    ] {
+        p.insert(k.into(), v.into());
+    }
+    p
+}
+
+/// `ks3-driver bench --native-stat PATH`: one native stat with a client of its own, in a
+/// fresh process (the native cold start [`run`] measures).
+pub async fn native_stat(config: Config, path: String) -> Result<(), String> {
+    let handle = Handle::current();
+    blocking(move || Native::standalone_stat(config, handle, &path)).await
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// 1 MiB of incompressible bytes.
+fn payload() -> Arc<Vec<u8>> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut v = Vec::with_capacity(MIB);
+    while v.len() < MIB {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    Arc::new(v)
+}
+
+fn mibps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// This process's resident set, bytes.
+fn rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Samples the RSS every 2 ms until dropped; `peak()` is the highest seen.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl RssSampler {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = rss();
+            while !s.load(Ordering::Relaxed) {
+                peak = peak.max(rss());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak.max(rss())
+        });
+        RssSampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn peak(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+/// p50, p99 in µs and ops/s of latencies.
+fn lat_stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let total: Duration = v.iter().sum();
+    v.sort();
+    let at = |p: usize| v[(v.len() * p / 100).min(v.len() - 1)].as_secs_f64() * 1e6;
+    (v.len() as f64 / total.as_secs_f64(), at(50), at(99))
+}
+
+/// One side's figures: its column of the table.
+#[derive(Default)]
+struct Figures {
+    write_mibps: f64,
+    read_mibps: f64,
+    /// op -> (ops/s, p50 µs, p99 µs)
+    small: BTreeMap<&'static str, (f64, f64, f64)>,
+    list_ms: f64,
+    walk_ms: f64,
+    walk_lists: Option<u64>,
+    delete_ms: f64,
+    concurrent_mibps: f64,
+    peak_mib: f64,
+    cold: ColdFigures,
+}
+
+/// The sides in the table's column order (component, native), each with its figures.
+type Table<'a> = [(&'a dyn Side, Figures); 2];
+
+/// What the steps share.
+struct Run {
+    sizes: Sizes,
+    /// Where this run's objects go (deleted at the end).
+    root: String,
+    /// The 1 MiB the streams and writers repeat.
+    data: Arc<Vec<u8>>,
+    /// The local server, when the run has one (it counts requests and knows the keys).
+    server: Option<LocalServer>,
+    /// Where progress lines go.
+    say: Progress,
+}
+
+impl Run {
+    /// The listing requests the local server has seen so far (none without one).
+    fn list_requests(&mut self) -> Option<u64> {
+        self.server.as_mut().and_then(|s| s.count("GET", "prefix="))
+    }
+
+    /// `{root}/{dir}/{c or n}{suffix}`: each side's objects apart (by the initial of its
+    /// name, as the paths were before the sides were a table).
+    fn path(&self, dir: &str, side: &dyn Side, suffix: &str) -> String {
+        format!("{}/{dir}/{}{suffix}", self.root, initial(side))
+    }
+
+    /// The side's directory of `keys` keys.
+    fn key_dir(&self, side: &dyn Side) -> String {
+        format!("{}/keys-{}", self.root, initial(side))
+    }
+}
+
+fn initial(side: &dyn Side) -> &'static str {
+    &side.name()[..1]
+}
+
+/// The whole run: named steps, each measuring both sides of `table` in turn where it
+/// compares them, then the report.
+async fn bench(
+    runtime: ks3_driver_host::Runtime,
+    params: Params,
+    server: Option<LocalServer>,
+    sizes: Sizes,
+    options: Options,
+    say: Progress,
+) -> Result<String, String> {
+    let driver = Driver::with_runtime(&runtime, params.clone())
+        .await
+        .map_err(err)?;
+    let component = Component(driver.clone());
+    let native = Native::new(&driver, Handle::current());
+    let mut table: Table = [
+        (&component, Figures::default()),
+        (&native, Figures::default()),
+    ];
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut run = Run {
+        sizes,
+        root: format!("/ks3-driver-bench/{}-{stamp}", std::process::id()),
+        data: payload(),
+        server,
+        say,
+    };
+    (run.say)(&format!("{sizes:?}, root {}", run.root));
+
+    streams(&run, &mut table).await?;
+    let limit = plain_http_limit(&run).await;
+    (run.say)("streams done");
+    small_objects(&run, &mut table).await?;
+    (run.say)("small objects done");
+    fill_directories(&run, &native, &table).await?;
+    listing(&mut run, &mut table).await?;
+    (run.say)("listing done");
+    concurrent_writers(&run, &mut table).await?;
+    (run.say)("concurrent writers done");
+    let processes = whole_processes(&run, &params, options.child_args.clone()).await;
+    cold_starts(&run, &driver, &params, options.child_args, &mut table).await?;
+    (run.say)("cold starts done");
+    let sdk = sdk(&run, options.no_sdk).await?;
+    let schemes = signature_schemes(&run, &runtime, &params).await?;
+    let registries = registries(&run, &runtime, &params).await;
+
+    // Clean up (best effort).
+    let _ = driver.delete(&run.root).await;
+
+    let rows = rows(
+        sizes,
+        &table,
+        driver.config(),
+        limit,
+        sdk.as_ref(),
+        processes.as_ref(),
+    );
+    Ok(report(
+        &run,
+        &rows,
+        driver.config(),
+        sdk.is_some(),
+        &schemes,
+        registries,
+    ))
+}

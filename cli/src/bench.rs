@@ -1,0 +1,65 @@
+//! `ks3-driver bench`: the command line's side of the benchmark (its arguments, the
+//! configuration, where its output goes); the benchmark itself is the `ks3-bench` crate.
+use std::sync::Arc;
+
+use crate::cli::{CliError, Context};
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Small sizes (64 MiB streams, 200 small objects, 1000 keys, 4 writers × 8 MiB): a smoke test.
+    #[arg(long)]
+    pub quick: bool,
+    /// Leave out the official Python SDK's figures.
+    #[arg(long)]
+    pub no_sdk: bool,
+    /// Internal: run the benchmark's local server (until stdin closes).
+    #[arg(long, hide = true)]
+    pub serve_local: bool,
+    /// Internal: one native stat in a fresh process (the native cold start).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub native_stat: Option<String>,
+}
+
+pub async fn run(ctx: &Context, args: &BenchArgs) -> Result<(), CliError> {
+    if args.serve_local {
+        return ks3_bench::serve_local().map_err(CliError::Other);
+    }
+    let configured = ctx.settings()?.params();
+    if let Some(path) = &args.native_stat {
+        let config = ks3_driver_host::Config::from_params(&configured, |k| std::env::var(k).ok())
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        return ks3_bench::native_stat(config, path.clone())
+            .await
+            .map_err(CliError::Other);
+    }
+    let runtime = ctx.runtime()?;
+    let options = ks3_bench::Options {
+        quick: args.quick,
+        no_sdk: args.no_sdk,
+        child_args: child_args(ctx),
+    };
+    let progress: ks3_bench::Progress = Arc::new(|line| eprintln!("ks3-driver bench: {line}"));
+    let report = ks3_bench::run(runtime, configured, options, progress)
+        .await
+        .map_err(CliError::Other)?;
+    print!("{report}");
+    Ok(())
+}
+
+/// The global options a child `ks3-driver` needs to reach the same configuration.
+fn child_args(ctx: &Context) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(c) = &ctx.cli.config {
+        a.push("-c".to_string());
+        a.push(c.display().to_string());
+    }
+    for p in &ctx.cli.params {
+        a.push("-p".to_string());
+        a.push(p.clone());
+    }
+    if let Some(c) = &ctx.cli.component {
+        a.push("--component".to_string());
+        a.push(c.display().to_string());
+    }
+    a
+}
