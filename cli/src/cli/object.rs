@@ -121,6 +121,32 @@ pub async fn put(
     };
     let source = file.map_or_else(|| "stdin".to_string(), |f| f.display().to_string());
     let driver = ctx.driver().await?;
+    // A file that fits one part is one PUT (`put_content`: the PUT and the probe for a
+    // closed upload at the path, in flight at once) where a writer makes four requests.
+    // Not for a resumable upload (--append, --no-commit), which needs the writer's state,
+    // nor for stdin, whose length is unknown. `head` holds what was read beyond one part
+    // if the file grew since its length was taken: the writer then starts with it.
+    let mut head = Vec::new();
+    if !append && !no_commit && total.is_some_and(|t| t <= driver.config().chunk_size) {
+        let limit = driver.config().chunk_size.saturating_add(1);
+        (&mut input)
+            .take(limit)
+            .read_to_end(&mut head)
+            .await
+            .map_err(|e| CliError::Other(format!("put {path}: reading {source}: {e}")))?;
+        if head.len() as u64 <= driver.config().chunk_size {
+            let progress = Progress::start(&format!("put {path}"), total);
+            let result = driver
+                .put_content(path, &head)
+                .await
+                .map_err(|e| CliError::driver("put", path, e));
+            if let Some(mut p) = progress {
+                p.add(head.len() as u64);
+                p.end(result.is_ok());
+            }
+            return result;
+        }
+    }
     let mut writer = driver
         .writer(path, append)
         .await
@@ -128,6 +154,15 @@ pub async fn put(
     let mut progress = Progress::start(&format!("put {path}"), total);
     let mut buf = vec![0u8; CHUNK];
     let result = async {
+        if !head.is_empty() {
+            writer
+                .write(&head)
+                .await
+                .map_err(|e| CliError::driver("put", path, e))?;
+            if let Some(p) = progress.as_mut() {
+                p.add(head.len() as u64);
+            }
+        }
         loop {
             let n = fill(&mut input, &mut buf)
                 .await
