@@ -53,8 +53,10 @@ pub enum RegistryError {
     #[error("storage: {what}")]
     Storage {
         what: String,
+        // Boxed: the driver's error is large, and every `Result` of the registry carries
+        // this enum.
         #[source]
-        source: ks3_driver_host::Error,
+        source: Box<ks3_driver_host::Error>,
     },
 }
 
@@ -132,7 +134,7 @@ impl RegistryError {
     pub fn storage(what: &str, source: ks3_driver_host::Error) -> RegistryError {
         RegistryError::Storage {
             what: what.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 }
