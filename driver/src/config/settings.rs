@@ -169,16 +169,12 @@ impl Settings {
             )))
             }
         };
-        let section = match map.get("storage") {
-            Some(storage) => match storage.get("ks3") {
-                Some(section) => section.clone(),
-                None => {
-                    return Err(SettingsError::new(format!(
-                        "{where_}: the storage section has no ks3 driver"
-                    )))
-                }
-            },
-            None => serde_norway::Value::Mapping(map),
+        let doc = serde_norway::Value::Mapping(map);
+        let section = match doc.get("storage") {
+            Some(_) => ks3_section(&doc).cloned().ok_or_else(|| {
+                SettingsError::new(format!("{where_}: the storage section has no ks3 driver"))
+            })?,
+            None => doc,
         };
         self.apply_section(&section, origin)
             .map_err(|e| SettingsError::new(format!("{where_}: {}", e.message)))
@@ -289,6 +285,12 @@ impl Settings {
             .map(|(k, v)| (k.clone(), v.expose().to_string()))
             .collect()
     }
+}
+
+/// A distribution config's `storage.ks3` section (its driver parameters), when it has one:
+/// where `-c` files and the registry's configuration find them.
+pub fn ks3_section(doc: &serde_norway::Value) -> Option<&serde_norway::Value> {
+    doc.get("storage")?.get("ks3")
 }
 
 fn scalar(v: &serde_norway::Value) -> Option<String> {

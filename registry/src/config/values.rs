@@ -24,7 +24,7 @@ pub(super) fn ks3_params(
     tree: &Value,
     env: &BTreeMap<String, String>,
 ) -> Result<Option<Params>, ConfigError> {
-    let section = tree.get("storage").and_then(|s| s.get("ks3"));
+    let section = ks3_driver_host::settings::ks3_section(tree);
     let mut settings = Settings::new();
     if let Some(section) = section {
         settings
