@@ -322,10 +322,10 @@ pub async fn put(
     app: &App,
     name: &str,
     id: &str,
+    headers: &HeaderMap,
     query: &[(String, String)],
     client: Option<ClientAddr>,
     body: Incoming,
-    headers: &HeaderMap,
 ) -> Result<Response<Body>> {
     let d = match query_get(query, "digest") {
         Some(s) => parse_digest(s)?,
@@ -340,10 +340,6 @@ pub async fn put(
     let _one_at_a_time = app.upload_locks.lock(name, id).await;
     let mut w = resume(app, name, id).await?;
     let start = w.size();
-    // Loaded before the markers are listed: the request that saved it stored its marker
-    // before, so the listing shows it.
-    let mut state = load_state(app, name, id, start).await;
-    let (marker, appended) = append_marked(app, name, id, &mut w, &mut state, body).await?;
     // A closing chunk that does not continue the upload: 416, and the session stays as
     // it was (distribution-spec main; distribution 2.8.2 ignores the header).
     if let Some((first, _)) = header(headers, "content-range").and_then(parse_content_range) {
@@ -351,6 +347,10 @@ pub async fn put(
             return Ok(range_error(name, id, start, first));
         }
     }
+    // Loaded before the markers are listed: the request that saved it stored its marker
+    // before, so the listing shows it.
+    let mut state = load_state(app, name, id, start).await;
+    let (marker, appended) = append_marked(app, name, id, &mut w, &mut state, body).await?;
     if let Err(e) = appended {
         // Keep what arrived, as a PATCH would, so the client can retry the PUT.
         if w.close().await.is_ok() {

@@ -121,7 +121,13 @@ async fn a_manifest_pushed_by_digest_with_tags_creates_each_and_says_so() {
         assert_eq!(get.status, StatusCode::OK, "tag {tag}");
         assert_eq!(get.body, manifest);
     }
-    let tags = request(Method::GET, &format!("{}/v2/app/tags/list", r.base), &[], "").await;
+    let tags = request(
+        Method::GET,
+        &format!("{}/v2/app/tags/list", r.base),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(tags.json()["tags"], serde_json::json!(["latest", "v1"]));
 
     // An invalid tag among them: nothing is stored.
@@ -163,7 +169,13 @@ async fn a_manifest_pushed_by_digest_with_tags_creates_each_and_says_so() {
     )
     .await;
     assert_eq!(put.status, StatusCode::CREATED);
-    let tags = request(Method::GET, &format!("{}/v2/app/tags/list", r.base), &[], "").await;
+    let tags = request(
+        Method::GET,
+        &format!("{}/v2/app/tags/list", r.base),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(
         tags.json()["tags"],
         serde_json::json!(["extra", "latest", "main", "v1"])
