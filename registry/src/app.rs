@@ -14,12 +14,17 @@ use crate::errors::{RegistryError, Result};
 use crate::htpasswd::Htpasswd;
 use crate::http_io::Body;
 use crate::store::Store;
+use crate::token_auth::TokenVerifier;
 use crate::upload_guard::{UploadLocks, READ_BACK_MAX};
 
 pub struct App {
     pub store: Store,
     pub config: Config,
     pub htpasswd: Option<Htpasswd>,
+    /// `auth.token`'s verifier.
+    pub token: Option<TokenVerifier>,
+    /// `http.tls`'s acceptor.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     uploads: Arc<Semaphore>,
     uploads_by_client: ClientCounts,
     /// One request at a time per upload (see `upload_guard`).
@@ -27,6 +32,14 @@ pub struct App {
     /// Bytes of uploads being read back for verification at once, in KiB.
     read_back: Arc<Semaphore>,
     pub stats: Arc<Stats>,
+}
+
+/// What the configuration's files made: the access controller and the TLS acceptor.
+#[derive(Default)]
+pub struct Access {
+    pub htpasswd: Option<Htpasswd>,
+    pub token: Option<TokenVerifier>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The address a request came from (put in its extensions by the server).
@@ -107,12 +120,14 @@ impl Stats {
 }
 
 impl App {
-    pub fn new(store: Store, config: Config, htpasswd: Option<Htpasswd>) -> App {
+    pub fn new(store: Store, config: Config, access: Access) -> App {
         let uploads = Arc::new(Semaphore::new(config.limits.max_uploads));
         App {
             store,
             config,
-            htpasswd,
+            htpasswd: access.htpasswd,
+            token: access.token,
+            tls: access.tls,
             uploads,
             uploads_by_client: Arc::default(),
             upload_locks: UploadLocks::default(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ks3_driver_host::Params;
 use serde_norway::{Mapping, Value};
 
+mod deploy;
 mod values;
 
 use values::{
@@ -130,6 +131,12 @@ pub struct Config {
     /// `storage.redirect.disable` (default false: blob GETs answer 307 to a presigned URL).
     pub redirect_disabled: bool,
     pub htpasswd: Option<HtpasswdConfig>,
+    /// `auth.token`: distribution's token authentication.
+    pub token: Option<crate::token_auth::TokenConfig>,
+    /// `http.tls`: serve HTTPS.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// `storage.maintenance.readonly.enabled`: pulls only; every write is refused.
+    pub read_only: bool,
     /// `http.headers`: added to every response.
     pub headers: Vec<(String, String)>,
     /// `catalog.maxentries` (default 1000): the largest `n` of a catalog page.
@@ -149,6 +156,9 @@ impl Default for Config {
             delete_enabled: false,
             redirect_disabled: false,
             htpasswd: None,
+            token: None,
+            tls: None,
+            read_only: false,
             headers: Vec::new(),
             catalog_max_entries: 1000,
             limits: Limits::default(),
@@ -334,10 +344,11 @@ impl Config {
                         }
                     }
                 }
-                "tls" | "prefix" | "net" => {
+                "tls" => self.tls = Some(deploy::read_tls(v, &mut self.warnings)?),
+                "prefix" | "net" => {
                     return Err(err(
                         &full,
-                        "not supported (serve plain HTTP on TCP at /v2/; put a TLS proxy in front)",
+                        "not supported (the registry serves TCP at /v2/)",
                     ))
                 }
                 other => self.warn(format!("http.{other}: unknown key, ignored")),
@@ -399,15 +410,8 @@ impl Config {
                 "readonly" => {
                     for (k, v) in section(v, "storage.maintenance.readonly")? {
                         match key_str(k).as_str() {
-                            // Accepting writes an operator asked to refuse (e.g. while
-                            // garbage collection runs) would be worse than not starting.
                             "enabled" => {
-                                if boolean(v, "storage.maintenance.readonly.enabled")? {
-                                    return Err(err(
-                                        "storage.maintenance.readonly.enabled",
-                                        "read-only mode is not supported by this registry (stop it while `ks3-driver gc` runs)",
-                                    ));
-                                }
+                                self.read_only = boolean(v, "storage.maintenance.readonly.enabled")?
                             }
                             other => self.warn(format!(
                                 "storage.maintenance.readonly.{other}: unknown key, ignored"
@@ -478,15 +482,23 @@ impl Config {
                         path: PathBuf::from(path),
                     });
                 }
+                "token" => self.token = Some(deploy::read_token(v, &mut self.warnings)?),
                 // Serving without the access control the operator asked for is worse
                 // than not starting.
                 other => {
                     return Err(err(
                         &format!("auth.{other}"),
-                        "not supported (only auth.htpasswd is)",
+                        "not supported (auth.htpasswd and auth.token are)",
                     ))
                 }
             }
+        }
+        // As distribution: one access controller.
+        if self.htpasswd.is_some() && self.token.is_some() {
+            return Err(err(
+                "auth",
+                "give one of auth.htpasswd and auth.token, not both",
+            ));
         }
         Ok(())
     }
@@ -614,7 +626,25 @@ mod tests {
             e("storage:\n  filesystem:\n    rootdirectory: /x\n"),
             "storage.filesystem"
         );
-        assert_eq!(e("auth:\n  token:\n    realm: x\n"), "auth.token");
+        assert_eq!(e("auth:\n  token:\n    realm: x\n"), "auth.token.service");
+        assert_eq!(e("auth:\n  silly:\n    realm: x\n"), "auth.silly");
+        assert_eq!(
+            e("auth:\n  token:\n    realm: r\n    service: s\n    issuer: i\n"),
+            "auth.token.rootcertbundle"
+        );
+        assert_eq!(
+            e("auth:\n  token:\n    realm: r\n    service: s\n    issuer: i\n    rootcertbundle: /b\n  htpasswd:\n    realm: x\n    path: /p\n"),
+            "auth"
+        );
+        assert_eq!(e("http:\n  tls:\n    key: /k\n"), "http.tls.certificate");
+        assert_eq!(
+            e("http:\n  tls:\n    certificate: /c\n    key: /k\n    minimumtls: ssl3\n"),
+            "http.tls.minimumtls"
+        );
+        assert_eq!(
+            e("http:\n  tls:\n    letsencrypt:\n      email: a@b\n"),
+            "http.tls.letsencrypt"
+        );
         assert_eq!(
             e("auth:\n  htpasswd:\n    realm: x\n"),
             "auth.htpasswd.path"
@@ -626,6 +656,27 @@ mod tests {
             Config::from_yaml_and_env("", &env(&[("REGISTRY_STORAGE_DELETE_ENABLED", "maybe")]))
                 .expect_err("bad env");
         assert_eq!(env_bad.parameter, "storage.delete.enabled");
+    }
+
+    #[test]
+    fn tls_and_token_sections() {
+        let c = Config::from_yaml(
+            "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    clientcas: [/ca1.pem, /ca2.pem]\n    minimumtls: tls1.0\nauth:\n  token:\n    realm: https://auth/token\n    service: reg\n    issuer: iss\n    rootcertbundle: /b.pem\n    jwks: /j.json\n    autoredirect: true\n",
+        )
+        .expect("valid");
+        let t = c.tls.expect("tls");
+        assert_eq!(t.certificate, PathBuf::from("/c.pem"));
+        assert_eq!(t.clientcas.len(), 2);
+        assert_eq!(t.minimum, crate::tls::MinimumTls::Tls12);
+        let k = c.token.expect("token");
+        assert_eq!(
+            (k.realm.as_str(), k.service.as_str(), k.issuer.as_str()),
+            ("https://auth/token", "reg", "iss")
+        );
+        assert_eq!(k.jwks, Some(PathBuf::from("/j.json")));
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("minimumtls")));
+        assert!(c.warnings.iter().any(|w| w.contains("autoredirect")));
     }
 
     #[test]
@@ -677,10 +728,11 @@ mod tests {
             e("storage:\n  maintenance:\n    uploadpurging:\n      interval: 0s\n"),
             "storage.maintenance.uploadpurging.interval"
         );
-        assert_eq!(
-            e("storage:\n  maintenance:\n    readonly:\n      enabled: true\n"),
-            "storage.maintenance.readonly.enabled"
-        );
+        let ro =
+            Config::from_yaml("storage:\n  maintenance:\n    readonly:\n      enabled: true\n")
+                .expect("valid");
+        assert!(ro.read_only);
+        assert!(!Config::from_yaml("").expect("valid").read_only);
     }
 
     #[test]

@@ -33,8 +33,6 @@ pub enum RegistryError {
     TagInvalid(String),
     #[error("{0}")]
     PaginationInvalid(String),
-    #[error("authentication required")]
-    Unauthorized,
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
@@ -76,7 +74,6 @@ impl RegistryError {
             SizeInvalid(_) | TooLarge(_) => "SIZE_INVALID",
             TagInvalid(_) => "TAG_INVALID",
             PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
-            Unauthorized => "UNAUTHORIZED",
             Unsupported(_) => "UNSUPPORTED",
             TooManyRequests(_) => "TOOMANYREQUESTS",
             Storage { .. } => "UNKNOWN",
@@ -99,7 +96,6 @@ impl RegistryError {
             | PaginationInvalid(_) => StatusCode::BAD_REQUEST,
             RangeInvalid(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Unauthorized => StatusCode::UNAUTHORIZED,
             Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
             TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,

@@ -21,7 +21,9 @@
 //! `tracing` events (target `ks3_registry::…`). With no storage configured
 //! ([`Storage::Embedded`]) the caller supplies the driver ([`Registry::with_driver`]):
 //! the `ks3-driver registry` command starts an in-memory `ks3-local` for it.
+mod access;
 mod app;
+mod auth;
 mod blobs;
 pub mod config;
 pub mod digest;
@@ -30,6 +32,7 @@ pub mod gc;
 mod htpasswd;
 mod http_io;
 pub mod layout;
+mod listen;
 mod listing;
 mod manifest;
 mod manifests;
@@ -65,6 +68,9 @@ pub enum StartError {
     Driver(#[from] ks3_driver_host::Error),
     #[error("{0}")]
     Htpasswd(String),
+    /// `auth.token`'s or `http.tls`'s files could not be used.
+    #[error("{0}")]
+    Files(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -115,14 +121,29 @@ impl Registry {
             Some(h) => Some(Htpasswd::open(h).map_err(StartError::Htpasswd)?),
             None => None,
         };
-        let purger = config.upload_purging.enabled.then(|| {
+        let token = match &config.token {
+            Some(t) => Some(token_auth::TokenVerifier::new(t.clone()).map_err(StartError::Files)?),
+            None => None,
+        };
+        let tls = match &config.tls {
+            Some(t) => Some(tls::acceptor(t).map_err(StartError::Files)?),
+            None => None,
+        };
+        // Read-only mode is how an operator collects garbage on a live store: nothing is
+        // written, not even by the purger.
+        let purger = (config.upload_purging.enabled && !config.read_only).then(|| {
             tokio::spawn(purge::run_periodically(
                 driver.clone(),
                 config.upload_purging.clone(),
             ))
             .abort_handle()
         });
-        let app = App::new(Store::new(driver), config, htpasswd);
+        let access = app::Access {
+            htpasswd,
+            token,
+            tls,
+        };
+        let app = App::new(Store::new(driver), config, access);
         Ok(Registry {
             app: Arc::new(app),
             purger,
@@ -133,6 +154,15 @@ impl Registry {
     /// (several listeners) may run at once.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
         server::accept_loop(Arc::clone(&self.app), listener).await
+    }
+
+    /// `https` with `http.tls`, else `http`: what the listening line says.
+    pub fn scheme(&self) -> &'static str {
+        if self.app.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The storage driver the registry uses.

@@ -1,14 +1,10 @@
 //! The HTTP side: accepting connections, authentication, routing, and the headers every
 //! response carries.
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -17,9 +13,6 @@ use crate::errors::{RegistryError, Result};
 use crate::http_io::{percent_decode, query_pairs, Body};
 use crate::route::{self, Route};
 use crate::{blobs, listing, manifests, uploads};
-
-/// How long a client may take to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves connections from `listener` until the returned future is dropped.
 pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
@@ -33,24 +26,11 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        tokio::spawn(async move {
-            let service = service_fn(move |mut req: Request<Incoming>| {
-                // Per-client limits (upload slots) key on the peer's address.
-                req.extensions_mut().insert(ClientAddr(peer.ip()));
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(handle(&app, req).await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            // Errors here are clients going away mid-request; nothing to report.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(crate::listen::serve_connection(
+            Arc::clone(&app),
+            stream,
+            peer,
+        ));
     }
 }
 
@@ -58,7 +38,7 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
 /// does, so the driver's per-call events (`ks3_driver::call`) and the detail of a failure
 /// are attributed to the request that caused them; and one `ks3_registry::request` event
 /// when the answer is ready. The query is left out: upload state tokens are not for logs.
-async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
         target: "ks3_registry::request",
@@ -106,7 +86,7 @@ fn request_id(req: &Request<Incoming>) -> String {
 }
 
 async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let mut resp = match authorize(app, &req).await {
+    let mut resp = match crate::auth::authorize(app, &req).await {
         Ok(()) => match dispatch(app, req).await {
             Ok(r) => r,
             Err(e) => {
@@ -122,16 +102,7 @@ async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
                 error_response(&e)
             }
         },
-        Err(e) => {
-            let mut r = error_response(&e);
-            if let Some(h) = &app.htpasswd {
-                set_headers(
-                    r.headers_mut(),
-                    &[("www-authenticate", format!("Basic realm=\"{}\"", h.realm()))],
-                );
-            }
-            r
-        }
+        Err(denied) => denied,
     };
     let headers = resp.headers_mut();
     set_headers(
@@ -161,21 +132,6 @@ async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-async fn authorize(app: &App, req: &Request<Incoming>) -> Result<()> {
-    let Some(h) = &app.htpasswd else {
-        return Ok(());
-    };
-    let auth = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if h.check(auth).await {
-        Ok(())
-    } else {
-        Err(RegistryError::Unauthorized)
-    }
-}
-
 async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     let client = parts.extensions.get::<ClientAddr>().copied();
@@ -191,6 +147,18 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
         ));
     };
     let get_or_head = method == Method::GET || method == Method::HEAD;
+    if app.config.read_only && !get_or_head {
+        // distribution 2.8.2's answer to every write in read-only mode: 405, `Allow`, and
+        // a plain-text body (not a JSON error).
+        return Ok(respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &[
+                ("allow", "GET, HEAD".into()),
+                ("content-type", "text/plain; charset=utf-8".into()),
+            ],
+            Body::full("Method not allowed\n"),
+        ));
+    }
     match route {
         Route::Base if get_or_head => Ok(respond(
             StatusCode::OK,

@@ -96,13 +96,17 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     serve(registry, &addr).await.map_err(|e| (1, e.to_string()))
 }
 
-/// Binds `addr`, prints `listening on http://HOST:PORT` on stdout once connections are
+/// Binds `addr`, prints `listening on http(s)://HOST:PORT` on stdout once connections are
 /// accepted, and serves until SIGINT or SIGTERM.
 async fn serve(registry: Registry, addr: &str) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    println!("listening on http://{}", listener.local_addr()?);
+    println!(
+        "listening on {}://{}",
+        registry.scheme(),
+        listener.local_addr()?
+    );
     tokio::select! {
         r = registry.serve(listener) => r?,
         _ = ks3_local::wait_for_signal() => {}

@@ -42,6 +42,8 @@ pub struct Options {
     pub redirect: bool,
     /// `health.storagedriver.interval` (the threshold is 2).
     pub health_interval: Duration,
+    /// Top-level sections appended to the config (e.g. `auth:`).
+    pub extra_yaml: String,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
         Options {
             redirect: true,
             health_interval: Duration::from_secs(1),
+            extra_yaml: String::new(),
         }
     }
 }
@@ -109,7 +112,7 @@ health:
     enabled: true
     interval: {interval}ms
     threshold: 2
-",
+{extra}",
         ak = target.accesskey,
         sk = target.secretkey,
         endpoint = target.endpoint,
@@ -117,6 +120,7 @@ health:
         root = target.rootdirectory,
         disable = !opts.redirect,
         interval = opts.health_interval.as_millis(),
+        extra = opts.extra_yaml,
     )
 }
 
@@ -178,7 +182,8 @@ impl Distribution {
                     self.log()
                 );
             }
-            if http_status(&self.host, "/v2/") == Some(200) {
+            // 401 is ready too: with auth configured, /v2/ asks for credentials.
+            if matches!(http_status(&self.host, "/v2/"), Some(200 | 401)) {
                 return;
             }
             assert!(
