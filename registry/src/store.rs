@@ -42,17 +42,15 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: Future<Output = T>,
 {
-    stream::iter(items)
-        .map(|item| {
-            let fut = f(item);
-            async move {
-                let _permit = permit().await;
-                fut.await
-            }
-        })
-        .buffered(width.max(1))
-        .collect()
-        .await
+    let all = try_fan_out(items, width, |item| {
+        let fut = f(item);
+        async move { Ok::<T, std::convert::Infallible>(fut.await) }
+    })
+    .await;
+    match all {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
 }
 
 /// [`fan_out`] that stops at the first error: no further item is started, and the

@@ -425,51 +425,55 @@ async fn finish_from_memory(
     link_and_clean_up(app, name, id, want).await
 }
 
-/// The object at `path`, read through a reader that stops past `max` bytes.
-async fn read_bounded(app: &App, path: &str, max: u64) -> Result<Vec<u8>> {
+/// Reads the object at `path` from its start, handing each chunk to `each`.
+async fn read_upload(
+    app: &App,
+    path: &str,
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let mut r = app
         .store
         .driver()
         .reader(path, 0)
         .await
         .map_err(storage("reading an upload back"))?;
-    let mut out = Vec::new();
     loop {
         let chunk = r
             .read(crate::http_io::CHUNK)
             .await
             .map_err(storage("reading an upload back"))?;
         if chunk.is_empty() {
-            return Ok(out);
+            return Ok(());
         }
-        out.extend_from_slice(&chunk);
+        each(&chunk)?;
+    }
+}
+
+/// The object at `path`, refused past `max` bytes.
+async fn read_bounded(app: &App, path: &str, max: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_upload(app, path, |chunk| {
+        out.extend_from_slice(chunk);
         if out.len() as u64 > max {
             return Err(RegistryError::DigestInvalid(
                 "the upload changed while it was being committed".into(),
             ));
         }
-    }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
 }
 
 /// The digest of committed upload data, read back in chunks.
 async fn reread_digest(app: &App, path: &str, alg: Algorithm) -> Result<Digest> {
-    let mut r = app
-        .store
-        .driver()
-        .reader(path, 0)
-        .await
-        .map_err(storage("reading an upload back"))?;
     let mut h = Hasher::new(alg);
-    loop {
-        let chunk = r
-            .read(crate::http_io::CHUNK)
-            .await
-            .map_err(storage("reading an upload back"))?;
-        if chunk.is_empty() {
-            return Ok(h.finish());
-        }
-        h.update(&chunk);
-    }
+    read_upload(app, path, |chunk| {
+        h.update(chunk);
+        Ok(())
+    })
+    .await?;
+    Ok(h.finish())
 }
 
 /// The upload's bytes are not the digest's: the upload is dropped, the client told.
