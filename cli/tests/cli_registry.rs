@@ -155,3 +155,134 @@ async fn a_pushed_blob_lands_in_distributions_layout() {
         .unwrap();
     assert_eq!(link, format!("sha256:{hex}").as_bytes());
 }
+
+/// A PATCH whose body arrives in two halves `gap` apart, on its own thread; the status.
+fn slow_patch(
+    addr: String,
+    location: String,
+    gap: std::time::Duration,
+) -> std::thread::JoinHandle<u16> {
+    std::thread::spawn(move || {
+        let body = vec![7u8; 64 * 1024];
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "PATCH {location} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body[..body.len() / 2]).unwrap();
+        std::thread::sleep(gap);
+        // A cut connection shows as a failed write or an empty answer.
+        if s.write_all(&body[body.len() / 2..]).is_err() {
+            return 0;
+        }
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        String::from_utf8_lossy(&raw)
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+fn upload_location(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v2/drain/blobs/uploads/ HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap_or_else(|| panic!("no Location in {raw}"))
+        .trim()
+        .to_string()
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM");
+}
+
+/// `http.draintimeout`: on SIGTERM the listener closes at once, a request in flight
+/// finishes, and the process exits 0; one that outlasts the timeout is cut, exit 1 (as
+/// distribution 2.8.2).
+#[test]
+fn sigterm_drains_requests_in_flight_for_the_drain_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    for (timeout, gap, finishes) in [("5s", 1500u64, true), ("1s", 4000, false)] {
+        let config = dir.path().join(format!("drain-{timeout}.yml"));
+        std::fs::write(&config, format!("http:\n  draintimeout: {timeout}\n")).unwrap();
+        let mut c = bare_cli();
+        c.arg("-c").arg(&config);
+        let (mut child, addr) = start(c);
+        let location = upload_location(&addr);
+        let slow = slow_patch(
+            addr.clone(),
+            location,
+            std::time::Duration::from_millis(gap),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        sigterm(&child);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            TcpStream::connect(&addr).is_err(),
+            "new connections are refused at once"
+        );
+        let status = child.wait().unwrap();
+        let took = t.elapsed();
+        let answered = slow.join().unwrap();
+        if finishes {
+            assert!(status.success(), "exit {status:?}");
+            assert_eq!(answered, 202, "the request in flight finished");
+        } else {
+            assert_eq!(status.code(), Some(1), "a cut request: exit 1");
+            assert_ne!(answered, 202, "the request was cut");
+            assert!(
+                took < std::time::Duration::from_secs(3),
+                "stopped at the timeout ({took:?})"
+            );
+        }
+    }
+}
+
+/// A distribution config whose storage section has no driver (only `delete`) runs on the
+/// embedded store, with deletes on (it was refused: "the storage section has no ks3
+/// driver").
+#[test]
+fn a_config_without_a_driver_runs_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        "version: 0.1\nstorage:\n  delete:\n    enabled: true\n",
+    )
+    .unwrap();
+    let mut c = bare_cli();
+    c.arg("-c").arg(&config);
+    let (child, addr) = start(c);
+    let (status, _) = http(&addr, "GET", "/v2/", b"");
+    let digest = format!("sha256:{:x}", Sha256::digest(b"x"));
+    let (pushed, _) = http(
+        &addr,
+        "POST",
+        &format!("/v2/del/blobs/uploads/?digest={digest}"),
+        b"x",
+    );
+    let (deleted, _) = http(&addr, "DELETE", &format!("/v2/del/blobs/{digest}"), b"");
+    let err = stop(child);
+    assert_eq!((status, pushed, deleted), (200, 201, 202), "{err}");
+    assert!(err.to_lowercase().contains("embedded"), "{err}");
+}

@@ -27,6 +27,8 @@ pub struct App {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     uploads: Arc<Semaphore>,
     uploads_by_client: ClientCounts,
+    /// The connections being served (for a graceful drain).
+    pub connections: crate::listen::Connections,
     /// One request at a time per upload (see `upload_guard`).
     pub upload_locks: UploadLocks,
     /// Bytes of uploads being read back for verification at once, in KiB.
@@ -136,6 +138,7 @@ impl App {
         }
     }
 
+            connections: Default::default(),
     /// A slot for a request that carries blob data, or `429` when all are taken or the
     /// client already holds its share of them.
     pub fn upload_slot(&self, client: Option<ClientAddr>) -> Result<UploadSlot> {

@@ -203,3 +203,15 @@ fn ks3_params(config: &Config) -> Result<ks3_driver_host::Params, ConfigError> {
         }),
     }
 }
+    /// Asks every connection to finish the requests it has in flight and close, and
+    /// waits for them up to `timeout` (`http.draintimeout`): `true` when all finished.
+    /// Stop accepting first (drop the [`Registry::serve`] future).
+    pub async fn drain(&self, timeout: std::time::Duration) -> bool {
+        self.app.connections.drain(timeout).await
+    }
+
+    /// `http.draintimeout`.
+    pub fn drain_timeout(&self) -> Option<std::time::Duration> {
+        self.app.config.drain_timeout
+    }
+

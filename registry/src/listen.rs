@@ -2,6 +2,7 @@
 //! HTTP/2 or HTTP/1.1 as ALPN decided.
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use crate::app::{App, ClientAddr};
 use crate::tls::{is_tls_handshake, PLAIN_HTTP_ANSWER};
@@ -20,8 +22,57 @@ use crate::tls::{is_tls_handshake, PLAIN_HTTP_ANSWER};
 /// handshake).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The connections being served, and the signal that asks them to finish: on a drain,
+/// each connection answers the requests it has in flight and then closes (idle
+/// keep-alive connections close at once).
+pub struct Connections {
+    open: AtomicUsize,
+    drain: watch::Sender<bool>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            open: AtomicUsize::new(0),
+            drain: watch::channel(false).0,
+        }
+    }
+}
+
+impl Connections {
+    /// Asks every connection to finish, and waits until all have or `timeout` passes;
+    /// `true` when all finished.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.drain.send_replace(true);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.open.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+}
+
+/// Counts a connection while it is served.
+struct Open<'a>(&'a AtomicUsize);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Serves one connection until it ends; errors are clients going away mid-request.
 pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    let connections = &app.connections;
+    connections.open.fetch_add(1, Ordering::SeqCst);
+    let _open = Open(&connections.open);
+    let mut drain = connections.drain.subscribe();
+    if *drain.borrow_and_update() {
+        return;
+    }
     let _ = stream.set_nodelay(true);
     let service = {
         let app = Arc::clone(&app);
@@ -33,9 +84,15 @@ pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr
         })
     };
     let Some(acceptor) = app.tls.clone() else {
-        let _ = http1_builder()
-            .serve_connection(TokioIo::new(stream), service)
-            .await;
+        let conn = http1_builder().serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = drained(&mut drain) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
         return;
     };
     // Plain HTTP on the TLS port gets distribution's plain answer, not a handshake error.
@@ -59,15 +116,34 @@ pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr
         Err(_) => return,
     };
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        let _ = http2::Builder::new(TokioExecutor::new())
+        let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(tls), service)
-            .await;
+            .serve_connection(TokioIo::new(tls), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = drained(&mut drain) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
     } else {
-        let _ = http1_builder()
-            .serve_connection(TokioIo::new(tls), service)
-            .await;
+        let conn = http1_builder().serve_connection(TokioIo::new(tls), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = drained(&mut drain) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
     }
+}
+
+/// Returns once a drain was asked for (the receiver's guard is dropped here: it is not
+/// `Send`).
+async fn drained(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|d| *d).await.map(|_| ());
 }
 
 fn http1_builder() -> http1::Builder {

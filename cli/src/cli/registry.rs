@@ -93,23 +93,58 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
         }
     }
     .map_err(failed)?;
-    serve(registry, &addr).await.map_err(|e| (1, e.to_string()))
+    serve(registry, &addr).await
 }
 
 /// Binds `addr`, prints `listening on http(s)://HOST:PORT` on stdout once connections are
-/// accepted, and serves until SIGINT or SIGTERM.
-async fn serve(registry: Registry, addr: &str) -> std::io::Result<()> {
+/// accepted, and serves until SIGINT or SIGTERM. On SIGTERM with `http.draintimeout`, it
+/// stops accepting at once and lets the requests in flight finish for up to that long
+/// (as distribution 2.8.2): all finished, exit 0; one cut, exit 1. SIGINT, and SIGTERM
+/// without a drain timeout, stop at once.
+async fn serve(registry: Registry, addr: &str) -> Result<(), (u8, String)> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    println!(
-        "listening on {}://{}",
-        registry.scheme(),
-        listener.local_addr()?
-    );
-    tokio::select! {
-        r = registry.serve(listener) => r?,
-        _ = ks3_local::wait_for_signal() => {}
+        .map_err(|e| (1, format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().map_err(|e| (1, e.to_string()))?;
+    println!("listening on {}://{local}", registry.scheme());
+    let terminated = tokio::select! {
+        r = registry.serve(listener) => {
+            r.map_err(|e| (1, e.to_string()))?;
+            false
+        }
+        sigterm = stop_signal() => sigterm,
+    };
+    // The listener is closed here: new connections are refused from now on.
+    match registry.drain_timeout() {
+        Some(timeout) if terminated => {
+            say(&format!(
+                "ks3-registry: stopping gracefully: draining connections for {timeout:?}"
+            ));
+            if registry.drain(timeout).await {
+                Ok(())
+            } else {
+                Err((
+                    1,
+                    format!("requests still in flight after {timeout:?} were cut"),
+                ))
+            }
+        }
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM; `true` for SIGTERM.
+async fn stop_signal() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => false,
+                _ = term.recv() => true,
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    false
 }

@@ -170,11 +170,24 @@ impl Settings {
             }
         };
         let doc = serde_norway::Value::Mapping(map);
-        let section = match doc.get("storage") {
-            Some(_) => ks3_section(&doc).cloned().ok_or_else(|| {
-                SettingsError::new(format!("{where_}: the storage section has no ks3 driver"))
-            })?,
-            None => doc,
+        let is_distribution_config = doc.as_mapping().is_some_and(|m| {
+            m.keys()
+                .any(|k| k.as_str().is_some_and(is_registry_section))
+        });
+        // A distribution config gives its `storage.ks3` section, or no parameters at all
+        // (`storage` with only `delete`, `redirect`, `maintenance`: the registry then runs
+        // on its embedded server); any other map is the parameters themselves.
+        let section = if is_distribution_config {
+            if let Some(other) = other_storage_driver(&doc) {
+                return Err(SettingsError::new(format!(
+                    "{where_}: the storage section has no ks3 driver (storage.{other} is another driver)"
+                )));
+            }
+            ks3_section(&doc)
+                .cloned()
+                .unwrap_or(serde_norway::Value::Null)
+        } else {
+            doc
         };
         self.apply_section(&section, origin)
             .map_err(|e| SettingsError::new(format!("{where_}: {}", e.message)))
@@ -287,6 +300,45 @@ impl Settings {
     }
 }
 
+/// A top-level section of distribution's `config.yml` (no driver parameter has these names).
+fn is_registry_section(key: &str) -> bool {
+    matches!(
+        key.to_ascii_lowercase().as_str(),
+        "version"
+            | "log"
+            | "loglevel"
+            | "storage"
+            | "auth"
+            | "http"
+            | "notifications"
+            | "redis"
+            | "health"
+            | "proxy"
+            | "validation"
+            | "compatibility"
+            | "reporting"
+            | "middleware"
+            | "catalog"
+            | "limits"
+    )
+}
+
+/// A key of `storage` that names a driver other than ks3 (distribution's storage section
+/// holds one driver beside `delete`, `redirect`, `maintenance` and `cache`).
+fn other_storage_driver(doc: &serde_norway::Value) -> Option<String> {
+    doc.get("storage")?
+        .as_mapping()?
+        .keys()
+        .filter_map(|k| k.as_str())
+        .map(str::to_ascii_lowercase)
+        .find(|k| {
+            !matches!(
+                k.as_str(),
+                "ks3" | "delete" | "redirect" | "maintenance" | "cache"
+            )
+        })
+}
+
 /// A distribution config's `storage.ks3` section (its driver parameters), when it has one:
 /// where `-c` files and the registry's configuration find them.
 pub fn ks3_section(doc: &serde_norway::Value) -> Option<&serde_norway::Value> {
@@ -366,6 +418,15 @@ mod tests {
             .apply_yaml("storage:\n  s3:\n    bucket: x\n", Path::new("c"))
             .unwrap_err();
         assert!(e.message.contains("no ks3"), "{e}");
+        // A registry config without a driver (the registry's embedded store) has no
+        // parameters, and no error.
+        let mut none = Settings::new();
+        none.apply_yaml(
+            "http:\n  draintimeout: 5s\nstorage:\n  delete:\n    enabled: true\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert!(none.params().is_empty());
     }
 
     #[test]
