@@ -286,3 +286,41 @@ fn a_config_without_a_driver_runs_on_the_embedded_store() {
     assert_eq!((status, pushed, deleted), (200, 201, 202), "{err}");
     assert!(err.to_lowercase().contains("embedded"), "{err}");
 }
+
+/// `log.formatter: json` with `log.level: info`: every stderr line is one JSON object,
+/// the request's line carries its method, path (no query), status and the operator's
+/// `log.fields`.
+#[test]
+fn json_logs_one_object_per_line_with_the_operators_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        "log:\n  level: info\n  formatter: json\n  fields:\n    service: registry\n",
+    )
+    .unwrap();
+    let mut c = bare_cli();
+    c.arg("-c").arg(&config);
+    let (child, addr) = start(c);
+    let (status, _) = http(&addr, "GET", "/v2/_catalog?n=5&last=secret-query", b"");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let err = stop(child);
+    assert_eq!(status, 200);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["service"] == "registry"), "{err}");
+    assert!(
+        lines.iter().any(|l| l["msg"].as_str().is_some_and(|m| m.contains("embedded"))),
+        "the embedded store's notice is a JSON line too: {err}"
+    );
+    let request = lines
+        .iter()
+        .find(|l| l["target"] == "ks3_registry::request" && l["path"] == "/v2/_catalog")
+        .unwrap_or_else(|| panic!("no request line: {err}"));
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["status"], 200);
+    assert!(!err.contains("secret-query"), "no query string in the log");
+}

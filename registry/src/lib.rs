@@ -53,7 +53,10 @@ use ks3_driver_host::{Driver, Runtime};
 use tokio::net::TcpListener;
 
 pub use app::StatsSnapshot;
-pub use config::{Config, ConfigError, HtpasswdConfig, Limits, Storage, UploadPurging};
+pub use config::{
+    Config, ConfigError, DebugConfig, HtpasswdConfig, Limits, LogConfig, Storage, StorageHealth,
+    UploadPurging,
+};
 
 use app::App;
 use htpasswd::Htpasswd;

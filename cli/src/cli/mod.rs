@@ -17,6 +17,7 @@ mod demo;
 mod embedded;
 mod gc;
 mod hints;
+mod json_log;
 mod logging;
 mod object;
 mod progress;

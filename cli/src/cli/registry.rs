@@ -2,7 +2,6 @@
 //! component, configured the way distribution's registry is (`-c config.yml`,
 //! `REGISTRY_*`), with the CLI's driver parameters (`-p`, `REGISTRY_STORAGE_KS3_*`, the
 //! file's `storage.ks3`) as its storage; with none, on an embedded in-memory server.
-use std::io::Write;
 use std::process::ExitCode;
 
 use ks3_driver_host::{Driver, Runtime};
@@ -35,9 +34,10 @@ pub fn main(cli: &Cli, args: &RegistryArgs) -> ExitCode {
     }
 }
 
-/// A line on stderr; a closed stderr is not an error.
+/// A line for the operator, through the log (so `log.formatter: json` makes it JSON too):
+/// shown whatever the level, as a warning.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    tracing::warn!(target: "ks3_registry::cli", "{line}");
 }
 
 async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
@@ -54,7 +54,7 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
         config.addr = addr.clone();
     }
     let addr = config.bind_addr();
-    super::logging::install(cli.verbose);
+    super::logging::install_for_registry(cli.verbose, &config.log);
     let failed = |e: ks3_registry::StartError| (1, e.to_string());
     let runtime = if cli.component.is_some() || cli.verbose {
         let options = ks3_driver_host::RuntimeOptions {
@@ -93,6 +93,16 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
         }
     }
     .map_err(failed)?;
+    // `http.debug`: health and metrics on a port of their own while the registry serves.
+    if let Some(debug_addr) = registry.debug_bind_addr() {
+        let listener = TcpListener::bind(&debug_addr).await.map_err(|e| {
+            (
+                1,
+                format!("cannot listen on {debug_addr} (http.debug.addr): {e}"),
+            )
+        })?;
+        tokio::spawn(registry.serve_debug(listener));
+    }
     serve(registry, &addr).await
 }
 
