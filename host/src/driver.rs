@@ -50,6 +50,55 @@ pub enum WalkControl {
     Stop,
 }
 
+/// How a driver call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Ok,
+    /// The path does not exist (an answer, not a failure).
+    NotFound,
+    Error,
+}
+
+impl CallOutcome {
+    /// `ok`, `not-found` or `error`, as the `ks3_driver::call` event says.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::NotFound => "not-found",
+            CallOutcome::Error => "error",
+        }
+    }
+}
+
+/// One call into the driver component, as the `ks3_driver::call` event reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRecord<'a> {
+    /// The operation (`stat`, `get-content`, `writer-commit`, …), never its arguments.
+    pub operation: &'a str,
+    pub outcome: CallOutcome,
+    pub took: Duration,
+}
+
+/// One request the driver sent to KS3 through the host's egress.
+#[derive(Debug, Clone, Copy)]
+pub struct Ks3Request<'a> {
+    pub method: &'a str,
+    /// The answer's status; `None` when none came (connect, timeout, TLS, reset).
+    pub status: Option<u16>,
+    /// Until the response head (or the failure).
+    pub took: Duration,
+    /// A failure the driver retries (5xx — SlowDown is a 503 —, or no answer): another
+    /// attempt follows while `maxretries` allows.
+    pub retryable: bool,
+}
+
+/// An embedder's view of what the driver does, for metrics. Called on the task that made
+/// the call or sent the request: keep it cheap and never block.
+pub trait DriverObserver: Send + Sync {
+    fn call(&self, _call: &CallRecord<'_>) {}
+    fn ks3_request(&self, _request: &Ks3Request<'_>) {}
+}
+
 /// The KS3 storage driver, running sandboxed. Cheap to clone; clones share the
 /// connection pool.
 #[derive(Clone)]
@@ -189,6 +238,13 @@ impl Driver {
         }
         drop(idle);
         drop(s);
+    }
+
+    /// Reports every call and KS3 request of this driver and of its clones (they share
+    /// one egress) to `observer`, replacing any earlier one.
+    pub fn with_observer(self, observer: Arc<dyn DriverObserver>) -> Driver {
+        self.inner.spec.egress.set_observer(observer);
+        self
     }
 
     /// The validated configuration.

@@ -24,6 +24,7 @@ use ks3_driver_component::config::{Config, Endpoint};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::activity::Activity;
+use crate::driver::{DriverObserver, Ks3Request};
 use crate::error::{CertificateProblem, Error};
 
 mod tls;
@@ -122,6 +123,9 @@ pub(crate) struct Egress {
     /// What was wrong with the server's certificate the last time one was refused (the
     /// guest only learns "TLS certificate error"; the host names the problem).
     tls_problem: std::sync::Mutex<Option<(CertificateProblem, String)>>,
+    /// The embedder's observer of calls and KS3 requests (`Driver::with_observer`); a
+    /// read lock per request, uncontended once set.
+    observer: std::sync::RwLock<Option<Arc<dyn DriverObserver>>>,
 }
 
 impl Egress {
@@ -158,7 +162,35 @@ impl Egress {
             connector,
             timeout_cap,
             tls_problem: std::sync::Mutex::new(None),
+            observer: std::sync::RwLock::new(None),
         }))
+    }
+
+    pub(crate) fn set_observer(&self, o: Arc<dyn DriverObserver>) {
+        *self.observer.write().unwrap_or_else(|e| e.into_inner()) = Some(o);
+    }
+
+    /// The observer, if one is set (cloned out so no lock is held while it runs).
+    pub(crate) fn observer(&self) -> Option<Arc<dyn DriverObserver>> {
+        self.observer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tells the observer about one request sent to KS3 (`status` `None`: no answer).
+    fn observe(&self, method: &http::Method, status: Option<u16>, started: Instant) {
+        if let Some(o) = self.observer() {
+            o.ks3_request(&Ks3Request {
+                method: method.as_str(),
+                status,
+                took: started.elapsed(),
+                // What `driver/src/client.rs` retries on that the host can see: a 500,
+                // 502, 503 (SlowDown included) or 504 answer, or none at all. A 400
+                // RequestTimeout is retried too, but only its body says so.
+                retryable: status.is_none_or(|s| matches!(s, 500 | 502 | 503 | 504)),
+            });
+        }
     }
 
     /// The pool of the thread this runs on.
@@ -207,9 +239,11 @@ impl Egress {
                     "{method} {path} failed after {:.1} ms: {e}",
                     ms(started)
                 );
+                self.observe(&method, None, started);
                 return Err(e);
             }
         };
+        self.observe(&method, Some(resp.status().as_u16()), started);
         // The request log: a library never writes to its embedder's stderr; a subscriber
         // (the CLI's `-v`) decides whether to show it.
         if tracing::enabled!(target: "ks3_driver::egress", tracing::Level::INFO) {
@@ -289,6 +323,11 @@ impl EgressHooks {
     /// The last certificate problem the egress saw (see [`Egress::tls_problem`]).
     pub(crate) fn tls_problem(&self) -> Option<(CertificateProblem, String)> {
         self.egress.tls_problem()
+    }
+
+    /// The embedder's observer (see [`Egress::observer`]).
+    pub(crate) fn observer(&self) -> Option<Arc<dyn DriverObserver>> {
+        self.egress.observer()
     }
 
     /// The one destination the guest may reach.

@@ -58,7 +58,10 @@ mod writer;
 
 pub use bytes::Bytes;
 pub use cache::LoadInfo;
-pub use driver::{Driver, FileInfo, FileReader, FileWriter, WalkControl};
+pub use driver::{
+    CallOutcome, CallRecord, Driver, DriverObserver, FileInfo, FileReader, FileWriter, Ks3Request,
+    WalkControl,
+};
 pub use error::{
     CertificateProblem, DriverError, Error, IoError, IoKind, SandboxError, SandboxKind,
 };

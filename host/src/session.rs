@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::activity::Activity;
 use crate::bindings::{Export, Exports, Res, WitError};
+use crate::driver::{CallOutcome, CallRecord};
 use crate::egress::{Egress, EgressHooks};
 use crate::error::{DriverError, Error, IoError, IoKind, SandboxKind};
 
@@ -296,6 +297,17 @@ impl Session {
                 Err(_) => "error",
             },
         );
+        if let Some(o) = self.store.data().hooks.observer() {
+            o.call(&CallRecord {
+                operation: what.split(' ').next().unwrap_or(what),
+                outcome: match &r {
+                    Ok(_) => CallOutcome::Ok,
+                    Err(e) if e.is_not_found() => CallOutcome::NotFound,
+                    Err(_) => CallOutcome::Error,
+                },
+                took: started.elapsed(),
+            });
+        }
         r
     }
 

@@ -11,8 +11,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 use crate::errors::{RegistryError, Result};
+use crate::health::Health;
 use crate::htpasswd::Htpasswd;
 use crate::http_io::Body;
+use crate::metrics::{Metrics, UploadCount};
 use crate::store::Store;
 use crate::token_auth::TokenVerifier;
 use crate::upload_guard::{UploadLocks, READ_BACK_MAX};
@@ -25,15 +27,19 @@ pub struct App {
     pub token: Option<TokenVerifier>,
     /// `http.tls`'s acceptor.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    uploads: Arc<Semaphore>,
-    uploads_by_client: ClientCounts,
     /// The connections being served (for a graceful drain).
     pub connections: crate::listen::Connections,
+    uploads: Arc<Semaphore>,
+    uploads_by_client: ClientCounts,
     /// One request at a time per upload (see `upload_guard`).
     pub upload_locks: UploadLocks,
     /// Bytes of uploads being read back for verification at once, in KiB.
     read_back: Arc<Semaphore>,
     pub stats: Arc<Stats>,
+    /// What `/metrics` on the debug port shows.
+    pub metrics: Arc<Metrics>,
+    /// The storage health check's verdict (`health.storagedriver`).
+    pub health: Arc<Health>,
 }
 
 /// What the configuration's files made: the access controller and the TLS acceptor.
@@ -52,6 +58,8 @@ pub struct ClientAddr(pub IpAddr);
 pub struct UploadSlot {
     _permit: OwnedSemaphorePermit,
     _client: ClientCount,
+    /// In `registry_uploads_in_progress` while the slot is held.
+    _counted: UploadCount,
 }
 
 /// Upload requests in progress per client address.
@@ -130,15 +138,17 @@ impl App {
             htpasswd: access.htpasswd,
             token: access.token,
             tls: access.tls,
+            connections: Default::default(),
             uploads,
             uploads_by_client: Arc::default(),
             upload_locks: UploadLocks::default(),
             read_back: Arc::new(Semaphore::new(READ_BACK_BUDGET_KIB)),
             stats: Arc::new(Stats::default()),
+            metrics: Arc::default(),
+            health: Arc::default(),
         }
     }
 
-            connections: Default::default(),
     /// A slot for a request that carries blob data, or `429` when all are taken or the
     /// client already holds its share of them.
     pub fn upload_slot(&self, client: Option<ClientAddr>) -> Result<UploadSlot> {
@@ -168,6 +178,7 @@ impl App {
         Ok(UploadSlot {
             _permit: permit,
             _client: client,
+            _counted: self.metrics.upload_started(),
         })
     }
 

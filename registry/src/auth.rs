@@ -12,14 +12,45 @@ use crate::http_io::{percent_decode, query_pairs, Body};
 use crate::route;
 use crate::token_auth::{Need, TokenVerifier};
 
-/// `Ok` when the request may go on; otherwise the 401 to answer.
-pub async fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), Response<Body>> {
+/// Who a request was authenticated as (the htpasswd user or the token's `sub`), put in
+/// its extensions for the access log. Only the name: never a password or token.
+#[derive(Debug, Clone)]
+pub struct User(pub String);
+
+impl User {
+    /// At most 128 characters, control characters dropped: it goes into log lines.
+    fn new(name: &str) -> Option<User> {
+        let n: String = name.chars().filter(|c| !c.is_control()).take(128).collect();
+        (!n.is_empty()).then_some(User(n))
+    }
+}
+
+/// The user name of a `Basic` header (the password is dropped here).
+fn basic_user(authorization: &str) -> Option<User> {
+    use base64::Engine as _;
+    let (scheme, rest) = authorization.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    User::new(text.split_once(':')?.0)
+}
+
+/// `Ok` when the request may go on (with the [`User`] in its extensions when it was
+/// authenticated); otherwise the 401 to answer.
+pub async fn authorize(app: &App, req: &mut Request<Incoming>) -> Result<(), Response<Body>> {
     let authorization = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if let Some(h) = &app.htpasswd {
         return if h.check(authorization).await {
+            if let Some(user) = authorization.and_then(basic_user) {
+                req.extensions_mut().insert(user);
+            }
             Ok(())
         } else {
             Err(unauthorized(
@@ -49,6 +80,9 @@ pub async fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), Respons
         Ok(grants) => {
             if need.missing(&grants).is_empty() {
                 tracing::debug!(target: "ks3_registry::auth", subject = %grants.subject, "token accepted");
+                if let Some(user) = User::new(&grants.subject) {
+                    req.extensions_mut().insert(user);
+                }
                 Ok(())
             } else {
                 Err(bearer_denied(verifier, &need, Some("insufficient_scope")))

@@ -197,6 +197,7 @@ impl BodyReader {
                 .read
                 .checked_add(data.len() as u64)
                 .ok_or_else(|| RegistryError::TooLarge("body too large".into()))?;
+            crate::metrics::received(data.len());
             if let Some(limit) = self.limit {
                 if self.read > limit {
                     return Err(RegistryError::TooLarge(format!(

@@ -26,9 +26,11 @@ mod app;
 mod auth;
 mod blobs;
 pub mod config;
+mod debug;
 pub mod digest;
 mod errors;
 pub mod gc;
+mod health;
 mod htpasswd;
 mod http_io;
 pub mod layout;
@@ -83,12 +85,17 @@ pub struct Registry {
     app: Arc<App>,
     /// The upload purger (`storage.maintenance.uploadpurging`); stopped with the registry.
     purger: Option<tokio::task::AbortHandle>,
+    /// The storage health check (`health.storagedriver`); stopped with the registry.
+    health_check: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         if let Some(p) = &self.purger {
             p.abort();
+        }
+        if let Some(h) = &self.health_check {
+            h.abort();
         }
     }
 }
@@ -120,6 +127,9 @@ impl Registry {
     }
 
     fn assemble(config: Config, driver: Driver) -> Result<Registry, StartError> {
+        // Every driver call and KS3 request, the purger's and the health check's too.
+        let metrics = Arc::new(metrics::Metrics::default());
+        let driver = driver.with_observer(Arc::clone(&metrics) as _);
         let htpasswd = match &config.htpasswd {
             Some(h) => Some(Htpasswd::open(h).map_err(StartError::Htpasswd)?),
             None => None,
@@ -146,10 +156,20 @@ impl Registry {
             token,
             tls,
         };
-        let app = App::new(Store::new(driver), config, access);
+        let mut app = App::new(Store::new(driver), config, access);
+        app.metrics = metrics;
+        let health_check = app.config.storage_health.clone().map(|h| {
+            tokio::spawn(health::run(
+                app.store.driver().clone(),
+                h,
+                Arc::clone(&app.health),
+            ))
+            .abort_handle()
+        });
         Ok(Registry {
             app: Arc::new(app),
             purger,
+            health_check,
         })
     }
 
@@ -159,6 +179,32 @@ impl Registry {
         server::accept_loop(Arc::clone(&self.app), listener).await
     }
 
+    /// Serves the debug endpoints (`/debug/health`, and the metrics with
+    /// `http.debug.prometheus.enabled`) from `listener` until the future is dropped.
+    /// Owns what it needs, so it can be spawned.
+    pub fn serve_debug(
+        &self,
+        listener: TcpListener,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+        debug::accept_loop(Arc::clone(&self.app), listener)
+    }
+
+    /// Where to bind the debug server (`http.debug.addr`, `:5001` meaning every
+    /// interface), when one is configured.
+    pub fn debug_bind_addr(&self) -> Option<String> {
+        let addr = &self.app.config.debug.as_ref()?.addr;
+        Some(if addr.starts_with(':') {
+            format!("0.0.0.0{addr}")
+        } else {
+            addr.clone()
+        })
+    }
+
+    /// The Prometheus text of this instance's metrics (what the debug port serves).
+    pub fn metrics_text(&self) -> String {
+        self.app.metrics.render()
+    }
+
     /// `https` with `http.tls`, else `http`: what the listening line says.
     pub fn scheme(&self) -> &'static str {
         if self.app.tls.is_some() {
@@ -166,6 +212,18 @@ impl Registry {
         } else {
             "http"
         }
+    }
+
+    /// Asks every connection to finish the requests it has in flight and close, and
+    /// waits for them up to `timeout` (`http.draintimeout`): `true` when all finished.
+    /// Stop accepting first (drop the [`Registry::serve`] future).
+    pub async fn drain(&self, timeout: std::time::Duration) -> bool {
+        self.app.connections.drain(timeout).await
+    }
+
+    /// `http.draintimeout`.
+    pub fn drain_timeout(&self) -> Option<std::time::Duration> {
+        self.app.config.drain_timeout
     }
 
     /// The storage driver the registry uses.
@@ -206,15 +264,3 @@ fn ks3_params(config: &Config) -> Result<ks3_driver_host::Params, ConfigError> {
         }),
     }
 }
-    /// Asks every connection to finish the requests it has in flight and close, and
-    /// waits for them up to `timeout` (`http.draintimeout`): `true` when all finished.
-    /// Stop accepting first (drop the [`Registry::serve`] future).
-    pub async fn drain(&self, timeout: std::time::Duration) -> bool {
-        self.app.connections.drain(timeout).await
-    }
-
-    /// `http.draintimeout`.
-    pub fn drain_timeout(&self) -> Option<std::time::Duration> {
-        self.app.config.drain_timeout
-    }
-

@@ -4,12 +4,25 @@
 //! `registry_http_request_duration_seconds`, `registry_http_in_flight_requests`,
 //! `registry_storage_action_seconds{action,driver}`), so its dashboards keep working;
 //! the rest are this registry's (bytes in and out, uploads in progress, driver calls by
-//! outcome, KS3 requests by status class and retries).
+//! outcome, KS3 requests by status class and the failures the driver retries).
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use ks3_driver_host::{CallRecord, DriverObserver, Ks3Request};
+
+tokio::task_local! {
+    /// The request body bytes the current request's handlers have read (see
+    /// [`received`]); set around each request by the server.
+    pub(crate) static RECEIVED: Arc<AtomicU64>;
+}
+
+/// Counts `n` request body bytes read by the current request (no-op outside one).
+pub(crate) fn received(n: usize) {
+    let _ = RECEIVED.try_with(|c| c.fetch_add(n as u64, Ordering::Relaxed));
+}
 
 /// Bucket bounds (seconds) of the latency histograms: 1 ms to 60 s.
 const BUCKETS: &[f64] = &[
@@ -60,7 +73,30 @@ pub struct Metrics {
     families: Mutex<Families>,
     in_flight: AtomicI64,
     uploads_in_progress: AtomicI64,
-    ks3_retries: AtomicU64,
+    ks3_retryable: AtomicU64,
+}
+
+/// One upload in progress, counted until dropped; owned, so it can live in an upload slot.
+pub struct UploadCount(Arc<Metrics>);
+
+impl Drop for UploadCount {
+    fn drop(&mut self) {
+        self.0.uploads_in_progress.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The driver reports each call and KS3 request here (`Driver::with_observer`).
+impl DriverObserver for Metrics {
+    fn call(&self, c: &CallRecord<'_>) {
+        self.storage_call(c.operation, c.outcome.as_str(), c.took);
+    }
+
+    fn ks3_request(&self, r: &Ks3Request<'_>) {
+        self.ks3_request(r.method, r.status);
+        if r.retryable {
+            self.ks3_retryable();
+        }
+    }
 }
 
 /// Counts a request in flight until dropped.
@@ -112,9 +148,9 @@ impl Metrics {
     }
 
     /// An upload request carrying blob data has started; it counts while the guard lives.
-    pub fn upload_started(&self) -> InFlight<'_> {
+    pub fn upload_started(self: &Arc<Self>) -> UploadCount {
         self.uploads_in_progress.fetch_add(1, Ordering::Relaxed);
-        InFlight(&self.uploads_in_progress)
+        UploadCount(Arc::clone(self))
     }
 
     /// One driver call: its operation, `ok` / `not-found` / `error`, and how long it took.
@@ -147,9 +183,11 @@ impl Metrics {
         });
     }
 
-    /// One request to KS3 that repeated an earlier one.
-    pub fn ks3_retry(&self) {
-        self.ks3_retries.fetch_add(1, Ordering::Relaxed);
+    /// One request to KS3 that failed in a way the driver retries. The host cannot see
+    /// the retry itself (it is decided inside the sandbox), only the failure that causes
+    /// one while `maxretries` allows: so that is what is counted, and named.
+    pub fn ks3_retryable(&self) {
+        self.ks3_retryable.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition of every family.
@@ -220,8 +258,8 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP registry_ks3_retries_total Requests to KS3 that repeated an earlier one.\n# TYPE registry_ks3_retries_total counter\nregistry_ks3_retries_total {}",
-            self.ks3_retries.load(Ordering::Relaxed)
+            "# HELP registry_ks3_retryable_failures_total Requests to KS3 that failed in a way the driver retries (a 500, 502, 503 or 504 answer, or none), each followed by a retry while maxretries allows.\n# TYPE registry_ks3_retryable_failures_total counter\nregistry_ks3_retryable_failures_total {}",
+            self.ks3_retryable.load(Ordering::Relaxed)
         );
         out
     }
@@ -319,7 +357,7 @@ mod tests {
         m.storage_call("stat", "ok", Duration::from_micros(900));
         m.ks3_request("GET", Some(200));
         m.ks3_request("PUT", None);
-        m.ks3_retry();
+        m.ks3_retryable();
         let text = m.render();
         assert!(text.contains(
             "registry_http_requests_total{code=\"200\",handler=\"manifest\",method=\"GET\"} 2"
@@ -337,7 +375,7 @@ mod tests {
         assert!(text
             .contains("registry_storage_action_seconds_count{action=\"stat\",driver=\"ks3\"} 1"));
         assert!(text.contains("registry_ks3_requests_total{method=\"PUT\",status=\"error\"} 1"));
-        assert!(text.contains("registry_ks3_retries_total 1"));
+        assert!(text.contains("registry_ks3_retryable_failures_total 1"));
         drop(guard);
         assert!(m.render().contains("registry_http_in_flight_requests 0"));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");

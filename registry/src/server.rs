@@ -1,12 +1,20 @@
 //! The HTTP side: accepting connections, authentication, routing, and the headers every
 //! response carries.
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tracing::Instrument;
+
+use crate::auth::User;
+use crate::metrics::{Metrics, RECEIVED};
 
 use crate::app::{error_response, respond, set_headers, App, ClientAddr};
 use crate::errors::{RegistryError, Result};
@@ -36,29 +44,168 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
 
 /// One request: a `request` span (request id, method, path, status) around everything it
 /// does, so the driver's per-call events (`ks3_driver::call`) and the detail of a failure
-/// are attributed to the request that caused them; and one `ks3_registry::request` event
-/// when the answer is ready. The query is left out: upload state tokens are not for logs.
-pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let started = std::time::Instant::now();
+/// are attributed to the request that caused them; its metrics; and, once the response
+/// body has been sent (or the client went away), the access-log event
+/// (`ks3_registry::request`: method, route, status, bytes in and out, duration, request
+/// id, user) unless `log.accesslog.disabled`. The query is left out: upload state tokens
+/// are not for logs. While the storage health check fails, every request gets
+/// distribution's 503 `UNAVAILABLE`.
+pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counted> {
+    let started = Instant::now();
+    let in_flight = app.metrics.request_started();
+    let handler = handler_of(req.uri().path());
+    let method = method_label(req.method());
+    let request_id = request_id(&req);
     let span = tracing::info_span!(
         target: "ks3_registry::request",
         "request",
-        request_id = %request_id(&req),
+        request_id = %request_id,
         method = %req.method(),
         path = %req.uri().path(),
         status = tracing::field::Empty,
     );
-    let resp = answer(app, req).instrument(span.clone()).await;
+    let received = Arc::new(AtomicU64::new(0));
+    let resp = if app.health.failing().is_some() {
+        let mut r = crate::health::unavailable_response();
+        nosniff(r.headers_mut());
+        r
+    } else {
+        RECEIVED
+            .scope(Arc::clone(&received), answer(app, req))
+            .instrument(span.clone())
+            .await
+    };
     let status = resp.status().as_u16();
     span.record("status", status);
-    span.in_scope(|| {
-        tracing::info!(
-            target: "ks3_registry::request",
-            status,
-            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        );
-    });
-    resp
+    app.metrics
+        .request_done(method, handler, status, started.elapsed());
+    drop(in_flight);
+    let user = resp.extensions().get::<User>().map(|u| u.0.clone());
+    let done = Done {
+        metrics: Arc::clone(&app.metrics),
+        access_log: !app.config.log.access_log_disabled,
+        span,
+        request_id,
+        method,
+        handler,
+        status,
+        user,
+        received,
+        started,
+    };
+    resp.map(|inner| Counted {
+        inner,
+        sent: 0,
+        done: Some(done),
+    })
+}
+
+/// distribution's handler name of a path (its metrics' `handler` label and the access
+/// log's `route`); `none` for a path that is no API endpoint.
+fn handler_of(raw_path: &str) -> &'static str {
+    match route::parse(&percent_decode(raw_path)) {
+        Ok(Some(r)) => match r {
+            Route::Base => "base",
+            Route::Catalog => "catalog",
+            Route::Tags { .. } => "tags",
+            Route::Manifest { .. } => "manifest",
+            Route::Blob { .. } => "blob",
+            Route::UploadStart { .. } => "blob_upload",
+            Route::Upload { .. } => "blob_upload_chunk",
+            Route::Referrers { .. } => "referrers",
+        },
+        _ => "none",
+    }
+}
+
+/// The method as a label: any other than the API's own is `other`, so a client cannot
+/// add series at will.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// What is recorded once a response body is finished.
+struct Done {
+    metrics: Arc<Metrics>,
+    access_log: bool,
+    span: tracing::Span,
+    request_id: String,
+    method: &'static str,
+    handler: &'static str,
+    status: u16,
+    user: Option<String>,
+    /// Request body bytes the handlers read (counted by `http_io::BodyReader`).
+    received: Arc<AtomicU64>,
+    started: Instant,
+}
+
+/// A response body that counts the bytes sent; dropped (all sent, or the client gone),
+/// it records the request's bytes and writes the access-log event.
+pub(crate) struct Counted {
+    inner: Body,
+    sent: u64,
+    done: Option<Done>,
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, std::io::Error>>> {
+        let p = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &p {
+            if let Some(d) = f.data_ref() {
+                self.sent = self.sent.saturating_add(d.len() as u64);
+            }
+        }
+        p
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let Some(d) = self.done.take() else {
+            return;
+        };
+        let received = d.received.load(Ordering::Relaxed);
+        d.metrics.bytes(d.handler, received, self.sent);
+        if d.access_log {
+            d.span.in_scope(|| {
+                tracing::info!(
+                    target: "ks3_registry::request",
+                    request_id = %d.request_id,
+                    method = d.method,
+                    route = d.handler,
+                    status = d.status,
+                    bytes_in = received,
+                    bytes_out = self.sent,
+                    micros = u64::try_from(d.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    user = d.user.as_deref(),
+                    "response completed"
+                );
+            });
+        }
+    }
 }
 
 /// The longest `X-Request-Id` taken from a request.
@@ -85,25 +232,32 @@ fn request_id(req: &Request<Incoming>) -> String {
     }
 }
 
-async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let mut resp = match crate::auth::authorize(app, &req).await {
-        Ok(()) => match dispatch(app, req).await {
-            Ok(r) => r,
-            Err(e) => {
-                // The client gets the generic error; the detail (KS3 key, request id, retries)
-                // goes to the log, in this request's span and so with its id.
-                if let Some(detail) = e.log_detail() {
-                    tracing::error!(
-                        target: "ks3_registry::request",
-                        error = %detail,
-                        "request failed"
-                    );
-                }
-                error_response(&e)
+async fn answer(app: &App, mut req: Request<Incoming>) -> Response<Body> {
+    if let Err(denied) = crate::auth::authorize(app, &mut req).await {
+        return finish(app, denied, None);
+    }
+    // Who was authenticated, for the access log (the response carries it to `handle`).
+    let user = req.extensions().get::<User>().cloned();
+    let resp = match dispatch(app, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            // The client gets the generic error; the detail (KS3 key, request id, retries)
+            // goes to the log, in this request's span and so with its id.
+            if let Some(detail) = e.log_detail() {
+                tracing::error!(
+                    target: "ks3_registry::request",
+                    error = %detail,
+                    "request failed"
+                );
             }
-        },
-        Err(denied) => denied,
+            error_response(&e)
+        }
     };
+    finish(app, resp, user)
+}
+
+/// The headers every answer carries.
+fn finish(app: &App, mut resp: Response<Body>, user: Option<User>) -> Response<Body> {
     let headers = resp.headers_mut();
     set_headers(
         headers,
@@ -119,17 +273,24 @@ async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     set_headers(headers, &extra);
-    // Nothing this registry serves is meant to be sniffed into something a browser runs
-    // (a blob or a manifest with HTML in it): nosniff on every answer, unless the operator
-    // configured the header themselves (then theirs, once). distribution 2.8.2 sends it
-    // only when configured (and on its plain 404 page).
+    nosniff(headers);
+    if let Some(u) = user {
+        resp.extensions_mut().insert(u);
+    }
+    resp
+}
+
+/// Nothing this registry serves is meant to be sniffed into something a browser runs (a
+/// blob or a manifest with HTML in it): nosniff on every answer, unless the operator
+/// configured the header themselves (then theirs, once). distribution 2.8.2 sends it only
+/// when configured (and on its plain 404 page).
+fn nosniff(headers: &mut http::HeaderMap) {
     if !headers.contains_key(http::header::X_CONTENT_TYPE_OPTIONS) {
         headers.insert(
             http::header::X_CONTENT_TYPE_OPTIONS,
             http::HeaderValue::from_static("nosniff"),
         );
     }
-    resp
 }
 
 async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
