@@ -4,11 +4,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::access;
 use crate::app::{respond, App};
-use crate::http_io::{percent_decode, query_pairs, Body};
+use crate::http_io::{percent_decode, query_pairs, Body, RequestBody};
 use crate::route;
 use crate::token_auth::{Need, TokenVerifier};
 
@@ -41,7 +40,7 @@ fn basic_user(authorization: &str) -> Option<User> {
 
 /// `Ok` when the request may go on (with the [`User`] in its extensions when it was
 /// authenticated); otherwise the 401 to answer.
-pub async fn authorize(app: &App, req: &mut Request<Incoming>) -> Result<(), Response<Body>> {
+pub async fn authorize(app: &App, req: &mut Request<RequestBody>) -> Result<(), Response<Body>> {
     let authorization = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -93,7 +92,7 @@ pub async fn authorize(app: &App, req: &mut Request<Incoming>) -> Result<(), Res
 
 /// The access the request needs; a path that is no API endpoint needs only a login (it
 /// is answered 404 afterwards).
-fn need_of(req: &Request<Incoming>) -> Need {
+fn need_of(req: &Request<RequestBody>) -> Need {
     let path = percent_decode(req.uri().path());
     let query = query_pairs(req.uri().query());
     match route::parse(&path) {

@@ -2,13 +2,12 @@
 use std::collections::HashSet;
 
 use http::{HeaderMap, Method, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::app::{respond, App, Stats};
 use crate::blobs::parse_digest;
 use crate::digest::{Algorithm, Digest};
 use crate::errors::{RegistryError, Result};
-use crate::http_io::{Body, BodyReader};
+use crate::http_io::{Body, BodyReader, RequestBody};
 use crate::layout;
 use crate::manifest::{self, Kind, MAX_MANIFEST};
 use crate::route::{printable, valid_tag};
@@ -166,7 +165,7 @@ pub async fn put(
     name: &str,
     reference: &str,
     query: &[(String, String)],
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<Body>> {
     let r = parse_ref(reference)?;
     let mut tags = query_tags(query)?;

@@ -18,7 +18,7 @@ use crate::metrics::{Metrics, RECEIVED};
 
 use crate::app::{error_response, respond, set_headers, App, ClientAddr};
 use crate::errors::{RegistryError, Result};
-use crate::http_io::{percent_decode, query_pairs, Body};
+use crate::http_io::{percent_decode, query_pairs, Body, RequestBody};
 use crate::route::{self, Route};
 use crate::{blobs, listing, manifests, uploads};
 
@@ -65,6 +65,10 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counte
         status = tracing::field::Empty,
     );
     let received = Arc::new(AtomicU64::new(0));
+    // The body lives until the response is done (see `RequestBody`).
+    let (parts, body) = req.into_parts();
+    let (body, keep_body) = RequestBody::new(body);
+    let req = Request::from_parts(parts, body);
     let resp = if app.health.failing().is_some() {
         let mut r = crate::health::unavailable_response();
         nosniff(r.headers_mut());
@@ -75,6 +79,8 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counte
             .instrument(span.clone())
             .await
     };
+    keep_body.drain().await;
+    drop(keep_body);
     let status = resp.status().as_u16();
     span.record("status", status);
     app.metrics
@@ -215,7 +221,7 @@ const MAX_REQUEST_ID: usize = 128;
 /// set, when it is a plain token, so both logs can be joined; otherwise a new random one
 /// (distribution 2.8.2 always makes its own, `http.request.id`). It is never sent back:
 /// like distribution, the answer carries no id.
-fn request_id(req: &Request<Incoming>) -> String {
+fn request_id<B>(req: &Request<B>) -> String {
     let given = req
         .headers()
         .get("x-request-id")
@@ -232,7 +238,7 @@ fn request_id(req: &Request<Incoming>) -> String {
     }
 }
 
-async fn answer(app: &App, mut req: Request<Incoming>) -> Response<Body> {
+async fn answer(app: &App, mut req: Request<RequestBody>) -> Response<Body> {
     if let Err(denied) = crate::auth::authorize(app, &mut req).await {
         return finish(app, denied, None);
     }
@@ -293,7 +299,7 @@ fn nosniff(headers: &mut http::HeaderMap) {
     }
 }
 
-async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+async fn dispatch(app: &App, req: Request<RequestBody>) -> Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     let client = parts.extensions.get::<ClientAddr>().copied();
     let path = percent_decode(parts.uri.path());

@@ -6,14 +6,13 @@
 use std::time::SystemTime;
 
 use http::{HeaderMap, Response, StatusCode};
-use hyper::body::Incoming;
 use ks3_driver_host::FileWriter;
 
 use crate::app::{respond, App, ClientAddr, Stats};
 use crate::blobs::parse_digest;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::errors::{RegistryError, Result};
-use crate::http_io::{query_get, Body, BodyReader};
+use crate::http_io::{query_get, Body, BodyReader, RequestBody};
 use crate::layout;
 use crate::resumable_sha256::ResumableSha256;
 use crate::upload_guard;
@@ -29,7 +28,7 @@ pub async fn start(
     name: &str,
     query: &[(String, String)],
     client: Option<ClientAddr>,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<Body>> {
     if let (Some(mount), Some(from)) = (query_get(query, "mount"), query_get(query, "from")) {
         if let Some(r) = try_mount(app, name, mount, from).await? {
@@ -99,7 +98,7 @@ async fn monolithic(
     name: &str,
     id: &str,
     d: &Digest,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<Body>> {
     let data = layout::upload_data(name, id);
     let mut w = app
@@ -137,7 +136,7 @@ async fn monolithic(
 }
 
 /// A blob request's body under the configured limits.
-fn body_reader(app: &App, body: Incoming) -> BodyReader {
+fn body_reader(app: &App, body: RequestBody) -> BodyReader {
     let l = &app.config.limits;
     BodyReader::new(body, l.body_timeout, l.max_body_size).with_min_rate(Some(l.min_body_rate))
 }
@@ -218,7 +217,7 @@ async fn append_body(
     app: &App,
     w: &mut FileWriter,
     state: &mut Option<ResumableSha256>,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<u64> {
     let mut reader = body_reader(app, body);
     let mut written: u64 = 0;
@@ -245,7 +244,7 @@ async fn append_marked(
     id: &str,
     w: &mut FileWriter,
     state: &mut Option<ResumableSha256>,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<(String, Result<u64>)> {
     let marker = upload_guard::new_marker(name, id, w.size());
     let store_marker = async {
@@ -268,7 +267,7 @@ pub async fn patch(
     id: &str,
     headers: &HeaderMap,
     client: Option<ClientAddr>,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<Body>> {
     let range = match header(headers, "content-range") {
         Some(v) => Some(parse_content_range(v).ok_or_else(|| {
@@ -325,7 +324,7 @@ pub async fn put(
     headers: &HeaderMap,
     query: &[(String, String)],
     client: Option<ClientAddr>,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<Body>> {
     let d = match query_get(query, "digest") {
         Some(s) => parse_digest(s)?,
