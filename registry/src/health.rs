@@ -3,6 +3,7 @@
 //! failures in a row the registry is unhealthy until a probe succeeds again. While it
 //! is, `/debug/health` answers 503 naming the error and every request on the main port
 //! answers distribution 2.8.2's 503 `UNAVAILABLE`.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -22,10 +23,17 @@ const MAX_ERROR: usize = 1024;
 /// The current verdict; healthy until the probe says otherwise.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Whether `failing` holds an error: what every request checks, without a lock.
+    unhealthy: AtomicBool,
     failing: RwLock<Option<String>>,
 }
 
 impl Health {
+    /// Whether the registry is unhealthy (the main port then answers 503).
+    pub fn is_failing(&self) -> bool {
+        self.unhealthy.load(Ordering::Relaxed)
+    }
+
     /// The error of the failing check, if the registry is unhealthy.
     pub fn failing(&self) -> Option<String> {
         self.failing
@@ -35,7 +43,9 @@ impl Health {
     }
 
     fn set(&self, v: Option<String>) {
+        let failing = v.is_some();
         *self.failing.write().unwrap_or_else(|e| e.into_inner()) = v;
+        self.unhealthy.store(failing, Ordering::Relaxed);
     }
 
     /// `/debug/health`'s answer: 200 `{}`, or 503 `{"storagedriver_ks3":"<error>"}`.
@@ -135,7 +145,10 @@ mod tests {
         let h = Health::default();
         assert_eq!(h.debug_response().status(), StatusCode::OK);
         h.set(Some("boom \"x\"".into()));
+        assert!(h.is_failing());
         assert_eq!(h.debug_response().status(), StatusCode::SERVICE_UNAVAILABLE);
+        h.set(None);
+        assert!(!h.is_failing());
         assert_eq!(one_line("a\nb\r\n"), "a b");
         assert_eq!(one_line(&"x".repeat(5000)).len(), MAX_ERROR);
     }

@@ -69,7 +69,7 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counte
     let (parts, body) = req.into_parts();
     let (body, keep_body) = RequestBody::new(body);
     let req = Request::from_parts(parts, body);
-    let resp = if app.health.failing().is_some() {
+    let resp = if app.health.is_failing() {
         let mut r = crate::health::unavailable_response();
         nosniff(r.headers_mut());
         r
