@@ -313,7 +313,9 @@ fn json_logs_one_object_per_line_with_the_operators_fields() {
         .collect();
     assert!(lines.iter().all(|l| l["service"] == "registry"), "{err}");
     assert!(
-        lines.iter().any(|l| l["msg"].as_str().is_some_and(|m| m.contains("embedded"))),
+        lines
+            .iter()
+            .any(|l| l["msg"].as_str().is_some_and(|m| m.contains("embedded"))),
         "the embedded store's notice is a JSON line too: {err}"
     );
     let request = lines
