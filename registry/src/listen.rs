@@ -64,6 +64,21 @@ impl Drop for Open<'_> {
     }
 }
 
+/// Serves a hyper connection (HTTP/1 or HTTP/2: they share no trait for it) until it
+/// ends, or, once a drain is asked for, until it has finished its requests in flight.
+macro_rules! serve_until_drained {
+    ($conn:ident, $drain:ident) => {{
+        tokio::pin!($conn);
+        tokio::select! {
+            _ = $conn.as_mut() => {}
+            _ = drained(&mut $drain) => {
+                $conn.as_mut().graceful_shutdown();
+                let _ = $conn.await;
+            }
+        }
+    }};
+}
+
 /// Serves one connection until it ends; errors are clients going away mid-request.
 pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let connections = &app.connections;
@@ -85,14 +100,7 @@ pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr
     };
     let Some(acceptor) = app.tls.clone() else {
         let conn = http1_builder().serve_connection(TokioIo::new(stream), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            _ = drained(&mut drain) => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-        }
+        serve_until_drained!(conn, drain);
         return;
     };
     // Plain HTTP on the TLS port gets distribution's plain answer, not a handshake error.
@@ -119,24 +127,10 @@ pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(tls), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            _ = drained(&mut drain) => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-        }
+        serve_until_drained!(conn, drain);
     } else {
         let conn = http1_builder().serve_connection(TokioIo::new(tls), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            _ = drained(&mut drain) => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-        }
+        serve_until_drained!(conn, drain);
     }
 }
 
