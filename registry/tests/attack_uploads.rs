@@ -462,3 +462,68 @@ async fn a_refused_monolithic_upload_leaves_nothing() {
     );
     drop(holder);
 }
+
+/// Every request the upload guard adds (the writer markers, their listing, the private
+/// copy, the read-back) under each fault kind once — 500, SlowDown, a dropped connection,
+/// a lost answer: the upload still completes with exactly its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guards_requests_survive_every_fault_kind() {
+    let mut ks3 = shared_ks3();
+    ks3.params
+        .insert("chunksize".into(), (5u64 << 20).to_string());
+    // A lost answer costs one request timeout before the retry.
+    ks3.params.insert("requesttimeout".into(), "2".into());
+    let r = serve_shared(&ks3, STREAMED).await;
+    let kinds = ["500:InternalError", "503:SlowDown", "drop", "lost"];
+    let small: &[(&str, &str)] = &[("PUT", "/writers/"), ("GET", "/data")];
+    let large: &[(&str, &str)] = &[("PUT", "/writers/"), ("GET", "writers"), ("PUT", "verify-")];
+    let mut round = 0u64;
+    for (size, targets) in [(64 * 1024, small), (6 << 20, large)] {
+        for (method, pattern) in targets {
+            for kind in kinds {
+                round += 1;
+                let data = bytes(size, 9000 + round);
+                let d = sha256(&data);
+                let repo = format!("faults/r{round}");
+                let loc = start_upload(&r.base, &repo).await;
+                ks3.server.faults().inject(
+                    ks3_local::FaultRule::parse(&format!("{method}:{pattern}:1:{kind}"))
+                        .expect("fault rule"),
+                );
+                let patch = request(
+                    Method::PATCH,
+                    &format!("{}{loc}", r.base),
+                    &[],
+                    data.clone(),
+                )
+                .await;
+                assert_eq!(
+                    patch.status,
+                    StatusCode::ACCEPTED,
+                    "{method} {pattern} {kind}"
+                );
+                let put =
+                    request(Method::PUT, &format!("{}{loc}?digest={d}", r.base), &[], "").await;
+                assert_eq!(
+                    put.status,
+                    StatusCode::CREATED,
+                    "{method} {pattern} {kind}: {}",
+                    String::from_utf8_lossy(&put.body)
+                );
+                assert_eq!(
+                    ks3.server.faults().remaining(),
+                    0,
+                    "{method} {pattern} {kind} was hit"
+                );
+                let got = request(
+                    Method::GET,
+                    &format!("{}/v2/{repo}/blobs/{d}", r.base),
+                    &[],
+                    "",
+                )
+                .await;
+                assert!(got.body == data, "{method} {pattern} {kind}: the bytes");
+            }
+        }
+    }
+}
