@@ -3,6 +3,7 @@
 use ks3_proto::Crc64;
 use wasmtime::component::ResourceAny;
 
+use crate::bindings::{Export, Exports, Res};
 use crate::error::Error;
 use crate::session::Session;
 
@@ -78,35 +79,30 @@ impl FileWriter {
     /// Persists what was written, without making it visible, so `writer(path, true)`
     /// can resume.
     pub async fn close(&mut self) -> Result<(), Error> {
-        let handle = self.handle;
-        let what = format!("close {}", self.path);
-        let result = self
-            .session
-            .call(&what, |e| &e.writer_close, (handle,))
-            .await;
-        self.settle(result).await
+        self.finish_call("close", |e| &e.writer_close).await
     }
 
     /// Aborts the upload; nothing is left behind.
     pub async fn cancel(&mut self) -> Result<(), Error> {
-        let handle = self.handle;
-        let what = format!("cancel {}", self.path);
-        let result = self
-            .session
-            .call(&what, |e| &e.writer_cancel, (handle,))
-            .await;
-        self.settle(result).await
+        self.finish_call("cancel", |e| &e.writer_cancel).await
     }
 
     /// Makes the content visible at the path. On an error the upload is kept: `commit`
     /// again, or resume it with `writer(path, true)`.
     pub async fn commit(&mut self) -> Result<(), Error> {
+        self.finish_call("commit", |e| &e.writer_commit).await
+    }
+
+    /// `close`, `cancel` or `commit`: one call on the writer's handle, then
+    /// [`settle`](Self::settle).
+    async fn finish_call(
+        &mut self,
+        verb: &str,
+        export: fn(&Exports) -> &Export<Res<()>>,
+    ) -> Result<(), Error> {
         let handle = self.handle;
-        let what = format!("commit {}", self.path);
-        let result = self
-            .session
-            .call(&what, |e| &e.writer_commit, (handle,))
-            .await;
+        let what = format!("{verb} {}", self.path);
+        let result = self.session.call(&what, export, (handle,)).await;
         self.settle(result).await
     }
 
