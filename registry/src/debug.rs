@@ -3,13 +3,11 @@
 //! distribution's; the main port answers 404 for both.
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::app::{respond, App};
@@ -18,24 +16,16 @@ use crate::http_io::Body;
 /// Serves the debug endpoints from `listener` until the future is dropped.
 pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(target: "ks3_registry::server", "debug accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, _) = crate::listen::accept(&listener, "debug port").await;
         let app = Arc::clone(&app);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let app = Arc::clone(&app);
                 async move { Ok::<_, Infallible>(answer(&app, &req)) }
             });
-            let mut b = http1::Builder::new();
-            b.timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
-            let _ = b.serve_connection(TokioIo::new(stream), service).await;
+            let _ = crate::listen::http1_builder()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

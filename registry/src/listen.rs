@@ -12,7 +12,7 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::app::{App, ClientAddr};
@@ -134,13 +134,28 @@ pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr
     }
 }
 
+/// The next connection of `listener`. Running out of file descriptors and the like is
+/// waited out (logged, 100 ms), never a spin or an exit.
+pub(crate) async fn accept(listener: &TcpListener, port: &str) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(s) => return s,
+            Err(e) => {
+                tracing::warn!(target: "ks3_registry::server", "{port} accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Returns once a drain was asked for (the receiver's guard is dropped here: it is not
 /// `Send`).
 async fn drained(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|d| *d).await.map(|_| ());
 }
 
-fn http1_builder() -> http1::Builder {
+/// HTTP/1.1 with the header timeout (the main port's and the debug port's).
+pub(crate) fn http1_builder() -> http1::Builder {
     let mut b = http1::Builder::new();
     b.timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);

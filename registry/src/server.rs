@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -25,15 +25,7 @@ use crate::{blobs, listing, manifests, uploads};
 /// Serves connections from `listener` until the returned future is dropped.
 pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            // Out of file descriptors and the like: wait, do not spin or die.
-            Err(e) => {
-                tracing::warn!(target: "ks3_registry::server", "accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::listen::accept(&listener, "main port").await;
         tokio::spawn(crate::listen::serve_connection(
             Arc::clone(&app),
             stream,
