@@ -29,6 +29,7 @@ pub mod config;
 mod debug;
 pub mod digest;
 mod errors;
+pub mod fsck;
 pub mod gc;
 mod health;
 mod htpasswd;

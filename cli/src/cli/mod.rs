@@ -15,6 +15,7 @@ use ks3_proto::Secret;
 
 mod demo;
 mod embedded;
+mod fsck;
 mod gc;
 mod hints;
 mod json_log;
@@ -240,6 +241,19 @@ pub enum Command {
                             ks3-driver -c config.yml purge-uploads --age 24h"
     )]
     PurgeUploads(gc::PurgeArgs),
+    /// Check the registry's store for inconsistencies (fsck): dangling tags and links,
+    /// manifests whose references are missing, stale uploads, orphan driver tails.
+    #[command(
+        after_help = "One line per problem (`<kind> <path>: <message>`), then a summary; --json \
+                      prints one JSON object per line instead (problems, repairs, then \
+                      {\"summary\":{…}}). Exit status (fsck's own): 0 clean (leftovers allowed \
+                      unless --strict), 1 problems found, 2 the store could not be read, a repair \
+                      failed, or a usage error.\n\n\
+                      Examples:\n  ks3-driver -c config.yml fsck\n  \
+                      ks3-driver -c config.yml fsck --verify-digests --json\n  \
+                      ks3-driver -c config.yml fsck --repair"
+    )]
+    Fsck(fsck::FsckArgs),
     /// Measure the sandboxed component against the native baseline and the official SDK.
     Bench(crate::bench::BenchArgs),
 }
@@ -260,6 +274,7 @@ impl Command {
                 | Command::Du { .. }
                 | Command::Gc(_)
                 | Command::PurgeUploads(_)
+                | Command::Fsck(_)
         )
     }
 }
@@ -279,6 +294,9 @@ pub enum CliError {
     Other(String),
     /// Stdout was closed by its reader (`… | head`): stop quietly, exit 0.
     Closed,
+    /// A command with statuses of its own (`fsck`): exit `code`, saying `message` unless
+    /// it is empty.
+    Status { code: u8, message: String },
 }
 
 impl CliError {
@@ -300,6 +318,7 @@ impl CliError {
             }
             CliError::Driver { .. } | CliError::Other(_) => 1,
             CliError::Closed => 0,
+            CliError::Status { code, .. } => *code,
         }
     }
 
@@ -317,6 +336,7 @@ impl CliError {
             }
             CliError::Other(m) => m.clone(),
             CliError::Closed => String::new(),
+            CliError::Status { message, .. } => message.clone(),
         };
         line.split_whitespace().collect::<Vec<_>>().join(" ")
     }
@@ -434,6 +454,7 @@ async fn dispatch(ctx: &Context) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(ctx, args).await,
         Command::Gc(args) => gc::run(ctx, args).await,
         Command::PurgeUploads(args) => gc::run_purge(ctx, args).await,
+        Command::Fsck(args) => fsck::run(ctx, args).await,
         // Handled in `main` (they run their own runtimes).
         Command::ServeLocal(_) | Command::Registry(_) => Ok(()),
         Command::Bench(args) => crate::bench::run(ctx, args).await,
@@ -460,6 +481,7 @@ pub fn main() -> ExitCode {
     let ctx = Context { cli };
     match rt.block_on(dispatch(&ctx)) {
         Ok(()) | Err(CliError::Closed) => ExitCode::SUCCESS,
+        Err(CliError::Status { code, message }) if message.is_empty() => ExitCode::from(code),
         Err(e) => {
             // Not `eprintln!`: a closed stderr must not turn an error into a panic.
             let config = ctx
