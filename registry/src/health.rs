@@ -65,13 +65,21 @@ impl Health {
     }
 }
 
-/// The main port's answer to every request while unhealthy, byte for byte 2.8.2's (which
-/// sends it, newline included, without `Docker-Distribution-Api-Version`: its health gate
-/// sits in front of the API).
-pub fn unavailable_response() -> Response<Body> {
+/// The main port's answer to every request while unhealthy: 2.8.2's body byte for byte
+/// (which it sends, newline included, without `Docker-Distribution-Api-Version`: its
+/// health gate sits in front of the API), plus a `Retry-After` of one probe interval
+/// (2.8.2 sends none), the soonest the verdict can change. A request that reaches KS3
+/// and finds it unreachable, while the probe has not yet failed `threshold` times (or
+/// with no health check), gets the same code and status from its handler
+/// (`RegistryError::is_unavailable`), so a client sees one answer for one outage.
+pub fn unavailable_response(interval: Duration) -> Response<Body> {
+    let retry_after = interval.as_secs_f64().ceil().max(1.0) as u64;
     respond(
         StatusCode::SERVICE_UNAVAILABLE,
-        &[("content-type", "application/json; charset=utf-8".into())],
+        &[
+            ("content-type", "application/json; charset=utf-8".into()),
+            ("retry-after", retry_after.to_string()),
+        ],
         Body::full(
             r#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable","detail":"health check failed: please see /debug/health"}]}
 "#,

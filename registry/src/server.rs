@@ -41,7 +41,9 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Resul
 /// (`ks3_registry::request`: method, route, status, bytes in and out, duration, request
 /// id, user) unless `log.accesslog.disabled`. The query is left out: upload state tokens
 /// are not for logs. While the storage health check fails, every request gets
-/// distribution's 503 `UNAVAILABLE`.
+/// distribution's 503 `UNAVAILABLE`; without a failing check, a request that needs KS3
+/// and cannot reach it gets the same 503 from its handler (`RegistryError::is_unavailable`),
+/// both with a `Retry-After`.
 pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counted> {
     let started = Instant::now();
     let in_flight = app.metrics.request_started();
@@ -62,7 +64,13 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counte
     let (body, keep_body) = RequestBody::new(body);
     let req = Request::from_parts(parts, body);
     let resp = if app.health.is_failing() {
-        let mut r = crate::health::unavailable_response();
+        // Failing implies a health check is configured: its interval is the Retry-After.
+        let interval = app
+            .config
+            .storage_health
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(1), |h| h.interval);
+        let mut r = crate::health::unavailable_response(interval);
         nosniff(r.headers_mut());
         r
     } else {
@@ -248,7 +256,13 @@ async fn answer(app: &App, mut req: Request<RequestBody>) -> Response<Body> {
                     "request failed"
                 );
             }
-            error_response(&e)
+            let mut r = error_response(&e);
+            // KS3 unreachable: a 503 a client may retry, and when.
+            if let Some(secs) = e.retry_after() {
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+            }
+            r
         }
     };
     finish(app, resp, user)
