@@ -1,0 +1,259 @@
+//! A chaos test of the whole registry (issue 28), every part a real process: ks3-local
+//! (`ks3-driver serve-local`) on a disk store with its admin endpoint, two
+//! `ks3-driver registry` instances on it, `ks3-driver gc -m` in a loop; concurrent clients
+//! push images sharing layers (a few bytes to 6 MiB; monolithic, one-PUT and chunked
+//! uploads; cross-repository mounts), pull, delete tags and manifests, re-tag, against
+//! either instance at random; random faults go to ks3-local (500, SlowDown, cut
+//! connections, lost answers, delays); one instance is SIGKILLed and restarted, then
+//! ks3-local itself.
+//!
+//! The oracle is the clients' model of acknowledged outcomes (`model.rs`). At the end,
+//! faults cleared: `ks3-driver fsck` is clean, every tag answers as the model allows from
+//! both instances (an acknowledged one byte for byte), no deleted manifest is served, and
+//! `purge-uploads --age 0s` leaves no KS3 multipart upload.
+//!
+//! `KS3_CHAOS_SECONDS` (default 70) sets the chaos time, `KS3_CHAOS_SEED` replays a run
+//! (the seed is printed first; the interleaving of processes is not replayed).
+mod background;
+mod checks;
+mod client;
+mod model;
+mod ops;
+mod procs;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use crate::client::Http;
+use crate::model::Model;
+use crate::procs::{Instance, Ks3Local};
+
+const CLIENTS: usize = 6;
+const REPOS: usize = 4;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+    )
+}
+
+/// What `ks3-driver fsck` said; `None` while the command does not exist in this build.
+async fn fsck(bin: &std::path::Path, config: &std::path::Path) -> Option<procs::Ran> {
+    let ran = procs::run(bin, config, &["fsck"], Duration::from_secs(120)).await;
+    let missing = ran.code == Some(2) && ran.stderr.contains("unrecognized subcommand");
+    (!missing).then_some(ran)
+}
+
+fn fsck_line(ran: &Option<procs::Ran>) -> String {
+    match ran {
+        None => "not available in this build (ks3-driver has no fsck command yet)".into(),
+        Some(r) => {
+            let tail: Vec<&str> = r.stdout.lines().rev().take(1).collect();
+            format!("exit {:?}: {}", r.code, tail.join(""))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_of_the_whole_registry() {
+    let seconds = env_u64("KS3_CHAOS_SECONDS").unwrap_or(70);
+    let seed = env_u64("KS3_CHAOS_SEED").unwrap_or_else(|| rand::thread_rng().gen());
+    // Short, so the collector sweeps during the run (its default, an hour, would keep
+    // everything a bounded run writes).
+    let min_age = env_u64("KS3_CHAOS_GC_MIN_AGE").unwrap_or(5);
+    println!(
+        "chaos: seed {seed}, {seconds} s of chaos, gc -m --min-age {min_age}s (replay: \
+         KS3_CHAOS_SEED={seed}; longer: KS3_CHAOS_SECONDS=600)"
+    );
+    let bin = tokio::task::spawn_blocking(procs::build_ks3_driver)
+        .await
+        .expect("build");
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut ks3 = Ks3Local::start(&bin, work.path()).await;
+    let endpoint = ks3.endpoint();
+    let mut instances = [
+        Instance::start(&bin, work.path(), "registry-a", &endpoint).await,
+        Instance::start(&bin, work.path(), "registry-b", &endpoint).await,
+    ];
+    let bases: Vec<String> = instances.iter().map(Instance::base).collect();
+    let commands = work.path().join("commands.yml");
+    procs::write_config(&commands, &endpoint, 0);
+    println!(
+        "chaos: ks3-local {endpoint} (data and logs in {}), registries {bases:?}",
+        work.path().display()
+    );
+
+    let repos: Vec<String> = (0..REPOS).map(|i| format!("chaos/app{i}")).collect();
+    let model = Arc::new(Model::new(&repos));
+    let pool = Arc::new(ops::layer_pool(seed));
+    let http = Http::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+
+    let mut clients = Vec::new();
+    for id in 0..CLIENTS {
+        let mut c = ops::Client {
+            id,
+            seed,
+            rng: rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(id as u64 * 7919)),
+            http: http.clone(),
+            bases: bases.clone(),
+            model: Arc::clone(&model),
+            pool: Arc::clone(&pool),
+            pushes: 0,
+            gc_min_age: Duration::from_secs(min_age),
+        };
+        let stop = Arc::clone(&stop);
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                c.step().await;
+            }
+        }));
+    }
+    let gc = tokio::spawn(background::gc_loop(
+        bin.clone(),
+        commands.clone(),
+        format!("{min_age}s"),
+        seed,
+        Arc::clone(&stop),
+    ));
+    let faults = tokio::spawn(background::fault_loop(
+        http.clone(),
+        endpoint.clone(),
+        seed,
+        Arc::clone(&stop),
+    ));
+
+    // The kills: an instance at a third of the run, ks3-local at three fifths.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x4b);
+    let victim = rng.gen_range(0..instances.len());
+    let at = |fraction: f64| started + Duration::from_secs_f64(seconds as f64 * fraction);
+    let mut kills = Vec::new();
+    tokio::time::sleep_until(at(0.33).into()).await;
+    instances[victim].kill().await;
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(500..2000))).await;
+    instances[victim].restart().await;
+    kills.push(format!(
+        "registry instance {victim} SIGKILLed at {:.0} s, serving again after {:.1} s",
+        (down - started).as_secs_f64(),
+        down.elapsed().as_secs_f64()
+    ));
+    tokio::time::sleep_until(at(0.6).into()).await;
+    ks3.kill().await;
+    let down = Instant::now();
+    // Longer than the driver's retries last: the registries answer 5xx meanwhile.
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(2000..4000))).await;
+    ks3.restart().await;
+    kills.push(format!(
+        "ks3-local SIGKILLed at {:.0} s, serving again (same port and disk) after {:.1} s",
+        (down - started).as_secs_f64(),
+        down.elapsed().as_secs_f64()
+    ));
+    tokio::time::sleep_until(deadline.into()).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.expect("client task");
+    }
+    let faults = faults.await.expect("fault task");
+    let gc = gc.await.expect("gc task");
+    let chaos_seconds = started.elapsed().as_secs_f64();
+    let pending = ks3.clear_faults(&http).await;
+
+    // The end state.
+    let ending = Instant::now();
+    let fsck_before = fsck(&bin, &commands).await;
+    let figures = checks::verify(&http, &bases, &model).await;
+    let prefix = ks3_tests::key_prefix(procs::ROOT);
+    let uploads_before = ks3_tests::list_uploads_on(&endpoint, &prefix).await;
+    let purge = procs::run(
+        &bin,
+        &commands,
+        &["purge-uploads", "--age", "0s"],
+        Duration::from_secs(120),
+    )
+    .await;
+    let uploads_after = ks3_tests::list_uploads_on(&endpoint, &prefix).await;
+    let fsck_after = fsck(&bin, &commands).await;
+    let end_seconds = ending.elapsed().as_secs_f64();
+
+    // The report.
+    println!("\n=== chaos report (seed {seed}) ===");
+    println!(
+        "{chaos_seconds:.0} s of chaos (the clients' last operations included), {CLIENTS} clients, {REPOS} repositories, {} layers in the pool",
+        pool.len()
+    );
+    println!("operations (kind: outcome count):");
+    for ((kind, outcome), n) in model.counts() {
+        println!("  {kind}: {outcome:?} {n}");
+    }
+    println!("requests without an answer, by reason:");
+    for (reason, n) in client::no_answer_reasons() {
+        println!("  {n} × {reason}");
+    }
+    println!(
+        "faults injected: {:?} (total {}; {} rules still pending at the end; {} posts missed during the restart)",
+        faults.injected,
+        faults.injected.values().sum::<u64>(),
+        pending,
+        faults.unposted
+    );
+    for k in &kills {
+        println!("kill: {k}");
+    }
+    println!(
+        "gc -m runs by exit status: {:?}; deleted {} blobs and {} manifests",
+        gc.runs, gc.blobs_deleted, gc.manifests_deleted
+    );
+    for f in &gc.failures {
+        println!("  a failed gc run: {f}");
+    }
+    println!("end ({end_seconds:.0} s of checks): {figures:?}");
+    println!(
+        "KS3 multipart uploads: {} before purge-uploads --age 0s (exit {:?}), {} after",
+        uploads_before.len(),
+        purge.code,
+        uploads_after.len()
+    );
+    println!("fsck: {}", fsck_line(&fsck_before));
+    println!("fsck after the purge: {}", fsck_line(&fsck_after));
+
+    let mut violations = model.violations();
+    if let Some(r) = &fsck_before {
+        if r.code != Some(0) {
+            violations.push(format!(
+                "fsck found problems (exit {:?}):\n{}\n{}",
+                r.code, r.stdout, r.stderr
+            ));
+        }
+    }
+    if purge.code != Some(0) {
+        violations.push(format!(
+            "purge-uploads --age 0s failed ({:?}): {}",
+            purge.code, purge.stderr
+        ));
+    }
+    if !uploads_after.is_empty() {
+        violations.push(format!(
+            "KS3 multipart uploads left after purge-uploads --age 0s: {uploads_after:?}"
+        ));
+    }
+    println!("violations: {}", violations.len());
+    for v in &violations {
+        println!("  - {v}");
+    }
+    assert!(
+        violations.is_empty(),
+        "the chaos run (seed {seed}) found {} violations (above; logs in {})",
+        violations.len(),
+        work.keep().display()
+    );
+}
