@@ -16,6 +16,8 @@ use crate::client::Http;
 pub struct GcFigures {
     /// Runs by exit status (`None`: killed at the time limit).
     pub runs: BTreeMap<Option<i32>, u64>,
+    /// Their wall time, together.
+    pub seconds: f64,
     pub blobs_deleted: u64,
     pub manifests_deleted: u64,
     /// The last lines of stderr of a few failed runs.
@@ -39,20 +41,23 @@ fn deleted(stdout: &str) -> (u64, u64) {
     (after("deleted"), after("and"))
 }
 
-/// `ks3-driver -c config gc -m --min-age AGE` back to back (a short random pause between runs) until
+/// `ks3-driver -c config gc OPTIONS` (`-m --min-age AGE …`) back to back (a short random pause between runs) until
 /// `stop`; the run in progress then finishes.
 pub async fn gc_loop(
     bin: PathBuf,
     config: PathBuf,
-    min_age: String,
+    options: Vec<String>,
     seed: u64,
     stop: Arc<AtomicBool>,
 ) -> GcFigures {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6c);
     let mut f = GcFigures::default();
     while !stop.load(Ordering::Relaxed) {
-        let args = ["gc", "-m", "--min-age", &min_age];
+        let mut args = vec!["gc"];
+        args.extend(options.iter().map(String::as_str));
+        let started = std::time::Instant::now();
         let ran = crate::procs::run(&bin, &config, &args, Duration::from_secs(120)).await;
+        f.seconds += started.elapsed().as_secs_f64();
         *f.runs.entry(ran.code).or_default() += 1;
         let (b, m) = deleted(&ran.stdout);
         f.blobs_deleted += b;
