@@ -100,7 +100,14 @@ async fn gc_prints_distributions_lines_and_deletes_what_nothing_references() {
     .await
     .unwrap();
 
+    // By default, blobs written within the hour wait for their manifests.
     let (out, stdout) = run(&root, &["gc", "--dry-run"]);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("0 blobs (0 bytes) and 0 manifests would be deleted; 1 unreferenced blobs kept (younger than --min-age)"),
+        "{stdout}"
+    );
+    let (out, stdout) = run(&root, &["gc", "--dry-run", "--min-age", "0s"]);
     assert!(
         out.status.success(),
         "{}",
@@ -144,7 +151,12 @@ async fn gc_prints_distributions_lines_and_deletes_what_nothing_references() {
     assert!(!stdout.contains("new-upload"), "{stdout}");
     assert!(exists(&drv, &format!("{uploads}/old-upload/startedat")).await);
 
-    let (out, stdout) = run(&root, &["gc", "--purge-uploads"]);
+    // Blobs written a moment ago: --min-age 0 for distribution's sweep (the default
+    // keeps an hour's worth for manifests still to come), and a short settle.
+    let (out, stdout) = run(
+        &root,
+        &["gc", "--purge-uploads", "--min-age", "0s", "--settle", "1s"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -174,7 +186,7 @@ async fn gc_prints_distributions_lines_and_deletes_what_nothing_references() {
     .await
     .unwrap();
     let orphan2 = put_blob(&drv, "app", &data(100, 3)).await;
-    let (out, _) = run(&root, &["gc"]);
+    let (out, _) = run(&root, &["gc", "--min-age", "0s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
 use crate::errors::{RegistryError, Result};
+use crate::fence::Fence;
 use crate::health::Health;
 use crate::htpasswd::Htpasswd;
 use crate::http_io::Body;
@@ -40,6 +41,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The storage health check's verdict (`health.storagedriver`).
     pub health: Arc<Health>,
+    /// The registry's side of the sweep fence (garbage collection while serving).
+    pub fence: Fence,
 }
 
 /// What the configuration's files made: the access controller and the TLS acceptor.
@@ -132,6 +135,7 @@ impl Stats {
 impl App {
     pub fn new(store: Store, config: Config, access: Access) -> App {
         let uploads = Arc::new(Semaphore::new(config.limits.max_uploads));
+        let fence = Fence::new(config.gc.settle);
         App {
             store,
             config,
@@ -146,6 +150,7 @@ impl App {
             stats: Arc::new(Stats::default()),
             metrics: Arc::default(),
             health: Arc::default(),
+            fence,
         }
     }
 

@@ -9,7 +9,9 @@ use ks3_driver_host::Params;
 use serde_norway::{Mapping, Value};
 
 mod deploy;
+mod maintenance;
 pub use deploy::{DebugConfig, LogConfig, StorageHealth};
+pub use maintenance::{GcSchedule, UploadPurging};
 mod values;
 
 use values::{
@@ -92,36 +94,6 @@ impl Default for Limits {
     }
 }
 
-/// `storage.maintenance.uploadpurging`: removing uploads that were started long ago and
-/// never finished (distribution's keys and defaults; `initialdelay` is this registry's
-/// addition).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadPurging {
-    /// `enabled` (default true).
-    pub enabled: bool,
-    /// `age` (default 168h): uploads whose `startedat` is older are removed.
-    pub age: Duration,
-    /// `interval` (default 24h): time between two runs.
-    pub interval: Duration,
-    /// `dryrun` (default false): report what would be removed, remove nothing.
-    pub dry_run: bool,
-    /// `initialdelay`: time before the first run. `None` (the default) is distribution's
-    /// random delay of 0–59 minutes, so instances started together do not purge at once.
-    pub initial_delay: Option<Duration>,
-}
-
-impl Default for UploadPurging {
-    fn default() -> Self {
-        UploadPurging {
-            enabled: true,
-            age: Duration::from_secs(168 * 3600),
-            interval: Duration::from_secs(24 * 3600),
-            dry_run: false,
-            initial_delay: None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `http.addr`, e.g. `:5000` or `127.0.0.1:5000`.
@@ -154,6 +126,8 @@ pub struct Config {
     pub limits: Limits,
     /// `storage.maintenance.uploadpurging`.
     pub upload_purging: UploadPurging,
+    /// `storage.maintenance.gc`: garbage collection while serving.
+    pub gc: GcSchedule,
     /// What was ignored: logged as warnings when the registry starts.
     pub warnings: Vec<String>,
 }
@@ -177,6 +151,7 @@ impl Default for Config {
             catalog_max_entries: 1000,
             limits: Limits::default(),
             upload_purging: UploadPurging::default(),
+            gc: GcSchedule::default(),
             warnings: Vec::new(),
         }
     }
@@ -422,54 +397,7 @@ impl Config {
     }
 
     fn read_maintenance(&mut self, v: &Value) -> Result<(), ConfigError> {
-        for (k, v) in section(v, "storage.maintenance")? {
-            let key = key_str(k);
-            match key.as_str() {
-                "uploadpurging" => self.read_upload_purging(v)?,
-                "readonly" => {
-                    for (k, v) in section(v, "storage.maintenance.readonly")? {
-                        match key_str(k).as_str() {
-                            "enabled" => {
-                                self.read_only = boolean(v, "storage.maintenance.readonly.enabled")?
-                            }
-                            other => self.warn(format!(
-                                "storage.maintenance.readonly.{other}: unknown key, ignored"
-                            )),
-                        }
-                    }
-                }
-                other => self.warn(format!("storage.maintenance.{other}: unknown key, ignored")),
-            }
-        }
-        Ok(())
-    }
-
-    /// distribution requires `age`, `interval` and `dryrun` once the section is there
-    /// (and panics without them); here a missing key keeps its default.
-    fn read_upload_purging(&mut self, v: &Value) -> Result<(), ConfigError> {
-        let p = &mut self.upload_purging;
-        let mut unknown = Vec::new();
-        for (k, v) in section(v, "storage.maintenance.uploadpurging")? {
-            let key = key_str(k);
-            let full = format!("storage.maintenance.uploadpurging.{key}");
-            match key.as_str() {
-                "enabled" => p.enabled = boolean(v, &full)?,
-                "age" => p.age = go_duration(v, &full)?,
-                "interval" => {
-                    p.interval = go_duration(v, &full)?;
-                    if p.interval.is_zero() {
-                        return Err(err(&full, "must be positive"));
-                    }
-                }
-                "dryrun" => p.dry_run = boolean(v, &full)?,
-                "initialdelay" => p.initial_delay = Some(go_duration(v, &full)?),
-                other => unknown.push(format!(
-                    "storage.maintenance.uploadpurging.{other}: unknown key, ignored"
-                )),
-            }
-        }
-        self.warnings.extend(unknown);
-        Ok(())
+        maintenance::read(self, v)
     }
 
     fn read_auth(&mut self, v: &Value) -> Result<(), ConfigError> {

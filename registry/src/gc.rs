@@ -1,15 +1,28 @@
-//! Garbage collection: distribution 2.8.2's `registry garbage-collect` on the driver.
+//! Garbage collection: distribution 2.8.2's `registry garbage-collect` on the driver, safe
+//! while registries serve.
 //!
 //! **Mark.** Every manifest of every repository (`_manifests/revisions/…/link`) is marked
 //! with what it references: config and layers of an image manifest, the child manifests
 //! of an index (as digests, as 2.8.2 does). With `delete_untagged`, a manifest that no
 //! tag's `current/link` names is queued for deletion instead, unless a kept index of its
 //! repository references it (distribution v3's rule; 2.8.2 would queue the children of a
-//! tagged multi-platform image and then sweep their layers).
+//! tagged multi-platform image and then sweep their layers), or its revision link is
+//! younger than `min_age`.
 //!
 //! **Sweep.** Queued manifests lose their tag index entries and their revision directory
-//! (`vacuum.RemoveManifest`); then every blob under `blobs/` that is not marked has its
-//! digest directory deleted (`vacuum.RemoveBlob`). `_layers` links stay, as in 2.8.2.
+//! (`vacuum.RemoveManifest`); then every blob under `blobs/` that is not marked and older
+//! than `min_age` loses its `_layers` links and its digest directory (`vacuum.RemoveBlob`;
+//! 2.8.2 leaves the links, which then name nothing).
+//!
+//! **While registries serve** (`settle` > 0, the default): before deleting, the
+//! collection announces its candidates in a sweep record, waits `settle`, scans the
+//! repositories again and spares everything linked since its first scan — a manifest
+//! pushed or tagged meanwhile and all it references, a blob linked meanwhile (uploaded
+//! again, or mounted) — then deletes and removes its record. Requests that rely on a
+//! stored blob or manifest look for such records first ([`crate::fence`] explains why
+//! the two sides cannot miss each other). `min_age` keeps blobs that were just uploaded
+//! and wait for the manifest that will name them. With `settle` zero the collection is
+//! distribution's, for a store no registry writes to.
 //!
 //! **Safety.** Everything is read before anything is deleted, and any error while reading
 //! (an unreadable link, a manifest that does not parse, a storage error) ends the run
@@ -17,25 +30,28 @@
 //! tolerated, as in distribution: a revision whose manifest bytes are not in `blobs/` is
 //! skipped, and a repository without `_manifests` has nothing to mark. Blobs are
 //! enumerated *before* the mark, so a blob written while the collection runs is never a
-//! candidate; a manifest pushed meanwhile can still lose a layer pushed before the run,
-//! hence, as for distribution, run it with the registry stopped (or refusing pushes), or
-//! keep recent blobs with `min_age`.
+//! candidate.
 //!
-//! The listings are the driver's flat walks (about one request per 1000 keys, `_layers`
-//! and `_uploads` skipped); reads and deletes run `concurrency` at a time, within the
-//! process-wide pool of driver calls ([`crate::store::fan_out`]). A manifest is read only
-//! when its blob is within the manifest limit (a larger one stops the run: it is no
-//! manifest, and a mark that skipped it could sweep what it references).
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+//! The listings are the driver's flat walks (about one request per 1000 keys, `_uploads`
+//! skipped); reads and deletes run `concurrency` at a time, within the process-wide pool
+//! of driver calls ([`crate::store::fan_out`]). A manifest is read only when its blob is
+//! within the manifest limit (a larger one stops the run: it is no manifest, and a mark
+//! that skipped it could sweep what it references).
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
 
-use ks3_driver_host::{Driver, WalkControl};
-use serde_json::Value;
+use ks3_driver_host::Driver;
 
-use crate::layout::{self, RepoPath};
-use crate::manifest::{DOCKER_LIST, DOCKER_MANIFEST, MAX_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use crate::store::{delete_each, delete_if_present, fan_out, read_document, Document};
+use crate::layout;
+use crate::store::{delete_if_present, fan_out};
+
+mod mark;
+mod scan;
+mod sweep;
+
+use mark::{Marker, Missing};
+pub(crate) use scan::repo_order;
+use scan::{components, enumerate_blobs, enumerate_repositories, read_links, Blob, Repo};
 
 /// Reads and deletes in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -52,6 +68,9 @@ pub struct GcOptions {
     pub min_age: Duration,
     /// Reads and deletes in flight at once (at least 1).
     pub concurrency: usize,
+    /// How long to wait between announcing the candidates and re-scanning for what was
+    /// pushed meanwhile (see the module docs); zero for a store no registry writes to.
+    pub settle: Duration,
 }
 
 impl Default for GcOptions {
@@ -61,6 +80,7 @@ impl Default for GcOptions {
             delete_untagged: false,
             min_age: Duration::ZERO,
             concurrency: DEFAULT_CONCURRENCY,
+            settle: crate::fence::DEFAULT_SETTLE,
         }
     }
 }
@@ -82,8 +102,13 @@ pub struct GcReport {
     pub bytes_eligible: u64,
     /// Unreferenced blobs kept because they are younger than `min_age`.
     pub blobs_too_recent: usize,
+    /// Candidates (manifests and blobs) spared because they were linked while the
+    /// collection ran.
+    pub spared: usize,
     pub manifests_deleted: usize,
     pub blobs_deleted: usize,
+    /// `_layers` links of deleted blobs, deleted with them.
+    pub layer_links_deleted: usize,
 }
 
 /// Why a collection stopped.
@@ -99,6 +124,10 @@ pub enum GcError {
     /// deleted.
     #[error("{0}")]
     Invalid(String),
+    /// The collection could not keep its sweep record, so registries could stop seeing
+    /// it: it stopped deleting.
+    #[error("{0}")]
+    Fence(String),
     /// Deleting an untagged manifest failed: no blob was deleted.
     #[error("failed to delete manifest {digest} of {repo}: {error}")]
     ManifestDelete {
@@ -116,7 +145,7 @@ pub enum GcError {
     },
 }
 
-fn storage(what: impl Into<String>) -> impl FnOnce(ks3_driver_host::Error) -> GcError {
+pub(crate) fn storage(what: impl Into<String>) -> impl FnOnce(ks3_driver_host::Error) -> GcError {
     let what = what.into();
     move |e| GcError::Storage {
         what,
@@ -124,249 +153,23 @@ fn storage(what: impl Into<String>) -> impl FnOnce(ks3_driver_host::Error) -> Gc
     }
 }
 
-/// A blob found under `blobs/`.
-#[derive(Debug, Clone)]
-struct Blob {
-    /// `blobs/<alg>/<xx>/<hex>`: what `RemoveBlob` deletes.
-    dir: String,
-    size: u64,
-    mod_time: SystemTime,
-}
-
-/// One tag: what `current/link` names (read later) and its index entries.
-#[derive(Debug, Default)]
-struct Tag {
-    current_link: Option<String>,
-    current: Option<String>,
-    index: BTreeSet<String>,
-}
-
-#[derive(Debug, Default)]
-struct Repo {
-    /// `(alg, hex)` of each revision link, in key order.
-    revision_links: Vec<String>,
-    /// The digests the revision links name (read later), in the same order.
-    revisions: Vec<String>,
-    tags: BTreeMap<String, Tag>,
-}
-
-/// distribution's repository order: byte order with `/` before every other byte.
-pub(crate) fn repo_order(a: &str, b: &str) -> Ordering {
-    let key = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
-    a.bytes().map(key).cmp(b.bytes().map(key))
-}
-
-/// Every `<alg>:<hex>` under `blobs/`, with its directory, size and modification time.
-async fn enumerate_blobs(driver: &Driver) -> Result<BTreeMap<String, Blob>, GcError> {
-    let root = format!("{}/blobs", layout::ROOT);
-    let prefix = format!("{root}/");
-    let mut blobs = BTreeMap::new();
-    let mut bad: Option<String> = None;
-    let walked = driver
-        .walk(&root, None, |info| {
-            if info.is_dir || !info.path.ends_with("/data") {
-                return Ok(WalkControl::Continue);
-            }
-            let rel = info.path.strip_prefix(&prefix).unwrap_or(&info.path);
-            let parts: Vec<&str> = rel.split('/').collect();
-            // <alg…>/<first two hex>/<hex>/data (an algorithm may span components).
-            let n = parts.len();
-            let parsed = if n >= 4 && parts[n - 2].starts_with(parts[n - 3]) {
-                let alg = parts[..n - 3].join("+");
-                let d = format!("{alg}:{}", parts[n - 2]);
-                crate::digest::Digest::parse(&d).map(|_| d)
-            } else {
-                None
-            };
-            match parsed {
-                Some(d) => {
-                    let dir = info.path[..info.path.len() - "/data".len()].to_string();
-                    blobs.insert(
-                        d,
-                        Blob {
-                            dir,
-                            size: info.size,
-                            mod_time: info.mod_time,
-                        },
-                    );
-                    Ok(WalkControl::Continue)
-                }
-                None => {
-                    bad = Some(info.path.clone());
-                    Ok(WalkControl::Stop)
-                }
-            }
-        })
-        .await;
-    match walked {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(storage("enumerating blobs")(e)),
-    }
-    if let Some(p) = bad {
-        return Err(GcError::Invalid(format!(
-            "{p}: not a blob of distribution's layout (blobs/<algorithm>/<2 hex>/<hex>/data); \
-             nothing was deleted"
-        )));
-    }
-    Ok(blobs)
-}
-
-/// Repositories with their revision links and tags, from one walk of `repositories/`.
-async fn enumerate_repositories(driver: &Driver) -> Result<BTreeMap<String, Repo>, GcError> {
-    let root = layout::repositories();
-    let mut repos: BTreeMap<String, Repo> = BTreeMap::new();
-    let walked = driver
-        .walk(&root, None, |info| {
-            let (name, dir, rest) = match layout::split_repo_path(&info.path) {
-                RepoPath::Above => return Ok(WalkControl::Continue),
-                RepoPath::Unowned => return Ok(WalkControl::SkipDir),
-                RepoPath::In { repo, dir, rest } => (repo, dir, rest),
-            };
-            match dir {
-                // 2.8.2 finds repositories by `_layers`, v3 by `_manifests`: either will
-                // do (a repository of manifests only still has references to keep).
-                "_layers" => {
-                    repos.entry(name).or_default();
-                    return Ok(WalkControl::SkipDir);
-                }
-                "_manifests" => {}
-                _ => return Ok(WalkControl::SkipDir),
-            }
-            let repo = repos.entry(name).or_default();
-            match rest.as_slice() {
-                [] => {}
-                ["revisions", ..] if info.is_dir => {}
-                ["revisions", alg @ .., hex, "link"] if !alg.is_empty() => {
-                    repo.revision_links.push(format!("{}/{hex}", alg.join("/")));
-                }
-                ["tags", ..] if info.is_dir => {}
-                ["tags", tag, "current", "link"] => {
-                    repo.tags.entry(tag.to_string()).or_default().current_link =
-                        Some(info.path.clone());
-                }
-                ["tags", tag, "index", alg @ .., hex, "link"] if !alg.is_empty() => {
-                    repo.tags
-                        .entry(tag.to_string())
-                        .or_default()
-                        .index
-                        .insert(format!("{}:{hex}", alg.join("+")));
-                }
-                [_] if info.is_dir => return Ok(WalkControl::SkipDir),
-                _ => {}
-            }
-            Ok(WalkControl::Continue)
-        })
-        .await;
-    match walked {
-        Ok(()) => Ok(repos),
-        Err(e) if e.is_not_found() => Ok(repos),
-        Err(e) => Err(storage("enumerating repositories")(e)),
-    }
-}
-
-/// The digest a link names; a missing or unparsable link stops the run.
-async fn read_link(driver: Driver, path: String) -> Result<String, GcError> {
-    let content = driver
-        .get_content(&path)
-        .await
-        .map_err(storage(format!("reading {path}")))?;
-    layout::parse_link(&content)
-        .map(|d| d.to_string())
-        .ok_or_else(|| {
-            GcError::Invalid(format!(
-                "{path}: not a digest (`{}`); nothing was deleted",
-                String::from_utf8_lossy(&content[..content.len().min(80)])
-            ))
-        })
-}
-
-/// Reads every link `paths` names, `concurrency` at a time, in order.
-async fn read_links(
-    driver: &Driver,
-    paths: Vec<String>,
-    concurrency: usize,
-) -> Result<Vec<String>, GcError> {
-    fan_out(paths, concurrency, |p| read_link(driver.clone(), p))
-        .await
-        .into_iter()
-        .collect()
-}
-
-/// What a manifest references, in distribution's `References()` order, and whether it
-/// is an index (its references are manifests).
-fn references(body: &[u8]) -> Result<(Vec<String>, bool), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not valid JSON: {e}"))?;
-    let obj = v.as_object().ok_or("not a JSON object")?;
-    let digest_of = |d: &Value, what: &str| -> Result<String, String> {
-        d.get("digest")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| format!("{what} has no digest"))
-    };
-    let list = |key: &str| -> Result<&[Value], String> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(&[]),
-            Some(Value::Array(a)) => Ok(a.as_slice()),
-            Some(_) => Err(format!("{key} is not an array")),
-        }
-    };
-    if obj.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
-        // Docker schema 1: the layers' blobSums.
-        let layers = list("fsLayers")?;
-        let sums = layers
-            .iter()
-            .map(|l| {
-                l.get("blobSum")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| "fsLayers entry has no blobSum".to_string())
-            })
-            .collect::<Result<_, _>>()?;
-        return Ok((sums, false));
-    }
-    let media_type = obj.get("mediaType").and_then(Value::as_str).unwrap_or("");
-    let index = match media_type {
-        OCI_MANIFEST | DOCKER_MANIFEST => false,
-        OCI_INDEX | DOCKER_LIST => true,
-        "" if obj.contains_key("manifests") => true,
-        "" => false,
-        other => return Err(format!("unrecognized manifest content type {other}")),
-    };
-    if index {
-        let children = list("manifests")?
-            .iter()
-            .enumerate()
-            .map(|(i, m)| digest_of(m, &format!("manifests[{i}]")))
-            .collect::<Result<_, _>>()?;
-        return Ok((children, true));
-    }
-    let config = obj.get("config").ok_or("an image manifest has no config")?;
-    let mut refs = vec![digest_of(config, "config")?];
-    for (i, l) in list("layers")?.iter().enumerate() {
-        // Foreign layers (with `urls`) too: distribution marks every descriptor.
-        refs.push(digest_of(l, &format!("layers[{i}]"))?);
-    }
-    Ok((refs, false))
-}
-
-/// `(alg, hex)` of a digest string, the path components of its links.
-fn components(d: &str) -> Option<(String, &str)> {
-    let (alg, hex) = d.split_once(':')?;
-    Some((alg.replace(['+', '.', ';'], "/"), hex))
-}
-
 /// Runs a collection, writing distribution's lines (§ "Stdout format") to `out`:
 /// `<repo>`, `<repo>: marking manifest <d> ` (trailing space included),
 /// `<repo>: marking blob <d>`, `manifest eligible for deletion: <d>`, then an empty line
 /// and `N blobs marked, N blobs and N manifests eligible for deletion`, then
-/// `blob eligible for deletion: <d>` for each. A summary is the caller's to print.
+/// `blob eligible for deletion: <d>` for each; while registries serve, a last line
+/// `N candidates spared: linked while the collection ran` when some were. A summary is
+/// the caller's to print.
 pub async fn collect_garbage(
     driver: &Driver,
     opts: &GcOptions,
     out: &mut (dyn FnMut(&str) + Send),
 ) -> Result<GcReport, GcError> {
     let conc = opts.concurrency.max(1);
+    let now = SystemTime::now();
+    let young = |t: SystemTime| {
+        !opts.min_age.is_zero() && now.duration_since(t).unwrap_or(Duration::ZERO) < opts.min_age
+    };
     // Blobs first: one written while the mark runs is then never a candidate.
     let blobs = enumerate_blobs(driver).await?;
     let mut repos = enumerate_repositories(driver).await?;
@@ -374,7 +177,7 @@ pub async fn collect_garbage(
     let mut report = GcReport::default();
     let mut names: Vec<String> = repos.keys().cloned().collect();
     names.sort_by(|a, b| repo_order(a, b));
-    let mut bodies: HashMap<String, (Vec<String>, bool)> = HashMap::new();
+    let mut marker = Marker::new(driver, conc);
     let mut queued: Vec<(String, String)> = Vec::new();
 
     for name in &names {
@@ -382,34 +185,16 @@ pub async fn collect_garbage(
             continue;
         };
         out(name);
-        let repo_dir = layout::repo(name);
-        let link_paths: Vec<String> = repo
-            .revision_links
-            .iter()
-            .map(|c| format!("{repo_dir}/_manifests/revisions/{c}/link"))
-            .collect();
-        repo.revisions = read_links(driver, link_paths, conc).await?;
-        let tag_links: Vec<(String, String)> = repo
-            .tags
-            .iter()
-            .filter_map(|(t, i)| i.current_link.clone().map(|p| (t.clone(), p)))
-            .collect();
-        let currents = read_links(
-            driver,
-            tag_links.iter().map(|(_, p)| p.clone()).collect(),
-            conc,
-        )
-        .await?;
-        for ((tag, _), d) in tag_links.into_iter().zip(currents) {
-            if let Some(t) = repo.tags.get_mut(&tag) {
-                t.current = Some(d);
-            }
-        }
+        read_repository(driver, name, repo, conc).await?;
 
         // Revisions whose bytes exist (distribution's enumerator skips the others).
         let mut present: Vec<String> = Vec::new();
+        let mut young_revisions = HashSet::new();
         let mut seen = HashSet::new();
-        for d in &repo.revisions {
+        for (d, (_, written)) in repo.revisions.iter().zip(&repo.revision_links) {
+            if young(*written) {
+                young_revisions.insert(d.clone());
+            }
             if blobs.contains_key(d) && seen.insert(d.clone()) {
                 present.push(d.clone());
             }
@@ -419,68 +204,26 @@ pub async fn collect_garbage(
             .values()
             .filter_map(|t| t.current.as_ref())
             .collect();
-        let mut frontier: Vec<String> = present
+        let roots: Vec<String> = present
             .iter()
-            .filter(|d| !opts.delete_untagged || tagged.contains(d))
+            .filter(|d| !opts.delete_untagged || tagged.contains(d) || young_revisions.contains(*d))
             .cloned()
             .collect();
-        let mut kept: HashSet<String> = frontier.iter().cloned().collect();
         let present_set: HashSet<&String> = present.iter().collect();
-        while !frontier.is_empty() {
-            let missing: Vec<(String, String)> = frontier
-                .iter()
-                .filter(|d| !bodies.contains_key(*d))
-                .filter_map(|d| blobs.get(d).map(|b| (d.clone(), format!("{}/data", b.dir))))
-                .collect();
-            let fetched = fan_out(missing, conc, |(d, path)| {
-                let name = name.clone();
-                async move {
-                    let invalid = |why: String| {
-                        GcError::Invalid(format!(
-                            "failed to retrieve manifest for digest {d} of {name}: {why}; \
-                             nothing was deleted"
-                        ))
-                    };
-                    let body = match read_document(driver, &path, MAX_MANIFEST).await {
-                        Ok(Document::Found(b)) => b,
-                        Ok(Document::Missing) => {
-                            return Err(invalid("its blob is gone".to_string()))
-                        }
-                        Ok(Document::TooLarge(size)) => {
-                            return Err(invalid(format!(
-                                "{size} bytes, over the {} MiB manifest limit",
-                                MAX_MANIFEST >> 20
-                            )))
-                        }
-                        Err(e) => return Err(storage(format!("reading manifest {d}"))(e)),
-                    };
-                    let refs = references(&body).map_err(invalid)?;
-                    Ok::<_, GcError>((d, refs))
-                }
-            })
-            .await;
-            for r in fetched {
-                let (d, refs) = r?;
-                bodies.insert(d, refs);
-            }
-            let mut next = Vec::new();
-            for d in &frontier {
-                if let Some((refs, true)) = bodies.get(d) {
-                    for child in refs {
-                        if present_set.contains(child) && kept.insert(child.clone()) {
-                            next.push(child.clone());
-                        }
-                    }
-                }
-            }
-            frontier = next;
-        }
+        let kept = marker
+            .closure(
+                name,
+                roots,
+                |c| present_set.contains(&c.to_string()),
+                Missing::Fails,
+            )
+            .await?;
         for d in &present {
             if kept.contains(d) {
                 out(&format!("{name}: marking manifest {d} "));
                 report.marked.insert(d.clone());
                 report.manifests_marked += 1;
-                if let Some((refs, _)) = bodies.get(d) {
+                if let Some((refs, _)) = marker.bodies.get(d) {
                     for r in refs {
                         report.marked.insert(r.clone());
                         out(&format!("{name}: marking blob {r}"));
@@ -495,48 +238,16 @@ pub async fn collect_garbage(
     report.repositories = names;
     report.manifests_eligible = queued.clone();
 
-    // Untagged manifests go before any blob, as in distribution; a failure stops here.
-    if !opts.dry_run {
-        for (name, d) in &queued {
-            let Some((alg, hex)) = components(d) else {
-                continue;
-            };
-            let repo = &repos[name];
-            let mut paths: Vec<String> = repo
-                .tags
-                .iter()
-                .filter(|(_, t)| t.index.contains(d))
-                .map(|(tag, _)| format!("{}/index/{alg}/{hex}", layout::tag_dir(name, tag)))
-                .collect();
-            paths.push(format!(
-                "{}/_manifests/revisions/{alg}/{hex}",
-                layout::repo(name)
-            ));
-            for p in paths {
-                if let Err(e) = delete_if_present(driver, &p).await {
-                    return Err(GcError::ManifestDelete {
-                        repo: name.clone(),
-                        digest: d.clone(),
-                        error: Box::new(e),
-                    });
-                }
-            }
-            report.manifests_deleted += 1;
-        }
-    }
-
-    let now = SystemTime::now();
-    let mut eligible: Vec<(&String, &Blob)> = Vec::new();
+    let mut eligible: BTreeMap<String, Blob> = BTreeMap::new();
     for (d, b) in &blobs {
         if report.marked.contains(d) {
             continue;
         }
-        let age = now.duration_since(b.mod_time).unwrap_or(Duration::ZERO);
-        if !opts.min_age.is_zero() && age < opts.min_age {
+        if young(b.mod_time) {
             report.blobs_too_recent += 1;
             continue;
         }
-        eligible.push((d, b));
+        eligible.insert(d.clone(), b.clone());
     }
     out(&format!(
         "\n{} blobs marked, {} blobs and {} manifests eligible for deletion",
@@ -546,23 +257,175 @@ pub async fn collect_garbage(
     ));
     for (d, b) in &eligible {
         out(&format!("blob eligible for deletion: {d}"));
-        report.blobs_eligible.push((*d).clone());
+        report.blobs_eligible.push(d.clone());
         report.bytes_eligible += b.size;
     }
     if opts.dry_run {
         return Ok(report);
     }
-    let targets: Vec<(String, String)> = eligible
+
+    if opts.settle.is_zero() {
+        return delete(driver, &repos, &queued, &eligible, conc, None, report).await;
+    }
+    sweep::remove_stale(driver).await?;
+    let mut sweep = sweep::announce(driver, eligible.keys(), &queued).await?;
+    let result = async {
+        tokio::time::sleep(opts.settle).await;
+        let (latest, spared) = sweep::rescan(driver, &repos, &mut marker).await?;
+        let before = queued.len() + eligible.len();
+        queued.retain(|(r, d)| !spared.manifests.contains(&(r.clone(), d.clone())));
+        eligible.retain(|d, _| !spared.blobs.contains(d));
+        report.spared = before - queued.len() - eligible.len();
+        if report.spared > 0 {
+            out(&format!(
+                "{} candidates spared: linked while the collection ran",
+                report.spared
+            ));
+        }
+        delete(
+            driver,
+            &latest,
+            &queued,
+            &eligible,
+            conc,
+            Some(&mut sweep),
+            report,
+        )
+        .await
+    }
+    .await;
+    sweep.end(driver).await;
+    result
+}
+
+/// Reads a repository's revision links and its tags' current links.
+async fn read_repository(
+    driver: &Driver,
+    name: &str,
+    repo: &mut Repo,
+    conc: usize,
+) -> Result<(), GcError> {
+    let repo_dir = layout::repo(name);
+    let link_paths: Vec<String> = repo
+        .revision_links
         .iter()
-        .map(|(d, b)| ((*d).clone(), b.dir.clone()))
+        .map(|(c, _)| format!("{repo_dir}/_manifests/revisions/{c}/link"))
         .collect();
-    let results = delete_each(driver, targets, conc).await;
-    let total = results.len();
-    let failures: Vec<String> = results
-        .into_iter()
-        .filter_map(|(d, _, r)| r.err().map(|e| format!("{d}: {e}")))
+    repo.revisions = read_links(driver, link_paths, conc).await?;
+    let tag_links: Vec<(String, String)> = repo
+        .tags
+        .iter()
+        .filter_map(|(t, i)| i.current_link.as_ref().map(|(p, _)| (t.clone(), p.clone())))
         .collect();
-    report.blobs_deleted = total - failures.len();
+    let currents = read_links(
+        driver,
+        tag_links.iter().map(|(_, p)| p.clone()).collect(),
+        conc,
+    )
+    .await?;
+    for ((tag, _), d) in tag_links.into_iter().zip(currents) {
+        if let Some(t) = repo.tags.get_mut(&tag) {
+            t.current = Some(d);
+        }
+    }
+    Ok(())
+}
+
+/// The sweep: queued manifests first (a failure stops before any blob), then each blob's
+/// `_layers` links (as `repos` lists them) and its directory, refreshing the sweep record
+/// between batches.
+async fn delete(
+    driver: &Driver,
+    repos: &BTreeMap<String, Repo>,
+    queued: &[(String, String)],
+    eligible: &BTreeMap<String, Blob>,
+    conc: usize,
+    mut sweep: Option<&mut sweep::Sweep>,
+    mut report: GcReport,
+) -> Result<GcReport, GcError> {
+    for (name, d) in queued {
+        let Some((alg, hex)) = components(d) else {
+            continue;
+        };
+        let mut paths: Vec<String> = repos
+            .get(name)
+            .map(|repo| {
+                repo.tags
+                    .iter()
+                    .filter(|(_, t)| t.index.contains(d))
+                    .map(|(tag, _)| format!("{}/index/{alg}/{hex}", layout::tag_dir(name, tag)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        paths.push(format!(
+            "{}/_manifests/revisions/{alg}/{hex}",
+            layout::repo(name)
+        ));
+        for p in paths {
+            if let Err(e) = delete_if_present(driver, &p).await {
+                return Err(GcError::ManifestDelete {
+                    repo: name.clone(),
+                    digest: d.clone(),
+                    error: Box::new(e),
+                });
+            }
+        }
+        report.manifests_deleted += 1;
+    }
+
+    // Which repositories link each blob: their links go first, so a blob is never left
+    // linked after its data is gone, even if the run stops between the two.
+    let mut linked_by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, repo) in repos {
+        for d in repo.layers.keys() {
+            if eligible.contains_key(d) {
+                linked_by.entry(d.as_str()).or_default().push(name.as_str());
+            }
+        }
+    }
+    let targets: Vec<(&String, &Blob)> = eligible.iter().collect();
+    let total = targets.len();
+    let mut failures: Vec<String> = Vec::new();
+    for batch in targets.chunks(BATCH) {
+        if let Some(s) = sweep.as_deref_mut() {
+            s.refresh_if_due(driver).await?;
+        }
+        let results = fan_out(batch.to_vec(), conc, |(d, b)| {
+            let links: Vec<String> = linked_by
+                .get(d.as_str())
+                .map(|repos| {
+                    let (alg, hex) = components(d).unwrap_or_default();
+                    repos
+                        .iter()
+                        .map(|r| format!("{}/_layers/{alg}/{hex}", layout::repo(r)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            async move {
+                let mut links_deleted = 0;
+                for l in &links {
+                    delete_if_present(driver, l)
+                        .await
+                        .map_err(|e| format!("{d}: {e}"))?;
+                    links_deleted += 1;
+                }
+                delete_if_present(driver, &b.dir)
+                    .await
+                    .map_err(|e| format!("{d}: {e}"))?;
+                Ok::<usize, String>(links_deleted)
+            }
+        })
+        .await;
+        for r in results {
+            match r {
+                Ok(links) => {
+                    report.blobs_deleted += 1;
+                    report.layer_links_deleted += links;
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+    }
     if let Some(first) = failures.first() {
         return Err(GcError::BlobDelete {
             failed: failures.len(),
@@ -574,43 +437,69 @@ pub async fn collect_garbage(
     Ok(report)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Blobs deleted between two refreshes of the sweep record (at most).
+const BATCH: usize = 256;
 
-    const A: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
-    const B: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-    #[test]
-    fn references_in_distributions_order() {
-        let image = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"digest":"{A}"}},
-            "layers":[{{"digest":"{B}"}},{{"digest":"{A}","urls":["http://x"]}}]}}"#
-        );
-        assert_eq!(
-            references(image.as_bytes()),
-            Ok((vec![A.to_string(), B.to_string(), A.to_string()], false))
-        );
-        let index = format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{B}"}}]}}"#);
-        assert_eq!(
-            references(index.as_bytes()),
-            Ok((vec![B.to_string()], true))
-        );
-        let v1 = format!(r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{A}"}}]}}"#);
-        assert_eq!(references(v1.as_bytes()), Ok((vec![A.to_string()], false)));
-        for bad in [
-            "nope",
-            r#"{"schemaVersion":2,"mediaType":"application/x-other"}"#,
-            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#,
-            r#"{"schemaVersion":2,"manifests":[{"size":1}]}"#,
-        ] {
-            assert!(references(bad.as_bytes()).is_err(), "{bad}");
+/// The registry's background collector (`storage.maintenance.gc`): waits
+/// `initial_delay` (default a random 0–59 minutes, so instances started together do not
+/// collect at once), collects, then again every `interval`, forever. Reports as
+/// `tracing` events (target `ks3_registry::gc`; failures are warnings).
+pub(crate) async fn run_periodically(driver: Driver, cfg: crate::config::GcSchedule) {
+    let first = cfg.initial_delay.unwrap_or_else(|| {
+        use rand::Rng;
+        Duration::from_secs(60 * rand::thread_rng().gen_range(0..60u64))
+    });
+    tracing::info!(
+        target: "ks3_registry::gc",
+        "garbage collection: first run in {}s, then every {}s (min age {}s, settle {}s{}{})",
+        first.as_secs(),
+        cfg.interval.as_secs(),
+        cfg.min_age.as_secs(),
+        cfg.settle.as_secs(),
+        if cfg.delete_untagged { ", deleting untagged manifests" } else { "" },
+        if cfg.dry_run { ", dry run" } else { "" }
+    );
+    tokio::time::sleep(first).await;
+    let opts = GcOptions {
+        dry_run: cfg.dry_run,
+        delete_untagged: cfg.delete_untagged,
+        min_age: cfg.min_age,
+        concurrency: DEFAULT_CONCURRENCY,
+        // Never less than the registry's own bound: its requests count on it.
+        settle: cfg.settle,
+    };
+    loop {
+        let mut lines = |_: &str| {};
+        match collect_garbage(&driver, &opts, &mut lines).await {
+            Ok(r) => {
+                tracing::info!(target: "ks3_registry::gc", "garbage collection: {}", summary(&r, opts.dry_run))
+            }
+            Err(e) => tracing::warn!(target: "ks3_registry::gc", "garbage collection failed: {e}"),
         }
+        tokio::time::sleep(cfg.interval).await;
     }
+}
 
-    #[test]
-    fn catalog_order() {
-        assert_eq!(repo_order("a/b", "a-b"), Ordering::Less);
-        assert_eq!(components(A).map(|(a, _)| a), Some("sha256".to_string()));
+/// One line: what a collection did.
+pub fn summary(r: &GcReport, dry_run: bool) -> String {
+    if dry_run {
+        format!(
+            "{} blobs marked; {} blobs ({} bytes) and {} manifests eligible for deletion (dry run: none deleted); {} blobs kept as too recent",
+            r.marked.len(),
+            r.blobs_eligible.len(),
+            r.bytes_eligible,
+            r.manifests_eligible.len(),
+            r.blobs_too_recent
+        )
+    } else {
+        format!(
+            "{} blobs marked; {} manifests and {} blobs deleted ({} layer links with them); {} candidates spared (pushed meanwhile); {} blobs kept as too recent",
+            r.marked.len(),
+            r.manifests_deleted,
+            r.blobs_deleted,
+            r.layer_links_deleted,
+            r.spared,
+            r.blobs_too_recent
+        )
     }
 }

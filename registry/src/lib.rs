@@ -29,6 +29,7 @@ pub mod config;
 mod debug;
 pub mod digest;
 mod errors;
+pub mod fence;
 pub mod fsck;
 pub mod gc;
 mod health;
@@ -86,6 +87,9 @@ pub struct Registry {
     app: Arc<App>,
     /// The upload purger (`storage.maintenance.uploadpurging`); stopped with the registry.
     purger: Option<tokio::task::AbortHandle>,
+    /// The background garbage collector (`storage.maintenance.gc`); stopped with the
+    /// registry.
+    collector: Option<tokio::task::AbortHandle>,
     /// The storage health check (`health.storagedriver`); stopped with the registry.
     health_check: Option<tokio::task::AbortHandle>,
 }
@@ -94,6 +98,9 @@ impl Drop for Registry {
     fn drop(&mut self) {
         if let Some(p) = &self.purger {
             p.abort();
+        }
+        if let Some(c) = &self.collector {
+            c.abort();
         }
         if let Some(h) = &self.health_check {
             h.abort();
@@ -152,6 +159,9 @@ impl Registry {
             ))
             .abort_handle()
         });
+        let collector = (config.gc.enabled && !config.read_only).then(|| {
+            tokio::spawn(gc::run_periodically(driver.clone(), config.gc.clone())).abort_handle()
+        });
         let access = app::Access {
             htpasswd,
             token,
@@ -170,6 +180,7 @@ impl Registry {
         Ok(Registry {
             app: Arc::new(app),
             purger,
+            collector,
             health_check,
         })
     }

@@ -7,6 +7,7 @@ use crate::app::{respond, App, Stats};
 use crate::blobs::parse_digest;
 use crate::digest::{Algorithm, Digest};
 use crate::errors::{RegistryError, Result};
+use crate::fence::{Left, Protect};
 use crate::http_io::{Body, BodyReader, RequestBody};
 use crate::layout;
 use crate::manifest::{self, Kind, MAX_MANIFEST};
@@ -201,16 +202,68 @@ pub async fn put(
     };
     // Everything the manifest names must be in this repository (the subject need not be).
     // Each distinct digest is checked once (an index may name one child thousands of
-    // times), a bounded number at a time, and the first missing one ends the checks.
+    // times). A garbage collection running meanwhile must not sweep any of them, nor this
+    // manifest's own bytes or revision: the fence (read while the checks run).
     let mut seen = HashSet::new();
-    let distinct: Vec<&Digest> = parsed
+    let distinct: Vec<Digest> = parsed
         .references
         .iter()
-        .map(|r| &r.digest)
-        .filter(|d| seen.insert(*d))
+        .map(|r| r.digest.clone())
+        .filter(|d| seen.insert(d.clone()))
         .collect();
     let kind = parsed.kind;
-    try_fan_out(distinct, FAN_OUT_WIDTH, |digest| async move {
+    let mut protect = Protect {
+        blobs: distinct.clone(),
+        manifests: vec![(name.to_string(), d.clone())],
+    };
+    protect.blobs.push(d.clone());
+    if kind == Kind::Index {
+        protect
+            .manifests
+            .extend(distinct.iter().map(|c| (name.to_string(), c.clone())));
+    }
+    let (entered, checked) = tokio::join!(
+        app.fence.enter(&app.store, &protect),
+        check_references(app, name, kind, &distinct)
+    );
+    let entered = entered?;
+    if entered.recheck() {
+        check_references(app, name, kind, &distinct).await?;
+    } else {
+        checked?;
+    }
+    write_manifest(app, name, &d, &bytes, parsed.subject.as_ref(), &tags).await?;
+    if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck {
+        // A sweep that may have missed these writes named what they rely on: what it
+        // took of this manifest is written again; a reference it took cannot be, so the
+        // push is undone and refused as for any missing blob.
+        if let Err(e) = check_references(app, name, kind, &distinct).await {
+            undo_manifest(app, name, &d, &tags).await;
+            return Err(e);
+        }
+        write_manifest(app, name, &d, &bytes, parsed.subject.as_ref(), &tags).await?;
+    }
+    Stats::bump(&app.stats.manifests_pushed);
+    let mut h = vec![
+        ("location", format!("/v2/{name}/manifests/{d}")),
+        ("docker-content-digest", d.to_string()),
+        ("content-length", "0".to_string()),
+    ];
+    if matches!(r, Ref::Digest(_)) && !tags.is_empty() {
+        // The spec's answer to `?tag=`: every tag the push created.
+        h.push(("oci-tag", tags.join(", ")));
+    }
+    if let Some(subject) = &parsed.subject {
+        h.push(("oci-subject", subject.to_string()));
+    }
+    Ok(respond(StatusCode::CREATED, &h, Body::empty()))
+}
+
+/// Every reference of a manifest is held by repository `name` (blobs of an image, child
+/// manifests of an index): a bounded number checked at a time, the first missing one
+/// ending the checks.
+async fn check_references(app: &App, name: &str, kind: Kind, distinct: &[Digest]) -> Result<()> {
+    try_fan_out(distinct.iter(), FAN_OUT_WIDTH, |digest| async move {
         let present = match kind {
             Kind::Image => app.store.repo_blob_size(name, digest).await?.is_some(),
             Kind::Index => app.store.repo_has_manifest(name, digest).await?,
@@ -227,45 +280,65 @@ pub async fn put(
             )))
         }
     })
-    .await?;
-    if app.store.blob_size(&d).await?.is_none() {
+    .await
+    .map(|_: Vec<()>| ())
+}
+
+/// The manifest's bytes (unless stored), its revision link, its referrers entry and its
+/// tags, in distribution's order.
+async fn write_manifest(
+    app: &App,
+    name: &str,
+    d: &Digest,
+    bytes: &[u8],
+    subject: Option<&Digest>,
+    tags: &[String],
+) -> Result<()> {
+    if app.store.blob_size(d).await?.is_none() {
         app.store
             .driver()
-            .put_content(&layout::blob_data(&d), &bytes)
+            .put_content(&layout::blob_data(d), bytes)
             .await
             .map_err(|e| RegistryError::storage("storing a manifest", e))?;
     }
     app.store
-        .write_link(&layout::revision_link(name, &d), &d)
+        .write_link(&layout::revision_link(name, d), d)
         .await?;
-    if let Some(subject) = &parsed.subject {
+    if let Some(subject) = subject {
         app.store
-            .write_link(&layout::referrer_link(name, subject, &d), &d)
+            .write_link(&layout::referrer_link(name, subject, d), d)
             .await?;
     }
-    for tag in &tags {
+    for tag in tags {
         // distribution's order: the tag's index entry, then its current link.
         app.store
-            .write_link(&layout::tag_index_link(name, tag, &d), &d)
+            .write_link(&layout::tag_index_link(name, tag, d), d)
             .await?;
         app.store
-            .write_link(&layout::tag_current_link(name, tag), &d)
+            .write_link(&layout::tag_current_link(name, tag), d)
             .await?;
     }
-    Stats::bump(&app.stats.manifests_pushed);
-    let mut h = vec![
-        ("location", format!("/v2/{name}/manifests/{d}")),
-        ("docker-content-digest", d.to_string()),
-        ("content-length", "0".to_string()),
-    ];
-    if matches!(r, Ref::Digest(_)) && !tags.is_empty() {
-        // The spec's answer to `?tag=`: every tag the push created.
-        h.push(("oci-tag", tags.join(", ")));
+    Ok(())
+}
+
+/// Takes back a push whose references a sweep took: its tags (those still naming it),
+/// their index entries and its revision. Best effort: the client is told the push failed.
+async fn undo_manifest(app: &App, name: &str, d: &Digest, tags: &[String]) {
+    for tag in tags {
+        let current = layout::tag_current_link(name, tag);
+        if let Ok(Some(named)) = app.store.read_link(&current).await {
+            if &named == d {
+                let _ = app
+                    .store
+                    .delete_if_present(&layout::tag_dir(name, tag))
+                    .await;
+            }
+        }
     }
-    if let Some(subject) = &parsed.subject {
-        h.push(("oci-subject", subject.to_string()));
-    }
-    Ok(respond(StatusCode::CREATED, &h, Body::empty()))
+    let _ = app
+        .store
+        .delete_if_present(&layout::revision_link(name, d))
+        .await;
 }
 
 fn too_large() -> RegistryError {

@@ -12,6 +12,7 @@ use crate::app::{respond, App, ClientAddr, Stats};
 use crate::blobs::parse_digest;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::errors::{RegistryError, Result};
+use crate::fence::{Left, Protect};
 use crate::http_io::{query_get, Body, BodyReader, RequestBody};
 use crate::layout;
 use crate::resumable_sha256::ResumableSha256;
@@ -80,12 +81,31 @@ async fn try_mount(
     let (Some(d), Ok(())) = (Digest::parse(mount), crate::route::check_name(from)) else {
         return Ok(None);
     };
-    if app.store.repo_blob_size(from, &d).await?.is_none() {
+    // The source blob may be a garbage collection's candidate: through the fence, as
+    // for a manifest naming it.
+    let protect = Protect::blob(&d);
+    let (entered, found) = tokio::join!(
+        app.fence.enter(&app.store, &protect),
+        app.store.repo_blob_size(from, &d)
+    );
+    let entered = entered?;
+    let found = if entered.recheck() {
+        app.store.repo_blob_size(from, &d).await?
+    } else {
+        found?
+    };
+    if found.is_none() {
         return Ok(None);
     }
-    app.store
-        .write_link(&layout::layer_link(name, &d), &d)
-        .await?;
+    let link = layout::layer_link(name, &d);
+    app.store.write_link(&link, &d).await?;
+    if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck
+        && app.store.blob_size(&d).await?.is_none()
+    {
+        // Swept while it was linked: no mount; the client uploads the blob instead.
+        app.store.delete_if_present(&link).await?;
+        return Ok(None);
+    }
     Stats::bump(&app.stats.blobs_mounted);
     Ok(Some(created(name, &d)))
 }
@@ -414,14 +434,14 @@ async fn finish_from_memory(
     if &actual != want {
         return Err(digest_mismatch(app, name, id, want, &actual).await);
     }
-    if app.store.blob_size(want).await?.is_none() {
+    let store = || async {
         app.store
             .driver()
             .put_content(&layout::blob_data(want), &bytes)
             .await
-            .map_err(storage("storing a blob"))?;
-    }
-    link_and_clean_up(app, name, id, want).await
+            .map_err(storage("storing a blob"))
+    };
+    place_and_link(app, name, id, want, store).await
 }
 
 /// Reads the object at `path` from its start, handing each chunk to `each`.
@@ -500,16 +520,51 @@ async fn finish(
     want: &Digest,
     verified: &str,
 ) -> Result<Response<Body>> {
-    // Content-addressed: a blob already stored has the same bytes, and two requests
-    // moving the same verified bytes there at once write the same content.
-    if app.store.blob_size(want).await?.is_none() {
+    let store = || async {
         app.store
             .driver()
             .mv(verified, &layout::blob_data(want))
             .await
-            .map_err(storage("moving an upload into place"))?;
+            .map_err(storage("moving an upload into place"))
+    };
+    place_and_link(app, name, id, want, store).await
+}
+
+/// Puts verified bytes at the blob's path with `store` unless the blob is stored already
+/// (content-addressed: it has the same bytes, and two requests storing the same verified
+/// bytes at once write the same content), links it into the repository and drops the
+/// upload. A blob found stored may be a garbage collection's candidate: the request goes
+/// through the fence, and stores its own bytes if a sweep took the blob meanwhile.
+async fn place_and_link<F, Fut>(
+    app: &App,
+    name: &str,
+    id: &str,
+    want: &Digest,
+    store: F,
+) -> Result<Response<Body>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    if app.store.blob_size(want).await?.is_none() {
+        // Fresh bytes: no collection counts them among its candidates.
+        store().await?;
+        return link_and_clean_up(app, name, id, want).await;
     }
-    link_and_clean_up(app, name, id, want).await
+    let protect = Protect::blob(want);
+    let entered = app.fence.enter(&app.store, &protect).await?;
+    if entered.recheck() && app.store.blob_size(want).await?.is_none() {
+        store().await?;
+    }
+    app.store
+        .write_link(&layout::layer_link(name, want), want)
+        .await?;
+    if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck
+        && app.store.blob_size(want).await?.is_none()
+    {
+        store().await?;
+    }
+    clean_up(app, name, id, want).await
 }
 
 async fn link_and_clean_up(
@@ -521,6 +576,10 @@ async fn link_and_clean_up(
     app.store
         .write_link(&layout::layer_link(name, want), want)
         .await?;
+    clean_up(app, name, id, want).await
+}
+
+async fn clean_up(app: &App, name: &str, id: &str, want: &Digest) -> Result<Response<Body>> {
     app.store
         .delete_if_present(&layout::upload_dir(name, id))
         .await?;

@@ -17,10 +17,19 @@ pub struct GcArgs {
     /// Also delete manifests that no tag points at (and then the blobs only they used).
     #[arg(short = 'm', long)]
     pub delete_untagged: bool,
-    /// Keep unreferenced blobs written less than DURATION ago (e.g. 1h): a guard for
-    /// pushes that race the collection. Default: none kept, as distribution.
+    /// Keep unreferenced blobs and untagged manifests written less than DURATION ago:
+    /// the time a client has between uploading a blob and pushing the manifest that
+    /// names it. Default: the configuration's storage.maintenance.gc.minage, 1h. `0` is
+    /// distribution's (a push in progress may then fail and have to upload again).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub min_age: Option<Duration>,
+    /// How long to wait between announcing what would be deleted and looking again for
+    /// what was pushed meanwhile, which is then kept. Default: the configuration's
+    /// storage.maintenance.gc.settle, 10s, the same as the registries on this store
+    /// (never less). `0` skips the announcement and the second look: only for a store
+    /// no registry writes to (distribution's offline collection).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub settle: Option<Duration>,
     /// First purge uploads started more than AGE ago (default: the configuration's
     /// storage.maintenance.uploadpurging.age, 168h).
     #[arg(long, value_name = "AGE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
@@ -79,8 +88,9 @@ pub async fn run(ctx: &Context, args: &GcArgs) -> Result<(), CliError> {
     let opts = GcOptions {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged,
-        min_age: args.min_age.unwrap_or(Duration::ZERO),
+        min_age: args.min_age.unwrap_or(config.gc.min_age),
         concurrency: args.concurrency,
+        settle: args.settle.unwrap_or(config.gc.settle),
     };
     let mut out = |l: &str| emit(l);
     match collect_garbage(&driver, &opts, &mut out).await {
@@ -134,7 +144,7 @@ async fn purge_once(
 }
 
 fn summary(r: &GcReport, opts: &GcOptions) -> String {
-    let recent = if r.blobs_too_recent > 0 {
+    let mut recent = if r.blobs_too_recent > 0 {
         format!(
             "; {} unreferenced blobs kept (younger than --min-age)",
             r.blobs_too_recent
@@ -142,6 +152,12 @@ fn summary(r: &GcReport, opts: &GcOptions) -> String {
     } else {
         String::new()
     };
+    if r.spared > 0 {
+        recent.push_str(&format!(
+            "; {} candidates kept (pushed while the collection ran)",
+            r.spared
+        ));
+    }
     if opts.dry_run {
         format!(
             "dry run: {} repositories, {} manifests kept; {} blobs ({} bytes) and {} manifests would be deleted{recent}",
