@@ -38,6 +38,15 @@ fn path_str(p: &Path) -> &str {
 
 /// A ks3-local server, this registry on it (delete enabled, redirects on, `rootdirectory`
 /// `root`) and distribution's on the same bucket and root.
+/// fsck finds nothing wrong in the store both registries wrote.
+async fn assert_fsck_clean(ours: &Served) {
+    let opts = ks3_registry::fsck::FsckOptions::default();
+    let r = ks3_registry::fsck::fsck(ours.registry.driver(), &opts)
+        .await
+        .expect("fsck");
+    assert!(r.is_clean(), "{}: {:#?}", r.summary_line(), r.problems);
+}
+
 async fn both(root: &str) -> (SharedKs3, Served, Distribution) {
     let mut ks3 = shared_ks3();
     if !root.is_empty() {
@@ -787,6 +796,7 @@ async fn pushed_through_ours_is_served_by_distribution() {
     let (_ks3, ours, dist) = both(ROOT).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     cross_check(&ours.base, &dist.base, &dist, tmp.path(), 21).await;
+    assert_fsck_clean(&ours).await;
 }
 
 /// Issue 14: pushed through distribution's registry, served by this one; both with no
@@ -796,6 +806,7 @@ async fn pushed_through_distribution_is_served_by_ours() {
     let (_ks3, ours, dist) = both("").await;
     let tmp = tempfile::tempdir().expect("tempdir");
     cross_check(&dist.base, &ours.base, &dist, tmp.path(), 22).await;
+    assert_fsck_clean(&ours).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1061,4 +1072,5 @@ async fn each_tolerates_what_the_other_leaves() {
     .await;
     assert_eq!(h.status, StatusCode::OK);
     assert_no_server_errors(&dist);
+    assert_fsck_clean(&ours).await;
 }

@@ -227,6 +227,16 @@ async fn fill(base_url: &str) -> Store {
     }
 }
 
+/// fsck finds nothing wrong in what the test left (`_layers` links to swept blobs are
+/// leftovers, kept by GC as by distribution 2.8.2).
+async fn assert_fsck_clean(reg: &Served) {
+    let opts = ks3_registry::fsck::FsckOptions::default();
+    let r = ks3_registry::fsck::fsck(reg.registry.driver(), &opts)
+        .await
+        .expect("fsck");
+    assert!(r.is_clean(), "{}: {:#?}", r.summary_line(), r.problems);
+}
+
 fn marked_set(lines: &[String]) -> BTreeSet<String> {
     lines
         .iter()
@@ -385,6 +395,7 @@ async fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
     assert!(lines
         .contains(&"14 blobs marked, 0 blobs and 0 manifests eligible for deletion".to_string()));
     assert_eq!(marked_set(&lines), report.marked);
+    assert_fsck_clean(&reg).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,6 +453,7 @@ async fn gc_min_age_keeps_recent_blobs() {
         .await
         .expect("gc");
     assert_eq!(r.blobs_deleted, 1);
+    assert_fsck_clean(&reg).await;
 }
 
 /// Starts an upload and sends `n` bytes in one PATCH (closed, so resumable); its id.
@@ -570,6 +582,7 @@ async fn purging_removes_old_uploads_with_their_multipart_uploads() {
         "{}",
         String::from_utf8_lossy(&r.body)
     );
+    assert_fsck_clean(&reg).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -593,7 +606,7 @@ async fn the_registry_purges_in_the_background() {
     drop(dry);
 
     // ...a real one removes it (and its multipart upload), and keeps the young one.
-    let _reg = registry(
+    let reg = registry(
         &root,
         "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 168h\n      interval: 1h\n      dryrun: false\n      initialdelay: 0s\n",
     )
@@ -616,6 +629,7 @@ async fn the_registry_purges_in_the_background() {
     }
     let uploads = ks3_tests::list_uploads(&prefix).await;
     assert!(!uploads.iter().any(|u| u.key.contains(&old)), "{uploads:?}");
+    assert_fsck_clean(&reg).await;
 }
 
 /// distribution 2.8.2's `garbage-collect --dry-run` on the same store prints the same
@@ -701,4 +715,5 @@ async fn distribution_marks_the_same_set() {
             }
         }
     }
+    assert_fsck_clean(&reg).await;
 }
