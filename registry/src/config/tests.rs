@@ -221,6 +221,41 @@ fn upload_purging_keys_defaults_and_environment() {
 }
 
 #[test]
+fn gc_keys_defaults_and_environment() {
+    let d = Config::from_yaml("").expect("valid").gc;
+    assert!(!d.enabled && !d.dry_run && !d.delete_untagged);
+    assert_eq!(d.min_age, Duration::from_secs(3600));
+    assert_eq!(d.settle, Duration::from_secs(10));
+    assert_eq!(d.interval, Duration::from_secs(24 * 3600));
+
+    let c = Config::from_yaml_and_env(
+        "storage:\n  maintenance:\n    gc:\n      enabled: true\n      interval: 1h\n      deleteuntagged: true\n      minage: 30m\n      settle: 2s\n      dryrun: true\n      initialdelay: 5s\n      color: blue\n",
+        &env(&[("REGISTRY_STORAGE_MAINTENANCE_GC_SETTLE", "20s")]),
+    )
+    .expect("valid");
+    let g = &c.gc;
+    assert!(g.enabled && g.delete_untagged && g.dry_run);
+    assert_eq!(g.interval, Duration::from_secs(3600));
+    assert_eq!(g.min_age, Duration::from_secs(1800));
+    assert_eq!(g.settle, Duration::from_secs(20), "the environment wins");
+    assert_eq!(g.initial_delay, Some(Duration::from_secs(5)));
+    assert_eq!(
+        c.warnings,
+        vec!["storage.maintenance.gc.color: unknown key, ignored".to_string()]
+    );
+
+    let e = |y: &str| Config::from_yaml(y).expect_err(y).parameter;
+    assert_eq!(
+        e("storage:\n  maintenance:\n    gc:\n      interval: 0s\n"),
+        "storage.maintenance.gc.interval"
+    );
+    assert_eq!(
+        e("storage:\n  maintenance:\n    gc:\n      settle: soon\n"),
+        "storage.maintenance.gc.settle"
+    );
+}
+
+#[test]
 fn go_durations() {
     let d = |s: &str| parse_go_duration(s);
     assert_eq!(d("168h"), Some(Duration::from_secs(604_800)));
