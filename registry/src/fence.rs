@@ -308,7 +308,23 @@ async fn read_record(
     })
 }
 
-/// The stale records (for `fsck`): `(path, age)`.
+/// The records of collectors that died mid-sweep (stale and never marked ended), for
+/// `fsck`: `(path, age)`. Registries already ignore them.
+pub async fn abandoned_records(
+    driver: &Driver,
+) -> std::result::Result<Vec<(String, Duration)>, ks3_driver_host::Error> {
+    let mut out = Vec::new();
+    for (path, age) in stale_records(driver).await? {
+        match read_record(driver, &path).await? {
+            Some(Found::Record(r)) if r.ended.is_some() => {}
+            Some(_) => out.push((path, age)),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The stale records (tombstones and abandoned ones): `(path, age)`.
 pub async fn stale_records(
     driver: &Driver,
 ) -> std::result::Result<Vec<(String, Duration)>, ks3_driver_host::Error> {

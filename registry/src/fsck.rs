@@ -112,6 +112,24 @@ pub async fn fsck(driver: &Driver, opts: &FsckOptions) -> Result<FsckReport, Fsc
     rules::check_repositories(&scan, &links, &manifests, &mut problems);
     rules::check_uploads(driver, &scan, opts.upload_age, conc, &mut problems).await?;
     check_tails(&scan, &tails, &mut problems);
+    for (path, age) in crate::fence::abandoned_records(driver)
+        .await
+        .map_err(|e| FsckError::storage("listing the garbage collector's records", e))?
+    {
+        problems.push(Problem {
+            kind: Kind::GcRecordAbandoned,
+            message: format!(
+                "a garbage collector's sweep record, not rewritten for {} minutes and never \
+                 marked ended: its collector died mid-sweep",
+                age.as_secs() / 60
+            ),
+            fix: Some(Fix {
+                target: path.clone(),
+                guard: Guard::None,
+            }),
+            path,
+        });
+    }
     let mut report = FsckReport {
         repositories: scan.repos.len(),
         manifests: scan.repos.values().map(|r| r.revisions.len()).sum(),

@@ -34,10 +34,13 @@ pub enum Kind {
     UploadStale,
     /// A driver tail (`~tails/…`) that belongs to no upload in progress.
     TailOrphan,
+    /// The sweep record of a garbage collector that died mid-sweep (registries ignore it
+    /// once it is 10 minutes old; see `crate::fence`).
+    GcRecordAbandoned,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::TagDangling,
         Kind::TagIndexDangling,
         Kind::ReferrerDangling,
@@ -52,6 +55,7 @@ impl Kind {
         Kind::BlobDigestMismatch,
         Kind::UploadStale,
         Kind::TailOrphan,
+        Kind::GcRecordAbandoned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,17 +74,20 @@ impl Kind {
             Kind::BlobDigestMismatch => "blob-digest-mismatch",
             Kind::UploadStale => "upload-stale",
             Kind::TailOrphan => "tail-orphan",
+            Kind::GcRecordAbandoned => "gc-record-abandoned",
         }
     }
 
-    /// How serious: a [`Severity::Leftover`] is what distribution's own GC leaves behind
-    /// by design (2.8.2 sweeps a blob and keeps every `_layers` link to it; this
-    /// registry's GC does the same), harmless to clients (a blob is served only when its
-    /// data exists) and found on every collected store: reported and repaired, but it
-    /// does not make a store unclean unless asked ([`FsckReport::is_clean_strict`]).
+    /// How serious: a [`Severity::Leftover`] is harmless to clients and left by design:
+    /// distribution's own GC sweeps a blob and keeps every `_layers` link to it (a blob is
+    /// served only when its data exists; this registry's GC deletes the links with the
+    /// blob, but a store shared with distribution has them), and a collector that died
+    /// leaves its sweep record, which registries ignore once stale. Reported and
+    /// repaired, but it does not make a store unclean unless asked
+    /// ([`FsckReport::is_clean_strict`]).
     pub fn severity(self) -> Severity {
         match self {
-            Kind::LayerLinkDangling => Severity::Leftover,
+            Kind::LayerLinkDangling | Kind::GcRecordAbandoned => Severity::Leftover,
             _ => Severity::Error,
         }
     }
@@ -102,6 +109,7 @@ impl Kind {
                 | Kind::LayerLinkDangling
                 | Kind::UploadStale
                 | Kind::TailOrphan
+                | Kind::GcRecordAbandoned
         )
     }
 }
