@@ -14,10 +14,12 @@ use ks3_driver_host::{Config, Driver, Params};
 use tokio::runtime::Handle;
 
 mod cold;
+mod distance;
 pub mod image;
 mod limit;
 pub mod native;
 mod processes;
+mod regclient;
 mod registries;
 mod report;
 mod rows;
@@ -334,12 +336,14 @@ async fn bench(
     (run.say)("listing done");
     concurrent_writers(&run, &mut table).await?;
     (run.say)("concurrent writers done");
+    let child_args = options.child_args.clone();
     let processes = whole_processes(&run, &params, options.child_args.clone()).await;
     cold_starts(&run, &driver, &params, options.child_args, &mut table).await?;
     (run.say)("cold starts done");
     let sdk = sdk(&run, options.no_sdk).await?;
     let schemes = signature_schemes(&run, &runtime, &params).await?;
     let registries = registries(&run, &runtime, &params).await;
+    let distance = at_a_distance(&run, &runtime, &child_args).await;
 
     // Clean up (best effort).
     let _ = driver.delete(&run.root).await;
@@ -352,12 +356,39 @@ async fn bench(
         sdk.as_ref(),
         processes.as_ref(),
     );
-    Ok(report(
+    let mut out = report(
         &run,
         &rows,
         driver.config(),
         sdk.is_some(),
         &schemes,
         registries,
-    ))
+    );
+    match distance {
+        Ok(table) => out.push_str(&table),
+        Err(why) => out.push_str(&format!(
+            "\nAt {} ms: skipped: {why}\n",
+            distance::LATENCY.as_millis()
+        )),
+    }
+    Ok(out)
+}
+
+/// The "At 20 ms" table (issue 29), or why not: both registries on a second, in-process
+/// ks3-local that answers every request 20 ms late (see `distance.rs`).
+async fn at_a_distance(
+    run: &Run,
+    runtime: &ks3_driver_host::Runtime,
+    child_args: &[String],
+) -> Result<String, String> {
+    let t = std::time::Instant::now();
+    let r = distance::compare(runtime, run.sizes.quick, child_args, &run.say).await;
+    match &r {
+        Ok(_) => (run.say)(&format!(
+            "at 20 ms done in {:.1} s",
+            t.elapsed().as_secs_f64()
+        )),
+        Err(why) => (run.say)(&format!("at 20 ms skipped: {why}")),
+    }
+    r
 }

@@ -31,7 +31,7 @@ use super::{err, mibps, size_name, MIB};
 use crate::image::Image;
 
 /// The peer registry's program (Debian package `docker-registry`).
-const DISTRIBUTION: &str = "docker-registry";
+pub(crate) const DISTRIBUTION: &str = "docker-registry";
 
 /// One image shape: its layer sizes.
 struct Shape {
@@ -161,7 +161,7 @@ pub async fn compare(runtime: &Runtime, params: &Params, quick: bool) -> Result<
     Ok(out)
 }
 
-fn installed() -> bool {
+pub(crate) fn installed() -> bool {
     Command::new(DISTRIBUTION)
         .arg("--version")
         .stdout(Stdio::null())
@@ -296,29 +296,31 @@ async fn pull(addr: &str, repo: &str, image: &Image) -> Result<Duration, String>
 }
 
 /// distribution's registry in a child process, killed on drop.
-struct Distribution {
+pub(crate) struct Distribution {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
-impl Distribution {
-    /// Started with its config file in `dir` (created); `redirect` false sets
-    /// `storage.redirect.disable`.
-    fn start(dir: &Path, params: &Params, redirect: bool) -> Result<Distribution, String> {
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let get = |k: &str| {
-            params
-                .get(k)
-                .cloned()
-                .ok_or_else(|| format!("benchmark parameters lack {k}"))
-        };
-        let addr = {
-            let l = TcpListener::bind("127.0.0.1:0").map_err(err)?;
-            l.local_addr().map_err(err)?.to_string()
-        };
-        // Keys go into a file only this user can read, never onto a command line.
-        let yaml = format!(
-            "version: 0.1\n\
+/// distribution's `config.yml` in `dir` (created) for the local server of `params`,
+/// storing under `root`, listening on `addr`; `redirect` false sets
+/// `storage.redirect.disable`. Its path.
+pub(crate) fn write_config(
+    dir: &Path,
+    params: &Params,
+    root: &str,
+    addr: &str,
+    redirect: bool,
+) -> Result<std::path::PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let get = |k: &str| {
+        params
+            .get(k)
+            .cloned()
+            .ok_or_else(|| format!("benchmark parameters lack {k}"))
+    };
+    // Keys go into a file only this user can read, never onto a command line.
+    let yaml = format!(
+        "version: 0.1\n\
              log: {{level: error, accesslog: {{disabled: true}}}}\n\
              storage:\n  \
                s3:\n    \
@@ -327,7 +329,7 @@ impl Distribution {
                  region: us-east-1\n    \
                  regionendpoint: \"{}\"\n    \
                  bucket: \"{}\"\n    \
-                 rootdirectory: /bench-registry-distribution\n    \
+                 rootdirectory: {root}\n    \
                  v4auth: true\n    \
                  secure: false\n  \
                delete: {{enabled: true}}\n  \
@@ -335,16 +337,32 @@ impl Distribution {
                maintenance: {{uploadpurging: {{enabled: false}}}}\n\
              http: {{addr: \"{addr}\", secret: bench-only-secret}}\n\
              health: {{storagedriver: {{enabled: false}}}}\n",
-            get("accesskey")?,
-            get("secretkey")?,
-            get("regionendpoint")?,
-            get("bucket")?,
-            !redirect,
-        );
-        let path = dir.join("config.yml");
-        let mut f = open_private(&path)?;
-        f.write_all(yaml.as_bytes()).map_err(err)?;
-        drop(f);
+        get("accesskey")?,
+        get("secretkey")?,
+        get("regionendpoint")?,
+        get("bucket")?,
+        !redirect,
+    );
+    let path = dir.join("config.yml");
+    let mut f = open_private(&path)?;
+    f.write_all(yaml.as_bytes()).map_err(err)?;
+    drop(f);
+    Ok(path)
+}
+
+impl Distribution {
+    /// Started with its config file in `dir` (created), storing under
+    /// `/bench-registry-distribution`; `redirect` false sets `storage.redirect.disable`.
+    pub(crate) fn start(
+        dir: &Path,
+        params: &Params,
+        redirect: bool,
+    ) -> Result<Distribution, String> {
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").map_err(err)?;
+            l.local_addr().map_err(err)?.to_string()
+        };
+        let path = write_config(dir, params, "/bench-registry-distribution", &addr, redirect)?;
         let child = Command::new(DISTRIBUTION)
             .arg("serve")
             .arg(&path)
@@ -358,7 +376,7 @@ impl Distribution {
         Ok(Distribution { child, addr })
     }
 
-    async fn wait_ready(&self) -> Result<(), String> {
+    pub(crate) async fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(s) = tokio::net::TcpStream::connect(&self.addr).await {

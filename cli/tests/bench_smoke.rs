@@ -58,6 +58,48 @@ fn bench_quick_prints_the_table() {
         ] {
             assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
         }
+        // At 20 ms (issue 29): every row, each with figures on both sides and a ratio.
+        let at20 = stdout
+            .split_once("\nAt 20 ms (")
+            .unwrap_or_else(|| panic!("no At 20 ms table in:\n{stdout}"))
+            .1;
+        let rows: Vec<&str> = at20
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| at 20 ms"))
+            .collect();
+        for row in [
+            "| push 3 layers (1 MiB + 512 KiB + 16 KiB), concurrent as skopeo (s) |",
+            "| pull 3 layers (1 MiB + 512 KiB + 16 KiB): KS3 requests |",
+            "| push 1 × 2 layers of 16 KiB, sequential monolithic (s) |",
+            "| push 1 × 2 layers of 16 KiB: KS3 requests per blob (manifests included) |",
+            "| pull 1 × 2 layers of 16 KiB, sequential (s) |",
+            "| one blob upload, POST + PUT with body (64 KiB): critical path |",
+            "| one blob upload as skopeo, HEAD + POST + PATCH + PUT (64 KiB): critical path |",
+            "| one manifest PUT: KS3 requests |",
+            "| GC mark, 4 images, half their manifests deleted, dry run -m (s) |",
+        ] {
+            assert!(
+                rows.iter().any(|l| l.starts_with(row)),
+                "missing `{row}` in:\n{at20}"
+            );
+        }
+        assert_eq!(rows.len(), 18, "At 20 ms rows in:\n{at20}");
+        for line in &rows {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if line.starts_with("| GC: blobs marked") {
+                // Both collectors mark the same blobs and find the same garbage.
+                assert_eq!(cells[4], "the same", "{line}");
+                continue;
+            }
+            for cell in &cells[2..4] {
+                let v: f64 = cell
+                    .parse()
+                    .unwrap_or_else(|_| panic!("not a number in `{line}`"));
+                assert!(v > 0.0, "no figure in `{line}`");
+            }
+            assert!(cells[4].ends_with('×'), "no ratio in `{line}`");
+        }
+        assert!(at20.contains("\nCritical path by client request"), "{at20}");
     } else {
         assert!(
             stdout.contains("Registries: skipped: `docker-registry`"),
