@@ -77,6 +77,8 @@ pub struct FaultFigures {
     pub injected: BTreeMap<String, u64>,
     /// Posts that did not reach the server (it was restarting).
     pub unposted: u64,
+    /// Rounds without a new rule, a dozen being pending.
+    pub held_back: u64,
 }
 
 /// Random rules, one to three requests each, every 100–400 ms: errors, `SlowDown`, cut
@@ -118,6 +120,14 @@ pub async fn fault_loop(
         .choose(&mut rng)
         .expect("patterns");
         let count: u32 = rng.gen_range(1..=3);
+        // Rules whose method and pattern few requests match pile up; past a dozen
+        // pending, wait for them to be used, so faults never come in long bursts.
+        if let Ok(r) = http.send(http::Method::GET, &url, &[], Vec::new()).await {
+            if String::from_utf8_lossy(&r.body).lines().count() > 12 {
+                f.held_back += 1;
+                continue;
+            }
+        }
         let rule = format!("{method}:{pattern}:{count}:{action}");
         match http
             .send(http::Method::POST, &url, &[], rule.into_bytes())

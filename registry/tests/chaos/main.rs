@@ -71,7 +71,7 @@ async fn chaos_of_the_whole_registry() {
          KS3_CHAOS_SEED={seed}; longer: KS3_CHAOS_SECONDS=600)",
         gc_args.join(" ")
     );
-    let bin = tokio::task::spawn_blocking(procs::build_ks3_driver)
+    let bin = tokio::task::spawn_blocking(procs::ks3_driver)
         .await
         .expect("build");
     let work = tempfile::tempdir().expect("tempdir");
@@ -204,11 +204,13 @@ async fn chaos_of_the_whole_registry() {
         println!("  {n} × {reason}");
     }
     println!(
-        "faults injected: {:?} (total {}; {} rules still pending at the end; {} posts missed during the restart)",
+        "faults injected: {:?} (total {}; {} rules still pending at the end; {} posts missed \
+         during the restart, {} rounds held back while a dozen rules were pending)",
         faults.injected,
         faults.injected.values().sum::<u64>(),
         pending,
-        faults.unposted
+        faults.unposted,
+        faults.held_back
     );
     for k in &kills {
         println!("kill: {k}");

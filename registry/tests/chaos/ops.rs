@@ -248,8 +248,13 @@ impl Client {
         self.model.count(kind, outcome);
         if outcome == Outcome::Refused {
             let code = error_code(&r);
+            let why = match first_written {
+                None => "a blob only found by HEAD, or a re-tag",
+                Some(_) if young => "every blob written within --min-age",
+                Some(_) => "a blob written longer than --min-age before",
+            };
             self.model
-                .count(&format!("{kind} refused: {code}"), Outcome::Refused);
+                .count(&format!("{kind} refused: {code} ({why})"), Outcome::Refused);
             if young && code == "MANIFEST_BLOB_UNKNOWN" {
                 self.model.violation(format!(
                     "PUT {repo}:{tag} ({}) refused MANIFEST_BLOB_UNKNOWN although every blob \

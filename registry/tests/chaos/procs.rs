@@ -1,8 +1,8 @@
 //! The processes of the chaos test: `ks3-driver serve-local` (ks3-local on a disk store,
 //! its admin endpoint on, one fixed port so it restarts on the same address), two
 //! `ks3-driver registry` instances, and the one-shot commands (`gc`, `fsck`,
-//! `purge-uploads`). Each is a real process of the `ks3-driver` binary, which the test
-//! builds first (`cargo build -p ks3-driver`, a no-op when it is up to date).
+//! `purge-uploads`). Each is a real process of the `ks3-driver` binary (see
+//! [`ks3_driver`] for how the test finds it).
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,16 +13,25 @@ use tokio::process::{Child, Command};
 /// The bucket key prefix of the registry's `rootdirectory`.
 pub const ROOT: &str = "/chaos";
 
-/// Builds `ks3-driver` in this test's target directory and profile, and returns its path.
-/// The test binary is `<target>/<profile>/deps/chaos-…`; `cargo test` has released the
-/// build lock by the time tests run, so a nested `cargo build` is safe (and takes a
-/// fraction of a second when the binary is fresh, as after `cargo test --workspace`).
-pub fn build_ks3_driver() -> PathBuf {
+/// The `ks3-driver` binary of this test's target directory and profile (the test binary
+/// is `<target>/<profile>/deps/chaos-…`). `cargo test --workspace` has just built it (the
+/// CLI's tests need it), so it is used as it is when it is newer than every source it is
+/// built from; otherwise (`cargo test -p ks3-registry --test chaos` after an edit) it is
+/// built here: `cargo test` has released the build lock by the time tests run. (Always
+/// running `cargo build -p ks3-driver` is not free: its dependencies' features unify over
+/// that one package, not the workspace, and a minute of rebuilding followed.)
+pub fn ks3_driver() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("<target>/<profile>/deps/<test>");
+    let bin = profile_dir.join("ks3-driver");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let newest = newest_source();
+    if built.is_some_and(|b| b >= newest) {
+        return bin;
+    }
     let target_dir = profile_dir.parent().expect("<target>");
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev".to_string(),
@@ -44,9 +53,46 @@ pub fn build_ks3_driver() -> PathBuf {
         .status()
         .expect("cargo build -p ks3-driver runs");
     assert!(status.success(), "cargo build -p ks3-driver failed");
-    let bin = profile_dir.join("ks3-driver");
     assert!(bin.exists(), "{} was not built", bin.display());
     bin
+}
+
+/// The latest modification time of what `ks3-driver` is built from: the sources and
+/// manifests of the crates it depends on, the WIT contract, the lock file.
+fn newest_source() -> std::time::SystemTime {
+    fn walk(p: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), newest);
+            }
+        } else if let Ok(m) = meta.modified() {
+            *newest = (*newest).max(m);
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for krate in [
+        "cli",
+        "registry",
+        "host",
+        "driver",
+        "ks3-local",
+        "ks3-proto",
+        "bench",
+    ] {
+        for part in ["src", "build.rs", "Cargo.toml"] {
+            walk(&root.join(krate).join(part), &mut newest);
+        }
+    }
+    for part in ["wit", "Cargo.lock", "Cargo.toml"] {
+        walk(&root.join(part), &mut newest);
+    }
+    newest
 }
 
 /// A free loopback port (bound, then released: the process binds it next).
