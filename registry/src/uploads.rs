@@ -44,6 +44,14 @@ pub async fn start(
         .is_some()
         .then(|| app.upload_slot(client))
         .transpose()?;
+    if let (Some(d), Some(len)) = (&digest, http_body::Body::size_hint(&body).exact()) {
+        // A whole small blob whose length is announced: verified in memory and stored in
+        // one pass, with no upload session at all (see `monolithic_in_memory`).
+        if let Some(room) = app.read_back_room(len) {
+            let _slot = slot;
+            return monolithic_in_memory(app, name, d, len, body, room).await;
+        }
+    }
     let id = new_upload_id();
     app.store
         .driver()
@@ -108,6 +116,72 @@ async fn try_mount(
     }
     Stats::bump(&app.stats.blobs_mounted);
     Ok(Some(created(name, &d)))
+}
+
+/// `POST ?digest=` of a small blob of announced length `len` (within the read-back
+/// budget, whose `room` it holds): the body is read into memory and hashed; bytes that
+/// are not the digest's are refused before anything is written. Then the blob's bytes
+/// and its repository link are written at once — one round trip to KS3 where a session
+/// takes nine —, through the sweep fence (its listing alongside the lookup of the blob):
+/// the blob may be a collection's candidate, and a sweep that may have missed these
+/// writes makes the request store the bytes again. Nothing is left behind to purge.
+async fn monolithic_in_memory(
+    app: &App,
+    name: &str,
+    d: &Digest,
+    len: u64,
+    body: RequestBody,
+    _room: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Response<Body>> {
+    let bytes = body_reader(app, body).read_all(len).await?;
+    if bytes.len() as u64 != len {
+        return Err(RegistryError::SizeInvalid(format!(
+            "the body has {} bytes, not the {len} its Content-Length announced",
+            bytes.len()
+        )));
+    }
+    let actual = Digest::of(d.algorithm(), &bytes);
+    if &actual != d {
+        return Err(RegistryError::DigestInvalid(format!(
+            "the upload's digest is {actual}, not {d}"
+        )));
+    }
+    let protect = Protect::blob(d);
+    let (entered, stored) = tokio::join!(
+        app.fence.enter(&app.store, &protect),
+        app.store.blob_size(d)
+    );
+    let entered = entered?;
+    let stored = if entered.recheck() {
+        app.store.blob_size(d).await?
+    } else {
+        stored?
+    };
+    let put_blob = || async {
+        app.store
+            .driver()
+            .put_content(&layout::blob_data(d), &bytes)
+            .await
+            .map_err(storage("storing a blob"))
+    };
+    let link_path = layout::layer_link(name, d);
+    let link = app.store.write_link(&link_path, d);
+    if stored.is_some() {
+        link.await?;
+    } else {
+        // Both or an error: a link written beside a failed blob write names nothing the
+        // repository serves (a blob is served only when its bytes exist).
+        let (blob, link) = tokio::join!(put_blob(), link);
+        blob?;
+        link?;
+    }
+    if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck
+        && app.store.blob_size(d).await?.is_none()
+    {
+        put_blob().await?;
+    }
+    Stats::bump(&app.stats.blobs_uploaded);
+    Ok(created(name, d))
 }
 
 /// `POST ?digest=`: the body is the whole blob. The upload's id is new and told to
@@ -533,8 +607,10 @@ async fn finish(
 /// Puts verified bytes at the blob's path with `store` unless the blob is stored already
 /// (content-addressed: it has the same bytes, and two requests storing the same verified
 /// bytes at once write the same content), links it into the repository and drops the
-/// upload. A blob found stored may be a garbage collection's candidate: the request goes
-/// through the fence, and stores its own bytes if a sweep took the blob meanwhile.
+/// upload. A blob found stored may be a garbage collection's candidate, so the request
+/// goes through the fence (its listing alongside the lookup of the blob), and stores its
+/// own bytes if a sweep took the blob meanwhile. The bytes and the link are written at
+/// once: a link beside a failed write names nothing the repository serves.
 async fn place_and_link<F, Fut>(
     app: &App,
     name: &str,
@@ -546,36 +622,31 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    if app.store.blob_size(want).await?.is_none() {
-        // Fresh bytes: no collection counts them among its candidates.
-        store().await?;
-        return link_and_clean_up(app, name, id, want).await;
-    }
     let protect = Protect::blob(want);
-    let entered = app.fence.enter(&app.store, &protect).await?;
-    if entered.recheck() && app.store.blob_size(want).await?.is_none() {
-        store().await?;
+    let (entered, stored) = tokio::join!(
+        app.fence.enter(&app.store, &protect),
+        app.store.blob_size(want)
+    );
+    let entered = entered?;
+    let stored = if entered.recheck() {
+        app.store.blob_size(want).await?
+    } else {
+        stored?
+    };
+    let link_path = layout::layer_link(name, want);
+    let link = app.store.write_link(&link_path, want);
+    if stored.is_some() {
+        link.await?;
+    } else {
+        let (placed, linked) = tokio::join!(store(), link);
+        placed?;
+        linked?;
     }
-    app.store
-        .write_link(&layout::layer_link(name, want), want)
-        .await?;
     if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck
         && app.store.blob_size(want).await?.is_none()
     {
         store().await?;
     }
-    clean_up(app, name, id, want).await
-}
-
-async fn link_and_clean_up(
-    app: &App,
-    name: &str,
-    id: &str,
-    want: &Digest,
-) -> Result<Response<Body>> {
-    app.store
-        .write_link(&layout::layer_link(name, want), want)
-        .await?;
     clean_up(app, name, id, want).await
 }
 

@@ -356,7 +356,10 @@ async fn pushes_racing_a_collection_loop_lose_nothing() {
         };
         let mut acknowledged = Vec::new();
         let mut refused = 0;
-        for i in 0..40u64 {
+        // At least 40 images, and until the loop has collected at least 3 times.
+        let mut i = 0u64;
+        while i < 40 || (runs.load(Ordering::Relaxed) < 3 && i < 2_000) {
+            i += 1;
             let repo = format!("app{}", i % 3);
             // A shared base layer, two of its own; and an orphan for the collector.
             let mut blobs = vec![(String::new(), bytes(100, 7_001 + 2 * i))];

@@ -59,6 +59,9 @@ struct Probes {
     catalog: String,
 }
 
+/// What one probe sends: its name, method, URL, headers and body.
+type Probe<'a> = (&'a str, Method, String, &'a [(&'a str, &'a str)], Vec<u8>);
+
 impl Probes {
     /// GET manifest, HEAD blob, PATCH of the upload (its next chunk), catalog, a new
     /// upload's POST and a tag list: every one answered 503 `UNAVAILABLE`.
@@ -69,7 +72,7 @@ impl Probes {
             ("content-range", range.as_str()),
         ];
         let accept = [("accept", OCI_MANIFEST)];
-        let calls: [(&str, Method, String, &[(&str, &str)], Vec<u8>); 6] = [
+        let calls: [Probe; 6] = [
             (
                 "GET manifest",
                 Method::GET,

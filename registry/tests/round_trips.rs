@@ -1,0 +1,89 @@
+//! How many KS3 requests each step of a push costs (issue 29: at a real distance a push
+//! costs the requests it waits on, so these counts are the registry's speed). Each test
+//! has a ks3-local of its own, so the counts are exact; distribution 2.8.2's counts for
+//! the same steps are in docs/benchmarks.md.
+mod common;
+
+use common::*;
+use http::{Method, StatusCode};
+
+/// A small blob pushed in one `POST ?digest=` costs seven requests in three round trips —
+/// the blob's lookup (a HEAD, then a listing: the driver's stat of an absent file) beside
+/// the garbage collector's records (a listing); then its bytes and its link, each PUT
+/// beside the driver's probe for a writer's tail at that path — and leaves no upload
+/// session behind; a body that is not the digest's writes nothing at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_monolithic_push_is_three_round_trips_and_no_session() {
+    let ks3 = shared_ks3();
+    let reg = serve_shared(&ks3, "storage:\n  redirect:\n    disable: true\n").await;
+    let data = bytes(64 * 1024, 11);
+    let before = ks3.server.request_count();
+    let d = push_blob(&reg.base, "app", &data).await;
+    let used = ks3.server.request_count() - before;
+    assert_eq!(used, 7, "requests for one monolithic push");
+    assert_eq!(
+        ks3.server.requests_matching("PUT", ""),
+        2,
+        "the bytes and the link"
+    );
+    assert_eq!(
+        ks3.server.requests_matching("PUT", "_uploads"),
+        0,
+        "no upload session was written"
+    );
+    let r = request(
+        Method::GET,
+        &format!("{}/v2/app/blobs/{d}", reg.base),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, data);
+
+    // Again, to another repository: the blob is stored (one HEAD finds it), only the
+    // link is written.
+    let before = ks3.server.request_count();
+    push_blob(&reg.base, "other", &data).await;
+    assert_eq!(ks3.server.request_count() - before, 4);
+
+    // The wrong digest: refused before any request.
+    let before = ks3.server.request_count();
+    let wrong = sha256(b"something else");
+    let r = request(
+        Method::POST,
+        &format!("{}/v2/app/blobs/uploads/?digest={wrong}", reg.base),
+        &[("content-type", "application/octet-stream")],
+        data.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "DIGEST_INVALID");
+    assert_eq!(ks3.server.request_count(), before, "nothing was written");
+}
+
+/// Over the read-back budget (here a body larger than 4 MiB), a monolithic push still
+/// goes through an upload session, and cleans it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_monolithic_push_goes_through_a_session() {
+    let ks3 = shared_ks3();
+    let reg = serve_shared(&ks3, "storage:\n  redirect:\n    disable: true\n").await;
+    let data = bytes((4 << 20) + 1, 13);
+    let d = push_blob(&reg.base, "app", &data).await;
+    assert!(ks3.server.requests_matching("PUT", "_uploads") > 0);
+    let r = request(
+        Method::GET,
+        &format!("{}/v2/app/blobs/{d}", reg.base),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.len(), data.len());
+    assert!(r.body == data);
+    let keys = ks3_tests::list_keys_on(&ks3.server.endpoint(), "").await;
+    assert!(
+        !keys.iter().any(|k| k.contains("/_uploads/")),
+        "the session is gone: {keys:?}"
+    );
+}
