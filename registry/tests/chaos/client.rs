@@ -1,7 +1,6 @@
 //! A plain HTTP client that never panics (a refused connection or a timeout is an
 //! outcome, not a test failure), and the registry's blob and manifest requests on it.
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -28,21 +27,40 @@ impl Resp {
     }
 }
 
-/// Why requests got no answer (the error's text, without addresses), and how often.
-static NO_ANSWER: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
+/// Every request to a registry that got no answer or a 5xx: when, and why in a few
+/// words (the report tells those during the kills from the others).
+static TROUBLE: std::sync::Mutex<Vec<(Instant, String)>> = std::sync::Mutex::new(Vec::new());
 
-pub fn no_answer_reasons() -> BTreeMap<String, u64> {
-    NO_ANSWER.lock().unwrap_or_else(|e| e.into_inner()).clone()
+pub fn trouble() -> Vec<(Instant, String)> {
+    TROUBLE.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn no_answer(e: String) -> String {
-    let key: String = e.chars().take(160).collect();
-    *NO_ANSWER
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key)
-        .or_default() += 1;
-    e
+fn note(url: &str, what: String) {
+    if !url.contains("/_ks3local/") {
+        TROUBLE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((Instant::now(), what));
+    }
+}
+
+/// A few words for a request that got no answer.
+fn why_no_answer(method: &Method, e: &str) -> String {
+    let why = if e.contains("ConnectionRefused") {
+        "connection refused"
+    } else if e.contains("IncompleteMessage") {
+        "connection closed before the answer"
+    } else if e.contains("ConnectionReset") {
+        "connection reset"
+    } else if e.contains("no answer in") {
+        "no answer within the time limit"
+    } else {
+        e
+    };
+    format!(
+        "{method}: no answer: {}",
+        why.chars().take(120).collect::<String>()
+    )
 }
 
 #[derive(Clone)]
@@ -67,7 +85,7 @@ impl Http {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Resp, String> {
-        let mut b = Request::builder().method(method).uri(url);
+        let mut b = Request::builder().method(method.clone()).uri(url);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -92,10 +110,21 @@ impl Http {
                 body: body.to_vec(),
             })
         };
-        tokio::time::timeout(REQUEST_LIMIT, work)
+        let r = tokio::time::timeout(REQUEST_LIMIT, work)
             .await
-            .unwrap_or_else(|_| Err(format!("no answer in {REQUEST_LIMIT:?}")))
-            .map_err(no_answer)
+            .unwrap_or_else(|_| Err(format!("no answer in {REQUEST_LIMIT:?}")));
+        match &r {
+            Err(e) => note(url, why_no_answer(&method, e)),
+            Ok(resp) if resp.status.is_server_error() => {
+                let code = serde_json::from_slice::<serde_json::Value>(&resp.body)
+                    .ok()
+                    .and_then(|v| v["errors"][0]["code"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                note(url, format!("{method}: {} {code}", resp.status.as_u16()));
+            }
+            Ok(_) => {}
+        }
+        r
     }
 }
 

@@ -140,11 +140,13 @@ async fn chaos_of_the_whole_registry() {
     let victim = rng.gen_range(0..instances.len());
     let at = |fraction: f64| started + Duration::from_secs_f64(seconds as f64 * fraction);
     let mut kills = Vec::new();
+    let mut windows = Vec::new();
     tokio::time::sleep_until(at(0.33).into()).await;
     instances[victim].kill().await;
     let down = Instant::now();
     tokio::time::sleep(Duration::from_millis(rng.gen_range(500..2000))).await;
     instances[victim].restart().await;
+    windows.push((down, Instant::now()));
     kills.push(format!(
         "registry instance {victim} SIGKILLed at {:.0} s, serving again after {:.1} s",
         (down - started).as_secs_f64(),
@@ -156,6 +158,7 @@ async fn chaos_of_the_whole_registry() {
     // Longer than the driver's retries last: the registries answer 5xx meanwhile.
     tokio::time::sleep(Duration::from_millis(rng.gen_range(2000..4000))).await;
     ks3.restart().await;
+    windows.push((down, Instant::now()));
     kills.push(format!(
         "ks3-local SIGKILLed at {:.0} s, serving again (same port and disk) after {:.1} s",
         (down - started).as_secs_f64(),
@@ -199,9 +202,32 @@ async fn chaos_of_the_whole_registry() {
     for ((kind, outcome), n) in model.counts() {
         println!("  {kind}: {outcome:?} {n}");
     }
-    println!("requests without an answer, by reason:");
-    for (reason, n) in client::no_answer_reasons() {
-        println!("  {n} × {reason}");
+    // What went wrong for the clients, during the kills (an instance down, ks3-local down
+    // and the driver's retries a few seconds after) and outside them.
+    let during = |t: Instant| {
+        windows.iter().any(|(from, to)| {
+            t + Duration::from_secs(1) >= *from && t <= *to + Duration::from_secs(5)
+        })
+    };
+    let mut trouble: std::collections::BTreeMap<(bool, String), u64> = Default::default();
+    let mut outside = Vec::new();
+    for (t, what) in client::trouble() {
+        *trouble.entry((during(t), what.clone())).or_default() += 1;
+        if !during(t) {
+            outside.push(format!("{:.1} s: {what}", (t - started).as_secs_f64()));
+        }
+    }
+    println!("requests answered 5xx or not at all (registry side):");
+    for ((kill, what), n) in &trouble {
+        let when = if *kill {
+            "during a kill"
+        } else {
+            "OUTSIDE the kills"
+        };
+        println!("  {when}: {what}: {n}");
+    }
+    for o in outside.iter().take(10) {
+        println!("    at {o}");
     }
     println!(
         "faults injected: {:?} (total {}; {} rules still pending at the end; {} posts missed \
