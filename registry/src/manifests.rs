@@ -222,17 +222,23 @@ pub async fn put(
             .manifests
             .extend(distinct.iter().map(|c| (name.to_string(), c.clone())));
     }
-    let (entered, checked) = tokio::join!(
+    // The fence's listing, the references' checks and the lookup of the manifest's own
+    // bytes go together: one round trip (two for a missing link) before the writes.
+    let (entered, checked, stored) = tokio::join!(
         app.fence.enter(&app.store, &protect),
-        check_references(app, name, kind, &distinct)
+        check_references(app, name, kind, &distinct),
+        app.store.blob_size(&d)
     );
     let entered = entered?;
-    if entered.recheck() {
+    let stored = if entered.recheck() {
         check_references(app, name, kind, &distinct).await?;
+        app.store.blob_size(&d).await?
     } else {
         checked?;
-    }
-    write_manifest(app, name, &d, &bytes, parsed.subject.as_ref(), &tags).await?;
+        stored?
+    };
+    let subject = parsed.subject.as_ref();
+    write_manifest(app, name, &d, &bytes, stored.is_some(), subject, &tags).await?;
     if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck {
         // A sweep that may have missed these writes named what they rely on: what it
         // took of this manifest is written again; a reference it took cannot be, so the
@@ -241,7 +247,8 @@ pub async fn put(
             undo_manifest(app, name, &d, &tags).await;
             return Err(e);
         }
-        write_manifest(app, name, &d, &bytes, parsed.subject.as_ref(), &tags).await?;
+        let stored = app.store.blob_size(&d).await?.is_some();
+        write_manifest(app, name, &d, &bytes, stored, subject, &tags).await?;
     }
     Stats::bump(&app.stats.manifests_pushed);
     let mut h = vec![
@@ -284,41 +291,46 @@ async fn check_references(app: &App, name: &str, kind: Kind, distinct: &[Digest]
     .map(|_: Vec<()>| ())
 }
 
-/// The manifest's bytes (unless stored), its revision link, its referrers entry and its
-/// tags, in distribution's order.
+/// The manifest's bytes (unless `stored`), its revision link, its referrers entry and its
+/// tags' index entries, all at once; then, once all of those exist, the tags' current
+/// links (distribution's order: a tag never names a manifest that is not there yet).
 async fn write_manifest(
     app: &App,
     name: &str,
     d: &Digest,
     bytes: &[u8],
+    stored: bool,
     subject: Option<&Digest>,
     tags: &[String],
 ) -> Result<()> {
-    if app.store.blob_size(d).await?.is_none() {
+    let bytes_written = async {
+        if stored {
+            return Ok(());
+        }
         app.store
             .driver()
             .put_content(&layout::blob_data(d), bytes)
             .await
-            .map_err(|e| RegistryError::storage("storing a manifest", e))?;
-    }
-    app.store
-        .write_link(&layout::revision_link(name, d), d)
-        .await?;
-    if let Some(subject) = subject {
-        app.store
-            .write_link(&layout::referrer_link(name, subject, d), d)
-            .await?;
-    }
-    for tag in tags {
-        // distribution's order: the tag's index entry, then its current link.
-        app.store
-            .write_link(&layout::tag_index_link(name, tag, d), d)
-            .await?;
-        app.store
-            .write_link(&layout::tag_current_link(name, tag), d)
-            .await?;
-    }
-    Ok(())
+            .map_err(|e| RegistryError::storage("storing a manifest", e))
+    };
+    let mut links = vec![layout::revision_link(name, d)];
+    links.extend(subject.map(|s| layout::referrer_link(name, s, d)));
+    links.extend(tags.iter().map(|t| layout::tag_index_link(name, t, d)));
+    let (written, linked) = tokio::join!(bytes_written, write_links(app, &links, d));
+    written?;
+    linked?;
+    let currents: Vec<String> = tags
+        .iter()
+        .map(|t| layout::tag_current_link(name, t))
+        .collect();
+    write_links(app, &currents, d).await
+}
+
+/// Writes every link of `paths` (naming `d`) at once, within the fan-out pool.
+async fn write_links(app: &App, paths: &[String], d: &Digest) -> Result<()> {
+    try_fan_out(paths.iter(), FAN_OUT_WIDTH, |p| app.store.write_link(p, d))
+        .await
+        .map(|_: Vec<()>| ())
 }
 
 /// Takes back a push whose references a sweep took: its tags (those still naming it),
