@@ -120,6 +120,12 @@ impl RunningServer {
         self.state.stats.matching(method, query_contains)
     }
 
+    /// The logged requests, oldest first, each `METHOD target` (the path, and the query's
+    /// parameter names without their values: see [`RunningServer::requests_matching`]).
+    pub fn request_log(&self) -> Vec<String> {
+        self.state.stats.log()
+    }
+
     /// Stops accepting and closes connections.
     pub fn shutdown(mut self) {
         self.stop();

@@ -108,6 +108,14 @@ impl Stats {
         self.total.load(Ordering::Relaxed)
     }
 
+    /// The logged requests, oldest first: `METHOD target` (see [`loggable_target`]).
+    pub fn log(&self) -> Vec<String> {
+        lock(&self.log)
+            .iter()
+            .map(|(m, t)| format!("{m} {t}"))
+            .collect()
+    }
+
     /// Logged requests whose method equals `method` (`""`/`"*"` = any) and whose loggable
     /// target (see [`loggable_target`]) contains `needle`. The scan runs on a copy of the
     /// log's handles: request handling never waits for it.

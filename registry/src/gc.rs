@@ -192,6 +192,9 @@ pub async fn collect_garbage(
         let mut young_revisions = HashSet::new();
         let mut seen = HashSet::new();
         for (d, (_, written)) in repo.revisions.iter().zip(&repo.revision_links) {
+            let Some(d) = d else {
+                continue;
+            };
             if young(*written) {
                 young_revisions.insert(d.clone());
             }
@@ -325,7 +328,7 @@ async fn read_repository(
     .await?;
     for ((tag, _), d) in tag_links.into_iter().zip(currents) {
         if let Some(t) = repo.tags.get_mut(&tag) {
-            t.current = Some(d);
+            t.current = d;
         }
     }
     Ok(())

@@ -53,28 +53,46 @@ pub async fn start(
         }
     }
     let id = new_upload_id();
-    app.store
-        .driver()
-        .put_content(
-            &layout::upload_started_at(name, &id),
-            rfc3339_now().as_bytes(),
-        )
-        .await
-        .map_err(storage("starting an upload"))?;
+    let started = async {
+        app.store
+            .driver()
+            .put_content(
+                &layout::upload_started_at(name, &id),
+                rfc3339_now().as_bytes(),
+            )
+            .await
+            .map_err(storage("starting an upload"))
+    };
     match digest {
         Some(d) => {
+            started.await?;
             let _slot = slot;
             monolithic(app, name, &id, &d, body).await
         }
         None => {
-            let mut w = app
-                .store
-                .driver()
-                .writer(&layout::upload_data(name, &id), false)
-                .await
-                .map_err(storage("starting an upload"))?;
-            w.close().await.map_err(storage("starting an upload"))?;
-            save_state(app, name, &id, &ResumableSha256::new()).await;
+            // The session's date, its empty data and the hash state at offset 0
+            // (distribution's files) at once: nothing can touch them before this answer
+            // gives the id out.
+            let data = async {
+                let mut w = app
+                    .store
+                    .driver()
+                    .writer(&layout::upload_data(name, &id), false)
+                    .await
+                    .map_err(storage("starting an upload"))?;
+                w.close().await.map_err(storage("starting an upload"))
+            };
+            let zero = ResumableSha256::new();
+            let (started, data, ()) =
+                tokio::join!(started, data, save_state(app, name, &id, &zero));
+            if let Err(e) = started.and(data) {
+                // Nothing half-made is left for the purger, which finds uploads by date.
+                let _ = app
+                    .store
+                    .delete_if_present(&layout::upload_dir(name, &id))
+                    .await;
+                return Err(e);
+            }
             Ok(progress_response(StatusCode::ACCEPTED, name, &id, 0))
         }
     }
@@ -257,20 +275,20 @@ fn check_id(id: &str) -> Result<()> {
 async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
     check_id(id)?;
     let unknown = || RegistryError::BlobUploadUnknown(format!("upload {id} is unknown"));
-    if app
-        .store
-        .get_small(&layout::upload_started_at(name, id))
-        .await?
-        .is_none()
-    {
+    // The session's date and its writer at once: resuming writes nothing, so a writer
+    // resumed for an upload that turns out not to exist is simply dropped.
+    let (started_at, data) = (
+        layout::upload_started_at(name, id),
+        layout::upload_data(name, id),
+    );
+    let (started, writer) = tokio::join!(
+        app.store.get_small(&started_at),
+        app.store.driver().writer(&data, true)
+    );
+    if started?.is_none() {
         return Err(unknown());
     }
-    match app
-        .store
-        .driver()
-        .writer(&layout::upload_data(name, id), true)
-        .await
-    {
+    match writer {
         Ok(w) => Ok(w),
         Err(e) if e.is_not_found() => Err(unknown()),
         Err(e) => Err(RegistryError::storage("resuming an upload", e)),
@@ -279,6 +297,9 @@ async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
 
 /// The SHA-256 state after exactly `size` bytes, if one was saved and is valid.
 async fn load_state(app: &App, name: &str, id: &str, size: u64) -> Option<ResumableSha256> {
+    if size == 0 {
+        return Some(ResumableSha256::new());
+    }
     let raw = app
         .store
         .get_small(&layout::upload_hash_state(name, id, size))

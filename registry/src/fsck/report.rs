@@ -81,13 +81,18 @@ impl Kind {
     /// How serious: a [`Severity::Leftover`] is harmless to clients and left by design:
     /// distribution's own GC sweeps a blob and keeps every `_layers` link to it (a blob is
     /// served only when its data exists; this registry's GC deletes the links with the
-    /// blob, but a store shared with distribution has them), and a collector that died
-    /// leaves its sweep record, which registries ignore once stale. Reported and
+    /// blob, but a store shared with distribution has them); deleting a manifest by digest
+    /// removes the tags that name it now but not the history entries of tags that named it
+    /// once (`tags/<t>/index/…`, which nothing serves; distribution 2.8.2 and this
+    /// registry alike); and a collector that died leaves its sweep record, which
+    /// registries ignore once stale. Reported and
     /// repaired, but it does not make a store unclean unless asked
     /// ([`FsckReport::is_clean_strict`]).
     pub fn severity(self) -> Severity {
         match self {
-            Kind::LayerLinkDangling | Kind::GcRecordAbandoned => Severity::Leftover,
+            Kind::LayerLinkDangling | Kind::TagIndexDangling | Kind::GcRecordAbandoned => {
+                Severity::Leftover
+            }
             _ => Severity::Error,
         }
     }

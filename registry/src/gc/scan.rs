@@ -36,8 +36,9 @@ pub(super) struct Repo {
     /// `(alg path, hex)` components of each revision link with its modification time, in
     /// key order.
     pub revision_links: Vec<(String, SystemTime)>,
-    /// The digests the revision links name (read later), in the same order.
-    pub revisions: Vec<String>,
+    /// The digests the revision links name (read later), in the same order; `None` for a
+    /// link deleted since the listing.
+    pub revisions: Vec<Option<String>>,
     pub tags: BTreeMap<String, Tag>,
     /// The blobs its `_layers` links name, with the links' modification times.
     pub layers: BTreeMap<String, SystemTime>,
@@ -174,14 +175,17 @@ pub(super) async fn enumerate_repositories(
     }
 }
 
-/// The digest a link names; a missing or unparsable link stops the run.
-async fn read_link(driver: Driver, path: String) -> Result<String, GcError> {
-    let content = driver
-        .get_content(&path)
-        .await
-        .map_err(storage(format!("reading {path}")))?;
+/// The digest a link names, `None` when it is gone; an unparsable link stops the run.
+async fn read_link(driver: Driver, path: String) -> Result<Option<String>, GcError> {
+    let content = match driver.get_content(&path).await {
+        Ok(c) => c,
+        // Deleted since the listing (a manifest or tag deleted while the collection
+        // runs): it keeps nothing; what is linked again meanwhile, the re-scan sees.
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(storage(format!("reading {path}"))(e)),
+    };
     layout::parse_link(&content)
-        .map(|d| d.to_string())
+        .map(|d| Some(d.to_string()))
         .ok_or_else(|| {
             GcError::Invalid(format!(
                 "{path}: not a digest (`{}`); nothing was deleted",
@@ -190,12 +194,13 @@ async fn read_link(driver: Driver, path: String) -> Result<String, GcError> {
         })
 }
 
-/// Reads every link `paths` names, `concurrency` at a time, in order.
+/// Reads every link `paths` names, `concurrency` at a time, in order (`None` for one
+/// deleted since it was listed).
 pub(super) async fn read_links(
     driver: &Driver,
     paths: Vec<String>,
     concurrency: usize,
-) -> Result<Vec<String>, GcError> {
+) -> Result<Vec<Option<String>>, GcError> {
     fan_out(paths, concurrency, |p| read_link(driver.clone(), p))
         .await
         .into_iter()
