@@ -73,12 +73,14 @@ pub async fn gc_loop(
 
 #[derive(Default, Debug)]
 pub struct FaultFigures {
-    /// Faults posted and accepted, by action.
+    /// Faults posted and accepted, by action (each rule's count).
     pub injected: BTreeMap<String, u64>,
     /// Posts that did not reach the server (it was restarting).
     pub unposted: u64,
-    /// Rounds without a new rule, a dozen being pending.
-    pub held_back: u64,
+    /// Times a dozen pending rules were dropped (unmatched for a while).
+    pub cleared: u64,
+    /// Faults of the rules dropped then: never injected.
+    pub unused: u64,
 }
 
 /// Random rules, one to three requests each, every 100–400 ms: errors, `SlowDown`, cut
@@ -103,28 +105,33 @@ pub async fn fault_loop(
             6 | 7 => "lost".to_string(),
             _ => format!("delay={}", rng.gen_range(50..1500)),
         };
-        let method = *["*", "*", "GET", "PUT", "POST", "HEAD", "DELETE"]
-            .choose(&mut rng)
-            .expect("methods");
-        let pattern = *[
-            "",
-            "",
-            "",
-            "uploadId=",
-            "partNumber=",
-            "/_uploads/",
-            "/blobs/",
-            "/_manifests/",
-            "prefix=",
+        // A method and a part of the request each request of that method can have
+        // (the layout's directories are in the keys, under the root `chaos/`).
+        let (method, patterns): (&str, &[&str]) = *[
+            ("*", &["", "/_uploads/", "/blobs/", "/_manifests/"][..]),
+            ("*", &[""][..]),
+            ("GET", &["", "prefix=", "/_manifests/", "/blobs/"][..]),
+            (
+                "PUT",
+                &["", "partNumber=", "/_uploads/", "/blobs/", "/_manifests/"][..],
+            ),
+            ("POST", &["", "uploadId=", "uploads"][..]),
+            ("HEAD", &[""][..]),
+            ("DELETE", &[""][..]),
         ]
         .choose(&mut rng)
-        .expect("patterns");
+        .expect("methods");
+        let pattern = *patterns.choose(&mut rng).expect("patterns");
         let count: u32 = rng.gen_range(1..=3);
-        // Rules whose method and pattern few requests match pile up; past a dozen
-        // pending, wait for them to be used, so faults never come in long bursts.
+        // Rules that few requests match pile up while the load moves elsewhere: past a
+        // dozen pending, they are dropped and the round passes, so faults neither stop
+        // nor come in long bursts.
         if let Ok(r) = http.send(http::Method::GET, &url, &[], Vec::new()).await {
-            if String::from_utf8_lossy(&r.body).lines().count() > 12 {
-                f.held_back += 1;
+            let pending = String::from_utf8_lossy(&r.body).into_owned();
+            if pending.lines().count() > 12 {
+                f.cleared += 1;
+                f.unused += remaining(&pending);
+                let _ = http.send(http::Method::DELETE, &url, &[], Vec::new()).await;
                 continue;
             }
         }
@@ -144,6 +151,15 @@ pub async fn fault_loop(
     f
 }
 
+/// The faults left in `GET /_ks3local/faults`'s rules (`METHOD:PATTERN:COUNT:ACTION`;
+/// this test's patterns have no `:`).
+pub fn remaining(rules: &str) -> u64 {
+    rules
+        .lines()
+        .filter_map(|l| l.split(':').nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -151,5 +167,9 @@ mod tests {
         let out =
             "x\n1 repositories, 3 manifests kept; deleted 4 blobs (10 bytes) and 2 manifests\n";
         assert_eq!(super::deleted(out), (4, 2));
+        assert_eq!(
+            super::remaining("*::2:drop\nGET:/blobs/:1:500:InternalError\n"),
+            3
+        );
     }
 }

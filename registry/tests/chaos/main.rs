@@ -229,14 +229,15 @@ async fn chaos_of_the_whole_registry() {
     for o in outside.iter().take(10) {
         println!("    at {o}");
     }
+    let posted = faults.injected.values().sum::<u64>();
+    let unused = faults.unused + pending;
     println!(
-        "faults injected: {:?} (total {}; {} rules still pending at the end; {} posts missed \
-         during the restart, {} rounds held back while a dozen rules were pending)",
+        "faults: {} injected of {posted} posted {:?} ({unused} unused: in rules dropped after \
+         going unmatched, {} times, or pending at the end; {} posts missed during the restart)",
+        posted.saturating_sub(unused),
         faults.injected,
-        faults.injected.values().sum::<u64>(),
-        pending,
-        faults.unposted,
-        faults.held_back
+        faults.cleared,
+        faults.unposted
     );
     for k in &kills {
         println!("kill: {k}");

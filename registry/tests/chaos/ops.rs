@@ -16,6 +16,17 @@ use crate::model::{short, Blob, Image, Model};
 /// Tags per repository: few, so pushes and deletes of one tag collide often.
 pub const TAGS: usize = 5;
 
+/// How a blob of a push got into its repository.
+#[derive(Debug, Clone, Copy)]
+enum Put {
+    /// A HEAD found it: not uploaded.
+    Found,
+    /// `POST ?mount=&from=` answered 201.
+    Mounted,
+    /// An upload answered 201.
+    Uploaded,
+}
+
 pub struct Client {
     pub id: usize,
     pub seed: u64,
@@ -136,11 +147,20 @@ impl Client {
         self.model.add_image(Arc::clone(&image));
         // When the first blob was written, if every blob was (`None` when one was only
         // found by a HEAD).
-        let mut first_written = Some(Instant::now());
+        let started = Instant::now();
+        let mut first_written = Some(started);
+        let mut steps = Vec::new();
         for b in &image.blobs {
-            match self.put_blob(&repo, b).await {
-                Some(true) => {}
-                Some(false) => first_written = None,
+            let put = self.put_blob(&repo, b).await;
+            steps.push(format!(
+                "{} ({} B) {put:?} at +{:.1} s",
+                short(&b.digest),
+                b.data.len(),
+                started.elapsed().as_secs_f64()
+            ));
+            match put {
+                Some(Put::Uploaded | Put::Mounted) => {}
+                Some(Put::Found) => first_written = None,
                 None => {
                     self.model
                         .count("push abandoned (a blob failed)", Outcome::Ok);
@@ -148,20 +168,20 @@ impl Client {
                 }
             }
         }
-        self.put_manifest(&repo, &tag, &image, "manifest push", first_written)
+        let written = first_written.map(|t| (t, steps.join(", ")));
+        self.put_manifest(&repo, &tag, &image, "manifest push", written)
             .await;
     }
 
-    /// Puts one blob in `repo`: `Some(true)` written (201 of an upload or a mount),
-    /// `Some(false)` skipped because a HEAD found it, `None` failed.
-    async fn put_blob(&mut self, repo: &str, b: &Blob) -> Option<bool> {
+    /// Puts one blob in `repo` (`None`: it failed).
+    async fn put_blob(&mut self, repo: &str, b: &Blob) -> Option<Put> {
         let (_, base) = self.base();
         let http = self.http.clone();
         if self.rng.gen_bool(0.4) {
             match client::blob_exists(&http, &base, repo, &b.digest).await {
                 Ok(true) => {
                     self.model.count("blob HEAD found", Outcome::Ok);
-                    return Some(false);
+                    return Some(Put::Found);
                 }
                 Ok(false) => {}
                 Err(o) => {
@@ -182,7 +202,7 @@ impl Client {
                     Ok(None) => {
                         self.model.count("blob mount", Outcome::Ok);
                         self.model.blob_home(&b.digest, repo);
-                        return Some(true);
+                        return Some(Put::Mounted);
                     }
                     Ok(Some(location)) => {
                         self.model
@@ -211,7 +231,7 @@ impl Client {
         self.model.count(kind, outcome);
         if outcome == Outcome::Ok {
             self.model.blob_home(&b.digest, repo);
-            Some(true)
+            Some(Put::Uploaded)
         } else {
             None
         }
@@ -223,13 +243,15 @@ impl Client {
         tag: &str,
         image: &Image,
         kind: &str,
-        first_written: Option<Instant>,
+        written: Option<(Instant, String)>,
     ) {
         let (_, base) = self.base();
         let _m = self.model.mutate(repo).await;
+        let started_put = written.as_ref().map_or_else(Instant::now, |(t, _)| *t);
         // A second of slack for KS3's modification times and the collector's clock.
-        let young =
-            first_written.is_some_and(|t| t.elapsed() + Duration::from_secs(1) < self.gc_min_age);
+        let young = written
+            .as_ref()
+            .is_some_and(|(t, _)| t.elapsed() + Duration::from_secs(1) < self.gc_min_age);
         self.model.push_started(repo, &image.digest);
         let r = client::put_manifest(&self.http, &base, repo, tag, &image.manifest).await;
         let outcome = Outcome::of(&r, StatusCode::CREATED);
@@ -248,7 +270,7 @@ impl Client {
         self.model.count(kind, outcome);
         if outcome == Outcome::Refused {
             let code = error_code(&r);
-            let why = match first_written {
+            let why = match written {
                 None => "a blob only found by HEAD, or a re-tag",
                 Some(_) if young => "every blob written within --min-age",
                 Some(_) => "a blob written longer than --min-age before",
@@ -256,12 +278,14 @@ impl Client {
             self.model
                 .count(&format!("{kind} refused: {code} ({why})"), Outcome::Refused);
             if young && code == "MANIFEST_BLOB_UNKNOWN" {
+                let steps = written.map(|(_, s)| s).unwrap_or_default();
                 self.model.violation(format!(
                     "PUT {repo}:{tag} ({}) refused MANIFEST_BLOB_UNKNOWN although every blob \
                      of it was written (201) in this push less than gc --min-age ({:?}) \
-                     before: a blob of a push in progress was swept",
+                     before ({steps}; PUT at +{:.1} s): a blob of a push in progress was swept",
                     short(&image.digest),
-                    self.gc_min_age
+                    self.gc_min_age,
+                    started_put.elapsed().as_secs_f64()
                 ));
             }
         }

@@ -197,11 +197,11 @@ impl Ks3Local {
         }
     }
 
-    /// The pending rules, then none.
-    pub async fn clear_faults(&self, http: &crate::client::Http) -> usize {
+    /// Clears the rules; returns how many faults they still held.
+    pub async fn clear_faults(&self, http: &crate::client::Http) -> u64 {
         let url = format!("{}/_ks3local/faults", self.endpoint());
         let pending = match http.send(http::Method::GET, &url, &[], Vec::new()).await {
-            Ok(r) => String::from_utf8_lossy(&r.body).lines().count(),
+            Ok(r) => crate::background::remaining(&String::from_utf8_lossy(&r.body)),
             Err(_) => 0,
         };
         let r = http
