@@ -46,6 +46,8 @@ pub struct Options {
     /// The global options a child `ks3-driver` needs to reach the same configuration
     /// (`-c`, `-p`, `--component`).
     pub child_args: Vec<String>,
+    /// Only the "At 20 ms" table (the registries at a distance), nothing else.
+    pub only_distance: bool,
 }
 
 /// Where progress lines go (one line each, without a prefix; the command line prints
@@ -325,6 +327,10 @@ async fn bench(
         say,
     };
     (run.say)(&format!("{sizes:?}, root {}", run.root));
+    if options.only_distance {
+        let _ = (&component, &native, &table);
+        return at_a_distance(&run, &runtime, &options.child_args).await;
+    }
 
     streams(&run, &mut table).await?;
     let limit = plain_http_limit(&run).await;

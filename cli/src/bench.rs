@@ -12,6 +12,9 @@ pub struct BenchArgs {
     /// Leave out the official Python SDK's figures.
     #[arg(long)]
     pub no_sdk: bool,
+    /// Only the "At 20 ms" table: both registries on a ks3-local 20 ms away.
+    #[arg(long)]
+    pub only_distance: bool,
     /// Internal: run the benchmark's local server (until stdin closes).
     #[arg(long, hide = true)]
     pub serve_local: bool,
@@ -36,6 +39,7 @@ pub async fn run(ctx: &Context, args: &BenchArgs) -> Result<(), CliError> {
     let options = ks3_bench::Options {
         quick: args.quick,
         no_sdk: args.no_sdk,
+        only_distance: args.only_distance,
         child_args: child_args(ctx),
     };
     let progress: ks3_bench::Progress = Arc::new(|line| eprintln!("ks3-driver bench: {line}"));
