@@ -45,6 +45,8 @@ pub struct App {
     pub fence: Fence,
 }
 
+    /// `notifications`: the webhook endpoints' queues, when configured.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 /// What the configuration's files made: the access controller and the TLS acceptor.
 #[derive(Default)]
 pub struct Access {
@@ -154,6 +156,7 @@ impl App {
         }
     }
 
+            notifier: None,
     /// A slot for a request that carries blob data, or `429` when all are taken or the
     /// client already holds its share of them.
     pub fn upload_slot(&self, client: Option<ClientAddr>) -> Result<UploadSlot> {

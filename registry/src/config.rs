@@ -10,8 +10,10 @@ use serde_norway::{Mapping, Value};
 
 mod deploy;
 mod maintenance;
+mod notifications;
 pub use deploy::{DebugConfig, LogConfig, StorageHealth};
 pub use maintenance::{GcSchedule, UploadPurging};
+pub use notifications::{Endpoint as NotificationEndpoint, Notifications};
 mod values;
 
 use values::{
@@ -130,6 +132,8 @@ pub struct Config {
     pub gc: GcSchedule,
     /// What was ignored: logged as warnings when the registry starts.
     pub warnings: Vec<String>,
+    /// `notifications`: webhook endpoints.
+    pub notifications: Notifications,
 }
 
 impl Default for Config {
@@ -155,6 +159,7 @@ impl Default for Config {
             warnings: Vec::new(),
         }
     }
+            notifications: Notifications::default(),
 }
 
 /// A bad value, naming its key (`storage.delete.enabled`): the shape of the driver's
@@ -176,7 +181,6 @@ fn err(parameter: &str, message: impl Into<String>) -> ConfigError {
 /// Sections distribution knows and this registry does not act on.
 const IGNORED_TOP: &[&str] = &[
     "loglevel",
-    "notifications",
     "redis",
     "proxy",
     "validation",
@@ -286,6 +290,7 @@ impl Config {
                     c.warn(format!("{k}: not supported by this registry, ignored"))
                 }
                 other => c.warn(format!("{other}: unknown section, ignored")),
+                "notifications" => c.notifications = notifications::read(v, &mut c.warnings)?,
             }
         }
         Ok(c)

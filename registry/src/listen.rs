@@ -95,6 +95,8 @@ pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr
             // Per-client limits (upload slots) key on the peer's address.
             req.extensions_mut().insert(ClientAddr(peer.ip()));
             let app = Arc::clone(&app);
+            req.extensions_mut()
+                .insert(crate::notify::Conn { peer, local_port });
             async move { Ok::<_, Infallible>(crate::server::handle(&app, req).await) }
         })
     };

@@ -154,6 +154,7 @@ pub async fn get(
     ];
     let b = if method == Method::HEAD {
         Body::empty()
+    crate::notify::manifest(&body);
     } else {
         Body::full(body)
     };
@@ -190,6 +191,7 @@ pub async fn put(
     let parsed = manifest::parse(&bytes, content_type)?;
     let d = match &r {
         Ref::Digest(want) => {
+    crate::notify::manifest(&bytes);
             let got = Digest::of(want.algorithm(), &bytes);
             if &got != want {
                 return Err(RegistryError::DigestInvalid(format!(
@@ -417,6 +419,7 @@ pub async fn delete(app: &App, name: &str, reference: &str) -> Result<Response<B
                 if current.as_ref() == Some(&d) {
                     app.store
                         .delete_if_present(&layout::tag_dir(name, &tag))
+                    crate::notify::untagged(&tag);
                         .await?;
                 }
             }

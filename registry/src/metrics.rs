@@ -65,6 +65,9 @@ struct Families {
     storage_seconds: BTreeMap<Labels, Histogram>,
     storage_calls: BTreeMap<Labels, u64>,
     ks3_requests: BTreeMap<Labels, u64>,
+    notify_events: BTreeMap<Labels, u64>,
+    notify_failures: BTreeMap<Labels, u64>,
+    notify_pending: BTreeMap<Labels, u64>,
 }
 
 /// The process's metrics. Cheap to update from any task.
@@ -190,6 +193,33 @@ impl Metrics {
         self.ks3_retryable.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `n` notification events for `endpoint` ended as `outcome` (`delivered`, or
+    /// `dropped` from a full queue).
+    pub fn notify_events(&self, endpoint: &str, outcome: &str, n: u64) {
+        self.with(|f| {
+            let c = f
+                .notify_events
+                .entry(vec![endpoint.into(), outcome.into()])
+                .or_default();
+            *c = c.saturating_add(n);
+        });
+    }
+
+    /// One POST of an event to `endpoint` failed (it will be retried).
+    pub fn notify_failure(&self, endpoint: &str) {
+        self.with(|f| {
+            let c = f.notify_failures.entry(vec![endpoint.into()]).or_default();
+            *c = c.saturating_add(1);
+        });
+    }
+
+    /// Events waiting for `endpoint` (queued, and the one being delivered).
+    pub fn notify_pending(&self, endpoint: &str, n: usize) {
+        self.with(|f| {
+            f.notify_pending.insert(vec![endpoint.into()], n as u64);
+        });
+    }
+
     /// The text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -243,6 +273,35 @@ impl Metrics {
                 &["method", "status"],
                 &f.ks3_requests,
             );
+            if !f.notify_pending.is_empty() {
+                counter(
+                    &mut out,
+                    "registry_notifications_events_total",
+                    "Notification events by endpoint and outcome: delivered, or dropped (the oldest of a full queue).",
+                    &["endpoint", "outcome"],
+                    &f.notify_events,
+                );
+                counter(
+                    &mut out,
+                    "registry_notifications_failures_total",
+                    "Failed deliveries of notification events (each retried), by endpoint.",
+                    &["endpoint"],
+                    &f.notify_failures,
+                );
+                header(
+                    &mut out,
+                    "registry_notifications_pending",
+                    "Notification events waiting for delivery, by endpoint.",
+                    "gauge",
+                );
+                for (values, n) in &f.notify_pending {
+                    let _ = writeln!(
+                        out,
+                        "registry_notifications_pending{} {n}",
+                        label_set(&["endpoint"], values, None)
+                    );
+                }
+            }
         });
         gauge(
             &mut out,

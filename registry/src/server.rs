@@ -20,7 +20,7 @@ use crate::app::{error_response, respond, set_headers, App, ClientAddr};
 use crate::errors::{RegistryError, Result};
 use crate::http_io::{percent_decode, query_pairs, Body, RequestBody};
 use crate::route::{self, Route};
-use crate::{blobs, listing, manifests, uploads};
+use crate::{blobs, listing, manifests, notify, uploads};
 
 /// Serves connections from `listener` until the returned future is dropped.
 pub async fn accept_loop(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
@@ -58,6 +58,7 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counte
         path = %req.uri().path(),
         status = tracing::field::Empty,
     );
+    let notice = app.notifier.as_ref().map(|n| n.notice(&req, &request_id));
     let received = Arc::new(AtomicU64::new(0));
     // The body lives until the response is done (see `RequestBody`).
     let (parts, body) = req.into_parts();
@@ -75,7 +76,10 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Counte
         r
     } else {
         RECEIVED
-            .scope(Arc::clone(&received), answer(app, req))
+            .scope(
+                Arc::clone(&received),
+                notify::around(notice, answer(app, req)),
+            )
             .instrument(span.clone())
             .await
     };

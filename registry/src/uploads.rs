@@ -133,6 +133,7 @@ async fn try_mount(
         return Ok(None);
     }
     Stats::bump(&app.stats.blobs_mounted);
+    crate::notify::mounted(found.unwrap_or_default());
     Ok(Some(created(name, &d)))
 }
 
@@ -158,6 +159,7 @@ async fn monolithic_in_memory(
             bytes.len()
         )));
     }
+    crate::notify::blob_size(len);
     let actual = Digest::of(d.algorithm(), &bytes);
     if &actual != d {
         return Err(RegistryError::DigestInvalid(format!(
@@ -239,6 +241,7 @@ async fn monolithic(
             .await;
         return Err(e);
     }
+    crate::notify::blob_size(w.size());
     w.commit().await.map_err(storage("committing an upload"))?;
     let actual = hasher.finish();
     if &actual != d {
@@ -475,6 +478,7 @@ pub async fn put(
         return Err(e);
     }
     let size = w.size();
+    crate::notify::blob_size(size);
     w.commit().await.map_err(storage("committing an upload"))?;
     let data = layout::upload_data(name, id);
     if let Some(_room) = app.read_back_room(size) {
