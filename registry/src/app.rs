@@ -43,10 +43,10 @@ pub struct App {
     pub health: Arc<Health>,
     /// The registry's side of the sweep fence (garbage collection while serving).
     pub fence: Fence,
-}
-
     /// `notifications`: the webhook endpoints' queues, when configured.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+}
+
 /// What the configuration's files made: the access controller and the TLS acceptor.
 #[derive(Default)]
 pub struct Access {
@@ -153,10 +153,10 @@ impl App {
             metrics: Arc::default(),
             health: Arc::default(),
             fence,
+            notifier: None,
         }
     }
 
-            notifier: None,
     /// A slot for a request that carries blob data, or `429` when all are taken or the
     /// client already holds its share of them.
     pub fn upload_slot(&self, client: Option<ClientAddr>) -> Result<UploadSlot> {

@@ -130,10 +130,10 @@ pub struct Config {
     pub upload_purging: UploadPurging,
     /// `storage.maintenance.gc`: garbage collection while serving.
     pub gc: GcSchedule,
-    /// What was ignored: logged as warnings when the registry starts.
-    pub warnings: Vec<String>,
     /// `notifications`: webhook endpoints.
     pub notifications: Notifications,
+    /// What was ignored: logged as warnings when the registry starts.
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -156,10 +156,10 @@ impl Default for Config {
             limits: Limits::default(),
             upload_purging: UploadPurging::default(),
             gc: GcSchedule::default(),
+            notifications: Notifications::default(),
             warnings: Vec::new(),
         }
     }
-            notifications: Notifications::default(),
 }
 
 /// A bad value, naming its key (`storage.delete.enabled`): the shape of the driver's
@@ -286,11 +286,11 @@ impl Config {
                 "limits" => c.read_limits(v)?,
                 "health" => c.storage_health = deploy::read_health(v, &mut c.warnings)?,
                 "log" => c.log = deploy::read_log(v, &mut c.warnings)?,
+                "notifications" => c.notifications = notifications::read(v, &mut c.warnings)?,
                 k if IGNORED_TOP.contains(&k) => {
                     c.warn(format!("{k}: not supported by this registry, ignored"))
                 }
                 other => c.warn(format!("{other}: unknown section, ignored")),
-                "notifications" => c.notifications = notifications::read(v, &mut c.warnings)?,
             }
         }
         Ok(c)

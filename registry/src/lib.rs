@@ -40,6 +40,7 @@ mod listen;
 mod listing;
 mod manifest;
 mod manifests;
+mod notify;
 pub mod metrics;
 pub mod purge;
 mod resumable_sha256;
@@ -169,6 +170,12 @@ impl Registry {
         };
         let mut app = App::new(Store::new(driver), config, access);
         app.metrics = metrics;
+        app.notifier = notify::Notifier::start(
+            &app.config.notifications,
+            Arc::clone(&app.metrics),
+            app.tls.is_some(),
+        )
+        .map(Arc::new);
         let health_check = app.config.storage_health.clone().map(|h| {
             tokio::spawn(health::run(
                 app.store.driver().clone(),

@@ -89,14 +89,15 @@ pub async fn serve_connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr
         return;
     }
     let _ = stream.set_nodelay(true);
+    let local_port = stream.local_addr().ok().map(|a| a.port());
     let service = {
         let app = Arc::clone(&app);
         service_fn(move |mut req: Request<Incoming>| {
             // Per-client limits (upload slots) key on the peer's address.
             req.extensions_mut().insert(ClientAddr(peer.ip()));
-            let app = Arc::clone(&app);
             req.extensions_mut()
                 .insert(crate::notify::Conn { peer, local_port });
+            let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(crate::server::handle(&app, req).await) }
         })
     };

@@ -152,9 +152,9 @@ pub async fn get(
         ("docker-content-digest", d.to_string()),
         ("etag", etag),
     ];
+    crate::notify::manifest(&body);
     let b = if method == Method::HEAD {
         Body::empty()
-    crate::notify::manifest(&body);
     } else {
         Body::full(body)
     };
@@ -189,9 +189,9 @@ pub async fn put(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let parsed = manifest::parse(&bytes, content_type)?;
+    crate::notify::manifest(&bytes);
     let d = match &r {
         Ref::Digest(want) => {
-    crate::notify::manifest(&bytes);
             let got = Digest::of(want.algorithm(), &bytes);
             if &got != want {
                 return Err(RegistryError::DigestInvalid(format!(
@@ -417,9 +417,9 @@ pub async fn delete(app: &App, name: &str, reference: &str) -> Result<Response<B
                     .read_link(&layout::tag_current_link(name, &tag))
                     .await?;
                 if current.as_ref() == Some(&d) {
+                    crate::notify::untagged(&tag);
                     app.store
                         .delete_if_present(&layout::tag_dir(name, &tag))
-                    crate::notify::untagged(&tag);
                         .await?;
                 }
             }
