@@ -28,6 +28,8 @@ pub struct App {
     pub token: Option<TokenVerifier>,
     /// `http.tls`'s acceptor.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `proxy`: the pull-through cache, in proxy mode.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
     /// The connections being served (for a graceful drain).
     pub connections: crate::listen::Connections,
     uploads: Arc<Semaphore>,
@@ -144,6 +146,7 @@ impl App {
             htpasswd: access.htpasswd,
             token: access.token,
             tls: access.tls,
+            proxy: None,
             connections: Default::default(),
             uploads,
             uploads_by_client: Arc::default(),

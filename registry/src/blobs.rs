@@ -25,11 +25,14 @@ pub async fn get(
     digest: &str,
 ) -> Result<Response<Body>> {
     let d = parse_digest(digest)?;
-    let size = app
-        .store
-        .repo_blob_size(name, &d)
-        .await?
-        .ok_or_else(|| RegistryError::BlobUnknown(format!("blob {d} is not in {name}")))?;
+    let size = match app.store.repo_blob_size(name, &d).await? {
+        Some(size) => size,
+        // Proxy mode fetches it from the upstream; otherwise BLOB_UNKNOWN.
+        None => match crate::proxy::blob_miss(app, method, headers, name, &d).await? {
+            crate::proxy::Miss::Answer(r) => return Ok(r),
+            crate::proxy::Miss::Stored(size) => size,
+        },
+    };
     crate::notify::blob_size(size);
     let common = vec![
         ("docker-content-digest", d.to_string()),

@@ -108,6 +108,8 @@ pub struct Config {
     pub htpasswd: Option<HtpasswdConfig>,
     /// `auth.token`: distribution's token authentication.
     pub token: Option<crate::token_auth::TokenConfig>,
+    /// `proxy`: a pull-through cache of an upstream registry.
+    pub proxy: Option<ProxyConfig>,
     /// `http.tls`: serve HTTPS.
     pub tls: Option<crate::tls::TlsConfig>,
     /// `storage.maintenance.readonly.enabled`: pulls only; every write is refused.
@@ -145,6 +147,7 @@ impl Default for Config {
             redirect_disabled: false,
             htpasswd: None,
             token: None,
+            proxy: None,
             tls: None,
             read_only: false,
             debug: None,
@@ -182,7 +185,6 @@ fn err(parameter: &str, message: impl Into<String>) -> ConfigError {
 const IGNORED_TOP: &[&str] = &[
     "loglevel",
     "redis",
-    "proxy",
     "validation",
     "compatibility",
     "reporting",
@@ -268,6 +270,7 @@ impl Config {
                 "http" => c.read_http(v)?,
                 "storage" => c.read_storage(v)?,
                 "auth" => c.read_auth(v)?,
+                "proxy" => c.proxy = Some(proxy::read(v, &mut c.warnings)?),
                 "catalog" => {
                     for (k, v) in section(v, "catalog")? {
                         match key_str(k).as_str() {
@@ -494,6 +497,9 @@ impl Config {
         Ok(())
     }
 }
+
+mod proxy;
+pub use proxy::ProxyConfig;
 
 #[cfg(test)]
 mod tests;

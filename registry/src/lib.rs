@@ -40,8 +40,9 @@ mod listen;
 mod listing;
 mod manifest;
 mod manifests;
-mod notify;
 pub mod metrics;
+mod notify;
+mod proxy;
 pub mod purge;
 mod resumable_sha256;
 mod route;
@@ -93,6 +94,8 @@ pub struct Registry {
     collector: Option<tokio::task::AbortHandle>,
     /// The storage health check (`health.storagedriver`); stopped with the registry.
     health_check: Option<tokio::task::AbortHandle>,
+    /// `proxy.ttl`'s expiry of cached content; stopped with the registry.
+    proxy_expiry: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for Registry {
@@ -105,6 +108,9 @@ impl Drop for Registry {
         }
         if let Some(h) = &self.health_check {
             h.abort();
+        }
+        if let Some(e) = &self.proxy_expiry {
+            e.abort();
         }
     }
 }
@@ -151,6 +157,19 @@ impl Registry {
             Some(t) => Some(tls::acceptor(t).map_err(StartError::Files)?),
             None => None,
         };
+        let proxy = match &config.proxy {
+            Some(p) => Some(
+                proxy::Proxy::new(p.clone(), driver.clone())
+                    .map_err(|e| StartError::Files(format!("proxy: {e}")))?,
+            ),
+            None => None,
+        };
+        let proxy_expiry = match (&config.proxy, config.read_only) {
+            (Some(p), false) => p
+                .ttl
+                .map(|ttl| tokio::spawn(proxy::run_expiry(driver.clone(), ttl)).abort_handle()),
+            _ => None,
+        };
         // Read-only mode is how an operator collects garbage on a live store: nothing is
         // written, not even by the purger.
         let purger = (config.upload_purging.enabled && !config.read_only).then(|| {
@@ -184,11 +203,13 @@ impl Registry {
             ))
             .abort_handle()
         });
+        app.proxy = proxy;
         Ok(Registry {
             app: Arc::new(app),
             purger,
             collector,
             health_check,
+            proxy_expiry,
         })
     }
 

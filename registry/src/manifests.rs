@@ -99,6 +99,8 @@ pub async fn get(
             printable(reference)
         ))
     };
+    // Proxy mode: the tag revalidated upstream, a missing digest fetched.
+    crate::proxy::refresh_manifest(app, name, reference).await?;
     let d = resolve(app, name, &r).await?.ok_or_else(unknown)?;
     // A digest linked in `_layers` resolves too (distribution's fallback), so this may
     // be any blob: one over the manifest limit is not read at all, and one without a

@@ -336,6 +336,7 @@ async fn dispatch(app: &App, req: Request<RequestBody>) -> Result<Response<Body>
             Body::full("Method not allowed\n"),
         ));
     }
+    crate::proxy::refuse_write(app, method)?;
     match route {
         Route::Base if get_or_head => Ok(respond(
             StatusCode::OK,

@@ -1,0 +1,398 @@
+//! A blob that the cache lacks, fetched from the upstream once and served while it is
+//! stored (the tee), with one fetch per blob and repository at a time in the process
+//! (single-flight).
+//!
+//! The first request for a blob starts a *flight*: a task that `GET`s the blob upstream
+//! (its local lookup alongside: bytes the bucket already holds, cached for another
+//! repository or left by an expiry, are only linked), then reads the upstream's body
+//! frame by frame, hashes it, hands each frame to every client that joined the flight
+//! and to a writer task that writes it through the driver's writer into an upload
+//! (`_uploads/<id>/data`, with `startedat`, so the purger clears what a crash leaves).
+//! The last frame reaches the clients only after the digest verified; a wrong blob ends
+//! every client's body with an error instead, and is neither moved nor linked. When the
+//! writer committed, the upload is moved into `blobs/`, linked into the repository, and
+//! its expiry scheduled.
+//!
+//! A request that finds a flight before its first frame went out joins it and gets the
+//! same bytes; one that comes later (or asks for a range) waits for the flight to end and
+//! is served from the store. Clients are fed at the pace of the slowest one (each has a
+//! two-frame channel); one that takes no frame for `limits.bodytimeout` is cut, and the
+//! flight goes on storing when every client has gone.
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use ks3_driver_host::{Driver, FileWriter};
+use tokio::sync::{mpsc, watch};
+
+use super::{expiry, Miss, Proxy, LOG};
+use crate::app::{respond, App};
+use crate::digest::{Digest, Hasher};
+use crate::errors::{RegistryError, Result};
+use crate::http_io::{Body, CHUNK};
+use crate::layout;
+
+type Sender = mpsc::Sender<std::result::Result<Bytes, std::io::Error>>;
+
+/// Frames buffered for the writer (each up to [`CHUNK`]) before the upstream waits.
+const WRITER_QUEUE: usize = 8;
+
+#[derive(Clone)]
+enum Phase {
+    /// The upstream's answer is awaited.
+    Connecting,
+    /// Its body is being read: clients may still join while `Flight::clients` is open.
+    Streaming { size: u64 },
+    /// Ended: the blob is stored and linked (its size), or why not.
+    Done(std::result::Result<u64, RegistryError>),
+}
+
+pub struct Flight {
+    phase: watch::Sender<Phase>,
+    /// The clients fed by the flight; `None` once its first frame went out.
+    clients: Mutex<Option<Vec<Sender>>>,
+}
+
+impl Flight {
+    fn join(&self, size: u64) -> Option<Body> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let list = clients.as_mut()?;
+        let (tx, body) = Body::channel(Some(size));
+        list.push(tx);
+        Some(body)
+    }
+
+    fn close(&self) -> Vec<Sender> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+}
+
+fn headers(d: &Digest, size: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("docker-content-digest", d.to_string()),
+        ("etag", format!("\"{d}\"")),
+        ("content-length", size.to_string()),
+        ("content-type", "application/octet-stream".into()),
+    ]
+}
+
+fn unavailable(name: &str, d: &Digest, e: impl std::fmt::Display) -> RegistryError {
+    tracing::warn!(target: LOG, "blob {d} of {name}: {e}");
+    RegistryError::Unavailable(format!(
+        "blob {d} is not cached and the upstream could not be reached"
+    ))
+}
+
+pub async fn blob(
+    p: &Arc<Proxy>,
+    app: &App,
+    method: &Method,
+    req_headers: &HeaderMap,
+    name: &str,
+    d: &Digest,
+) -> Result<Miss> {
+    let unknown = || RegistryError::BlobUnknown(format!("blob {d} is not in {name}"));
+    let what = format!("blobs/{d}");
+    if method == Method::HEAD {
+        // As 2.8.2: the upstream's answer, nothing fetched.
+        let resp = match p.upstream.get(Method::HEAD, name, &what, &[]).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(unknown()),
+            Err(e) => return Err(unavailable(name, d, e)),
+        };
+        let size = content_length(&resp)
+            .ok_or_else(|| unavailable(name, d, "the upstream's HEAD has no Content-Length"))?;
+        return Ok(Miss::Answer(respond(
+            StatusCode::OK,
+            &headers(d, size),
+            Body::empty(),
+        )));
+    }
+    let flight = p.flight(name, d, app.config.limits.body_timeout);
+    let ranged = req_headers.contains_key(http::header::RANGE);
+    let mut phase = flight.phase.subscribe();
+    loop {
+        let now = phase.borrow_and_update().clone();
+        match now {
+            Phase::Connecting => {}
+            Phase::Streaming { size } if !ranged => {
+                if let Some(body) = flight.join(size) {
+                    return Ok(Miss::Answer(respond(
+                        StatusCode::OK,
+                        &headers(d, size),
+                        body,
+                    )));
+                }
+            }
+            Phase::Streaming { .. } => {}
+            Phase::Done(Ok(size)) => return Ok(Miss::Stored(size)),
+            Phase::Done(Err(e)) => return Err(e),
+        }
+        if phase.changed().await.is_err() {
+            return Err(unavailable(name, d, "the fetch ended without an outcome"));
+        }
+    }
+}
+
+fn content_length(resp: &http::Response<Incoming>) -> Option<u64> {
+    resp.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl Proxy {
+    /// The flight of `(name, d)`, started when there is none.
+    fn flight(self: &Arc<Self>, name: &str, d: &Digest, idle: Duration) -> Arc<Flight> {
+        let key = (name.to_string(), d.clone());
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = flights.get(&key) {
+            return Arc::clone(f);
+        }
+        let flight = Arc::new(Flight {
+            phase: watch::Sender::new(Phase::Connecting),
+            clients: Mutex::new(Some(Vec::new())),
+        });
+        flights.insert(key.clone(), Arc::clone(&flight));
+        let (p, f) = (Arc::clone(self), Arc::clone(&flight));
+        tokio::spawn(async move {
+            let outcome = p.fetch(&f, &key.0, &key.1, idle).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(target: LOG, "caching blob {} of {}: {e}", key.1, key.0);
+            }
+            f.phase.send_replace(Phase::Done(outcome));
+            p.flights
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        });
+        flight
+    }
+
+    async fn fetch(&self, flight: &Flight, name: &str, d: &Digest, idle: Duration) -> Result<u64> {
+        let what = format!("blobs/{d}");
+        let (resp, stored) = tokio::join!(
+            self.upstream.get(Method::GET, name, &what, &[]),
+            self.store.blob_size(d)
+        );
+        let resp = match resp {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err(RegistryError::BlobUnknown(format!(
+                    "blob {d} is not in {name}"
+                )))
+            }
+            Err(e) => return Err(unavailable(name, d, e)),
+        };
+        let size = content_length(&resp);
+        if let Ok(Some(have)) = stored {
+            // The upstream confirmed the repository has it; the bucket has its bytes.
+            if size.is_none_or(|s| s == have) {
+                drop(resp);
+                self.link(name, d).await?;
+                return Ok(have);
+            }
+        }
+        let size = size
+            .ok_or_else(|| unavailable(name, d, "the upstream's answer has no Content-Length"))?;
+        flight.phase.send_replace(Phase::Streaming { size });
+
+        let id = new_upload_id();
+        let upload = layout::upload_data(name, &id);
+        let (to_writer, queue) = mpsc::channel(WRITER_QUEUE);
+        let writer = tokio::spawn(write_upload(
+            self.store.driver().clone(),
+            upload.clone(),
+            layout::upload_started_at(name, &id),
+            queue,
+        ));
+        let streamed = tee(resp.into_body(), flight, d, size, idle, &to_writer).await;
+        drop(to_writer);
+        let written = writer
+            .await
+            .map_err(|e| RegistryError::Unavailable(format!("the writer task: {e}")))?;
+        let outcome = match (streamed, written) {
+            (Ok(()), Ok(mut w)) => match w.commit().await {
+                Ok(()) => self.place(name, d, &upload).await,
+                Err(e) => Err(RegistryError::storage("committing a cached blob", e)),
+            },
+            (Err(e), Ok(mut w)) => {
+                let _ = w.cancel().await;
+                Err(e)
+            }
+            (Ok(()), Err(e)) => Err(e),
+            (Err(e), Err(_)) => Err(e),
+        };
+        let _ = self
+            .store
+            .delete_if_present(&layout::upload_dir(name, &id))
+            .await;
+        outcome.map(|()| size)
+    }
+
+    /// The verified upload moved into `blobs/` and linked.
+    async fn place(&self, name: &str, d: &Digest, upload: &str) -> Result<()> {
+        self.store
+            .driver()
+            .mv(upload, &layout::blob_data(d))
+            .await
+            .map_err(|e| RegistryError::storage("moving a cached blob into place", e))?;
+        self.link(name, d).await
+    }
+
+    async fn link(&self, name: &str, d: &Digest) -> Result<()> {
+        self.store
+            .write_link(&layout::layer_link(name, d), d)
+            .await?;
+        expiry::schedule(self, expiry::Kind::Blob, name, d).await;
+        Ok(())
+    }
+}
+
+/// Reads the upstream's body: each frame hashed, sent to the writer (joined into
+/// [`CHUNK`]s) and to the flight's clients, the last one only once the digest verified.
+async fn tee(
+    mut body: Incoming,
+    flight: &Flight,
+    d: &Digest,
+    size: u64,
+    idle: Duration,
+    to_writer: &mpsc::Sender<Bytes>,
+) -> Result<()> {
+    let mut clients: Option<Vec<Sender>> = None;
+    let mut hasher = Hasher::new(d.algorithm());
+    let mut held: Option<Bytes> = None;
+    let mut chunk = BytesMut::new();
+    let mut total = 0u64;
+    let mut storing = true;
+    let failed = |m: String| RegistryError::Unavailable(format!("fetching blob {d}: {m}"));
+    let result = loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => break Err(failed(format!("the upstream sent nothing for {idle:?}"))),
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => break Err(failed(format!("the upstream's body broke: {e}"))),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if total > size {
+            break Err(failed(format!(
+                "the upstream sent more than its {size} bytes"
+            )));
+        }
+        hasher.update(&data);
+        if storing {
+            chunk.extend_from_slice(&data);
+            if chunk.len() >= CHUNK && to_writer.send(chunk.split().freeze()).await.is_err() {
+                storing = false; // the writer failed: it reports why
+            }
+        }
+        if let Some(previous) = held.replace(data) {
+            let list = clients.get_or_insert_with(|| flight.close());
+            send(list, previous, idle).await;
+        }
+    };
+    let mut list = clients.unwrap_or_else(|| flight.close());
+    let verdict = result.and_then(|()| {
+        if total != size {
+            return Err(failed(format!("the upstream sent {total} of {size} bytes")));
+        }
+        let got = hasher.finish();
+        if &got != d {
+            return Err(RegistryError::DigestInvalid(format!(
+                "the upstream's blob {d} hashes to {got}: not cached"
+            )));
+        }
+        Ok(())
+    });
+    match &verdict {
+        Ok(()) => {
+            if let Some(last) = held {
+                send(&mut list, last, idle).await;
+            }
+            if storing && !chunk.is_empty() {
+                let _ = to_writer.send(chunk.freeze()).await;
+            }
+        }
+        Err(e) => {
+            for c in &list {
+                let _ = c.try_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+    }
+    verdict
+}
+
+/// `b` to every client; one that does not take it within `idle` (or went away) is
+/// dropped, which ends its response.
+async fn send(clients: &mut Vec<Sender>, b: Bytes, idle: Duration) {
+    let mut keep = Vec::with_capacity(clients.len());
+    for c in clients.drain(..) {
+        if let Ok(Ok(())) = tokio::time::timeout(idle, c.send(Ok(b.clone()))).await {
+            keep.push(c);
+        }
+    }
+    *clients = keep;
+}
+
+/// The writer side of the tee: an upload written through the driver's writer; the
+/// writer returned uncommitted (the tee decides whether it is committed or cancelled).
+async fn write_upload(
+    driver: Driver,
+    path: String,
+    started_at: String,
+    mut queue: mpsc::Receiver<Bytes>,
+) -> Result<FileWriter> {
+    let storage = |what: &'static str| move |e| RegistryError::storage(what, e);
+    let now = rfc3339_now();
+    let (writer, started) = tokio::join!(
+        driver.writer(&path, false),
+        driver.put_content(&started_at, now.as_bytes())
+    );
+    started.map_err(storage("writing a cached blob's startedat"))?;
+    let mut writer = writer.map_err(storage("opening a cached blob's writer"))?;
+    while let Some(b) = queue.recv().await {
+        if let Err(e) = writer.write(&b).await {
+            let _ = writer.cancel().await;
+            return Err(RegistryError::storage("writing a cached blob", e));
+        }
+    }
+    Ok(writer)
+}
+
+/// A random UUID v4 in distribution's form (its upload purger recognises only these).
+fn new_upload_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// RFC 3339 UTC without fractions, as Go's `time.RFC3339` writes `startedat`.
+pub(super) fn rfc3339_now() -> String {
+    ks3_proto::date::rfc3339(unix_now())
+}
+
+pub(super) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
