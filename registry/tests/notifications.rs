@@ -626,7 +626,7 @@ async fn actor_is_the_authenticated_user_and_filters_apply() {
     // Blob events ignored by media type, pulls by action: only the manifest push remains.
     let filters = "      ignoredmediatypes: [application/octet-stream]\n      ignore:\n        actions: [pull]\n";
     let served = common::serve_yaml(&format!(
-        "auth:\n  htpasswd:\n    realm: r\n    path: {}\n{}",
+        "storage:\n  delete:\n    enabled: true\nauth:\n  htpasswd:\n    realm: r\n    path: {}\n{}",
         file.display(),
         notifications_yaml(&sink.url(), filters)
     ))
@@ -663,9 +663,24 @@ async fn actor_is_the_authenticated_user_and_filters_apply() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    // A delete by tag (not in 2.8.2): one event naming the tag.
+    let r = req(
+        Method::DELETE,
+        &format!("{}/v2/x/manifests/t", served.base),
+        a,
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.delivered().len(), 1, "{:#?}", sink.delivered());
+    assert_eq!(sink.delivered().len(), 2, "{:#?}", sink.delivered());
+    assert_eq!(got[1]["action"], "delete");
+    assert_eq!(
+        got[1]["target"],
+        serde_json::json!({"repository": "x", "tag": "t"})
+    );
+    assert_eq!(got[1]["actor"], serde_json::json!({"name": "alice"}));
     assert_eq!(got[0]["action"], "push");
     assert_eq!(got[0]["target"]["mediaType"], oci);
     assert_eq!(got[0]["actor"], serde_json::json!({"name": "alice"}));
