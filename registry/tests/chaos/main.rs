@@ -53,6 +53,41 @@ fn fsck_line(r: &procs::Ran) -> String {
     format!("exit {:?}: {last} {}", r.code, r.stderr.trim())
 }
 
+/// The `request failed error=…` lines of the registries' logs, grouped by their text with
+/// digests, ids and numbers elided.
+fn logged_failures(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for name in ["registry-a.log", "registry-b.log"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        for line in text.lines() {
+            let Some(i) = line.find("error=") else {
+                continue;
+            };
+            let mut what = String::new();
+            let mut run = 0;
+            for c in line[i..].chars().take(200) {
+                if c.is_ascii_hexdigit() {
+                    run += 1;
+                    if run == 8 {
+                        what.push('…');
+                    }
+                    if run >= 8 {
+                        continue;
+                    }
+                } else {
+                    run = 0;
+                }
+                what.push(c);
+            }
+            *counts.entry(what).or_default() += 1;
+        }
+    }
+    let mut v: Vec<_> = counts.into_iter().collect();
+    v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    v.truncate(12);
+    v
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_of_the_whole_registry() {
     let seconds = env_u64("KS3_CHAOS_SECONDS").unwrap_or(70);
@@ -259,6 +294,10 @@ async fn chaos_of_the_whole_registry() {
         purge.code,
         uploads_after.len()
     );
+    println!("the registries' logged request failures (digests and ids elided):");
+    for (what, n) in logged_failures(work.path()) {
+        println!("  {n} × {what}");
+    }
     println!("fsck: {}", fsck_line(&fsck_before));
     println!("fsck after the purge: {}", fsck_line(&fsck_after));
 
@@ -283,6 +322,14 @@ async fn chaos_of_the_whole_registry() {
     println!("violations: {}", violations.len());
     for v in &violations {
         println!("  - {v}");
+    }
+    if std::env::var_os("KS3_CHAOS_KEEP").is_some() {
+        println!("kept: {}", work.keep().display());
+        assert!(
+            violations.is_empty(),
+            "the chaos run (seed {seed}) found violations"
+        );
+        return;
     }
     assert!(
         violations.is_empty(),
