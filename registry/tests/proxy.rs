@@ -607,3 +607,118 @@ async fn ttl_expires_cached_content_from_a_schedule_that_survives_a_restart() {
         .await
         .is_err());
 }
+
+/// A TCP relay to `target` that passes the target's answers on at about `rate` bytes/s
+/// (requests go through at once).
+async fn slow_relay(target: String, rate: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                });
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    let n = match sr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let pause = Duration::from_secs_f64(n as f64 / rate as f64);
+                    tokio::time::sleep(pause).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_pull_is_streamed_while_the_blob_is_stored() {
+    use http_body_util::{BodyExt, Empty};
+    common::distribution::require_docker_registry();
+    let ks3 = shared_ks3();
+    // The upstream serves blob bytes itself (no redirect), through a 1 MiB/s relay.
+    let up = Distribution::start(
+        &S3Target::of(&ks3, &root("up-stream")),
+        &Options {
+            redirect: false,
+            ..Default::default()
+        },
+    );
+    let data = bytes(4 << 20, 9);
+    let d = upload(&up.base, "s/app", &data).await;
+    let relay = slow_relay(up.host.clone(), 1 << 20).await;
+    let m = mirror(
+        &ks3,
+        &root("mirror-stream"),
+        &proxy_yaml(&relay, None, "168h"),
+    )
+    .await;
+    let hex = d.strip_prefix("sha256:").expect("sha256");
+    let link = format!("/docker/registry/v2/repositories/s/app/_layers/sha256/{hex}/link");
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let started = Instant::now();
+    let resp = client
+        .get(
+            format!("{}/v2/s/app/blobs/{d}", m.base)
+                .parse()
+                .expect("uri"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    eprintln!("headers at {:?}", started.elapsed());
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    let first = body.frame().await.expect("a frame").expect("bytes");
+    got.extend_from_slice(first.data_ref().expect("data"));
+    let first_at = started.elapsed();
+    eprintln!("first frame {} bytes at {first_at:?}", got.len());
+    assert!(
+        m.registry.driver().stat(&link).await.is_err(),
+        "the blob was linked before its bytes were all fetched"
+    );
+    while let Some(f) = body.frame().await {
+        if let Ok(d) = f.expect("frame").into_data() {
+            got.extend_from_slice(&d);
+        }
+    }
+    let total = started.elapsed();
+    assert_eq!(sha256(&got), d);
+    eprintln!("first bytes after {first_at:?}, the whole blob after {total:?}");
+    assert!(
+        first_at * 4 < total,
+        "the first bytes came at {first_at:?} of {total:?}: not streamed"
+    );
+    let driver = m.registry.driver().clone();
+    eventually("the blob is linked once stored", || {
+        let (driver, link) = (driver.clone(), link.clone());
+        async move { driver.stat(&link).await.is_ok() }
+    })
+    .await;
+    // And is now served from the cache, not the (slow) upstream.
+    let r = request(
+        Method::GET,
+        &format!("{}/v2/s/app/blobs/{d}", m.base),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(sha256(&r.body), d);
+}

@@ -13,9 +13,10 @@
 //! writer committed, the upload is moved into `blobs/`, linked into the repository, and
 //! its expiry scheduled.
 //!
-//! A request that finds a flight before its first frame went out joins it and gets the
-//! same bytes; one that comes later (or asks for a range) waits for the flight to end and
-//! is served from the store. Clients are fed at the pace of the slowest one (each has a
+//! A request that finds a flight joins it and gets the same bytes: the frames sent so
+//! far first (a flight keeps up to [`REPLAY_MAX`] of them for this), then the rest as
+//! they come; one that comes later than that (or asks for a range) waits for the flight
+//! to end and is served from the store. Clients are fed at the pace of the slowest one (each has a
 //! two-frame channel); one that takes no frame for `limits.bodytimeout` is cut, and the
 //! flight goes on storing when every client has gone.
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,9 @@ use crate::layout;
 
 type Sender = mpsc::Sender<std::result::Result<Bytes, std::io::Error>>;
 
+/// The most a flight holds of what it sent, for clients that join after its first frame.
+const REPLAY_MAX: usize = 8 << 20;
+
 /// Frames buffered for the writer (each up to [`CHUNK`]) before the upstream waits.
 const WRITER_QUEUE: usize = 8;
 
@@ -52,25 +56,76 @@ enum Phase {
 
 pub struct Flight {
     phase: watch::Sender<Phase>,
-    /// The clients fed by the flight; `None` once its first frame went out.
-    clients: Mutex<Option<Vec<Sender>>>,
+    joining: Mutex<Joining>,
+}
+
+/// Who gets the flight's frames, and what a client joining now must be sent first.
+struct Joining {
+    /// Clients may still join: every frame sent so far is in `replay`.
+    open: bool,
+    replay: Vec<Bytes>,
+    replay_len: usize,
+    clients: Vec<Sender>,
 }
 
 impl Flight {
+    /// A body fed by the flight from its first byte (the frames sent so far first), while
+    /// those fit in [`REPLAY_MAX`].
     fn join(&self, size: u64) -> Option<Body> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        let list = clients.as_mut()?;
-        let (tx, body) = Body::channel(Some(size));
-        list.push(tx);
-        Some(body)
+        let mut j = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        if !j.open {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(j.replay.len() + 2);
+        for b in &j.replay {
+            let _ = tx.try_send(Ok(b.clone()));
+        }
+        j.clients.push(tx);
+        Some(Body::Channel {
+            rx,
+            len: Some(size),
+        })
     }
 
+    /// Records `b` as sent; the clients to send it to.
+    fn sending(&self, b: &Bytes) -> Vec<Sender> {
+        let mut j = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        if j.open {
+            if j.replay_len + b.len() > REPLAY_MAX {
+                j.open = false;
+                j.replay = Vec::new();
+            } else {
+                j.replay_len += b.len();
+                j.replay.push(b.clone());
+            }
+        }
+        j.clients.clone()
+    }
+
+    fn forget(&self, gone: &Sender) {
+        let mut j = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        j.clients.retain(|c| !c.same_channel(gone));
+    }
+
+    /// No more joining: the clients, for the last frame or an error.
     fn close(&self) -> Vec<Sender> {
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or_default()
+        let mut j = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        j.open = false;
+        j.replay = Vec::new();
+        std::mem::take(&mut j.clients)
+    }
+
+    /// `b` to every client; one that does not take it within `idle` (or went away) is
+    /// dropped, which ends its response.
+    async fn send(&self, b: Bytes, idle: Duration) {
+        for c in self.sending(&b) {
+            if !matches!(
+                tokio::time::timeout(idle, c.send(Ok(b.clone()))).await,
+                Ok(Ok(()))
+            ) {
+                self.forget(&c);
+            }
+        }
     }
 }
 
@@ -158,7 +213,12 @@ impl Proxy {
         }
         let flight = Arc::new(Flight {
             phase: watch::Sender::new(Phase::Connecting),
-            clients: Mutex::new(Some(Vec::new())),
+            joining: Mutex::new(Joining {
+                open: true,
+                replay: Vec::new(),
+                replay_len: 0,
+                clients: Vec::new(),
+            }),
         });
         flights.insert(key.clone(), Arc::clone(&flight));
         let (p, f) = (Arc::clone(self), Arc::clone(&flight));
@@ -266,7 +326,6 @@ async fn tee(
     idle: Duration,
     to_writer: &mpsc::Sender<Bytes>,
 ) -> Result<()> {
-    let mut clients: Option<Vec<Sender>> = None;
     let mut hasher = Hasher::new(d.algorithm());
     let mut held: Option<Bytes> = None;
     let mut chunk = BytesMut::new();
@@ -297,11 +356,9 @@ async fn tee(
             }
         }
         if let Some(previous) = held.replace(data) {
-            let list = clients.get_or_insert_with(|| flight.close());
-            send(list, previous, idle).await;
+            flight.send(previous, idle).await;
         }
     };
-    let mut list = clients.unwrap_or_else(|| flight.close());
     let verdict = result.and_then(|()| {
         if total != size {
             return Err(failed(format!("the upstream sent {total} of {size} bytes")));
@@ -317,31 +374,20 @@ async fn tee(
     match &verdict {
         Ok(()) => {
             if let Some(last) = held {
-                send(&mut list, last, idle).await;
+                flight.send(last, idle).await;
             }
+            flight.close();
             if storing && !chunk.is_empty() {
                 let _ = to_writer.send(chunk.freeze()).await;
             }
         }
         Err(e) => {
-            for c in &list {
+            for c in &flight.close() {
                 let _ = c.try_send(Err(std::io::Error::other(e.to_string())));
             }
         }
     }
     verdict
-}
-
-/// `b` to every client; one that does not take it within `idle` (or went away) is
-/// dropped, which ends its response.
-async fn send(clients: &mut Vec<Sender>, b: Bytes, idle: Duration) {
-    let mut keep = Vec::with_capacity(clients.len());
-    for c in clients.drain(..) {
-        if let Ok(Ok(())) = tokio::time::timeout(idle, c.send(Ok(b.clone()))).await {
-            keep.push(c);
-        }
-    }
-    *clients = keep;
 }
 
 /// The writer side of the tee: an upload written through the driver's writer; the
