@@ -60,6 +60,10 @@ fn link(path: &str, n: usize, last: &str) -> String {
 
 pub async fn tags(app: &App, name: &str, query: &[(String, String)]) -> Result<Response<Body>> {
     let n = page_size(query, None)?;
+    // Proxy mode: the upstream's list while it answers.
+    if let Some(r) = crate::proxy::upstream_tags(app, name, query).await {
+        return Ok(r);
+    }
     let all = match app.store.list_names(&layout::tags_dir(name)).await? {
         Some(tags) => tags,
         // No tags: a repository by the catalog's rule (it holds `_manifests` or

@@ -218,6 +218,55 @@ pub async fn refresh_manifest(app: &App, name: &str, reference: &str) -> Result<
     }
 }
 
+/// In proxy mode, `tags/list` as the upstream answers it while it can (2.8.2's rule);
+/// `None` (the cached tags answer) when it is unreachable, refuses, or does not know the
+/// repository.
+pub async fn upstream_tags(
+    app: &App,
+    name: &str,
+    query: &[(String, String)],
+) -> Option<Response<Body>> {
+    let p = app.proxy.as_ref()?;
+    let q: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == "n" || k == "last")
+        .map(|(k, v)| format!("{k}={}", crate::http_io::percent_encode(v)))
+        .collect();
+    let what = if q.is_empty() {
+        "tags/list".to_string()
+    } else {
+        format!("tags/list?{}", q.join("&"))
+    };
+    let resp = match p.upstream.get(Method::GET, name, &what, &[]).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(target: LOG, "listing the tags of {name} upstream: {e}; listing the cached ones");
+            return None;
+        }
+    };
+    let link = resp
+        .headers()
+        .get(http::header::LINK)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = Limited::new(resp.into_body(), 16 << 20)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    serde_json::from_slice::<serde_json::Value>(&body).ok()?;
+    let mut h = vec![("content-type", "application/json".to_string())];
+    if let Some(l) = link {
+        h.push(("link", l));
+    }
+    Some(crate::app::respond(
+        http::StatusCode::OK,
+        &h,
+        Body::full(body),
+    ))
+}
+
 /// What a blob request that missed the cache gets.
 pub enum Miss {
     /// The answer (a `HEAD`'s headers, or the bytes streamed as they are fetched).

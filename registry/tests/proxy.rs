@@ -231,6 +231,11 @@ async fn token_upstream_byte_identical_offline_and_retagged() {
         &proxy_yaml(&up.base, Some(("mirror", "mirror-pw")), "168h"),
     )
     .await;
+    // tags/list is the upstream's while it is up (nothing cached yet).
+    let tags_url = format!("{}/v2/team/app/tags/list", m.base);
+    let r = request(Method::GET, &tags_url, &[], "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["tags"], serde_json::json!(["v1"]));
     let through = format!("docker://{}/team/app:v1", m.host);
     let direct = work.path().join("direct");
     pull(&upstream_ref, &direct, Some("alice:alice-pw"))
@@ -281,6 +286,10 @@ async fn token_upstream_byte_identical_offline_and_retagged() {
         .await
         .expect("cached image pulls with the upstream down");
     assert_eq!(files(&offline), files(&direct2));
+    // …and tags/list the cached tags.
+    let r = request(Method::GET, &tags_url, &[], "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["tags"], serde_json::json!(["v1"]));
     let r = request(
         Method::GET,
         &format!("{}/v2/team/app/manifests/never", m.base),
