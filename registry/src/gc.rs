@@ -10,8 +10,8 @@
 //! younger than `min_age`.
 //!
 //! **Sweep.** Queued manifests lose their tag index entries and their revision directory
-//! (`vacuum.RemoveManifest`); then every blob under `blobs/` that is not marked and older
-//! than `min_age` loses its `_layers` links and its digest directory (`vacuum.RemoveBlob`;
+//! (`vacuum.RemoveManifest`); then every blob under `blobs/` that is not marked, older
+//! than `min_age` and not linked into a repository within `min_age` loses its `_layers` links and its digest directory (`vacuum.RemoveBlob`;
 //! 2.8.2 leaves the links, which then name nothing).
 //!
 //! **While registries serve** (`settle` > 0, the default): before deleting, the
@@ -37,7 +37,7 @@
 //! of driver calls ([`crate::store::fan_out`]). A manifest is read only when its blob is
 //! within the manifest limit (a larger one stops the run: it is no manifest, and a mark
 //! that skipped it could sweep what it references).
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use ks3_driver_host::Driver;
@@ -63,7 +63,8 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Also delete manifests that no tag points at (`--delete-untagged`).
     pub delete_untagged: bool,
-    /// Unreferenced blobs modified less than this long ago are kept (zero: none kept,
+    /// Unreferenced blobs modified or linked into a repository less than this long ago,
+    /// and untagged manifests written less than this long ago, are kept (zero: none kept,
     /// as distribution).
     pub min_age: Duration,
     /// Reads and deletes in flight at once (at least 1).
@@ -241,12 +242,21 @@ pub async fn collect_garbage(
     report.repositories = names;
     report.manifests_eligible = queued.clone();
 
+    // A blob is as young as its youngest `_layers` link: a blob mounted (or uploaded
+    // again) into a repository a moment ago waits for its manifest as a new one does.
+    let mut linked_at: HashMap<&str, SystemTime> = HashMap::new();
+    for repo in repos.values() {
+        for (d, t) in &repo.layers {
+            let e = linked_at.entry(d.as_str()).or_insert(*t);
+            *e = (*e).max(*t);
+        }
+    }
     let mut eligible: BTreeMap<String, Blob> = BTreeMap::new();
     for (d, b) in &blobs {
         if report.marked.contains(d) {
             continue;
         }
-        if young(b.mod_time) {
+        if young(b.mod_time) || linked_at.get(d.as_str()).is_some_and(|t| young(*t)) {
             report.blobs_too_recent += 1;
             continue;
         }

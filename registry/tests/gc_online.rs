@@ -417,3 +417,42 @@ async fn pushes_racing_a_collection_loop_lose_nothing() {
         }
     }
 }
+
+/// A blob mounted into a repository a moment ago waits for its manifest as an uploaded
+/// one does: `min_age` counts from its youngest `_layers` link, not only from its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_blob_mounted_within_min_age_is_kept() {
+    let root = ks3_tests::unique_root("gc-online-mount");
+    let reg = registry(&root, "1s").await;
+    let blobs = push_blobs(&reg.base, "src", 5, 2).await;
+    // Older than the min_age below by the time the collection looks.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (d0, b0) = &blobs[0];
+    let mount = request(
+        Method::POST,
+        &format!("{}/v2/dst/blobs/uploads/?mount={d0}&from=src", reg.base),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(mount.status, StatusCode::CREATED);
+    let report = gc(
+        reg.registry.driver(),
+        &opts(Duration::from_millis(200), Duration::from_secs(2)),
+    )
+    .await;
+    assert_eq!(report.blobs_too_recent, 1, "{report:?}");
+    assert_eq!(
+        report.blobs_deleted, 1,
+        "the other one is old and unlinked since"
+    );
+    let r = request(
+        Method::GET,
+        &format!("{}/v2/dst/blobs/{d0}", reg.base),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body, b0);
+}

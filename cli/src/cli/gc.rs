@@ -17,7 +17,8 @@ pub struct GcArgs {
     /// Also delete manifests that no tag points at (and then the blobs only they used).
     #[arg(short = 'm', long)]
     pub delete_untagged: bool,
-    /// Keep unreferenced blobs and untagged manifests written less than DURATION ago:
+    /// Keep unreferenced blobs uploaded or linked (mounted), and untagged manifests
+    /// written, less than DURATION ago:
     /// the time a client has between uploading a blob and pushing the manifest that
     /// names it. Default: the configuration's storage.maintenance.gc.minage, 1h. `0` is
     /// distribution's (a push in progress may then fail and have to upload again).
