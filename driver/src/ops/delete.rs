@@ -5,7 +5,7 @@ use super::listing::PAGE_FLAT;
 use super::Driver;
 use crate::client::{Call, MAX_XML};
 use crate::error::{BackendError, DriverError};
-use crate::http::Transport;
+use crate::http::{Response, Transport};
 use crate::path::FilePath;
 use ks3_proto::xml;
 
@@ -55,10 +55,17 @@ impl<T: Transport> Driver<T> {
 
     /// DELETE of one key; `false` when it did not exist (KS3 answers 404 `NoSuchKey`).
     pub(crate) fn delete_object(&self, key: &str, p: &str) -> Result<bool, DriverError> {
-        let resp = self
-            .client
-            .send(&Call::new("DELETE", key, p).accept(&[404]))?
-            .resp;
+        let resp = self.client.send(&Self::delete_call(key, p))?.resp;
+        self.judge_delete(resp, p)
+    }
+
+    /// The DELETE of one key (404 accepted: see [`Self::judge_delete`]).
+    pub(crate) fn delete_call<'a>(key: &'a str, p: &'a str) -> Call<'a> {
+        Call::new("DELETE", key, p).accept(&[404])
+    }
+
+    /// The answer to [`Self::delete_call`]: `false` when the key did not exist.
+    pub(crate) fn judge_delete(&self, resp: Response, p: &str) -> Result<bool, DriverError> {
         if resp.status == 404 {
             let err = self.client.backend_error(resp, p);
             return if err.code == "NoSuchBucket" {

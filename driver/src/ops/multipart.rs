@@ -53,6 +53,9 @@ pub(crate) fn too_many_parts(p: &str, part_size: usize) -> DriverError {
 }
 
 /// An upload in progress, as List Multipart Uploads reports it.
+/// Where a listing of uploads goes on: the key marker and the upload-id marker.
+pub(crate) type UploadMarkers = (String, String);
+
 pub(crate) struct Upload {
     pub key: String,
     pub upload_id: String,
@@ -505,51 +508,92 @@ impl<T: Transport> Driver<T> {
         Ok(Some(parts))
     }
 
+    /// The listing of uploads in progress whose key starts with `prefix`, from `markers`
+    /// on (one page).
+    pub(crate) fn uploads_page_call<'a>(
+        prefix: &'a str,
+        markers: Option<&(String, String)>,
+        p: &'a str,
+    ) -> Call<'a> {
+        let mut call = Call::new("GET", "", p)
+            .subresource("uploads")
+            .query("prefix", prefix)
+            .query("max-uploads", "1000");
+        if let Some((k, u)) = markers {
+            call = call
+                .query("key-marker", k.clone())
+                .query("upload-id-marker", u.clone());
+        }
+        call.buffered(MAX_XML)
+    }
+
+    /// One page of [`Self::uploads_page_call`]: its uploads, and the markers of the next
+    /// page when it is truncated (which must advance past `markers`).
+    pub(crate) fn read_uploads_page(
+        &self,
+        resp: Response,
+        markers: Option<&(String, String)>,
+        p: &str,
+    ) -> Result<(Vec<Upload>, Option<UploadMarkers>), DriverError> {
+        let page: xml::ListMultipartUploadsResult = self.client.read_xml(resp, p)?;
+        let mut out = Vec::with_capacity(page.uploads.len());
+        for u in page.uploads {
+            if u.key.is_empty() || u.upload_id.is_empty() {
+                return Err(DriverError::io(
+                    p,
+                    "list multipart uploads lists an upload with an empty key or id",
+                ));
+            }
+            out.push(Upload {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated: u.initiated.unwrap_or_default(),
+            });
+        }
+        if !page.is_truncated {
+            return Ok((out, None));
+        }
+        let next = (
+            page.next_key_marker.unwrap_or_default(),
+            page.next_upload_id_marker.unwrap_or_default(),
+        );
+        if next.0.is_empty() || Some(&next) == markers {
+            return Err(DriverError::io(
+                p,
+                "list multipart uploads is truncated but its markers do not advance",
+            ));
+        }
+        Ok((out, Some(next)))
+    }
+
     /// Uploads in progress whose key starts with `prefix`, following key and upload-id
     /// markers.
     pub(crate) fn list_uploads(&self, prefix: &str, p: &str) -> Result<Vec<Upload>, DriverError> {
-        let mut out = Vec::new();
-        let mut markers: Option<(String, String)> = None;
-        loop {
-            let mut call = Call::new("GET", "", p)
-                .subresource("uploads")
-                .query("prefix", prefix)
-                .query("max-uploads", "1000");
-            if let Some((k, u)) = &markers {
-                call = call
-                    .query("key-marker", k.clone())
-                    .query("upload-id-marker", u.clone());
-            }
-            let page: xml::ListMultipartUploadsResult = self
+        let resp = self
+            .client
+            .send(&Self::uploads_page_call(prefix, None, p))?
+            .resp;
+        let (first, next) = self.read_uploads_page(resp, None, p)?;
+        self.list_uploads_from(prefix, first, next, p)
+    }
+
+    /// [`Self::list_uploads`] going on from the pages already read (`out`) at `markers`
+    /// (`None`: there are no more).
+    pub(crate) fn list_uploads_from(
+        &self,
+        prefix: &str,
+        mut out: Vec<Upload>,
+        mut markers: Option<(String, String)>,
+        p: &str,
+    ) -> Result<Vec<Upload>, DriverError> {
+        while let Some(m) = markers {
+            let resp = self
                 .client
-                .read_xml(self.client.send(&call.buffered(MAX_XML))?.resp, p)?;
-            for u in page.uploads {
-                if u.key.is_empty() || u.upload_id.is_empty() {
-                    return Err(DriverError::io(
-                        p,
-                        "list multipart uploads lists an upload with an empty key or id",
-                    ));
-                }
-                out.push(Upload {
-                    key: u.key,
-                    upload_id: u.upload_id,
-                    initiated: u.initiated.unwrap_or_default(),
-                });
-            }
-            if !page.is_truncated {
-                break;
-            }
-            let next = (
-                page.next_key_marker.unwrap_or_default(),
-                page.next_upload_id_marker.unwrap_or_default(),
-            );
-            if next.0.is_empty() || Some(&next) == markers.as_ref() {
-                return Err(DriverError::io(
-                    p,
-                    "list multipart uploads is truncated but its markers do not advance",
-                ));
-            }
-            markers = Some(next);
+                .send(&Self::uploads_page_call(prefix, Some(&m), p))?
+                .resp;
+            let (page, next) = self.read_uploads_page(resp, Some(&m), p)?;
+            out.extend(page);
+            markers = next;
         }
         Ok(out)
     }

@@ -26,11 +26,11 @@ impl<T: Transport> Driver<T> {
             self.multipart_copy(&src_key, &dst_key, &info, dst)?;
         }
         // Neither path keeps an upload in progress: the destination holds the moved
-        // content, the source nothing.
+        // content, the source nothing. Two round trips: the destination's uploads and
+        // tail, then the source with its uploads and tail (the source goes only once the
+        // destination is settled, so a failure leaves it to move again).
         self.release_uploads(&dst_key, dst)?;
-        self.delete_object(&src_key, src)?;
-        self.release_uploads(&src_key, src)?;
-        Ok(())
+        self.release_uploads_and(&src_key, src, true)
     }
 
     pub(crate) fn copy_source(&self, key: &str) -> String {

@@ -3,7 +3,7 @@
 //! format, and how the owner of a path releases it (with the upload it names).
 use super::multipart::Part;
 use super::Driver;
-use crate::client::Call;
+use crate::client::{AfterBatch, Call};
 use crate::error::DriverError;
 use crate::http::{Response, Transport};
 use crate::path::FilePath;
@@ -93,10 +93,57 @@ pub(super) fn decode_tail(raw: &[u8]) -> Option<SavedTail> {
 impl<T: Transport> Driver<T> {
     /// Removes the path's tail and aborts every upload in progress at its key.
     pub(crate) fn release_uploads(&self, key: &str, p: &FilePath) -> Result<(), DriverError> {
-        for u in self.uploads_of(key, p)? {
+        self.release_uploads_and(key, p, false)
+    }
+
+    /// [`Self::release_uploads`], the listing of the key's uploads and the tail's DELETE
+    /// in one round trip (then the aborts, when there are any); with `delete_key`, the
+    /// object at the key is deleted in that round trip too (a move's source: it goes with
+    /// its uploads and tail, in no particular order, as nothing may resume it after).
+    pub(crate) fn release_uploads_and(
+        &self,
+        key: &str,
+        p: &FilePath,
+        delete_key: bool,
+    ) -> Result<(), DriverError> {
+        let tail_key = self.keys.tail_key(p);
+        let mut calls = vec![
+            Self::uploads_page_call(key, None, p),
+            Self::delete_call(&tail_key, p),
+        ];
+        if delete_key {
+            calls.push(Self::delete_call(key, p));
+        }
+        let mut sent = self
+            .client
+            .send_all(&calls, AfterBatch::Continue)
+            .into_iter();
+        let (Some(listed), Some(tail)) = (sent.next(), sent.next()) else {
+            return Err(DriverError::other(
+                p,
+                "the client answered fewer calls than it was given",
+            ));
+        };
+        if delete_key {
+            let Some(object) = sent.next() else {
+                return Err(DriverError::other(
+                    p,
+                    "the client answered fewer calls than it was given",
+                ));
+            };
+            self.judge_delete(object?.resp, p)?;
+        }
+        self.judge_delete(tail?.resp, p)?;
+        let (first, next) = self.read_uploads_page(listed?.resp, None, p)?;
+        let mut uploads: Vec<_> = self
+            .list_uploads_from(key, first, next, p)?
+            .into_iter()
+            .filter(|u| u.key == key)
+            .collect();
+        uploads.sort_by(|a, b| a.initiated.cmp(&b.initiated));
+        for u in uploads {
             self.abort(key, &u.upload_id, p)?;
         }
-        self.delete_object(&self.keys.tail_key(p), p)?;
         Ok(())
     }
 
