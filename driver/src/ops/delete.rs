@@ -3,7 +3,7 @@
 //! upload in progress there and its saved tail, so nothing is left to bill or to resume.
 use super::listing::PAGE_FLAT;
 use super::Driver;
-use crate::client::{Call, MAX_XML};
+use crate::client::{AfterBatch, Call, MAX_XML};
 use crate::error::{BackendError, DriverError};
 use crate::http::{Response, Transport};
 use crate::path::FilePath;
@@ -16,38 +16,61 @@ impl<T: Transport> Driver<T> {
     pub fn delete(&self, p: &FilePath) -> Result<(), DriverError> {
         let key = self.keys.key(p);
         let prefix = self.keys.file_dir_prefix(p);
-        // Uploads in progress at the path or under it first, so none can be resumed or
-        // completed over what is deleted (the listing by `key` also returns siblings such
-        // as `key-2`, which are not ours).
-        for u in self.list_uploads(&key, p)? {
+        let tail_key = self.keys.tail_key(p);
+        let tail_prefix = self.keys.tail_dir_prefix(p);
+        // One round trip asks everything that does not depend on another answer: the
+        // uploads in progress at the path or under it, the first page of keys under it and
+        // of tails under it, and deletes the object and its tail. Then the uploads are
+        // aborted, so none can be resumed or completed over what is deleted (the listing
+        // by `key` also returns siblings such as `key-2`, which are not ours), and the
+        // keys listed are deleted.
+        let calls = [
+            Self::uploads_page_call(&key, None, p),
+            Self::list_page_call(&tail_prefix, false, None, PAGE_FLAT, p),
+            Self::list_page_call(&prefix, false, None, PAGE_FLAT, p),
+            Self::delete_call(&tail_key, p),
+            Self::delete_call(&key, p),
+        ];
+        let sent = self.client.send_all(&calls, AfterBatch::Continue);
+        let [uploads, tails, under, tail, object]: [_; 5] = sent.try_into().map_err(|_| {
+            DriverError::other(p, "the client answered fewer calls than it was given")
+        })?;
+        let (first, next) = self.read_uploads_page(uploads?.resp, None, p)?;
+        for u in self.list_uploads_from(&key, first, next, p)? {
             if u.key == key || u.key.starts_with(&prefix) {
                 self.abort(&u.key, &u.upload_id, p)?;
             }
         }
-        self.delete_object(&self.keys.tail_key(p), p)?;
-        self.delete_all_under(&self.keys.tail_dir_prefix(p), p)?;
-
-        let deleted_any = self.delete_all_under(&prefix, p)?;
-        if self.delete_object(&key, p)? || deleted_any {
+        self.judge_delete(tail?.resp, p)?;
+        let deleted_object = self.judge_delete(object?.resp, p)?;
+        let tails = self.read_list_page(tails?.resp, &tail_prefix, None, p)?;
+        self.delete_all_under_from(&tail_prefix, tails, p)?;
+        let under = self.read_list_page(under?.resp, &prefix, None, p)?;
+        let deleted_any = self.delete_all_under_from(&prefix, under, p)?;
+        if deleted_object || deleted_any {
             Ok(())
         } else {
             Err(DriverError::PathNotFound(p.to_string()))
         }
     }
 
-    /// Deletes every key that starts with `prefix`; true if there was any.
-    fn delete_all_under(&self, prefix: &str, p: &str) -> Result<bool, DriverError> {
+    /// Deletes every key that starts with `prefix`, from the first page of its listing
+    /// (already made) on; true if there was any.
+    fn delete_all_under_from(
+        &self,
+        prefix: &str,
+        mut page: super::listing::Page,
+        p: &str,
+    ) -> Result<bool, DriverError> {
         let mut deleted_any = false;
-        let mut marker: Option<String> = None;
         loop {
-            let page = self.list_page(prefix, false, marker.as_deref(), PAGE_FLAT, p)?;
             let keys: Vec<String> = page.entries.into_iter().map(|e| e.key).collect();
             if !keys.is_empty() {
                 deleted_any = true;
                 self.delete_keys(&keys, p)?;
             }
             match page.next_marker {
-                Some(m) => marker = Some(m),
+                Some(m) => page = self.list_page(prefix, false, Some(&m), PAGE_FLAT, p)?,
                 None => return Ok(deleted_any),
             }
         }

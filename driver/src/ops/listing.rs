@@ -3,7 +3,7 @@
 use super::{Driver, FileInfo};
 use crate::client::{Call, MAX_XML};
 use crate::error::DriverError;
-use crate::http::Transport;
+use crate::http::{Response, Transport};
 use crate::path::{self, DirPath};
 use ks3_proto::xml::ListBucketResult;
 
@@ -33,6 +33,19 @@ impl<T: Transport> Driver<T> {
         max_keys: u32,
         p: &str,
     ) -> Result<Page, DriverError> {
+        let call = Self::list_page_call(prefix, delimiter, marker, max_keys, p);
+        let resp = self.client.send(&call)?.resp;
+        self.read_list_page(resp, prefix, marker, p)
+    }
+
+    /// The request of [`Self::list_page`], to send with others.
+    pub(crate) fn list_page_call<'a>(
+        prefix: &'a str,
+        delimiter: bool,
+        marker: Option<&'a str>,
+        max_keys: u32,
+        p: &'a str,
+    ) -> Call<'a> {
         let mut call = Call::new("GET", "", p)
             .query("prefix", prefix)
             .query("max-keys", max_keys.to_string());
@@ -42,7 +55,17 @@ impl<T: Transport> Driver<T> {
         if let Some(m) = marker {
             call = call.query("marker", m);
         }
-        let resp = self.client.send(&call.buffered(MAX_XML))?.resp;
+        call.buffered(MAX_XML)
+    }
+
+    /// The answer to [`Self::list_page_call`].
+    pub(crate) fn read_list_page(
+        &self,
+        resp: Response,
+        prefix: &str,
+        marker: Option<&str>,
+        p: &str,
+    ) -> Result<Page, DriverError> {
         let page: ListBucketResult = self.client.read_xml(resp, p)?;
         let entries: Vec<Entry> = page
             .contents
