@@ -17,6 +17,7 @@ mod cold;
 mod distance;
 pub mod image;
 mod limit;
+mod mirror;
 pub mod native;
 mod processes;
 mod regclient;
@@ -48,6 +49,8 @@ pub struct Options {
     pub child_args: Vec<String>,
     /// Only the "At 20 ms" table (the registries at a distance), nothing else.
     pub only_distance: bool,
+    /// Only the "Mirror" table (proxy mode in front of distribution 2.8.2), nothing else.
+    pub only_mirror: bool,
 }
 
 /// Where progress lines go (one line each, without a prefix; the command line prints
@@ -331,6 +334,10 @@ async fn bench(
         let _ = (&component, &native, &table);
         return at_a_distance(&run, &runtime, &options.child_args).await;
     }
+    if options.only_mirror {
+        let _ = (&component, &native, &table);
+        return Ok(mirror_table(&run, &runtime).await);
+    }
 
     streams(&run, &mut table).await?;
     let limit = plain_http_limit(&run).await;
@@ -350,6 +357,7 @@ async fn bench(
     let schemes = signature_schemes(&run, &runtime, &params).await?;
     let registries = registries(&run, &runtime, &params).await;
     let distance = at_a_distance(&run, &runtime, &child_args).await;
+    let mirror = mirror_table(&run, &runtime).await;
 
     // Clean up (best effort).
     let _ = driver.delete(&run.root).await;
@@ -377,7 +385,26 @@ async fn bench(
             distance::LATENCY.as_millis()
         )),
     }
+    out.push_str(&mirror);
     Ok(out)
+}
+
+/// The "Mirror" table (issue 30), or a line saying why it was skipped (see `mirror.rs`).
+async fn mirror_table(run: &Run, runtime: &ks3_driver_host::Runtime) -> String {
+    let t = std::time::Instant::now();
+    match mirror::compare(runtime, run.sizes.quick, &run.say).await {
+        Ok(table) => {
+            (run.say)(&format!(
+                "mirror done in {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
+            table
+        }
+        Err(why) => {
+            (run.say)(&format!("mirror skipped: {why}"));
+            format!("\nMirror: skipped: {why}\n")
+        }
+    }
 }
 
 /// The "At 20 ms" table (issue 29), or why not: both registries on a second, in-process

@@ -15,6 +15,9 @@ pub struct BenchArgs {
     /// Only the "At 20 ms" table: both registries on a ks3-local 20 ms away.
     #[arg(long)]
     pub only_distance: bool,
+    /// Only the "Mirror" table: the registry in proxy mode in front of distribution 2.8.2.
+    #[arg(long)]
+    pub only_mirror: bool,
     /// Internal: run the benchmark's local server (until stdin closes).
     #[arg(long, hide = true)]
     pub serve_local: bool,
@@ -40,6 +43,7 @@ pub async fn run(ctx: &Context, args: &BenchArgs) -> Result<(), CliError> {
         quick: args.quick,
         no_sdk: args.no_sdk,
         only_distance: args.only_distance,
+        only_mirror: args.only_mirror,
         child_args: child_args(ctx),
     };
     let progress: ks3_bench::Progress = Arc::new(|line| eprintln!("ks3-driver bench: {line}"));

@@ -59,10 +59,12 @@ fn bench_quick_prints_the_table() {
             assert!(stdout.contains(row), "missing `{row}` in:\n{stdout}");
         }
         // At 20 ms (issue 29): every row, each with figures on both sides and a ratio.
-        let at20 = stdout
+        let (at20, mirror) = stdout
             .split_once("\nAt 20 ms (")
             .unwrap_or_else(|| panic!("no At 20 ms table in:\n{stdout}"))
-            .1;
+            .1
+            .split_once("\nMirror (")
+            .unwrap_or_else(|| panic!("no Mirror table in:\n{stdout}"));
         let rows: Vec<&str> = at20
             .lines()
             .filter(|l| l.starts_with("| ") && !l.starts_with("| at 20 ms"))
@@ -100,9 +102,48 @@ fn bench_quick_prints_the_table() {
             assert!(cells[4].ends_with('×'), "no ratio in `{line}`");
         }
         assert!(at20.contains("\nCritical path by client request"), "{at20}");
+        // The mirror (issue 30): the direct pull, the first and second through the mirror,
+        // each a time; the two through the mirror with a ratio and a judged target.
+        assert!(
+            mirror.contains(
+                "| mirror, pull of 3 layers (1 MiB + 512 KiB + 16 KiB) | time (s) | ratio | target |"
+            ),
+            "{mirror}"
+        );
+        let rows: Vec<&str> = mirror
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| mirror"))
+            .collect();
+        assert_eq!(rows.len(), 3, "Mirror rows in:\n{mirror}");
+        for (line, start, target) in [
+            (rows[0], "| direct from the upstream |", ""),
+            (
+                rows[1],
+                "| first through the mirror (cache miss, streamed while stored) |",
+                "≤ 1.2×: ",
+            ),
+            (
+                rows[2],
+                "| second through the mirror (from the cache) |",
+                "≥ 2×: ",
+            ),
+        ] {
+            assert!(line.starts_with(start), "`{line}` is not `{start}`");
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let v: f64 = cells[2]
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in `{line}`"));
+            assert!(v > 0.0, "no figure in `{line}`");
+            assert!(cells[3].contains('×'), "no ratio in `{line}`");
+            assert!(cells[4].starts_with(target), "no target in `{line}`");
+        }
     } else {
         assert!(
             stdout.contains("Registries: skipped: `docker-registry`"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("\nMirror: skipped: `docker-registry`"),
             "{stdout}"
         );
     }

@@ -690,3 +690,118 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// Pulls through a mirror at `base` of what the upstream holds as `notify/mirror:v1`
+/// (`cd` the config, `ld` the layer, `md` the manifest). Events expected, in order:
+/// pull manifest by tag (GET; uncached, fetched), pull layer (GET; uncached, streamed
+/// while stored), pull config (HEAD; uncached, the upstream's HEAD), pull config (GET;
+/// uncached), then once cached: pull layer (GET), pull config (HEAD), pull manifest by
+/// digest (GET).
+async fn mirror_pulls(base: &str, cd: &str, ld: &str, md: &str) {
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    let get = |what: String, method: Method| {
+        let url = format!("{base}/v2/notify/mirror/{what}");
+        async move {
+            let r = req(method.clone(), &url, &[("accept", oci)], "").await;
+            assert_eq!(r.status, StatusCode::OK, "{method} {url}");
+            r
+        }
+    };
+    get("manifests/v1".into(), Method::GET).await;
+    let r = get(format!("blobs/{ld}"), Method::GET).await;
+    assert_eq!(sha256(&r.body), ld, "the streamed layer");
+    get(format!("blobs/{cd}"), Method::HEAD).await;
+    get(format!("blobs/{cd}"), Method::GET).await;
+    // Cached by now (a fill commits just after its last bytes went out).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = get(format!("blobs/{ld}"), Method::GET).await;
+    assert_eq!(sha256(&r.body), ld, "the cached layer");
+    get(format!("blobs/{cd}"), Method::HEAD).await;
+    get(format!("manifests/{md}"), Method::GET).await;
+}
+
+/// A mirror (proxy mode) with notifications: every pull through it is a `pull` event —
+/// the first, streamed pull of an uncached blob and a pull of a cached one alike — with
+/// the same events, keys and values as 2.8.2 in proxy mode with the same `notifications`
+/// section sends; the upstream's fetches and the cache's stores make none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_emits_pull_events_as_2_8_2s_proxy_does() {
+    const PULLS: usize = 7;
+    let ks3 = common::shared_ks3();
+    let upstream = Distribution::start(
+        &S3Target::of(&ks3, "/notify-mirror-upstream"),
+        &Options {
+            redirect: false,
+            ..Options::default()
+        },
+    );
+    let config = br#"{"architecture":"amd64","os":"linux","mirror":1}"#.to_vec();
+    let layer = common::bytes(3 << 20, 31);
+    let cd = upload(&upstream.base, "notify/mirror", &config, false).await;
+    let ld = upload(&upstream.base, "notify/mirror", &layer, false).await;
+    let m = common::oci_manifest((&cd, config.len()), &[(&ld, layer.len())], None, None);
+    let r = req(
+        Method::PUT,
+        &format!("{}/v2/notify/mirror/manifests/v1", upstream.base),
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        m.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let md = sha256(&m);
+
+    let proxy = format!("proxy:\n  remoteurl: {}\n", upstream.base);
+    let ours_sink = Sink::started().await;
+    let theirs_sink = Sink::started().await;
+    let served = common::serve_yaml(&format!(
+        "{proxy}{}",
+        notifications_yaml(&ours_sink.url(), "")
+    ))
+    .await;
+    let dist = Distribution::start(
+        &S3Target::of(&ks3, "/notify-mirror-dist"),
+        &Options {
+            redirect: false,
+            extra_yaml: format!("{proxy}{}", notifications_yaml(&theirs_sink.url(), "")),
+            ..Options::default()
+        },
+    );
+    mirror_pulls(&served.base, &cd, &ld, &md).await;
+    mirror_pulls(&dist.base, &cd, &ld, &md).await;
+    let ours = ours_sink.wait_for(PULLS, Duration::from_secs(20)).await;
+    let theirs = theirs_sink.wait_for(PULLS, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ours_sink.delivered().len(), PULLS, "{ours:#?}");
+    assert_eq!(theirs_sink.delivered().len(), PULLS, "{theirs:#?}");
+    for (i, (e, t)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(
+            shape(e),
+            shape(t),
+            "event {i} differs from 2.8.2's:\nours:   {}\ntheirs: {}",
+            serde_json::to_string_pretty(e).unwrap(),
+            serde_json::to_string_pretty(t).unwrap()
+        );
+        assert_eq!(e["action"], "pull");
+        for k in ["mediaType", "size", "length", "digest", "tag", "repository"] {
+            assert_eq!(e["target"][k], t["target"][k], "event {i}: target.{k}");
+        }
+        assert_eq!(e["request"]["host"], served.host.as_str());
+        assert_eq!(e["request"]["useragent"], UA);
+    }
+    let digests: Vec<&str> = ours
+        .iter()
+        .map(|e| e["target"]["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests, [&md, &ld, &cd, &cd, &ld, &cd, &md]);
+    assert_eq!(
+        ours[1]["target"]["size"],
+        3 << 20,
+        "the streamed pull's size"
+    );
+    assert_eq!(
+        ours[1]["target"]["url"],
+        format!("{}/v2/notify/mirror/blobs/{ld}", served.base)
+    );
+    assert_eq!(ours[4]["target"]["size"], 3 << 20, "the cached pull's size");
+    assert_eq!(ours[0]["target"]["tag"], "v1");
+}

@@ -192,12 +192,18 @@ fn read_endpoint(
     Ok(Some(e))
 }
 
-/// A list of strings, or one string.
+/// A list of strings, or one string. Numbers and booleans are taken as their text, as
+/// distribution's YAML decoder takes them into a string (`X-Version: [2]`).
 fn strings(v: &Value, key: &str) -> Result<Vec<String>, ConfigError> {
+    let one = |x: &Value| match x {
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => string(other, key),
+    };
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Sequence(s) => s.iter().map(|x| string(x, key)).collect(),
-        other => Ok(vec![string(other, key)?]),
+        Value::Sequence(s) => s.iter().map(one).collect(),
+        other => Ok(vec![one(other)?]),
     }
 }
 
@@ -256,5 +262,107 @@ mod tests {
             "notifications:\n  endpoints:\n    - name: x\n      url: ftp://a\n"
         )
         .is_err());
+    }
+
+    /// Every key of distribution 2.8.2's `notifications` section (its
+    /// `configuration.Notifications`, `Endpoint`, `Events` and `Ignore`), each set to a
+    /// value other than its default: each one is read (honoured), none warned about; a key
+    /// 2.8.2 does not have is warned about at every level, never silently dropped.
+    #[test]
+    fn every_2_8_2_key_is_honoured_and_unknown_ones_are_warned_about() {
+        const KEYS_2_8_2: [&str; 11] = [
+            "events.includereferences",
+            "endpoints[].name",
+            "endpoints[].disabled",
+            "endpoints[].url",
+            "endpoints[].headers",
+            "endpoints[].timeout",
+            "endpoints[].threshold",
+            "endpoints[].backoff",
+            "endpoints[].ignoredmediatypes",
+            "endpoints[].ignore.mediatypes",
+            "endpoints[].ignore.actions",
+        ];
+        let yaml = "notifications:
+  events:
+    includereferences: true
+  endpoints:
+    - name: a
+      disabled: false
+      url: http://127.0.0.1:9/a
+      headers:
+        X-One: [1]
+      timeout: 2s
+      threshold: 4
+      backoff: 3s
+      ignoredmediatypes: [m/one]
+      ignore:
+        mediatypes: [m/two]
+        actions: [pull, mount]
+    - name: b
+      disabled: true
+      url: http://127.0.0.1:9/b
+";
+        for k in KEYS_2_8_2 {
+            let leaf = k.rsplit(['.', ']']).next().unwrap();
+            assert!(
+                yaml.contains(&format!(" {leaf}:")),
+                "{k} is not in the test"
+            );
+        }
+        let c = Config::from_yaml(yaml).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let n = &c.notifications;
+        assert!(n.include_references);
+        assert_eq!(n.endpoints.len(), 1, "b is disabled");
+        let e = &n.endpoints[0];
+        assert_eq!(
+            (e.name.as_str(), e.url.as_str()),
+            ("a", "http://127.0.0.1:9/a")
+        );
+        assert_eq!(e.headers, [("X-One".to_string(), "1".to_string())]);
+        assert_eq!(e.timeout, Duration::from_secs(2));
+        assert_eq!((e.threshold, e.backoff), (4, Duration::from_secs(3)));
+        assert_eq!(e.ignored_media_types, ["m/one", "m/two"]);
+        assert_eq!(e.ignored_actions, ["pull", "mount"]);
+
+        // 2.8.2's REGISTRY_* overrides reach the section too.
+        let env = [(
+            "REGISTRY_NOTIFICATIONS_EVENTS_INCLUDEREFERENCES".to_string(),
+            "true".to_string(),
+        )]
+        .into();
+        let c = Config::from_yaml_and_env("", &env).unwrap();
+        assert!(c.notifications.include_references);
+
+        // Keys 2.8.2 does not have: a warning naming each.
+        let c = Config::from_yaml(
+            "notifications:
+  sinks: []
+  events:
+    includeall: true
+  endpoints:
+    - url: http://127.0.0.1:9/a
+      retries: 3
+      ignore:
+        tags: [latest]
+",
+        )
+        .unwrap();
+        for w in [
+            "notifications.sinks",
+            "notifications.events.includeall",
+            "notifications.endpoints[0].retries",
+            "notifications.endpoints[0].ignore.tags",
+        ] {
+            assert!(
+                c.warnings
+                    .iter()
+                    .any(|x| x.starts_with(w) && x.contains("ignored")),
+                "no warning for {w}: {:?}",
+                c.warnings
+            );
+        }
+        assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
     }
 }

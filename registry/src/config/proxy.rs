@@ -113,4 +113,49 @@ mod tests {
             assert!(Config::from_yaml(bad).is_err(), "{bad}");
         }
     }
+
+    /// Every key of distribution's `proxy` section — 2.8.2's `remoteurl`, `username`,
+    /// `password`, and `ttl`, which 2.8.2 ignores but its (v3) documentation promises —
+    /// is read from `config.yml` and from its `REGISTRY_PROXY_*` override; any other key
+    /// is warned about, never silently dropped.
+    #[test]
+    fn every_key_is_honoured_and_unknown_ones_are_warned_about() {
+        const KEYS: [&str; 4] = ["remoteurl", "username", "password", "ttl"];
+        let values = ["http://up:5000", "u", "p", "2h"];
+        let yaml: String = std::iter::once("proxy:\n".to_string())
+            .chain(
+                KEYS.iter()
+                    .zip(values)
+                    .map(|(k, v)| format!("  {k}: {v}\n")),
+            )
+            .collect();
+        let env: std::collections::BTreeMap<String, String> = KEYS
+            .iter()
+            .zip(values)
+            .map(|(k, v)| {
+                (
+                    format!("REGISTRY_PROXY_{}", k.to_uppercase()),
+                    v.to_string(),
+                )
+            })
+            .collect();
+        for c in [
+            Config::from_yaml(&yaml).unwrap(),
+            Config::from_yaml_and_env("", &env).unwrap(),
+        ] {
+            assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+            let p = c.proxy.unwrap();
+            assert_eq!(p.remote_url, "http://up:5000");
+            assert_eq!(p.username.as_deref(), Some("u"));
+            assert_eq!(p.password.as_deref(), Some("p"));
+            assert_eq!(p.ttl, Some(Duration::from_secs(7200)));
+        }
+        let c = Config::from_yaml("proxy:\n  remoteurl: http://up\n  cachesize: 10\n").unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with("proxy.cachesize"),
+            "{:?}",
+            c.warnings
+        );
+    }
 }
