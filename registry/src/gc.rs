@@ -27,8 +27,9 @@
 //! **Safety.** Everything is read before anything is deleted, and any error while reading
 //! (an unreadable link, a manifest that does not parse, a storage error) ends the run
 //! before the sweep: blobs are never deleted on a partial mark. Only two absences are
-//! tolerated, as in distribution: a revision whose manifest bytes are not in `blobs/` is
-//! skipped, and a repository without `_manifests` has nothing to mark. Blobs are
+//! tolerated, as in distribution: a revision whose manifest bytes are gone is skipped
+//! (one whose bytes were not listed is read again first: they may have been pushed after
+//! the listing), and a repository without `_manifests` has nothing to mark. Blobs are
 //! enumerated *before* the mark, so a blob written while the collection runs is never a
 //! candidate.
 //!
@@ -199,10 +200,22 @@ pub async fn collect_garbage(
             if young(*written) {
                 young_revisions.insert(d.clone());
             }
-            if blobs.contains_key(d) && seen.insert(d.clone()) {
+            if seen.insert(d.clone()) {
                 present.push(d.clone());
             }
         }
+        // A revision whose bytes were not listed under `blobs/` may have been pushed
+        // after that listing (its bytes, then its link, both before the repositories were
+        // listed): read now, its bytes count if they exist, or the blobs it references
+        // would be swept from under a manifest the registry just acknowledged. Only one
+        // whose bytes are gone is skipped, as distribution's enumerator skips it.
+        let late: Vec<String> = present
+            .iter()
+            .filter(|d| !blobs.contains_key(*d))
+            .cloned()
+            .collect();
+        marker.read_if_present(name, &late).await?;
+        present.retain(|d| blobs.contains_key(d) || marker.bodies.contains_key(d));
         let tagged: HashSet<&String> = repo
             .tags
             .values()

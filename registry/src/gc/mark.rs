@@ -67,6 +67,12 @@ impl<'a> Marker<'a> {
         Ok(kept)
     }
 
+    /// Reads the references of the manifests of `digests` whose bytes exist (a missing
+    /// one is skipped; one that is no manifest stops the run, as in the mark).
+    pub async fn read_if_present(&mut self, name: &str, digests: &[String]) -> Result<(), GcError> {
+        self.load(name, digests, Missing::Skipped).await
+    }
+
     /// Reads the references of every manifest of `digests` not read yet.
     async fn load(
         &mut self,
