@@ -70,29 +70,10 @@ pub async fn start(
             monolithic(app, name, &id, &d, body).await
         }
         None => {
-            // The session's date, its empty data and the hash state at offset 0
-            // (distribution's files) at once: nothing can touch them before this answer
-            // gives the id out.
-            let data = async {
-                let mut w = app
-                    .store
-                    .driver()
-                    .writer(&layout::upload_data(name, &id), false)
-                    .await
-                    .map_err(storage("starting an upload"))?;
-                w.close().await.map_err(storage("starting an upload"))
-            };
-            let zero = ResumableSha256::new();
-            let (started, data, ()) =
-                tokio::join!(started, data, save_state(app, name, &id, &zero));
-            if let Err(e) = started.and(data) {
-                // Nothing half-made is left for the purger, which finds uploads by date.
-                let _ = app
-                    .store
-                    .delete_if_present(&layout::upload_dir(name, &id))
-                    .await;
-                return Err(e);
-            }
+            // Only the session's date: its data is made by the first request that writes
+            // (see `session`), and the hash state of no bytes is known without a file
+            // (distribution resumes at offset 0 without one too).
+            started.await?;
             Ok(progress_response(StatusCode::ACCEPTED, name, &id, 0))
         }
     }
@@ -274,8 +255,16 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-/// Checks that the upload exists (its `startedat`, as distribution) and opens its writer.
-async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
+/// An upload that exists (its `startedat`, as distribution): its data so far, or none yet
+/// (no request has written to it).
+enum Session {
+    // Boxed: the writer is large and an empty session carries nothing.
+    Data(Box<FileWriter>),
+    Empty,
+}
+
+/// Checks that the upload exists and resumes its writer when it has data.
+async fn session(app: &App, name: &str, id: &str) -> Result<Session> {
     check_id(id)?;
     let unknown = || RegistryError::BlobUploadUnknown(format!("upload {id} is unknown"));
     // The session's date and its writer at once: resuming writes nothing, so a writer
@@ -292,9 +281,22 @@ async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
         return Err(unknown());
     }
     match writer {
-        Ok(w) => Ok(w),
-        Err(e) if e.is_not_found() => Err(unknown()),
+        Ok(w) => Ok(Session::Data(Box::new(w))),
+        Err(e) if e.is_not_found() => Ok(Session::Empty),
         Err(e) => Err(RegistryError::storage("resuming an upload", e)),
+    }
+}
+
+/// The upload's writer: resumed, or new for an upload with no data yet.
+async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
+    match session(app, name, id).await? {
+        Session::Data(w) => Ok(*w),
+        Session::Empty => app
+            .store
+            .driver()
+            .writer(&layout::upload_data(name, id), false)
+            .await
+            .map_err(storage("starting an upload's data")),
     }
 }
 
@@ -455,7 +457,25 @@ pub async fn put(
     let _slot = app.upload_slot(client)?;
     check_id(id)?;
     let _one_at_a_time = app.upload_locks.lock(name, id).await;
-    let mut w = resume(app, name, id).await?;
+    let mut w = match session(app, name, id).await? {
+        Session::Data(w) => *w,
+        Session::Empty => {
+            // The whole blob in this request, of announced length within the read-back
+            // budget: verified in memory and stored in one pass, as a monolithic POST.
+            let len = http_body::Body::size_hint(&body).exact();
+            let starts_at_zero = header(headers, "content-range")
+                .and_then(parse_content_range)
+                .is_none_or(|(first, _)| first == 0);
+            if let (Some(len), true) = (len, starts_at_zero) {
+                if let Some(room) = app.read_back_room(len) {
+                    let created = monolithic_in_memory(app, name, &d, len, body, room).await?;
+                    clean_up_session(app, name, id).await?;
+                    return Ok(created);
+                }
+            }
+            resume(app, name, id).await?
+        }
+    };
     let start = w.size();
     // A closing chunk that does not continue the upload: 416, and the session stays as
     // it was (distribution-spec main; distribution 2.8.2 ignores the header).
@@ -685,32 +705,36 @@ where
 }
 
 async fn clean_up(app: &App, name: &str, id: &str, want: &Digest) -> Result<Response<Body>> {
-    app.store
-        .delete_if_present(&layout::upload_dir(name, id))
-        .await?;
+    clean_up_session(app, name, id).await?;
     Stats::bump(&app.stats.blobs_uploaded);
     Ok(created(name, want))
+}
+
+/// Drops a finished upload's directory.
+async fn clean_up_session(app: &App, name: &str, id: &str) -> Result<()> {
+    app.store
+        .delete_if_present(&layout::upload_dir(name, id))
+        .await
 }
 
 /// `GET`: where the upload stands.
 pub async fn status(app: &App, name: &str, id: &str) -> Result<Response<Body>> {
     // Opening the writer is how the size of an uncommitted upload is known; dropping it
     // without close leaves the upload as it was.
-    let w = resume(app, name, id).await?;
-    Ok(progress_response(
-        StatusCode::NO_CONTENT,
-        name,
-        id,
-        w.size(),
-    ))
+    let size = match session(app, name, id).await? {
+        Session::Data(w) => w.size(),
+        Session::Empty => 0,
+    };
+    Ok(progress_response(StatusCode::NO_CONTENT, name, id, size))
 }
 
 /// `DELETE`: cancels the upload and removes its directory.
 pub async fn cancel(app: &App, name: &str, id: &str) -> Result<Response<Body>> {
     check_id(id)?;
     let _one_at_a_time = app.upload_locks.lock(name, id).await;
-    let mut w = resume(app, name, id).await?;
-    w.cancel().await.map_err(storage("cancelling an upload"))?;
+    if let Session::Data(mut w) = session(app, name, id).await? {
+        w.cancel().await.map_err(storage("cancelling an upload"))?;
+    }
     app.store
         .delete_if_present(&layout::upload_dir(name, id))
         .await?;
