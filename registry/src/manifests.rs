@@ -226,23 +226,20 @@ pub async fn put(
             .manifests
             .extend(distinct.iter().map(|c| (name.to_string(), c.clone())));
     }
-    // The fence's listing, the references' checks and the lookup of the manifest's own
-    // bytes go together: one round trip (two for a missing link) before the writes.
-    let (entered, checked, stored) = tokio::join!(
+    // The fence's listing and the references' checks together: one round trip (two for
+    // a missing link) before the writes.
+    let (entered, checked) = tokio::join!(
         app.fence.enter(&app.store, &protect),
-        check_references(app, name, kind, &distinct),
-        app.store.blob_size(&d)
+        check_references(app, name, kind, &distinct)
     );
     let entered = entered?;
-    let stored = if entered.recheck() {
+    if entered.recheck() {
         check_references(app, name, kind, &distinct).await?;
-        app.store.blob_size(&d).await?
     } else {
         checked?;
-        stored?
-    };
+    }
     let subject = parsed.subject.as_ref();
-    write_manifest(app, name, &d, &bytes, stored.is_some(), subject, &tags).await?;
+    write_manifest(app, name, &d, &bytes, subject, &tags).await?;
     if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck {
         // A sweep that may have missed these writes named what they rely on: what it
         // took of this manifest is written again; a reference it took cannot be, so the
@@ -251,8 +248,7 @@ pub async fn put(
             undo_manifest(app, name, &d, &tags).await;
             return Err(e);
         }
-        let stored = app.store.blob_size(&d).await?.is_some();
-        write_manifest(app, name, &d, &bytes, stored, subject, &tags).await?;
+        write_manifest(app, name, &d, &bytes, subject, &tags).await?;
     }
     Stats::bump(&app.stats.manifests_pushed);
     let mut h = vec![
@@ -295,22 +291,20 @@ async fn check_references(app: &App, name: &str, kind: Kind, distinct: &[Digest]
     .map(|_: Vec<()>| ())
 }
 
-/// The manifest's bytes (unless `stored`), its revision link, its referrers entry and its
-/// tags' index entries, all at once; then, once all of those exist, the tags' current
-/// links (distribution's order: a tag never names a manifest that is not there yet).
+/// The manifest's bytes, its revision link, its referrers entry and its tags' index
+/// entries, all at once; then, once all of those exist, the tags' current links
+/// (distribution's order: a tag never names a manifest that is not there yet). The bytes
+/// are written even when stored already (the same bytes, content-addressed): looking
+/// first would cost a round trip and two requests on every fresh push.
 async fn write_manifest(
     app: &App,
     name: &str,
     d: &Digest,
     bytes: &[u8],
-    stored: bool,
     subject: Option<&Digest>,
     tags: &[String],
 ) -> Result<()> {
     let bytes_written = async {
-        if stored {
-            return Ok(());
-        }
         app.store
             .driver()
             .put_content(&layout::blob_data(d), bytes)
