@@ -35,6 +35,7 @@ pub mod gc;
 mod health;
 mod htpasswd;
 mod http_io;
+mod ids;
 pub mod layout;
 mod listen;
 mod listing;

@@ -128,7 +128,7 @@ impl Notifier {
             queues,
             tasks,
             include_references: c.include_references,
-            instance_id: event::uuid4(),
+            instance_id: crate::ids::uuid4(),
             hostname: hostname(),
             tls,
         })
@@ -359,7 +359,7 @@ impl Notice {
         let n = &self.notifier;
         let port = self.conn.and_then(|c| c.local_port);
         Event {
-            id: event::uuid4(),
+            id: crate::ids::uuid4(),
             timestamp: event::timestamp_now(),
             action,
             target,

@@ -3,7 +3,6 @@
 //! resumed with `append` by the next, on any instance), `startedat` marks the upload as
 //! known, and `hashstates/sha256/<offset>` keeps the SHA-256 state after each request so
 //! the final `PUT` verifies the digest without reading the data back.
-use std::time::SystemTime;
 
 use http::{HeaderMap, Response, StatusCode};
 use ks3_driver_host::FileWriter;
@@ -52,13 +51,13 @@ pub async fn start(
             return monolithic_in_memory(app, name, d, len, body, room).await;
         }
     }
-    let id = new_upload_id();
+    let id = crate::ids::uuid4();
     let started = async {
         app.store
             .driver()
             .put_content(
                 &layout::upload_started_at(name, &id),
-                rfc3339_now().as_bytes(),
+                crate::ids::rfc3339_now().as_bytes(),
             )
             .await
             .map_err(storage("starting an upload"))
@@ -817,31 +816,6 @@ fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     Some((a, (b - a).checked_add(1)?))
 }
 
-/// A random UUID v4 in distribution's form (its upload purger recognises only these).
-fn new_upload_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// `startedat`: RFC 3339 UTC without fractions, as Go's `time.RFC3339` writes it.
-fn rfc3339_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    ks3_proto::date::rfc3339(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -858,7 +832,7 @@ mod tests {
 
     #[test]
     fn ids_and_dates_have_distributions_form() {
-        let id = new_upload_id();
+        let id = crate::ids::uuid4();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert!(check_id(&id).is_ok());

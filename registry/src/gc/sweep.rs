@@ -30,7 +30,7 @@ pub(super) async fn announce<'a>(
     let id = format!("{:032x}", rand::random::<u128>());
     let record = SweepRecord {
         id,
-        started: now_rfc3339(),
+        started: crate::ids::rfc3339_now(),
         blobs: blobs.cloned().collect(),
         manifests: manifests.iter().cloned().collect(),
         ended: None,
@@ -76,7 +76,7 @@ impl Sweep {
     /// Marks the record ended (whatever the outcome of the sweep): it stays as a
     /// tombstone until stale, and a later collection removes it.
     pub async fn end(mut self, driver: &Driver) {
-        self.record.ended = Some(now_rfc3339());
+        self.record.ended = Some(crate::ids::rfc3339_now());
         if let Err(e) = self.write(driver).await {
             tracing::warn!(
                 target: "ks3_registry::gc",
@@ -87,14 +87,6 @@ impl Sweep {
             );
         }
     }
-}
-
-fn now_rfc3339() -> String {
-    ks3_proto::date::rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-    )
 }
 
 /// Removes the records that are stale (tombstones of ended sweeps, and the records of

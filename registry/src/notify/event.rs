@@ -152,22 +152,6 @@ pub fn references(manifest: &[u8]) -> Vec<Value> {
     out
 }
 
-/// A random (version 4) UUID, as distribution's event and instance ids.
-pub fn uuid4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// Now, in RFC 3339 with nanoseconds (trailing zeros trimmed), UTC: Go's `RFC3339Nano`.
 pub fn timestamp_now() -> String {
     let now = std::time::SystemTime::now()
@@ -193,7 +177,7 @@ mod tests {
     #[test]
     fn schema_and_formats() {
         let e = Event {
-            id: uuid4(),
+            id: crate::ids::uuid4(),
             timestamp: timestamp(0, 912_594_470),
             action: Action::Delete,
             target: Target {

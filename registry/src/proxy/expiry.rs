@@ -22,9 +22,9 @@ use std::time::Duration;
 use ks3_driver_host::Driver;
 use serde::{Deserialize, Serialize};
 
-use super::fill::unix_now;
 use super::{Proxy, LOG};
 use crate::digest::Digest;
+use crate::ids::unix_now;
 use crate::layout;
 use crate::store::{fan_out, Store, FAN_OUT_WIDTH};
 

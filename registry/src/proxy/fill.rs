@@ -20,7 +20,7 @@
 //! two-frame channel); one that takes no frame for `limits.bodytimeout` is cut, and the
 //! flight goes on storing when every client has gone.
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, StatusCode};
@@ -264,7 +264,7 @@ impl Proxy {
             .ok_or_else(|| unavailable(name, d, "the upstream's answer has no Content-Length"))?;
         flight.phase.send_replace(Phase::Streaming { size });
 
-        let id = new_upload_id();
+        let id = crate::ids::uuid4();
         let upload = layout::upload_data(name, &id);
         let (to_writer, queue) = mpsc::channel(WRITER_QUEUE);
         let writer = tokio::spawn(write_upload(
@@ -399,7 +399,7 @@ async fn write_upload(
     mut queue: mpsc::Receiver<Bytes>,
 ) -> Result<FileWriter> {
     let storage = |what: &'static str| move |e| RegistryError::storage(what, e);
-    let now = rfc3339_now();
+    let now = crate::ids::rfc3339_now();
     let (writer, started) = tokio::join!(
         driver.writer(&path, false),
         driver.put_content(&started_at, now.as_bytes())
@@ -413,32 +413,4 @@ async fn write_upload(
         }
     }
     Ok(writer)
-}
-
-/// A random UUID v4 in distribution's form (its upload purger recognises only these).
-fn new_upload_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// RFC 3339 UTC without fractions, as Go's `time.RFC3339` writes `startedat`.
-pub(super) fn rfc3339_now() -> String {
-    ks3_proto::date::rfc3339(unix_now())
-}
-
-pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
