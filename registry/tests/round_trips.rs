@@ -147,3 +147,69 @@ async fn a_session_push_in_one_put_costs_no_more_than_distribution() {
         "the session is gone: {keys:?}"
     );
 }
+
+/// Each request of a small monolithic push (the blob's lookup, the garbage collector's
+/// records, the bytes, the link) under a 500, a `SlowDown`, a dropped connection and a
+/// lost answer: the push is acknowledged (the driver retries) or refused with a 5xx and
+/// acknowledged when the client tries again; an acknowledged blob pulls byte for byte.
+/// (The manifest PUT's writes, with every other request, get random faults in the chaos
+/// test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_pass_pushes_under_faults() {
+    let ks3 = shared_ks3();
+    let reg = serve_shared(&ks3, "storage:\n  redirect:\n    disable: true\n").await;
+    let targets = [
+        ("HEAD", "/blobs/sha256/"),
+        ("GET", "_gc"),
+        ("PUT", "/blobs/sha256/"),
+        ("PUT", "/_layers/"),
+    ];
+    let kinds = ["500:InternalError", "503:SlowDown", "drop", "lost"];
+    let mut round = 0u64;
+    let mut hit = 0;
+    for (method, pattern) in targets {
+        for kind in kinds {
+            round += 1;
+            let data = bytes(4096 + round as usize, 2 * round + 1);
+            let d = sha256(&data);
+            ks3.server.faults().inject(
+                ks3_local::FaultRule::parse(&format!("{method}:{pattern}:1:{kind}"))
+                    .expect("fault rule"),
+            );
+            let repo = format!("faults/r{round}");
+            let url = format!("{}/v2/{repo}/blobs/uploads/?digest={d}", reg.base);
+            let mut acknowledged = false;
+            for _attempt in 0..3 {
+                let r = request(Method::POST, &url, &[], data.clone()).await;
+                if r.status == StatusCode::CREATED {
+                    acknowledged = true;
+                    break;
+                }
+                assert!(
+                    r.status.is_server_error(),
+                    "{method} {pattern} {kind}: {} {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                );
+            }
+            assert!(
+                acknowledged,
+                "{method} {pattern} {kind}: never acknowledged"
+            );
+            if ks3.server.faults().remaining() == 0 {
+                hit += 1;
+            }
+            ks3.server.faults().clear();
+            let r = request(
+                Method::GET,
+                &format!("{}/v2/{repo}/blobs/{d}", reg.base),
+                &[],
+                vec![],
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::OK, "{method} {pattern} {kind}");
+            assert!(r.body == data, "{method} {pattern} {kind}: the bytes");
+        }
+    }
+    assert_eq!(hit, targets.len() * kinds.len(), "every fault was hit");
+}
