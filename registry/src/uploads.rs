@@ -146,17 +146,6 @@ async fn monolithic_in_memory(
             "the upload's digest is {actual}, not {d}"
         )));
     }
-    let protect = Protect::blob(d);
-    let (entered, stored) = tokio::join!(
-        app.fence.enter(&app.store, &protect),
-        app.store.blob_size(d)
-    );
-    let entered = entered?;
-    let stored = if entered.recheck() {
-        app.store.blob_size(d).await?
-    } else {
-        stored?
-    };
     let put_blob = || async {
         app.store
             .driver()
@@ -164,22 +153,7 @@ async fn monolithic_in_memory(
             .await
             .map_err(storage("storing a blob"))
     };
-    let link_path = layout::layer_link(name, d);
-    let link = app.store.write_link(&link_path, d);
-    if stored.is_some() {
-        link.await?;
-    } else {
-        // Both or an error: a link written beside a failed blob write names nothing the
-        // repository serves (a blob is served only when its bytes exist).
-        let (blob, link) = tokio::join!(put_blob(), link);
-        blob?;
-        link?;
-    }
-    if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck
-        && app.store.blob_size(d).await?.is_none()
-    {
-        put_blob().await?;
-    }
+    store_and_link(app, name, d, put_blob).await?;
     Stats::bump(&app.stats.blobs_uploaded);
     Ok(created(name, d))
 }
@@ -675,6 +649,18 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
+    store_and_link(app, name, want, store).await?;
+    clean_up(app, name, id, want).await
+}
+
+/// Through the fence (its listing beside the lookup of the blob): links blob `want`
+/// into repository `name`, storing its bytes with `store` unless they are stored (both at
+/// once), and storing them again when a sweep that may have missed the link took them.
+async fn store_and_link<F, Fut>(app: &App, name: &str, want: &Digest, store: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
     let protect = Protect::blob(want);
     let (entered, stored) = tokio::join!(
         app.fence.enter(&app.store, &protect),
@@ -700,7 +686,7 @@ where
     {
         store().await?;
     }
-    clean_up(app, name, id, want).await
+    Ok(())
 }
 
 async fn clean_up(app: &App, name: &str, id: &str, want: &Digest) -> Result<Response<Body>> {
