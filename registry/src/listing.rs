@@ -11,6 +11,7 @@ use crate::app::{respond, App};
 use crate::blobs::parse_digest;
 use crate::digest::Digest;
 use crate::errors::{RegistryError, Result};
+use crate::gc::repo_order;
 use crate::http_io::{percent_encode, query_get, Body};
 use crate::layout;
 use crate::manifest::{self, OCI_INDEX};
@@ -96,13 +97,6 @@ async fn is_repository(app: &App, name: &str) -> Result<bool> {
         .list_names(&layout::repo(name))
         .await?
         .is_some_and(|c| c.iter().any(|c| c == "_manifests" || c == "_layers")))
-}
-
-/// distribution's repository order: byte order with `/` before every other byte, so
-/// `a/b` comes before `a-b`.
-fn repo_order(a: &str, b: &str) -> Ordering {
-    let key = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
-    a.bytes().map(key).cmp(b.bytes().map(key))
 }
 
 /// Whether the subtree of repository-name prefix `dir` (`dir` itself and `dir/…`) may
