@@ -163,8 +163,8 @@ impl Proxy {
         }
     }
 
-    /// Stores a verified manifest as a push would: its bytes, its revision link, and the
-    /// tag's current and index links; schedules its expiry.
+    /// Schedules a verified manifest's expiry, then stores it as a push would: its bytes,
+    /// its revision link, and the tag's current and index links.
     async fn store_manifest(
         &self,
         name: &str,
@@ -179,6 +179,8 @@ impl Proxy {
             tracing::warn!(target: LOG, "the upstream's {name}@{d} is no manifest this registry serves: not cached");
             return Ok(());
         }
+        // Scheduled first: whatever of the manifest is stored is then sure to expire.
+        expiry::schedule(self, expiry::Kind::Manifest, name, d).await;
         let driver = self.store.driver();
         let blob = layout::blob_data(d);
         let data = async {
@@ -204,7 +206,6 @@ impl Proxy {
             current?;
             index?;
         }
-        expiry::schedule(self, expiry::Kind::Manifest, name, d).await;
         Ok(())
     }
 }

@@ -567,19 +567,27 @@ async fn ttl_expires_cached_content_from_a_schedule_that_survives_a_restart() {
     let layout = image(&work.path().join("img"), "ttl\n", 64 << 10).await;
     push(&layout, &format!("docker://{}/t/app:v1", up.host), None).await;
     let mroot = root("mirror-ttl");
-    let yaml = proxy_yaml(&up.base, None, "4s");
+    let yaml = proxy_yaml(&up.base, None, "8s");
     let m = mirror(&ks3, &mroot, &yaml).await;
     let through = format!("docker://{}/t/app:v1", m.host);
     pull(&through, &work.path().join("first"), None)
         .await
         .expect("pull through");
-    // The schedule is in the bucket.
+    // The schedule is in the bucket: the manifest's before it was answered, the blobs'
+    // once their flights stored them (the client's last byte can come first).
     let expiry_dir = "/docker/registry/v2/_proxy/expiry";
-    let entries = m.registry.driver().list(expiry_dir).await.expect("entries");
-    assert!(
-        entries.len() >= 3,
-        "manifest, config and layer: {entries:?}"
-    );
+    let scheduled = m.registry.driver().clone();
+    eventually("manifest, config and layer scheduled", || {
+        let driver = scheduled.clone();
+        async move { driver.list(expiry_dir).await.unwrap_or_default().len() >= 3 }
+    })
+    .await;
+    let layer_links = "/docker/registry/v2/repositories/t/app/_layers/sha256";
+    eventually("config and layer linked", || {
+        let driver = scheduled.clone();
+        async move { driver.list(layer_links).await.unwrap_or_default().len() >= 2 }
+    })
+    .await;
     // Restart (the first instance stops before anything expired), upstream gone.
     drop(m);
     drop(up);

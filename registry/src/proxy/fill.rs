@@ -10,8 +10,8 @@
 //! (`_uploads/<id>/data`, with `startedat`, so the purger clears what a crash leaves).
 //! The last frame reaches the clients only after the digest verified; a wrong blob ends
 //! every client's body with an error instead, and is neither moved nor linked. When the
-//! writer committed, the upload is moved into `blobs/`, linked into the repository, and
-//! its expiry scheduled.
+//! writer committed, the upload is moved into `blobs/`, its expiry scheduled, and it is
+//! linked into the repository.
 //!
 //! A request that finds a flight joins it and gets the same bytes: the frames sent so
 //! far first (a flight keeps up to [`REPLAY_MAX`] of them for this), then the rest as
@@ -307,12 +307,12 @@ impl Proxy {
         self.link(name, d).await
     }
 
+    /// The expiry is scheduled before the link is written, so a crash between the two
+    /// leaves an entry for a link that never came (harmless), never a link that would
+    /// never expire.
     async fn link(&self, name: &str, d: &Digest) -> Result<()> {
-        self.store
-            .write_link(&layout::layer_link(name, d), d)
-            .await?;
         expiry::schedule(self, expiry::Kind::Blob, name, d).await;
-        Ok(())
+        self.store.write_link(&layout::layer_link(name, d), d).await
     }
 }
 
