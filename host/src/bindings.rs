@@ -1,4 +1,5 @@
-//! Typed access to the component's `ks3:storage-driver/driver@0.1.0` exports.
+//! Typed access to a driver component's `registry:storage-driver/driver@1.0.0` exports
+//! (and, when it has them, the optional `fast-path` accelerations).
 //!
 //! Written by hand rather than with `wasmtime::component::bindgen!`: wasmtime 48's
 //! generator names a struct field after each exported function without escaping Rust
@@ -17,8 +18,11 @@ use wasmtime_wasi::p2::DynInputStream;
 
 use crate::error::{BackendError, DriverError, IoError, IoKind};
 
-/// The exported interface, by its versioned name.
-pub const INTERFACE: &str = "ks3:storage-driver/driver@0.1.0";
+/// The exported interface every driver has, by its versioned name.
+pub const INTERFACE: &str = "registry:storage-driver/driver@1.0.0";
+
+/// The optional accelerations (`wit/README.md`): used when exported, done without when not.
+pub const FAST_PATH: &str = "registry:storage-driver/fast-path@1.0.0";
 
 #[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
 #[component(record)]
@@ -153,10 +157,20 @@ fn io_kind(k: WitIoKind) -> IoKind {
 /// A WIT `result<T, driver-error>` as a single-result list.
 pub type Res<T> = (Result<T, WitError>,);
 
-/// A type-checked export whose result list is `R`.
+/// A type-checked export whose result list is `R`; `index` is `None` for an optional
+/// export the component does not have (the caller gets `unsupported-method`).
 pub struct Export<R> {
-    pub index: ComponentExportIndex,
+    pub index: Option<ComponentExportIndex>,
     _result: PhantomData<fn() -> R>,
+}
+
+impl<R> Export<R> {
+    fn absent() -> Self {
+        Export {
+            index: None,
+            _result: PhantomData,
+        }
+    }
 }
 
 /// Export indices of every function the host calls, type-checked.
@@ -173,6 +187,10 @@ pub struct Exports {
     pub redirect_url: Export<Res<Option<String>>>,
     pub walk: Export<Res<ResourceAny>>,
     pub reader_read: Export<Res<Vec<u8>>>,
+    /// Whether the component exports `fast-path`; without it the three exports below are
+    /// absent and the host reads through `file-reader.read` and writes through
+    /// `file-writer.write`.
+    pub fast_path: bool,
     pub reader_take_stream: Export<Res<Option<Resource<DynInputStream>>>>,
     pub reader_stream_done: Export<Res<()>>,
     pub writer_write: Export<Res<()>>,
@@ -192,10 +210,14 @@ impl Exports {
         let iface = component
             .get_export_index(None, INTERFACE)
             .ok_or_else(|| anyhow!("the component does not export `{INTERFACE}`"))?;
+        let fast = component.get_export_index(None, FAST_PATH);
         macro_rules! func {
-            ($name:literal, $params:ty, $results:ty) => {{
+            ($name:literal, $params:ty, $results:ty) => {
+                func!(iface, $name, $params, $results)
+            };
+            ($iface:expr, $name:literal, $params:ty, $results:ty) => {{
                 let (item, index) = component
-                    .get_export(Some(&iface), $name)
+                    .get_export(Some(&$iface), $name)
                     .ok_or_else(|| anyhow!("the component does not export `{}`", $name))?;
                 match item {
                     ComponentItem::ComponentFunc(f) => f
@@ -204,11 +226,34 @@ impl Exports {
                     _ => return Err(anyhow!("export `{}` is not a function", $name)),
                 }
                 Export::<$results> {
-                    index,
+                    index: Some(index),
                     _result: PhantomData,
                 }
             }};
         }
+        let (reader_take_stream, reader_stream_done, writer_write_with_crc64) = match fast {
+            Some(fast) => (
+                func!(
+                    fast,
+                    "reader-take-stream",
+                    (ResourceAny,),
+                    Res<Option<Resource<DynInputStream>>>
+                ),
+                func!(
+                    fast,
+                    "reader-stream-done",
+                    (ResourceAny, u64, u64, Option<&str>),
+                    Res<()>
+                ),
+                func!(
+                    fast,
+                    "writer-write-with-crc64",
+                    (ResourceAny, &[u8], u64),
+                    Res<()>
+                ),
+            ),
+            None => (Export::absent(), Export::absent(), Export::absent()),
+        };
         Ok(Exports {
             validate_config: func!("validate-config", (), Res<()>),
             get_content: func!("get-content", (&str,), Res<Vec<u8>>),
@@ -222,22 +267,11 @@ impl Exports {
             redirect_url: func!("redirect-url", (&str, &str), Res<Option<String>>),
             walk: func!("walk", (&str, Option<&str>), Res<ResourceAny>),
             reader_read: func!("[method]file-reader.read", (ResourceAny, u32), Res<Vec<u8>>),
-            reader_take_stream: func!(
-                "[method]file-reader.take-stream",
-                (ResourceAny,),
-                Res<Option<Resource<DynInputStream>>>
-            ),
-            reader_stream_done: func!(
-                "[method]file-reader.stream-done",
-                (ResourceAny, u64, u64, Option<&str>),
-                Res<()>
-            ),
+            fast_path: fast.is_some(),
+            reader_take_stream,
+            reader_stream_done,
             writer_write: func!("[method]file-writer.write", (ResourceAny, &[u8]), Res<()>),
-            writer_write_with_crc64: func!(
-                "[method]file-writer.write-with-crc64",
-                (ResourceAny, &[u8], u64),
-                Res<()>
-            ),
+            writer_write_with_crc64,
             writer_size: func!("[method]file-writer.size", (ResourceAny,), (u64,)),
             writer_close: func!("[method]file-writer.close", (ResourceAny,), Res<()>),
             writer_cancel: func!("[method]file-writer.cancel", (ResourceAny,), Res<()>),

@@ -1,6 +1,6 @@
 //! A reader of an object's bytes in its own sandboxed instance: the guest opens, resumes
 //! and verifies the ranged GETs; the host reads each response body's stream directly
-//! (`take-stream`, `stream-done`), or, for hosts without stream hand-over, through the
+//! (`fast-path.reader-take-stream`, `reader-stream-done`), or, for hosts without stream hand-over, through the
 //! guest's `file-reader.read`.
 use std::future::Future;
 use std::pin::Pin;
@@ -28,8 +28,8 @@ struct ReaderCore {
     body: Option<TakenBody>,
 }
 
-/// A response body's stream, taken from the guest with `take-stream`: what was read of
-/// it is reported back with `stream-done`, so the guest can resume and verify.
+/// A response body's stream, taken from the guest with `reader-take-stream`: what was read of
+/// it is reported back with `reader-stream-done`, so the guest can resume and verify.
 struct TakenBody {
     stream: Resource<DynInputStream>,
     count: u64,
@@ -65,12 +65,18 @@ impl ReaderCore {
             }
             let Some(body) = self.body.as_mut() else {
                 let what = format!("read {}", self.path);
-                match self
+                let taken = self
                     .session
                     .call(&what, |e| &e.reader_take_stream, (self.handle,))
-                    .await?
-                {
-                    Some(stream) => {
+                    .await;
+                match taken {
+                    // The contract lets a driver decline at any time: read through it.
+                    Err(Error::Driver(DriverError::UnsupportedMethod(_))) => {
+                        self.through_guest = true;
+                        return self.read_through_guest(max).await.map(Bytes::from);
+                    }
+                    Err(e) => return Err(e),
+                    Ok(Some(stream)) => {
                         self.body = Some(TakenBody {
                             stream,
                             count: 0,
@@ -78,7 +84,7 @@ impl ReaderCore {
                             end: None,
                         })
                     }
-                    None => self.eof = true,
+                    Ok(None) => self.eof = true,
                 }
                 continue;
             };
@@ -123,7 +129,7 @@ impl ReaderCore {
     }
 
     /// Gives the taken body back: the guest resumes a broken one at the next
-    /// `take-stream`, and checks the whole object's CRC-64 at the end.
+    /// `reader-take-stream`, and checks the whole object's CRC-64 at the end.
     async fn body_done(&mut self, broken: Option<String>) -> Result<(), Error> {
         let Some(body) = self.body.take() else {
             return Ok(());
@@ -166,13 +172,15 @@ impl FileReader {
         let handle = session
             .call(&format!("reader {path}"), |e| &e.reader, (path, offset))
             .await?;
+        let session_fast = session.has_fast_path();
         Ok(FileReader {
             core: Some(ReaderCore {
                 session,
                 handle,
                 path: path.to_string(),
                 eof: false,
-                through_guest,
+                // A driver without `fast-path` hands over no stream.
+                through_guest: through_guest || !session_fast,
                 body: None,
             }),
             pending: None,

@@ -16,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::activity::Activity;
-use crate::bindings::{Export, Exports, Res, WitError};
+use crate::bindings::{Export, Exports, Res, WitError, FAST_PATH};
 use crate::driver::{CallOutcome, CallRecord};
 use crate::egress::{Egress, EgressHooks};
 use crate::error::{DriverError, Error, IoError, IoKind, SandboxKind};
@@ -260,6 +260,11 @@ impl Session {
             && self.store.data().stderr.contents().is_empty()
     }
 
+    /// Whether the driver exports the optional `fast-path` interface.
+    pub(crate) fn has_fast_path(&self) -> bool {
+        self.exports.fast_path
+    }
+
     /// Calls a function returning `result<T, driver-error>`.
     pub(crate) async fn call<P, T>(
         &mut self,
@@ -337,8 +342,14 @@ impl Session {
                 "the driver instance is not available",
             ));
         };
+        let Some(index) = export(&self.exports).index else {
+            // An optional export (`fast-path`) this driver does not have.
+            return Err(Error::Driver(DriverError::UnsupportedMethod(format!(
+                "{what}: the driver does not export {FAST_PATH}"
+            ))));
+        };
         let func = instance
-            .get_func(&mut self.store, export(&self.exports).index)
+            .get_func(&mut self.store, index)
             .ok_or_else(|| Error::sandbox(SandboxKind::Start, format!("{what}: export missing")))?;
         let typed = func
             .typed::<P, R>(&self.store)

@@ -16,7 +16,7 @@ pub struct FileWriter {
     handle: ResourceAny,
     path: String,
     size: u64,
-    /// Send each chunk's CRC-64 along (`write-with-crc64`).
+    /// Send each chunk's CRC-64 along (`fast-path.writer-write-with-crc64`; only when the driver exports it).
     crc_by_host: bool,
 }
 
@@ -29,6 +29,7 @@ impl FileWriter {
         append: bool,
         crc_by_host: bool,
     ) -> Result<FileWriter, Error> {
+        let fast = session.has_fast_path();
         let handle = session
             .call(&format!("writer {path}"), |e| &e.writer, (path, append))
             .await?;
@@ -37,7 +38,8 @@ impl FileWriter {
             handle,
             path: path.to_string(),
             size: 0,
-            crc_by_host,
+            // A driver without `fast-path` takes no checksum along.
+            crc_by_host: crc_by_host && fast,
         };
         w.refresh_size().await?;
         Ok(w)

@@ -301,8 +301,12 @@ async fn connections_are_pooled_and_reused() {
         d.stat("/p").await.unwrap();
     }
     let sequential = accepted.load(Ordering::SeqCst);
+    // The put sends its PUT and its tail's GET together (two connections); a connection
+    // the pool has not taken back yet when the next request starts (hyper returns it
+    // after it sees the answer's end, on its own task) can add one more now and then
+    // (4 runs in 30 on a loaded machine). Without pooling this would be 61.
     assert!(
-        sequential <= 2,
+        sequential <= 3,
         "61 sequential requests used {sequential} connections"
     );
 

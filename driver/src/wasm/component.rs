@@ -9,7 +9,8 @@ use crate::ops;
 use crate::path::{DirPath, FilePath};
 
 wit_bindgen::generate!({
-    world: "storage-driver",
+    // The KS3 driver exports the contract and the optional host accelerations.
+    world: "storage-driver-fast",
     path: "../wit",
     // The stream a reader hands over is the wasi crate's own type.
     with: {
@@ -19,10 +20,12 @@ wit_bindgen::generate!({
     },
 });
 
-use exports::ks3::storage_driver::driver::{
-    FileReader, FileWriter, Guest, GuestFileReader, GuestFileWriter, GuestWalker, Walker,
+use exports::registry::storage_driver::driver::{
+    FileReader, FileReaderBorrow, FileWriter, FileWriterBorrow, Guest, GuestFileReader,
+    GuestFileWriter, GuestWalker, Walker,
 };
-use ks3::storage_driver::types::{
+use exports::registry::storage_driver::fast_path::Guest as FastPath;
+use registry::storage_driver::types::{
     BackendError, ConfigError, DriverError, FileInfo, IoError, IoKind, OffsetError,
 };
 
@@ -176,7 +179,8 @@ impl Guest for Component {
 
 struct ReaderResource {
     reader: RefCell<ops::FileReader<WasiTransport>>,
-    /// The parents of the stream the host holds (`take-stream`), dropped at `stream-done`.
+    /// The parents of the stream the host holds (`reader-take-stream`), dropped at
+    /// `reader-stream-done`.
     handed: RefCell<Option<StreamParents>>,
 }
 
@@ -187,15 +191,23 @@ impl GuestFileReader for ReaderResource {
     fn position(&self) -> u64 {
         self.reader.borrow().position()
     }
-    fn take_stream(&self) -> Result<Option<wasi::io::streams::InputStream>, DriverError> {
-        let mut reader = self.reader.borrow_mut();
+}
+
+/// The `fast-path` interface: the host reads a response body's stream itself and hands
+/// the writer a CRC-64 it computed anyway (see `wit/README.md`).
+impl FastPath for Component {
+    fn reader_take_stream(
+        reader: FileReaderBorrow<'_>,
+    ) -> Result<Option<wasi::io::streams::InputStream>, DriverError> {
+        let this = reader.get::<ReaderResource>();
+        let mut reader = this.reader.borrow_mut();
         loop {
             let Some(mut body) = reader.take_body().map_err(convert)? else {
                 return Ok(None);
             };
             let outcome = match transport::hand_over(body.as_mut()) {
                 Some(HandedOver::Stream(stream, parents)) => {
-                    *self.handed.borrow_mut() = Some(parents);
+                    *this.handed.borrow_mut() = Some(parents);
                     return Ok(Some(stream));
                 }
                 Some(HandedOver::Ended) => None,
@@ -205,17 +217,32 @@ impl GuestFileReader for ReaderResource {
             reader.body_done(0, 0, outcome).map_err(convert)?;
         }
     }
-    fn stream_done(
-        &self,
+
+    fn reader_stream_done(
+        reader: FileReaderBorrow<'_>,
         count: u64,
         crc64: u64,
         broken: Option<String>,
     ) -> Result<(), DriverError> {
+        let this = reader.get::<ReaderResource>();
         // The host dropped the stream: its body and response may go now.
-        self.handed.borrow_mut().take();
-        self.reader
+        this.handed.borrow_mut().take();
+        this.reader
             .borrow_mut()
             .body_done(count, crc64, broken)
+            .map_err(convert)
+    }
+
+    fn writer_write_with_crc64(
+        writer: FileWriterBorrow<'_>,
+        data: Vec<u8>,
+        crc64: u64,
+    ) -> Result<(), DriverError> {
+        writer
+            .get::<WriterResource>()
+            .0
+            .borrow_mut()
+            .write_with_crc(&data, Some(crc64))
             .map_err(convert)
     }
 }
@@ -225,12 +252,6 @@ struct WriterResource(RefCell<ops::FileWriter<WasiTransport>>);
 impl GuestFileWriter for WriterResource {
     fn write(&self, data: Vec<u8>) -> Result<(), DriverError> {
         self.0.borrow_mut().write(&data).map_err(convert)
-    }
-    fn write_with_crc64(&self, data: Vec<u8>, crc64: u64) -> Result<(), DriverError> {
-        self.0
-            .borrow_mut()
-            .write_with_crc(&data, Some(crc64))
-            .map_err(convert)
     }
     fn size(&self) -> u64 {
         self.0.borrow().size()
