@@ -13,6 +13,7 @@ use ks3_driver_host::DriverError;
 use ks3_driver_host::{Config, Driver, Error, Runtime, RuntimeOptions};
 use ks3_proto::Secret;
 
+mod component;
 mod demo;
 mod embedded;
 mod fsck;
@@ -21,6 +22,7 @@ mod hints;
 mod json_log;
 mod logging;
 mod object;
+mod oci;
 mod progress;
 mod registry;
 mod show_config;
@@ -57,9 +59,15 @@ pub struct Cli {
     /// (Not global: `serve-local` has its own --secret-key-file, the server's key.)
     #[arg(long = "secret-key-file", value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
-    /// Run this component file instead of the embedded driver.
-    #[arg(long, value_name = "FILE", global = true)]
+    /// Run this component file instead of the embedded driver; or
+    /// `oci://HOST[:PORT]/REPO@sha256:DIGEST`, a component pulled from an OCI registry (Wasm
+    /// OCI artifact), verified, cached and run (pinned by digest, a cached one runs with no
+    /// network; by tag, a warning names the digest to pin).
+    #[arg(long, value_name = "FILE|oci://REF", global = true)]
     pub component: Option<PathBuf>,
+    /// Use plain HTTP for this registry (repeatable; loopback registries always are).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT", global = true)]
+    pub insecure_registries: Vec<String>,
     /// Log every KS3 request (method, path, status, time, request id) to stderr; never
     /// credentials, signatures or query strings.
     #[arg(short, long, global = true)]
@@ -86,6 +94,7 @@ impl std::fmt::Debug for Cli {
             .field("params", &params)
             .field("secret_key_file", &self.secret_key_file)
             .field("component", &self.component)
+            .field("insecure_registries", &self.insecure_registries)
             .field("verbose", &self.verbose)
             .field("command", &self.command)
             .finish()
@@ -256,6 +265,13 @@ pub enum Command {
     Fsck(fsck::FsckArgs),
     /// Measure the sandboxed component against the native baseline and the official SDK.
     Bench(crate::bench::BenchArgs),
+    /// The driver component itself: save it to a file, or push it to an OCI registry.
+    #[command(
+        after_help = "Examples:\n  ks3-driver component save -o ks3-driver.wasm\n  \
+                      ks3-driver component push 127.0.0.1:5000/drivers/ks3:1.0\n  \
+                      ks3-driver --component oci://127.0.0.1:5000/drivers/ks3@sha256:… stat /"
+    )]
+    Component(component::ComponentArgs),
 }
 
 impl Command {
@@ -458,14 +474,33 @@ async fn dispatch(ctx: &Context) -> Result<(), CliError> {
         // Handled in `main` (they run their own runtimes).
         Command::ServeLocal(_) | Command::Registry(_) => Ok(()),
         Command::Bench(args) => crate::bench::run(ctx, args).await,
+        Command::Component(args) => component::run(ctx, args).await,
     }
 }
 
 pub fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2; --help/--version exit 0.
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     if let Command::ServeLocal(local) = cli.command {
         return ks3_local::run_cli(*local);
+    }
+    // `--component oci://…`: pulled (or found in the cache) before anything runs, so that
+    // every command, the registry's included, loads a verified local file.
+    if let Some(spec) = cli.component.as_ref().and_then(|c| c.to_str()) {
+        if spec.starts_with("oci://") {
+            let rt = match runtime(tokio::runtime::Builder::new_current_thread()) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let spec = spec.to_string();
+            match rt.block_on(oci::resolve(&spec, &cli.insecure_registries)) {
+                Ok(path) => cli.component = Some(path),
+                Err(m) => {
+                    let _ = writeln!(std::io::stderr(), "ks3-driver: --component: {m}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
     }
     if let Command::Registry(args) = &cli.command {
         return registry::main(&cli, args);
