@@ -37,7 +37,11 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
-        let mut child = bare_cli()
+        Registry::start_with(bare_cli())
+    }
+
+    fn start_with(mut c: Command) -> Registry {
+        let mut child = c
             .args(["registry", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -649,4 +653,84 @@ fn what_wkg_pushed_is_loaded_and_run() {
         .join("oci/sha256")
         .join(format!("{}.manifest.json", &d["sha256:".len()..]))
         .exists());
+}
+
+/// Credentials from the Docker config (`DOCKER_CONFIG`): a registry behind htpasswd
+/// refuses the anonymous push and takes the configured one, the pull by digest too; the
+/// password is in no output.
+#[test]
+fn docker_config_credentials_are_used_and_never_printed() {
+    use base64::Engine as _;
+    const PASSWORD: &str = "pw-Docker-Config-7f3a";
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+            htpasswd.display()
+        ),
+    )
+    .unwrap();
+    let mut c = bare_cli();
+    c.arg("-c").arg(&config);
+    let registry = Registry::start_with(c);
+    let addr = registry.addr.clone();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
+    let docker = dir.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        serde_json::json!({"auths": {addr.clone(): {"auth": encoded}}}).to_string(),
+    )
+    .unwrap();
+    let nobody = dir.path().join("nobody");
+    std::fs::create_dir(&nobody).unwrap();
+    let leaked = |o: &Output| {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        all.contains(PASSWORD) || all.contains(&encoded)
+    };
+
+    let reference = format!("{addr}/private/ks3:1");
+    let mut c = bare_cli();
+    c.env("DOCKER_CONFIG", &nobody)
+        .args(["component", "push", &reference]);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1), "anonymous: refused");
+    assert!(!leaked(&o));
+
+    let mut c = bare_cli();
+    c.env("DOCKER_CONFIG", &docker)
+        .args(["component", "push", &reference]);
+    let o = ok(c);
+    assert!(!leaked(&o));
+    let pinned = String::from_utf8(o.stdout).unwrap().trim().to_string();
+
+    let cache = cache();
+    let mut c = driver_cli(cache.path(), "/unused", &format!("oci://{pinned}"));
+    c.env("DOCKER_CONFIG", &nobody).args(["stat", "/"]);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1), "anonymous: refused");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--component:"));
+    assert!(!leaked(&o));
+
+    let root = unique_root_for("auth");
+    let body = data(4096, 7);
+    let file = dir.path().join("in");
+    std::fs::write(&file, &body).unwrap();
+    let mut c = driver_cli(cache.path(), &root, &format!("oci://{pinned}"));
+    c.env("DOCKER_CONFIG", &docker)
+        .args(["put", "/o"])
+        .arg(&file);
+    assert!(!leaked(&ok(c)));
+    let mut c = driver_cli(cache.path(), &root, &format!("oci://{pinned}"));
+    c.env("DOCKER_CONFIG", &docker).args(["get", "/o"]);
+    assert!(ok(c).stdout == body);
 }

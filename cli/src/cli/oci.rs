@@ -108,7 +108,12 @@ pub fn auth_for(reference: &Reference) -> Result<RegistryAuth, String> {
             None => return Ok(RegistryAuth::Anonymous),
         },
     };
-    let text = match fs::read(&path) {
+    auth_from(&path, reference)
+}
+
+/// [`auth_for`] with the Docker config at `path`.
+fn auth_from(path: &Path, reference: &Reference) -> Result<RegistryAuth, String> {
+    let text = match fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
         Err(e) => return Err(format!("Docker config {}: {e}", path.display())),
@@ -530,6 +535,47 @@ mod tests {
             .contains("config media type"));
         assert!(wasm_layer(b"{", "x").is_err());
         assert!(wasm_layer(b"[]", "x").is_err());
+    }
+
+    #[test]
+    fn docker_config_credentials() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        std::fs::write(
+            &path,
+            serde_json::json!({"auths": {
+                "127.0.0.1:5000": {"auth": b64("alice:pa:ss")},
+                "https://index.docker.io/v1/": {"auth": b64("bob:hub")},
+                "bad.example": {"auth": "%%%"},
+                "nocolon.example": {"auth": b64("justuser")},
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        let auth = |r: &str| auth_from(&path, &parse_reference(r).unwrap());
+        let basic = |u: &str, p: &str| RegistryAuth::Basic(u.into(), p.into());
+        assert_eq!(auth("127.0.0.1:5000/a:1").unwrap(), basic("alice", "pa:ss"));
+        assert_eq!(auth("library/busybox:1").unwrap(), basic("bob", "hub"));
+        assert_eq!(auth("127.0.0.1:5001/a:1").unwrap(), RegistryAuth::Anonymous);
+        for r in ["bad.example/a:1", "nocolon.example/a:1"] {
+            let e = auth(r).unwrap_err();
+            assert!(e.contains("is not base64 of user:password"), "{e}");
+            assert!(!e.contains("justuser") && !e.contains("%%%"), "{e}");
+        }
+        assert_eq!(
+            auth_from(
+                &dir.path().join("absent.json"),
+                &parse_reference("x/y:1").unwrap()
+            )
+            .unwrap(),
+            RegistryAuth::Anonymous
+        );
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(auth("127.0.0.1:5000/a:1")
+            .unwrap_err()
+            .contains("not valid JSON"));
     }
 
     #[test]
