@@ -447,6 +447,7 @@ fn help_on_every_command_has_an_example() {
         "config",
         "demo",
         "serve-local",
+        "component",
     ] {
         assert!(
             top.contains(&format!("  {cmd} ")),
