@@ -14,7 +14,7 @@ pub mod path;
 mod signing;
 
 #[cfg(target_arch = "wasm32")]
-mod wasm;
+pub mod wasm;
 
 pub use config::{Config, ConfigError, Params};
 pub use error::{BackendError, DriverError, DRIVER_NAME};

@@ -77,7 +77,7 @@ impl<T: Transport> Driver<T> {
     }
 
     /// DELETE of one key; `false` when it did not exist (KS3 answers 404 `NoSuchKey`).
-    pub(crate) fn delete_object(&self, key: &str, p: &str) -> Result<bool, DriverError> {
+    pub fn delete_object(&self, key: &str, p: &str) -> Result<bool, DriverError> {
         let resp = self.client.send(&Self::delete_call(key, p))?.resp;
         self.judge_delete(resp, p)
     }

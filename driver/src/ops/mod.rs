@@ -59,7 +59,7 @@ pub(crate) struct ObjectMeta {
 
 pub struct Driver<T> {
     pub(crate) client: Client<T>,
-    pub(crate) keys: Keys,
+    pub keys: Keys,
 }
 
 impl<T: Transport> Driver<T> {

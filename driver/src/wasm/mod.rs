@@ -1,3 +1,4 @@
 //! The component: WIT exports over [`crate::ops`], and wasi:http as the transport.
+#[cfg(feature = "component")]
 mod component;
-mod transport;
+pub mod transport;
