@@ -228,27 +228,9 @@ fn blobstore_component_composed_with_a_consumer_runs_on_stock_wasmtime() {
     // The run: the stock CLI, the parameters in the environment (the secret key inherited,
     // never on the command line), the container's name as the argument.
     let root = format!("/blobstore-composition/{}", unique());
-    let vars = [
-        ("ACCESSKEY", ACCESS_KEY.to_string()),
-        ("SECRETKEY", SECRET_KEY.to_string()),
-        ("REGION", "ks3-cn-beijing".to_string()),
-        ("BUCKET", BUCKET.to_string()),
-        ("REGIONENDPOINT", server().endpoint()),
-        ("ROOTDIRECTORY", root.clone()),
-        // 12 MiB in 5 MiB parts: the writer's multipart path.
-        ("CHUNKSIZE", (5 << 20).to_string()),
-    ];
-    let mut cmd = Command::new(&wasmtime);
-    cmd.args(["run", "-S", "http"]);
-    for (name, value) in &vars {
-        let var = format!("REGISTRY_STORAGE_KS3_{name}");
-        cmd.arg("--env").arg(&var).env(&var, value);
-    }
-    cmd.arg(&composed).arg(BUCKET);
-    let out = cmd.output().expect("run wasmtime");
+    let out = run_composed(&wasmtime, &composed, &root, &[], None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
 
     // What the program left, read through the driver (the host's, not the component
     // under test).
@@ -278,5 +260,64 @@ fn blobstore_component_composed_with_a_consumer_runs_on_stock_wasmtime() {
         let mut hello = driver.list("/hello").await.expect("list /hello");
         hello.sort();
         assert_eq!(hello, [format!("/{KEPT_NAME}")]);
+
+        // A 128 MiB object written and read back through the streams, each component's
+        // memory capped at 48 MiB: neither side holds a whole object.
+        for mode in ["bench-write", "bench-read"] {
+            let size = (128u64 << 20).to_string();
+            let out = run_composed(&wasmtime, &composed, &root, &[mode, &size], Some(48 << 20));
+            let report = driver.get_content(&format!("/{REPORT_NAME}")).await;
+            let report = report.map(|r| String::from_utf8_lossy(&r).to_string());
+            assert!(
+                out.status.success() && report.as_deref().ok() == Some("ok"),
+                "{mode} of 128 MiB under a 48 MiB memory limit failed ({}): {report:?}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let info = driver.stat("/bench/object.bin").await.expect("the streamed object");
+        assert_eq!(info.size, 128 << 20);
     });
+}
+
+/// `wasmtime run -S http` of the composition with the driver's parameters in its
+/// environment (the secret key inherited, never on the command line) and the container's
+/// name, then `args`; `memory` caps each linear memory.
+fn run_composed(
+    wasmtime: &Path,
+    composed: &Path,
+    root: &str,
+    args: &[&str],
+    memory: Option<u64>,
+) -> std::process::Output {
+    let vars = [
+        ("ACCESSKEY", ACCESS_KEY.to_string()),
+        ("SECRETKEY", SECRET_KEY.to_string()),
+        ("REGION", "ks3-cn-beijing".to_string()),
+        ("BUCKET", BUCKET.to_string()),
+        ("REGIONENDPOINT", server().endpoint()),
+        ("ROOTDIRECTORY", root.to_string()),
+        // 5 MiB parts: the 12 MiB object takes the writer's multipart path.
+        ("CHUNKSIZE", (5 << 20).to_string()),
+    ];
+    let mut cmd = Command::new(wasmtime);
+    cmd.args(["run", "-S", "http"]);
+    if let Some(bytes) = memory {
+        cmd.arg("-W").arg(format!("max-memory-size={bytes}"));
+    }
+    for (name, value) in &vars {
+        let var = format!("REGISTRY_STORAGE_KS3_{name}");
+        cmd.arg("--env").arg(&var).env(&var, value);
+    }
+    cmd.arg(composed).arg(BUCKET).args(args);
+    let out = cmd.output().expect("run wasmtime");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        !stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY),
+        "the secret key appeared in the output"
+    );
+    out
 }

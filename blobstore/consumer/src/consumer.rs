@@ -1,7 +1,9 @@
-//! The program: `run` takes the container's name as its last argument. It writes, reads
+//! The program: `run` takes the container's name as its first argument. It writes, reads
 //! (whole and ranged, as a list and as a stream), checks, copies, moves, lists and
 //! deletes objects, and leaves [`KEPT_NAME`] and [`BIG_NAME`] for the test to check
-//! through the driver. Its outcome is the object [`REPORT_NAME`], written through the same
+//! through the driver; with `bench-write SIZE` or `bench-read SIZE` after the name, it
+//! streams one object of SIZE bytes instead (for timing, and under a memory limit). Its
+//! outcome is the object [`REPORT_NAME`], written through the same
 //! interface, and `run`'s result. It is `no_std` (a bump allocator, no wasi-libc) so that
 //! it imports no `wasi:cli` stdio, whose `wasi:io` streams would have to be the host's
 //! while the blobstore's are the provider's.
@@ -59,7 +61,14 @@ unsafe impl GlobalAlloc for Bump {
         start as *mut u8
     }
 
-    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+    /// Only the last allocation is given back (a read loop's chunk, dropped before the
+    /// next read), which keeps a streamed object's memory to one chunk.
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let start = ptr as usize;
+        if start.checked_add(layout.size()) == Some(NEXT.load(Ordering::Relaxed)) {
+            NEXT.store(start, Ordering::Relaxed);
+        }
+    }
 }
 
 #[global_allocator]
@@ -116,16 +125,77 @@ struct Program;
 
 impl Guest for Program {
     fn run() -> Result<(), ()> {
+        // `PROGRAM CONTAINER` runs the checks; `PROGRAM CONTAINER bench-write|bench-read
+        // SIZE` streams one object of SIZE bytes (for timing by the caller).
         let args = wasi::cli::environment::get_arguments();
-        let container_name = args.last().cloned().unwrap_or_default();
+        let container_name = args.get(1).cloned().unwrap_or_default();
         let container = blobstore::get_container(&container_name).map_err(drop)?;
-        let outcome = run(&container, &container_name);
+        let outcome = match (args.get(2).map(String::as_str), args.get(3)) {
+            (None, _) => run(&container, &container_name),
+            (Some(mode), Some(size)) => match size.parse::<u64>() {
+                Ok(size) => bench(&container, mode, size),
+                Err(_) => Err(format!("bad size `{size}`")),
+            },
+            (Some(mode), None) => Err(format!("`{mode}` needs a size")),
+        };
         let report = match &outcome {
             Ok(()) => "ok".to_string(),
             Err(e) => e.clone(),
         };
         write(&container, REPORT_NAME, report.as_bytes(), Order::NameFirst).map_err(drop)?;
         outcome.map_err(drop)
+    }
+}
+
+/// The object the bench modes write and read: [`pattern`]'s first MiB, repeated.
+const BENCH_NAME: &str = "bench/object.bin";
+
+fn bench(c: &Container, mode: &str, size: u64) -> Result<(), String> {
+    let block = pattern(1 << 20, BIG_SEED);
+    match mode {
+        "bench-write" => {
+            let value = OutgoingValue::new_outgoing_value();
+            let body = value
+                .outgoing_value_write_body()
+                .map_err(|()| "outgoing-value-write-body failed".to_string())?;
+            c.write_data(BENCH_NAME, &value)
+                .map_err(|e| format!("write-data: {e}"))?;
+            let mut left = size;
+            while left > 0 {
+                let n = left.min(block.len() as u64) as usize;
+                body.write(&block[..n])
+                    .map_err(|e| stream_error(BENCH_NAME, e))?;
+                left -= n as u64;
+            }
+            drop(body);
+            OutgoingValue::finish(value).map_err(|e| format!("finish: {e}"))
+        }
+        "bench-read" => {
+            let value = c
+                .get_data(BENCH_NAME, 0, u64::MAX)
+                .map_err(|e| format!("get-data: {e}"))?;
+            check(value.size() == size, || format!("size {}", value.size()))?;
+            let stream = IncomingValue::incoming_value_consume_async(value)
+                .map_err(|e| format!("consume-async: {e}"))?;
+            let mut pos = 0u64;
+            loop {
+                match stream.blocking_read(1 << 20) {
+                    Ok(chunk) => {
+                        for (i, b) in chunk.iter().enumerate() {
+                            let at = (pos + i as u64) % block.len() as u64;
+                            if block[at as usize] != *b {
+                                return Err(format!("byte {} differs", pos + i as u64));
+                            }
+                        }
+                        pos += chunk.len() as u64;
+                    }
+                    Err(StreamError::Closed) => break,
+                    Err(e) => return Err(stream_error(BENCH_NAME, e)),
+                }
+            }
+            check(pos == size, || format!("read {pos} of {size} bytes"))
+        }
+        other => Err(format!("unknown mode `{other}`")),
     }
 }
 
