@@ -5,6 +5,10 @@
 //! never waits on the lock of the build that runs this script. Environment that cargo sets
 //! for build scripts and that would leak into (and break) the nested build is removed.
 //!
+//! The same nested build also builds the filesystem driver (`fs-driver/`), which is not
+//! embedded: its path is `FS_DRIVER_COMPONENT_PATH` for the host's users (tests, `ks3-driver
+//! registry --component`), empty when the nested build is skipped.
+//!
 //! `KS3_DRIVER_PREBUILT_COMPONENT=/path/driver.wasm` skips the nested build and embeds that
 //! file instead (for packagers and machines without the wasm target).
 //!
@@ -29,6 +33,8 @@ const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm-release";
 const PACKAGE: &str = "ks3-driver-component";
 const ARTIFACT: &str = "ks3_driver_component.wasm";
+const FS_PACKAGE: &str = "fs-driver-component";
+const FS_ARTIFACT: &str = "fs_driver_component.wasm";
 
 #[path = "src/engine_config.rs"]
 mod engine_config;
@@ -88,6 +94,7 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
     if let Some(prebuilt) = env::var_os("KS3_DRIVER_PREBUILT_COMPONENT").filter(|v| !v.is_empty()) {
         let prebuilt = PathBuf::from(prebuilt);
         println!("cargo:rerun-if-changed={}", prebuilt.display());
+        println!("cargo:rustc-env=FS_DRIVER_COMPONENT_PATH=");
         return read_wasm(&prebuilt);
     }
 
@@ -109,7 +116,8 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
         .arg("build")
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
-        .args(["-p", PACKAGE, "--target", TARGET, "--profile", PROFILE])
+        .args(["-p", PACKAGE, "-p", FS_PACKAGE])
+        .args(["--target", TARGET, "--profile", PROFILE])
         .arg("--target-dir")
         .arg(&target_dir);
     scrub_env(&mut cmd);
@@ -141,6 +149,13 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
         ));
     }
     rerun_on_dep_info(&built.with_extension("d"), workspace)?;
+    let fs_built = target_dir.join(TARGET).join(PROFILE).join(FS_ARTIFACT);
+    read_wasm(&fs_built)?;
+    rerun_on_dep_info(&fs_built.with_extension("d"), workspace)?;
+    println!(
+        "cargo:rustc-env=FS_DRIVER_COMPONENT_PATH={}",
+        fs_built.display()
+    );
     read_wasm(&built)
 }
 

@@ -314,7 +314,13 @@ async fn bench(
         .await
         .map_err(err)?;
     let component = Component(driver.clone());
-    let native = Native::new(&driver, Handle::current());
+    let config = driver.config().cloned().ok_or_else(|| {
+        format!(
+            "the bench compares KS3 drivers; this component is `{}`",
+            driver.name()
+        )
+    })?;
+    let native = Native::new(&driver, &config, Handle::current());
     let mut table: Table = [
         (&component, Figures::default()),
         (&native, Figures::default()),
@@ -365,19 +371,12 @@ async fn bench(
     let rows = rows(
         sizes,
         &table,
-        driver.config(),
+        &config,
         limit,
         sdk.as_ref(),
         processes.as_ref(),
     );
-    let mut out = report(
-        &run,
-        &rows,
-        driver.config(),
-        sdk.is_some(),
-        &schemes,
-        registries,
-    );
+    let mut out = report(&run, &rows, &config, sdk.is_some(), &schemes, registries);
     match distance {
         Ok(table) => out.push_str(&table),
         Err(why) => out.push_str(&format!(

@@ -40,11 +40,11 @@ pub struct NativeTransport {
 
 impl NativeTransport {
     /// Shares `driver`'s connection pool; requests run on the runtime of `handle`.
-    pub fn new(driver: &Driver, handle: Handle) -> Self {
+    pub fn new(driver: &Driver, config: &Config, handle: Handle) -> Self {
         NativeTransport {
             egress: EgressClient::of(driver),
             handle,
-            base: driver.config().endpoint.base_url(),
+            base: config.endpoint.base_url(),
         }
     }
 

@@ -203,10 +203,11 @@ pub struct Native(Arc<NativeDriver>);
 
 impl Native {
     /// Over the component driver's pooled client, blocking on `handle` from blocking threads.
-    pub fn new(driver: &Driver, handle: Handle) -> Self {
+    /// `config` is the KS3 driver's (`driver.config()`).
+    pub fn new(driver: &Driver, config: &Config, handle: Handle) -> Self {
         Native(NativeDriver::new(
-            driver.config().clone(),
-            NativeTransport::new(driver, handle),
+            config.clone(),
+            NativeTransport::new(driver, config, handle),
         ))
     }
 

@@ -175,6 +175,7 @@ impl<R> Export<R> {
 
 /// Export indices of every function the host calls, type-checked.
 pub struct Exports {
+    pub name: Export<(String,)>,
     pub validate_config: Export<Res<()>>,
     pub get_content: Export<Res<Vec<u8>>>,
     pub put_content: Export<Res<()>>,
@@ -255,6 +256,7 @@ impl Exports {
             None => (Export::absent(), Export::absent(), Export::absent()),
         };
         Ok(Exports {
+            name: func!("name", (), (String,)),
             validate_config: func!("validate-config", (), Res<()>),
             get_content: func!("get-content", (&str,), Res<Vec<u8>>),
             put_content: func!("put-content", (&str, &[u8]), Res<()>),

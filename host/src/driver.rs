@@ -108,7 +108,10 @@ pub struct Driver {
 
 struct Inner {
     runtime: Runtime,
-    config: Config,
+    /// The KS3 configuration; none for a component whose `name` is not `ks3`.
+    config: Option<Config>,
+    /// The component's `name()`.
+    name: String,
     spec: SessionSpec,
     /// Warm instances parked between stateless operations (see [`IDLE_INSTANCES`]).
     idle: std::sync::Mutex<Vec<Session>>,
@@ -170,6 +173,10 @@ impl Driver {
         params: Params,
         allowed: Option<Destination>,
     ) -> Result<Driver, Error> {
+        let name = runtime.driver_name().await?;
+        if name != ks3_driver_component::DRIVER_NAME {
+            return Self::build_other(runtime, name, params).await;
+        }
         let config = Config::from_params(&params, |k| std::env::var(k).ok())?;
         // Credentials found through the environment fallback travel explicitly: the
         // guest sees no environment but its configuration.
@@ -190,11 +197,43 @@ impl Driver {
                 config.access_key.expose().to_string(),
                 config.secret_key.expose().to_string(),
             ]),
+            preopen: runtime.preopen().map(Into::into),
         };
+        Self::finish(runtime, Some(config), name, spec).await
+    }
+
+    /// A driver whose component is not the KS3 one (`name` is its `name()`): its
+    /// parameters go to the guest as `REGISTRY_STORAGE_<NAME>_<PARAMETER>`, unchecked by the
+    /// host; it gets no network (a closed egress) and the runtime's preopened directory.
+    async fn build_other(runtime: &Runtime, name: String, params: Params) -> Result<Driver, Error> {
+        let prefix = format!("REGISTRY_STORAGE_{}_", name.to_ascii_uppercase());
+        let spec = SessionSpec {
+            env: params
+                .iter()
+                .map(|(k, v)| (format!("{prefix}{}", k.to_ascii_uppercase()), v.clone()))
+                .collect(),
+            egress: Egress::closed()?,
+            memory_limit: runtime.memory_limit_for(0, 0),
+            // No traffic moves the idle clock of a driver without network: only the hard
+            // limit applies.
+            idle_limit: runtime.op_timeout(),
+            redact: Arc::new(Vec::new()),
+            preopen: runtime.preopen().map(Into::into),
+        };
+        Self::finish(runtime, None, name, spec).await
+    }
+
+    async fn finish(
+        runtime: &Runtime,
+        config: Option<Config>,
+        name: String,
+        spec: SessionSpec,
+    ) -> Result<Driver, Error> {
         let driver = Driver {
             inner: Arc::new(Inner {
                 runtime: runtime.clone(),
                 config,
+                name,
                 spec,
                 idle: std::sync::Mutex::new(Vec::new()),
             }),
@@ -247,14 +286,15 @@ impl Driver {
         self
     }
 
-    /// The validated configuration.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The validated KS3 configuration; none when the component is another driver.
+    pub fn config(&self) -> Option<&Config> {
+        self.inner.config.as_ref()
     }
 
-    /// The driver's registration name, `ks3`.
-    pub fn name(&self) -> &'static str {
-        ks3_driver_component::DRIVER_NAME
+    /// The driver's registration name, the component's `name()`: `ks3` for the embedded
+    /// component.
+    pub fn name(&self) -> &str {
+        &self.inner.name
     }
 
     pub fn runtime(&self) -> &Runtime {

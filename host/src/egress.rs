@@ -138,7 +138,28 @@ impl Egress {
     }
 
     pub(crate) fn new(config: &Config, allowed: Destination) -> Result<Arc<Self>, Error> {
-        let tls = tls_config(config.ca_file.as_deref(), allowed.https)?;
+        // The guest asks for `requesttimeout`; never let it ask for more.
+        let timeout_cap = Duration::from_secs(config.request_timeout_secs.max(1));
+        Self::build(config.ca_file.as_deref(), allowed, timeout_cap)
+    }
+
+    /// An egress that lets nothing out, for a driver without network (a component whose
+    /// `name` is not `ks3`, e.g. the filesystem driver): every request is denied.
+    pub(crate) fn closed() -> Result<Arc<Self>, Error> {
+        let nowhere = Destination {
+            https: false,
+            host: String::new(),
+            port: 0,
+        };
+        Self::build(None, nowhere, Duration::from_secs(1))
+    }
+
+    fn build(
+        ca_file: Option<&str>,
+        allowed: Destination,
+        timeout_cap: Duration,
+    ) -> Result<Arc<Self>, Error> {
+        let tls = tls_config(ca_file, allowed.https)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -151,8 +172,6 @@ impl Egress {
             .enable_http2()
             .wrap_connector(http);
         let client = pool(connector.clone());
-        // The guest asks for `requesttimeout`; never let it ask for more.
-        let timeout_cap = Duration::from_secs(config.request_timeout_secs.max(1));
         Ok(Arc::new(Egress {
             allowed,
             client,
@@ -346,7 +365,9 @@ impl WasiHttpHooks for EgressHooks {
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), HttpError>> + Send> {
         drop(fut);
-        let allowed = Destination::of_uri(request.uri()).as_ref() == Some(&self.egress.allowed);
+        // A closed egress (empty host) matches nothing.
+        let allowed = !self.egress.allowed.host.is_empty()
+            && Destination::of_uri(request.uri()).as_ref() == Some(&self.egress.allowed);
         if !allowed {
             let dest = Destination::describe_uri(request.uri());
             // The call's error says so too (`denied_error`).

@@ -30,6 +30,15 @@ pub static EMBEDDED_COMPONENT: &[u8] =
 /// (`code_in_place.rs`).
 pub static EMBEDDED_ARTIFACT: &[u8] = code_in_place::ARTIFACT;
 
+/// The filesystem driver component (`fs-driver/`) that `build.rs` built beside the KS3
+/// one, for `--component` and the tests; none when the build used a prebuilt KS3 component
+/// (`KS3_DRIVER_PREBUILT_COMPONENT`) and so built nothing.
+pub fn fs_driver_component_path() -> Option<&'static std::path::Path> {
+    Some(env!("FS_DRIVER_COMPONENT_PATH"))
+        .filter(|p| !p.is_empty())
+        .map(std::path::Path::new)
+}
+
 /// `yes`, or `no (why)`: whether `build.rs` precompiled [`EMBEDDED_ARTIFACT`].
 pub const PRECOMPILED: &str = env!("KS3_DRIVER_PRECOMPILED");
 
@@ -71,6 +80,10 @@ pub struct RuntimeOptions {
     /// emitted as `ks3_driver::egress` events (method, path without the query, status, time,
     /// request id), and the embedder's subscriber decides what to show.
     pub log_requests: bool,
+    /// A host directory every instance sees as `/` with read and write access: what a
+    /// driver over `wasi:filesystem` (the filesystem driver, `fs-driver/`) stores its
+    /// files in. None (the default) gives the component no filesystem at all.
+    pub preopen: Option<PathBuf>,
 }
 
 /// An engine with the driver component compiled and linked. Cheap to clone; share one
@@ -90,6 +103,9 @@ struct RuntimeInner {
     load: LoadInfo,
     /// Where stateless calls run (see `executors.rs`).
     executors: Executors,
+    preopen: Option<PathBuf>,
+    /// The component's `name()`, asked once.
+    name: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -157,6 +173,8 @@ impl Runtime {
                 log_requests: opts.log_requests || env_flag("KS3_DRIVER_LOG"),
                 load,
                 executors: Executors::new(),
+                preopen: opts.preopen,
+                name: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -182,6 +200,33 @@ impl Runtime {
 
     pub fn op_timeout(&self) -> Duration {
         self.inner.op_timeout
+    }
+
+    /// The directory instances see as `/` ([`RuntimeOptions::preopen`]).
+    pub fn preopen(&self) -> Option<&std::path::Path> {
+        self.inner.preopen.as_deref()
+    }
+
+    /// The component's registration name (`ks3`, `filesystem`), asked of an instance with
+    /// no configuration, no directory and no network the first time.
+    pub async fn driver_name(&self) -> Result<String, Error> {
+        self.inner
+            .name
+            .get_or_try_init(|| async {
+                let spec = SessionSpec {
+                    env: Vec::new(),
+                    egress: crate::egress::Egress::closed()?,
+                    memory_limit: DEFAULT_MEMORY_LIMIT,
+                    idle_limit: self.inner.op_timeout,
+                    redact: Arc::new(Vec::new()),
+                    preopen: None,
+                };
+                let mut s = self.session(&spec).await?;
+                let (name,) = s.invoke::<_, (String,)>("name", |e| &e.name, ()).await?;
+                Ok(name)
+            })
+            .await
+            .cloned()
     }
 
     /// The memory limit for a driver whose parts are `chunk_size` bytes.

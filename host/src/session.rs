@@ -62,6 +62,9 @@ pub(crate) struct SessionSpec {
     pub idle_limit: Duration,
     /// Strings never to repeat from the guest's output (the credentials).
     pub redact: Arc<Vec<String>>,
+    /// A host directory the guest sees as `/` (read and write), for a driver over
+    /// `wasi:filesystem`; none for KS3.
+    pub preopen: Option<std::path::PathBuf>,
 }
 
 /// The data of one store.
@@ -182,13 +185,25 @@ impl Session {
     ) -> Result<Session, Error> {
         let stderr = MemoryOutputPipe::new(GUEST_STDERR_CAPTURE);
         let activity = Activity::new();
-        let wasi = WasiCtx::builder()
-            .envs(&spec.env)
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&spec.env)
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if let Some(dir) = &spec.preopen {
+            wasi.preopened_dir(dir, "/", wasmtime_wasi::FsPerms::ReadWrite)
+                .map_err(|e| {
+                    Error::sandbox(
+                        SandboxKind::Setup,
+                        format!(
+                            "cannot give the driver the directory {}: {e:#}",
+                            dir.display()
+                        ),
+                    )
+                })?;
+        }
+        let wasi = wasi.build();
         let ctx = Ctx {
             table: ResourceTable::new(),
             wasi,

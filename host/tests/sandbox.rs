@@ -86,7 +86,7 @@ async fn memory_limit_trap_does_not_poison_the_next_call() {
     let mut limited_params = params("memory");
     limited_params.insert(
         "rootdirectory".into(),
-        format!("/{}", writer.config().root_directory),
+        format!("/{}", writer.config().expect("KS3").root_directory),
     );
     let rt = runtime(RuntimeOptions {
         memory_limit: Some(24 * MIB),
@@ -128,7 +128,7 @@ async fn wall_clock_limit_stops_a_slow_operation() {
     d.put_content("/slow", b"zzz").await.unwrap();
     server().faults().inject(FaultRule {
         method: Some("GET".into()),
-        path_pattern: format!("{}/slow", d.config().root_directory),
+        path_pattern: format!("{}/slow", d.config().expect("KS3").root_directory),
         count: 1,
         action: FaultAction::Delay(Duration::from_secs(4)),
     });
@@ -152,7 +152,7 @@ async fn a_cancelled_operation_does_not_poison_warm_instances() {
     d.put_content("/c", b"ccc").await.unwrap();
     server().faults().inject(FaultRule {
         method: Some("GET".into()),
-        path_pattern: format!("{}/c", d.config().root_directory),
+        path_pattern: format!("{}/c", d.config().expect("KS3").root_directory),
         count: 1,
         action: FaultAction::Delay(Duration::from_secs(2)),
     });
@@ -176,7 +176,7 @@ async fn request_timeout_reaches_the_guest() {
     d.put_content("/t", b"t").await.unwrap();
     server().faults().inject(FaultRule {
         method: Some("GET".into()),
-        path_pattern: format!("{}/t", d.config().root_directory),
+        path_pattern: format!("{}/t", d.config().expect("KS3").root_directory),
         count: 1,
         action: FaultAction::Delay(Duration::from_secs(3)),
     });

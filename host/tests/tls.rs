@@ -108,7 +108,11 @@ async fn private_ca_trusted_with_cafile_and_presigned_urls_over_https() {
         .await
         .unwrap();
     assert!(
-        d.config().endpoint.base_url().starts_with("https://"),
+        d.config()
+            .expect("KS3")
+            .endpoint
+            .base_url()
+            .starts_with("https://"),
         "secure defaults to true"
     );
     d.put_content("/a/b", b"over tls").await.unwrap();

@@ -127,14 +127,20 @@ pub async fn put(
     // nor for stdin, whose length is unknown. `head` holds what was read beyond one part
     // if the file grew since its length was taken: the writer then starts with it.
     let mut head = Vec::new();
-    if !append && !no_commit && total.is_some_and(|t| t <= driver.config().chunk_size) {
-        let limit = driver.config().chunk_size.saturating_add(1);
+    // KS3's part size; another driver always gets a writer.
+    let one_part = driver.config().map(|c| c.chunk_size);
+    if let (false, false, Some(part)) = (
+        append,
+        no_commit,
+        one_part.filter(|p| total.is_some_and(|t| t <= *p)),
+    ) {
+        let limit = part.saturating_add(1);
         (&mut input)
             .take(limit)
             .read_to_end(&mut head)
             .await
             .map_err(|e| CliError::Other(format!("put {path}: reading {source}: {e}")))?;
-        if head.len() as u64 <= driver.config().chunk_size {
+        if head.len() as u64 <= part {
             let progress = Progress::start(&format!("put {path}"), total);
             let result = driver
                 .put_content(path, &head)

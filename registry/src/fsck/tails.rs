@@ -61,7 +61,10 @@ const ATTEMPTS: u32 = 4;
 /// Every tail under the registry's root: the driver path each belongs to (the path the
 /// writer wrote, such as `…/_uploads/<id>/data`), in key order.
 pub(super) async fn list_tails(driver: &Driver) -> Result<Vec<String>, FsckError> {
-    let config = driver.config().clone();
+    // Tails are the KS3 driver's own keys; another driver has none.
+    let Some(config) = driver.config().cloned() else {
+        return Ok(Vec::new());
+    };
     let keys = Keys::new(&config.root_directory);
     let any = FilePath::parse("/x").map_err(|e| FsckError::Listing(e.to_string()))?;
     let tail_of_any = keys.tail_key(&any);
