@@ -31,6 +31,11 @@ pub enum Storage {
     Embedded,
     /// The KS3 driver with these parameters (`storage.ks3`).
     Ks3(Params),
+    /// `storage.filesystem.rootdirectory` (distribution's key and default,
+    /// `/var/lib/registry`): a directory on local disk, for a filesystem driver component
+    /// (`fs-driver/`) that the caller loads and gives this directory to (`ks3-driver
+    /// registry --component`); [`crate::Registry::new`] refuses it.
+    Filesystem(std::path::PathBuf),
 }
 
 impl std::fmt::Debug for Storage {
@@ -42,6 +47,7 @@ impl std::fmt::Debug for Storage {
                 .debug_tuple("Ks3")
                 .field(&p.keys().collect::<Vec<_>>())
                 .finish(),
+            Storage::Filesystem(root) => f.debug_tuple("Filesystem").field(root).finish(),
         }
     }
 }
@@ -191,16 +197,7 @@ const IGNORED_TOP: &[&str] = &[
     "middleware",
 ];
 /// distribution's other storage drivers: configuring one here is a mistake, not a detail.
-const OTHER_DRIVERS: &[&str] = &[
-    "filesystem",
-    "inmemory",
-    "s3",
-    "s3aws",
-    "azure",
-    "gcs",
-    "swift",
-    "oss",
-];
+const OTHER_DRIVERS: &[&str] = &["inmemory", "s3", "s3aws", "azure", "gcs", "swift", "oss"];
 
 impl Config {
     /// The configuration of a `config.yml` (no environment applied).
@@ -229,6 +226,12 @@ impl Config {
         apply_env(&mut tree, env);
         let mut c = Self::from_tree(&tree)?;
         if let Some(params) = ks3_params(&tree, env)? {
+            if matches!(c.storage, Storage::Filesystem(_)) {
+                return Err(err(
+                    "storage",
+                    "storage.ks3 and storage.filesystem are both set: configure one driver",
+                ));
+            }
             c.storage = Storage::Ks3(params);
         }
         Ok(c)
@@ -390,6 +393,7 @@ impl Config {
                     }
                 }
                 // No cache: every instance reads KS3, so instances never disagree.
+                "filesystem" => self.read_filesystem(v)?,
                 "cache" => self.warn("storage.cache: no cache is used, ignored".into()),
                 "maintenance" => self.read_maintenance(v)?,
                 d if OTHER_DRIVERS.contains(&d) => {
@@ -401,6 +405,29 @@ impl Config {
                 other => self.warn(format!("storage.{other}: unknown key, ignored")),
             }
         }
+        Ok(())
+    }
+
+    fn read_filesystem(&mut self, v: &Value) -> Result<(), ConfigError> {
+        const KEY: &str = "storage.filesystem.rootdirectory";
+        let mut root = "/var/lib/registry".to_string();
+        // `storage: {filesystem: }` (no parameters) is distribution's defaults too.
+        if !v.is_null() {
+            for (k, v) in section(v, "storage.filesystem")? {
+                match key_str(k).as_str() {
+                    "rootdirectory" => root = string(v, KEY)?,
+                    "maxthreads" => self.warn(
+                        "storage.filesystem.maxthreads: the driver runs in its own instances, ignored"
+                            .into(),
+                    ),
+                    other => self.warn(format!("storage.filesystem.{other}: unknown key, ignored")),
+                }
+            }
+        }
+        if !root.starts_with('/') {
+            return Err(err(KEY, "must be an absolute path"));
+        }
+        self.storage = Storage::Filesystem(root.into());
         Ok(())
     }
 

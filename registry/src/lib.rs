@@ -297,6 +297,13 @@ fn log_warnings(config: &Config) {
 fn ks3_params(config: &Config) -> Result<ks3_driver_host::Params, ConfigError> {
     match &config.storage {
         Storage::Ks3(p) => Ok(p.clone()),
+        Storage::Filesystem(_) => Err(ConfigError {
+            parameter: "storage.filesystem".into(),
+            message: "the filesystem driver is a component: load it with its directory \
+                      preopened (`ks3-driver registry --component fs_driver_component.wasm`), \
+                      or build the registry on it (Registry::with_driver)"
+                .into(),
+        }),
         Storage::Embedded => Err(ConfigError {
             parameter: "storage".into(),
             message: "no storage configured: set storage.ks3, or build the registry on a \

@@ -1,10 +1,14 @@
 //! `ks3-driver registry`: the reference OCI registry (`ks3-registry`) on the driver
 //! component, configured the way distribution's registry is (`-c config.yml`,
 //! `REGISTRY_*`), with the CLI's driver parameters (`-p`, `REGISTRY_STORAGE_KS3_*`, the
-//! file's `storage.ks3`) as its storage; with none, on an embedded in-memory server.
+//! file's `storage.ks3`) as its storage; with none, on an embedded in-memory server. With
+//! `storage.filesystem.rootdirectory` and `--component` a filesystem driver component
+//! (`fs-driver/`), on that directory of local disk, which the component gets preopened.
+//!
 use std::process::ExitCode;
 
-use ks3_driver_host::{Driver, Runtime};
+use ks3_driver_host::settings::Settings;
+use ks3_driver_host::{Driver, Params, Runtime};
 use ks3_registry::{Config, Registry, Storage};
 use tokio::net::TcpListener;
 
@@ -46,9 +50,21 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
         .map_err(|e| usage(format!("configuration: {}: {}", e.parameter, e.message)))?;
     // The same merge as every other command: when any driver parameter is set, that is
     // the storage; with none at all the registry runs on an embedded in-memory server.
-    let settings = super::resolve_settings(cli).map_err(usage)?;
-    if settings.iter().next().is_some() {
-        config.storage = Storage::Ks3(settings.params());
+    // With `storage.filesystem` in the file, the file has no KS3 parameters to merge;
+    // any from `-p` or `REGISTRY_STORAGE_KS3_*` would be a second driver.
+    if matches!(config.storage, Storage::Filesystem(_)) {
+        let ks3 = Settings::resolve(None, &Settings::process_env(), &cli.params)
+            .map_err(|e| usage(e.message))?;
+        if ks3.iter().next().is_some() {
+            return Err(usage(
+                "storage.filesystem and KS3 parameters (-p, REGISTRY_STORAGE_KS3_*) are both set: configure one driver".into(),
+            ));
+        }
+    } else {
+        let settings = super::resolve_settings(cli).map_err(usage)?;
+        if settings.iter().next().is_some() {
+            config.storage = Storage::Ks3(settings.params());
+        }
     }
     if let Some(addr) = &args.addr {
         config.addr = addr.clone();
@@ -56,10 +72,33 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     let addr = config.bind_addr();
     super::logging::install_for_registry(cli.verbose, &config.log);
     let failed = |e: ks3_registry::StartError| (1, e.to_string());
+    // `storage.filesystem`: the directory the filesystem component stores in, as its `/`.
+    let preopen = match &config.storage {
+        Storage::Filesystem(root) if cli.component.is_some() => {
+            std::fs::create_dir_all(root).map_err(|e| {
+                (
+                    1,
+                    format!(
+                        "storage.filesystem.rootdirectory {}: {e}",
+                        root.display()
+                    ),
+                )
+            })?;
+            Some(root.clone())
+        }
+        Storage::Filesystem(_) => {
+            return Err(usage(
+                "storage.filesystem needs --component with a filesystem driver component (fs_driver_component.wasm); the embedded driver is KS3's"
+                    .into(),
+            ))
+        }
+        _ => None,
+    };
     let runtime = if cli.component.is_some() || cli.verbose {
         let options = ks3_driver_host::RuntimeOptions {
             component: cli.component.clone(),
             log_requests: cli.verbose,
+            preopen,
             ..Default::default()
         };
         Some(Runtime::new(options).map_err(|e| (1, format!("sandbox: {e:#}")))?)
@@ -71,6 +110,26 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     let registry = match (&config.storage, &runtime) {
         (Storage::Ks3(_), Some(rt)) => Registry::with_runtime(config, rt).await,
         (Storage::Ks3(_), None) => Registry::new(config).await,
+        (Storage::Filesystem(root), Some(rt)) => {
+            // Its parameters: none; its root is the preopened directory's `/`.
+            let driver = Driver::with_runtime(rt, Params::new())
+                .await
+                .map_err(|e| failed(e.into()))?;
+            if driver.name() != "filesystem" {
+                return Err(usage(format!(
+                    "storage.filesystem: the component given with --component is the `{}` driver, not a filesystem driver",
+                    driver.name()
+                )));
+            }
+            say(&format!(
+                "ks3-registry: storage: the filesystem driver component on {}",
+                root.display()
+            ));
+            Registry::with_driver(config, driver).await
+        }
+        (Storage::Filesystem(_), None) => {
+            return Err(usage("storage.filesystem needs --component".into()))
+        }
         (Storage::Embedded, rt) => {
             let e = Embedded::start(BUCKET, "AKLTlocal").map_err(|m| (1, m))?;
             say(&format!(

@@ -109,9 +109,14 @@ fn bad_values_name_their_key() {
     );
     assert_eq!(e("http:\n  addr: nowhere\n"), "http.addr");
     assert_eq!(
-        e("storage:\n  filesystem:\n    rootdirectory: /x\n"),
-        "storage.filesystem"
+        e("storage:\n  filesystem:\n    rootdirectory: x\n"),
+        "storage.filesystem.rootdirectory"
     );
+    assert_eq!(
+        e("storage:\n  filesystem:\n    rootdirectory: /x\n  ks3:\n    bucket: b\n"),
+        "storage"
+    );
+    assert_eq!(e("storage:\n  s3:\n    bucket: b\n"), "storage.s3");
     assert_eq!(e("auth:\n  token:\n    realm: x\n"), "auth.token.service");
     assert_eq!(e("auth:\n  silly:\n    realm: x\n"), "auth.silly");
     assert_eq!(

@@ -1,0 +1,186 @@
+//! `ks3-driver registry --component fs_driver_component.wasm` with
+//! `storage.filesystem.rootdirectory`: a registry on local disk through the filesystem
+//! driver component (`fs-driver/`), with no KS3 anywhere. An OCI artifact (the filesystem
+//! component itself, by `component push`) is pushed through it and pulled back over the
+//! distribution API, and its bytes are on disk in distribution's layout.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+fn fs_component() -> &'static Path {
+    ks3_driver_host::fs_driver_component_path()
+        .expect("this build has no filesystem component (KS3_DRIVER_PREBUILT_COMPONENT)")
+}
+
+struct Registry {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The registry with `config` and the filesystem component; its address from stdout.
+fn start(config: &Path) -> Registry {
+    let mut child = bare_cli()
+        .arg("--component")
+        .arg(fs_component())
+        .arg("-c")
+        .arg(config)
+        .args(["registry", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_string();
+    Registry { child, addr }
+}
+
+/// One HTTP/1.1 GET; the status and the body.
+fn get(addr: &str, target: &str, accept: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let i = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (status, raw[i + 4..].to_vec())
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The hex digests of a manifest's config and layers.
+fn digests(manifest: &[u8]) -> Vec<String> {
+    let m: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    let mut out = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        out.push(l["digest"].as_str().unwrap().to_string());
+    }
+    out.into_iter()
+        .map(|d| d.strip_prefix("sha256:").unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_artifact_is_pushed_to_and_pulled_from_a_registry_on_local_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry-data");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let registry = start(&config);
+
+    let wasm = std::fs::read(fs_component()).unwrap();
+    let reference = format!("{}/drivers/fs:1.0", registry.addr);
+    let out = bare_cli()
+        .arg("--component")
+        .arg(fs_component())
+        .args(["component", "push", &reference])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "push failed: {stderr}");
+    let pushed = String::from_utf8(out.stdout).unwrap();
+    let manifest_digest = pushed
+        .trim()
+        .rsplit_once("@sha256:")
+        .unwrap_or_else(|| panic!("push printed {pushed:?}"))
+        .1
+        .to_string();
+
+    // The pull, as any client does it: the manifest by tag, then its blobs.
+    let (status, manifest) = get(
+        &registry.addr,
+        "/v2/drivers/fs/manifests/1.0",
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&manifest));
+    assert_eq!(sha256(&manifest), manifest_digest, "the manifest pushed");
+    let blobs = digests(&manifest);
+    assert_eq!(blobs.len(), 2, "a config and one layer");
+    for hex in &blobs {
+        let (status, body) = get(
+            &registry.addr,
+            &format!("/v2/drivers/fs/blobs/sha256:{hex}"),
+            "*/*",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(&sha256(&body), hex, "blob {hex} pulled back intact");
+    }
+    let layer = sha256(&wasm);
+    assert!(blobs.contains(&layer), "the layer is the component's bytes");
+
+    // On disk, in distribution's layout under rootdirectory: what distribution's own
+    // filesystem driver would read.
+    let v2 = root.join("docker/registry/v2");
+    let data = v2.join(format!("blobs/sha256/{}/{layer}/data", &layer[..2]));
+    assert!(std::fs::read(&data).unwrap() == wasm, "{}", data.display());
+    let tag = v2.join("repositories/drivers/fs/_manifests/tags/1.0/current/link");
+    assert_eq!(
+        std::fs::read_to_string(&tag).unwrap(),
+        format!("sha256:{manifest_digest}")
+    );
+    drop(registry);
+}
+
+#[test]
+fn storage_filesystem_without_a_component_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  filesystem:\n    rootdirectory: {}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = bare_cli()
+        .arg("-c")
+        .arg(&config)
+        .args(["registry", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--component"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "nothing created");
+}
