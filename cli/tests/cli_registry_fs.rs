@@ -148,6 +148,33 @@ fn an_artifact_is_pushed_to_and_pulled_from_a_registry_on_local_disk() {
     let layer = sha256(&wasm);
     assert!(blobs.contains(&layer), "the layer is the component's bytes");
 
+    // What the pulled config says of the component: the contract only, and the
+    // filesystem instead of the network.
+    let (_, config) = get(
+        &registry.addr,
+        &format!("/v2/drivers/fs/blobs/sha256:{}", blobs[0]),
+        "*/*",
+    );
+    let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    let names = |k: &str| -> Vec<String> {
+        config["component"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("exports"), ["registry:storage-driver/driver@1.0.0"]);
+    let imports = names("imports");
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:filesystem/")),
+        "{imports:?}"
+    );
+    assert!(
+        !imports.iter().any(|i| i.starts_with("wasi:http/")),
+        "{imports:?}"
+    );
+
     // On disk, in distribution's layout under rootdirectory: what distribution's own
     // filesystem driver would read.
     let v2 = root.join("docker/registry/v2");

@@ -604,9 +604,31 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Whether the upload file at the path is still the one this writer writes: a later
+    /// `writer(path, false)` replaces it with a new file, which this writer must neither
+    /// commit nor remove. (The same length and modification time as the open handle's;
+    /// WASI gives no inode numbers.) True when the writer holds no handle (after close).
+    fn still_ours(&self) -> bool {
+        let Some(file) = self.file.as_ref() else {
+            return true;
+        };
+        match (file.metadata(), fs::metadata(&self.upload)) {
+            (Ok(mine), Ok(there)) => {
+                mine.len() == there.len() && mine.modified().ok() == there.modified().ok()
+            }
+            _ => false,
+        }
+    }
+
     pub fn cancel(&mut self) -> Result<(), Error> {
         if self.state == WriterState::Committed {
             return self.open("cancel");
+        }
+        if !self.still_ours() {
+            // Another writer owns the path now: nothing of this one is left to remove.
+            self.file = None;
+            self.state = WriterState::Cancelled;
+            return Ok(());
         }
         self.file = None;
         self.state = WriterState::Cancelled;
@@ -624,6 +646,12 @@ impl FileWriter {
                 .map_err(|e| internal(e, &self.path, "committing the upload of"))?;
         }
         // The upload must still be this writer's (another writer may have replaced it).
+        if !self.still_ours() {
+            return Err(Error::InvalidState(format!(
+                "committing {}: a newer writer replaced this upload",
+                self.path
+            )));
+        }
         let on_disk = fs::metadata(&self.upload)
             .map_err(|e| internal(e, &self.path, "committing the upload of"))?;
         if on_disk.len() != self.size {

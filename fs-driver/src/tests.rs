@@ -52,8 +52,11 @@ fn a_new_writer_discards_the_old_upload() {
     let mut old = d.writer("/x", false).unwrap();
     old.write(b"old").unwrap();
     let mut new = d.writer("/x", false).unwrap();
-    new.write(b"new!").unwrap();
-    assert!(old.commit().is_err());
+    new.write(b"new").unwrap();
+    // Same length as the old one's: still not the old writer's to commit or remove.
+    assert!(matches!(old.commit(), Err(Error::InvalidState(_))));
+    old.cancel().unwrap();
+    new.write(b"!").unwrap();
     new.commit().unwrap();
     assert_eq!(d.get_content("/x").unwrap(), b"new!");
 }
