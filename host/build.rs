@@ -12,6 +12,16 @@
 //! `KS3_DRIVER_PREBUILT_COMPONENT=/path/driver.wasm` skips the nested build and embeds that
 //! file instead (for packagers and machines without the wasm target).
 //!
+//! A second nested build makes the `wasi:blobstore` provider (`blobstore/`), embedded too
+//! (`ks3-blobstore-component.wasm`, for `ks3-driver component save|push --world
+//! blobstore`). It has its own target directory (`target/wasm-blobstore`, the one
+//! `blobstore/tests/composition.rs` builds into): it depends on the driver crate without its
+//! `component` feature, which one invocation would unify with the driver component's, and
+//! its build would overwrite the driver's cdylib there.
+//! `KS3_DRIVER_PREBUILT_BLOBSTORE=/path/blobstore.wasm` embeds that file instead; with
+//! `KS3_DRIVER_PREBUILT_COMPONENT` and without it, nothing is built and the embedded
+//! blobstore component is empty (the binary then says it has none).
+//!
 //! Then the component is precompiled with wasmtime for this machine, with the engine
 //! settings the runtime uses (`src/engine_config.rs`, the one definition of them), and the
 //! artifact is put beside it (`ks3-driver-component.cwasm`), so the first start of an
@@ -35,6 +45,8 @@ const PACKAGE: &str = "ks3-driver-component";
 const ARTIFACT: &str = "ks3_driver_component.wasm";
 const FS_PACKAGE: &str = "fs-driver-component";
 const FS_ARTIFACT: &str = "fs_driver_component.wasm";
+const BLOBSTORE_PACKAGE: &str = "ks3-blobstore-component";
+const BLOBSTORE_ARTIFACT: &str = "ks3_blobstore_component.wasm";
 
 #[path = "src/engine_config.rs"]
 mod engine_config;
@@ -57,6 +69,8 @@ fn run() -> Result<(), String> {
     let dest = out_dir.join("ks3-driver-component.wasm");
     let wasm = component(&workspace, &out_dir)?;
     write_if_changed(&dest, &wasm)?;
+    let blobstore = blobstore_component(&workspace, &out_dir)?;
+    write_if_changed(&out_dir.join("ks3-blobstore-component.wasm"), &blobstore)?;
     precompile(&wasm, &out_dir.join("ks3-driver-component.cwasm"))
 }
 
@@ -105,19 +119,74 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
 
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     ensure_target_installed()?;
+    let target_dir = nested_build(workspace, out_dir, "wasm-component", &[PACKAGE, FS_PACKAGE])?;
 
+    let built = target_dir.join(TARGET).join(PROFILE).join(ARTIFACT);
+    if !built.is_file() {
+        return Err(format!(
+            "the nested build succeeded but {} is missing",
+            built.display()
+        ));
+    }
+    rerun_on_dep_info(&built.with_extension("d"), workspace)?;
+    let fs_built = target_dir.join(TARGET).join(PROFILE).join(FS_ARTIFACT);
+    read_wasm(&fs_built)?;
+    rerun_on_dep_info(&fs_built.with_extension("d"), workspace)?;
+    println!(
+        "cargo:rustc-env=FS_DRIVER_COMPONENT_PATH={}",
+        fs_built.display()
+    );
+    read_wasm(&built)
+}
+
+/// The blobstore provider's bytes: the prebuilt file, nothing when the driver component is
+/// prebuilt (no wasm target assumed), or the second nested build's output.
+fn blobstore_component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
+    println!("cargo:rerun-if-env-changed=KS3_DRIVER_PREBUILT_BLOBSTORE");
+    if let Some(prebuilt) = env::var_os("KS3_DRIVER_PREBUILT_BLOBSTORE").filter(|v| !v.is_empty()) {
+        let prebuilt = PathBuf::from(prebuilt);
+        println!("cargo:rerun-if-changed={}", prebuilt.display());
+        return read_wasm(&prebuilt);
+    }
+    if env::var_os("KS3_DRIVER_PREBUILT_COMPONENT").is_some_and(|v| !v.is_empty()) {
+        return Ok(Vec::new());
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("blobstore/Cargo.toml").display()
+    );
+    let target_dir = nested_build(workspace, out_dir, "wasm-blobstore", &[BLOBSTORE_PACKAGE])?;
+    let built = target_dir
+        .join(TARGET)
+        .join(PROFILE)
+        .join(BLOBSTORE_ARTIFACT);
+    let wasm = read_wasm(&built)?;
+    rerun_on_dep_info(&built.with_extension("d"), workspace)?;
+    Ok(wasm)
+}
+
+/// `cargo build -p PACKAGE… --target wasm32-wasip2 --profile wasm-release` into
+/// `<outer target>/<dir>`, with the build script's environment scrubbed; that directory.
+fn nested_build(
+    workspace: &Path,
+    out_dir: &Path,
+    dir: &str,
+    packages: &[&str],
+) -> Result<PathBuf, String> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = outer_target_dir(out_dir)
         .unwrap_or_else(|| workspace.join("target"))
-        .join("wasm-component");
+        .join(dir);
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace)
         .arg("build")
         .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
-        .args(["-p", PACKAGE, "-p", FS_PACKAGE])
-        .args(["--target", TARGET, "--profile", PROFILE])
+        .arg(workspace.join("Cargo.toml"));
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    cmd.args(["--target", TARGET, "--profile", PROFILE])
         .arg("--target-dir")
         .arg(&target_dir);
     scrub_env(&mut cmd);
@@ -136,27 +205,12 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
             String::new()
         };
         return Err(format!(
-            "building the driver component failed ({}):\n{stderr}{hint}",
+            "building {} failed ({}):\n{stderr}{hint}",
+            packages.join(", "),
             output.status
         ));
     }
-
-    let built = target_dir.join(TARGET).join(PROFILE).join(ARTIFACT);
-    if !built.is_file() {
-        return Err(format!(
-            "the nested build succeeded but {} is missing",
-            built.display()
-        ));
-    }
-    rerun_on_dep_info(&built.with_extension("d"), workspace)?;
-    let fs_built = target_dir.join(TARGET).join(PROFILE).join(FS_ARTIFACT);
-    read_wasm(&fs_built)?;
-    rerun_on_dep_info(&fs_built.with_extension("d"), workspace)?;
-    println!(
-        "cargo:rustc-env=FS_DRIVER_COMPONENT_PATH={}",
-        fs_built.display()
-    );
-    read_wasm(&built)
+    Ok(target_dir)
 }
 
 /// `cargo:rerun-if-changed` for every file of the workspace that the nested build read,

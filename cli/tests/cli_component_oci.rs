@@ -161,8 +161,18 @@ fn get(addr: &str, target: &str, accept: &str) -> (u16, Vec<u8>) {
     (status, raw[i + 4..].to_vec())
 }
 
+/// The component's export names, read by wasmtime as `component push` reads them.
+fn exports_of(wasm: &[u8]) -> Vec<String> {
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, wasm).unwrap();
+    let ty = component.component_type();
+    let mut v: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn save_writes_the_embedded_component_and_refuses_other_worlds() {
+fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("driver.wasm");
     let mut c = bare_cli();
@@ -170,13 +180,27 @@ fn save_writes_the_embedded_component_and_refuses_other_worlds() {
     ok(c);
     assert!(std::fs::read(&out).unwrap() == ks3_driver_host::EMBEDDED_COMPONENT);
 
+    // The wasi:blobstore provider: a component of its own, not a storage driver.
+    let blob = dir.path().join("b.wasm");
     let mut c = bare_cli();
     c.args(["component", "save", "--world", "blobstore", "-o"])
-        .arg(dir.path().join("b.wasm"));
-    let o = run(c);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not built yet"));
-    assert!(!dir.path().join("b.wasm").exists());
+        .arg(&blob);
+    ok(c);
+    let bytes = std::fs::read(&blob).unwrap();
+    assert!(bytes == ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT);
+    assert!(bytes != ks3_driver_host::EMBEDDED_COMPONENT);
+    let exports = exports_of(&bytes);
+    assert!(
+        exports
+            .iter()
+            .any(|e| e == "wasi:blobstore/blobstore@0.2.0-draft"),
+        "{exports:?}"
+    );
+    assert!(!exports.iter().any(|e| e == DRIVER), "{exports:?}");
+    assert!(
+        !exports.iter().any(|e| e.starts_with("registry:")),
+        "{exports:?}"
+    );
 
     let mut c = bare_cli();
     c.args(["component", "save", "--world", "proxy", "-o"])
@@ -196,6 +220,11 @@ fn save_writes_the_embedded_component_and_refuses_other_worlds() {
         help.contains("registry:storage-driver/fast-path@1.0.0"),
         "{help}"
     );
+    assert!(
+        help.contains("wasi:blobstore/blobstore@0.2.0-draft"),
+        "{help}"
+    );
+    assert!(!help.contains("not built yet"), "{help}");
 }
 
 #[test]
@@ -360,6 +389,65 @@ fn a_component_that_is_not_a_driver_is_refused() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(DRIVER), "names the interface: {err}");
+
+    // Nor is the embedded wasi:blobstore provider, pushed by `--world blobstore`: its
+    // config names its own world.
+    let mut c = bare_cli();
+    c.args([
+        "component",
+        "push",
+        "--world",
+        "blobstore",
+        &format!("{}/blobstore/ks3:1", registry.addr),
+    ]);
+    let pinned = String::from_utf8(ok(c).stdout).unwrap().trim().to_string();
+    let (name, manifest_digest) = pinned.split_once('@').unwrap();
+    assert_eq!(name, format!("{}/blobstore/ks3", registry.addr));
+    let (status, manifest) = get(
+        &registry.addr,
+        &format!("/v2/blobstore/ks3/manifests/{manifest_digest}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 200);
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let wasm = ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT;
+    assert_eq!(m["layers"][0]["digest"], digest(wasm));
+    let (status, config) = get(
+        &registry.addr,
+        &format!(
+            "/v2/blobstore/ks3/blobs/{}",
+            m["config"]["digest"].as_str().unwrap()
+        ),
+        "*/*",
+    );
+    assert_eq!(status, 200);
+    let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(
+        config["component"]["target"],
+        "ks3:blobstore/provider@0.1.0"
+    );
+    let exports = config["component"]["exports"].as_array().unwrap();
+    assert!(exports
+        .iter()
+        .any(|e| e == "wasi:blobstore/blobstore@0.2.0-draft"));
+    assert!(!exports.iter().any(|e| e == DRIVER));
+    let mut c = driver_cli(cache.path(), "/unused", &format!("oci://{pinned}"));
+    c.args(["stat", "/"]);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(DRIVER), "names the interface: {err}");
+
+    // --world and --component together are refused.
+    let mut c = bare_cli();
+    c.arg("--component").arg(&empty).args([
+        "component",
+        "push",
+        "--world",
+        "blobstore",
+        &format!("{}/both:1", registry.addr),
+    ]);
+    assert_eq!(run(c).status.code(), Some(2));
 
     // Bytes that are not a component are not pushed.
     let junk = dir.path().join("junk.wasm");

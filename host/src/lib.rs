@@ -70,4 +70,7 @@ pub use ks3_driver_component::config::{
 };
 pub use ks3_driver_component::http::TLS_CERTIFICATE_REFUSED;
 pub use ks3_driver_component::BackendError;
-pub use runtime::{fs_driver_component_path, Runtime, RuntimeOptions, EMBEDDED_COMPONENT};
+pub use runtime::{
+    fs_driver_component_path, Runtime, RuntimeOptions, EMBEDDED_BLOBSTORE_COMPONENT,
+    EMBEDDED_COMPONENT,
+};

@@ -21,6 +21,14 @@ use crate::session::{Ctx, Session, SessionSpec};
 pub static EMBEDDED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ks3-driver-component.wasm"));
 
+/// The `wasi:blobstore@0.2.0-draft` provider built by `build.rs` from `blobstore/` (world
+/// `ks3:blobstore/provider`), for `ks3-driver component save|push --world blobstore`; this
+/// host does not run it. Empty when the build used a prebuilt KS3 component
+/// (`KS3_DRIVER_PREBUILT_COMPONENT`) without `KS3_DRIVER_PREBUILT_BLOBSTORE`, and so built
+/// nothing.
+pub static EMBEDDED_BLOBSTORE_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ks3-blobstore-component.wasm"));
+
 /// [`EMBEDDED_COMPONENT`] precompiled by `build.rs` for the build machine with the
 /// runtime's engine settings (`engine_config.rs`), so that even the first start of a
 /// process loads compiled code. Empty when the build skipped it (cross-compiling,

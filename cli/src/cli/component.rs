@@ -1,5 +1,6 @@
-//! `ks3-driver component save|push`: the driver component as a file, or as an OCI
-//! artifact in the CNCF TAG Runtime "Wasm OCI Artifact layout" (see `oci.rs`).
+//! `ks3-driver component save|push`: an embedded component (the KS3 driver, or the
+//! `wasi:blobstore` provider) as a file, or as an OCI artifact in the CNCF TAG Runtime
+//! "Wasm OCI Artifact layout" (see `oci.rs`).
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -16,14 +17,21 @@ pub struct ComponentArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ComponentCommand {
-    /// Write the embedded driver component to FILE, to run or compose it elsewhere.
+    /// Write an embedded component to FILE, to run or compose it elsewhere.
     #[command(
         after_help = "The `storage-driver` component is the KS3 driver this binary embeds: it \
                       exports `registry:storage-driver/driver@1.0.0` and \
                       `registry:storage-driver/fast-path@1.0.0` (world storage-driver-fast) and \
                       imports wasi:http, wasi:io, wasi:clocks, wasi:random and \
-                      wasi:cli/environment.\n\n\
-                      Example:\n  ks3-driver component save -o ks3-driver.wasm"
+                      wasi:cli/environment.\n\
+                      The `blobstore` component is the same driver as a wasi:blobstore \
+                      provider: it exports `wasi:blobstore/blobstore@0.2.0-draft` (with \
+                      container and types, and the wasi:io@0.2.2 streams its values use; world \
+                      ks3:blobstore/provider), configured by REGISTRY_STORAGE_KS3_* in its \
+                      environment; compose it with `wac plug` (see blobstore/README.md). It is \
+                      not a storage driver: --component refuses it.\n\n\
+                      Examples:\n  ks3-driver component save -o ks3-driver.wasm\n  \
+                      ks3-driver component save --world blobstore -o ks3-blobstore.wasm"
     )]
     Save {
         /// Which component.
@@ -39,13 +47,16 @@ pub enum ComponentCommand {
                       OCI image manifest, config `application/vnd.wasm.config.v0+json` (created, \
                       architecture wasm, os wasip2, layerDigests, and the component's exports and \
                       imports, read from the component), one `application/wasm` layer. Without \
-                      --component it is the embedded KS3 driver (exports driver and fast-path).\n\
+                      --component it is the embedded KS3 driver (exports driver and fast-path), \
+                      or with --world blobstore the embedded wasi:blobstore provider.\n\
                       Plain HTTP is used for loopback registries (127.0.0.0/8, ::1, localhost) \
                       and for those named by --insecure-registry; HTTPS for the others. \
                       Credentials come from the Docker config ($DOCKER_CONFIG/config.json, else \
                       ~/.docker/config.json: auths.<registry>.auth); anonymous otherwise.\n\
                       Run what was pushed with --component oci://REF@sha256:DIGEST.\n\n\
                       Examples:\n  ks3-driver component push 127.0.0.1:5000/drivers/ks3:1.0\n  \
+                      ks3-driver component push --world blobstore \
+                      127.0.0.1:5000/blobstore/ks3:1.0\n  \
                       ks3-driver --component other.wasm component push \
                       registry.example/drivers/other:1.0"
     )]
@@ -63,7 +74,7 @@ pub enum ComponentCommand {
 pub enum World {
     /// The KS3 driver (exports driver and fast-path: world storage-driver-fast).
     StorageDriver,
-    /// wasi:blobstore (not built yet).
+    /// The KS3 driver as a wasi:blobstore@0.2.0-draft provider (world ks3:blobstore/provider).
     Blobstore,
 }
 
@@ -72,11 +83,15 @@ impl World {
     fn bytes(self) -> Result<&'static [u8], CliError> {
         match self {
             World::StorageDriver => Ok(ks3_driver_host::EMBEDDED_COMPONENT),
-            World::Blobstore => Err(CliError::Usage(
-                "--world blobstore: the wasi:blobstore component is not built yet; \
-                 use --world storage-driver"
-                    .into(),
-            )),
+            World::Blobstore if ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT.is_empty() => {
+                Err(CliError::Other(
+                    "--world blobstore: this binary was built without the wasi:blobstore \
+                     component (KS3_DRIVER_PREBUILT_COMPONENT without \
+                     KS3_DRIVER_PREBUILT_BLOBSTORE)"
+                        .into(),
+                ))
+            }
+            World::Blobstore => Ok(ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT),
         }
     }
 }
@@ -135,16 +150,28 @@ fn interface_names(wasm: &[u8]) -> Result<(Vec<String>, Vec<String>), CliError> 
 }
 
 /// The world the component targets, from its exports: storage-driver-fast when it
-/// exports fast-path beside driver, storage-driver when driver alone.
+/// exports fast-path beside driver, storage-driver when driver alone, the blobstore
+/// provider's world (`blobstore/wit/world.wit`) when it exports exactly that world's
+/// interfaces.
 fn target(exports: &[String]) -> Option<&'static str> {
     let has = |n: &str| exports.iter().any(|e| e == n);
     let driver = has("registry:storage-driver/driver@1.0.0");
     let fast = has("registry:storage-driver/fast-path@1.0.0");
     match (driver, fast) {
-        (true, true) => Some("registry:storage-driver/storage-driver-fast@1.0.0"),
-        (true, false) => Some("registry:storage-driver/storage-driver@1.0.0"),
-        _ => None,
+        (true, true) => return Some("registry:storage-driver/storage-driver-fast@1.0.0"),
+        (true, false) => return Some("registry:storage-driver/storage-driver@1.0.0"),
+        _ => {}
     }
+    const BLOBSTORE_PROVIDER: [&str; 6] = [
+        "wasi:io/error@0.2.2",
+        "wasi:io/poll@0.2.2",
+        "wasi:io/streams@0.2.2",
+        "wasi:blobstore/types@0.2.0-draft",
+        "wasi:blobstore/container@0.2.0-draft",
+        "wasi:blobstore/blobstore@0.2.0-draft",
+    ];
+    (exports.len() == BLOBSTORE_PROVIDER.len() && BLOBSTORE_PROVIDER.iter().all(|n| has(n)))
+        .then_some("ks3:blobstore/provider@0.1.0")
 }
 
 /// The config and manifest of the artifact whose one layer is `wasm`.
