@@ -238,6 +238,25 @@ fn read_trusted(path: &Path, _uid: u32) -> std::io::Result<Vec<u8>> {
 }
 
 fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+    write_private_file(dir, path, &[MAGIC, &Sha256::digest(artifact), artifact])
+}
+
+/// The cache's trust rules for other files kept under the cache directory (the CLI's
+/// cache of components pulled from OCI registries): `dir` is usable when it does not exist
+/// yet or is a real directory of the current user that group and others cannot write.
+pub fn check_private_dir(dir: &Path) -> Result<(), String> {
+    trusted_dir(dir, current_uid())
+}
+
+/// The bytes of `path` when it is a regular file of the current user that group and
+/// others cannot write, opened without following a symlink.
+pub fn read_private_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_trusted(path, current_uid())
+}
+
+/// Writes `parts` to `path` in `dir` (created 0700 if missing): a new file, 0600, under a
+/// temporary name in the same directory, synced, then renamed into place.
+pub fn write_private_file(dir: &Path, path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     create_private_dir(dir)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
@@ -256,9 +275,9 @@ fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
             opts.mode(0o600);
         }
         let mut f = opts.open(&tmp)?;
-        f.write_all(MAGIC)?;
-        f.write_all(&Sha256::digest(artifact))?;
-        f.write_all(artifact)?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, path)
@@ -296,7 +315,8 @@ fn prune(dir: &Path, keep: &Path) {
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Creates `dir` and its missing parents, 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]

@@ -58,6 +58,10 @@ mod writer;
 
 pub use bytes::Bytes;
 pub use cache::LoadInfo;
+/// The compiled cache's directory and its trust rules, for other files kept under it.
+pub use cache::{
+    cache_dir, check_private_dir, create_private_dir, read_private_file, write_private_file,
+};
 pub use driver::{
     CallOutcome, CallRecord, Driver, DriverObserver, FileInfo, FileReader, FileWriter, Ks3Request,
     WalkControl,

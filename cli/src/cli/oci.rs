@@ -155,160 +155,40 @@ fn auth_from(path: &Path, reference: &Reference) -> Result<RegistryAuth, String>
     Ok(RegistryAuth::Anonymous)
 }
 
-/// The OCI cache directory (`<cache>/oci/sha256`), created 0700, after the trust checks.
+/// The OCI cache directory (`<cache>/oci/sha256`), created 0700, after the trust checks
+/// (the compiled-component cache's directory and rules: `ks3_driver_host::cache_dir`).
 fn cache_dir() -> Result<PathBuf, String> {
-    let root = base_cache_dir().ok_or_else(|| {
+    let root = ks3_driver_host::cache_dir(None).ok_or_else(|| {
         "--component oci://…: the component cache is disabled (KS3_DRIVER_CACHE_DIR=off) or \
          has no place (no HOME): set KS3_DRIVER_CACHE_DIR to a directory"
             .to_string()
     })?;
     let dir = root.join("oci").join("sha256");
-    for d in [&root, &root.join("oci"), &dir] {
-        trusted_dir(d)
-            .map_err(|why| format!("not using the component cache {}: {why}", d.display()))?;
-    }
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(&dir)
+    let check = |dirs: [&Path; 3]| {
+        dirs.into_iter().try_for_each(|d| {
+            ks3_driver_host::check_private_dir(d)
+                .map_err(|why| format!("not using the component cache {}: {why}", d.display()))
+        })
+    };
+    let oci = root.join("oci");
+    check([&root, &oci, &dir])?;
+    ks3_driver_host::create_private_dir(&dir)
         .map_err(|e| format!("component cache {}: {e}", dir.display()))?;
-    for d in [&root, &root.join("oci"), &dir] {
-        trusted_dir(d)
-            .map_err(|why| format!("not using the component cache {}: {why}", d.display()))?;
-    }
+    check([&root, &oci, &dir])?;
     Ok(dir)
 }
 
-/// The compiled-component cache's directory (the host's rule, `host/src/cache.rs`).
-fn base_cache_dir() -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os("KS3_DRIVER_CACHE_DIR") {
-        if v == "off" || v == "0" || v == "none" {
-            return None;
-        }
-        if !v.is_empty() {
-            return Some(PathBuf::from(v));
-        }
-    }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(x).join("ks3-driver"));
-    }
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(|h| PathBuf::from(h).join(".cache").join("ks3-driver"))
-}
-
-#[cfg(unix)]
-fn current_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-/// `Ok` when `dir` does not exist yet or is a real directory of the current user that
-/// group and others cannot write.
-#[cfg(unix)]
-fn trusted_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let d = match fs::symlink_metadata(dir) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    if !d.file_type().is_dir() {
-        return Err("not a directory (symlinks are not followed)".into());
-    }
-    let uid = current_uid();
-    if d.uid() != uid {
-        return Err(format!(
-            "owned by uid {}, not by the current user (uid {uid})",
-            d.uid()
-        ));
-    }
-    if d.mode() & 0o022 != 0 {
-        return Err(format!(
-            "writable by group or others (mode {:o})",
-            d.mode() & 0o7777
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn trusted_dir(_dir: &Path) -> Result<(), String> {
-    Ok(())
-}
-
-/// The bytes of a cache file, when it is trusted (a regular file of the current user
-/// that group and others cannot write, not a symlink) and its SHA-256 is `hex`.
+/// The bytes of a cache file, when it is trusted (`ks3_driver_host::read_private_file`)
+/// and its SHA-256 is `hex_digest`.
 fn read_cached(path: &Path, hex_digest: &str) -> Option<Vec<u8>> {
-    let bytes = read_trusted(path).ok()?;
+    let bytes = ks3_driver_host::read_private_file(path).ok()?;
     (hex(&Sha256::digest(&bytes)) == hex_digest).then_some(bytes)
-}
-
-#[cfg(unix)]
-fn read_trusted(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let untrusted = |m: &str| std::io::Error::new(std::io::ErrorKind::PermissionDenied, m);
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let m = f.metadata()?;
-    if !m.file_type().is_file() {
-        return Err(untrusted("not a regular file"));
-    }
-    if m.uid() != current_uid() {
-        return Err(untrusted("owned by another user"));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(untrusted("writable by group or others"));
-    }
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-#[cfg(not(unix))]
-fn read_trusted(path: &Path) -> std::io::Result<Vec<u8>> {
-    if !fs::symlink_metadata(path)?.file_type().is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    fs::read(path)
 }
 
 /// Writes `bytes` to `path` (0600, through a temporary name in the same directory).
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    let result = (|| {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    ks3_driver_host::write_private_file(dir, path, &[bytes])
 }
 
 /// The one `application/wasm` layer of a wasm artifact manifest: its digest and size.
