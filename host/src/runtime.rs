@@ -166,6 +166,12 @@ impl Runtime {
         let exports = Arc::new(Exports::new(&pre)?);
 
         spawn_epoch_ticker(&engine);
+        // The embedded component is the KS3 driver: no instance needs asking.
+        let name = if opts.component.is_none() {
+            tokio::sync::OnceCell::new_with(Some(ks3_driver_component::DRIVER_NAME.to_string()))
+        } else {
+            tokio::sync::OnceCell::new()
+        };
 
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
@@ -182,7 +188,7 @@ impl Runtime {
                 load,
                 executors: Executors::new(),
                 preopen: opts.preopen,
-                name: tokio::sync::OnceCell::new(),
+                name,
             }),
         })
     }
@@ -215,8 +221,9 @@ impl Runtime {
         self.inner.preopen.as_deref()
     }
 
-    /// The component's registration name (`ks3`, `filesystem`), asked of an instance with
-    /// no configuration, no directory and no network the first time.
+    /// The component's registration name (`ks3`, `filesystem`): the embedded component's
+    /// is known; another's is asked of an instance with no configuration, no directory and
+    /// no network the first time.
     pub async fn driver_name(&self) -> Result<String, Error> {
         self.inner
             .name
