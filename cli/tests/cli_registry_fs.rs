@@ -211,3 +211,64 @@ fn storage_filesystem_without_a_component_is_refused() {
     assert!(stderr.contains("--component"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "nothing created");
 }
+
+/// `--component fs_driver_component.wasm --dir DIR`: the object commands on local disk, no
+/// KS3 and no parameters; the bytes land in DIR as plain files.
+#[test]
+fn object_commands_run_on_a_directory_through_the_filesystem_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let src = dir.path().join("src.bin");
+    let bytes: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
+    std::fs::write(&src, &bytes).unwrap();
+    let run = |args: &[&str]| {
+        let out = bare_cli()
+            .arg("--component")
+            .arg(fs_component())
+            .arg("--dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        out.stdout
+    };
+    run(&["put", "/a/b.bin", src.to_str().unwrap()]);
+    assert_eq!(std::fs::read(data.join("a/b.bin")).unwrap(), bytes);
+    assert_eq!(run(&["get", "/a/b.bin"]), bytes);
+    let stat = String::from_utf8(run(&["stat", "/a/b.bin"])).unwrap();
+    assert!(stat.contains("size: 3000000"), "{stat}");
+    let ls = String::from_utf8(run(&["ls", "/a"])).unwrap();
+    assert_eq!(ls.trim(), "/a/b.bin");
+    run(&["rm", "/a/b.bin"]);
+    assert!(!data.join("a").exists(), "the emptied directory is removed");
+
+    // Without --dir the component has no filesystem, and the message says what is missing.
+    let out = bare_cli()
+        .arg("--component")
+        .arg(fs_component())
+        .args(["ls", "/"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--dir DIR"), "{stderr}");
+
+    // The registry takes its directory from storage.filesystem, not --dir.
+    let out = bare_cli()
+        .arg("--dir")
+        .arg(&data)
+        .args(["registry", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("storage.filesystem.rootdirectory"),
+        "{stderr}"
+    );
+}

@@ -65,6 +65,12 @@ pub struct Cli {
     /// network; by tag, a warning names the digest to pin).
     #[arg(long, value_name = "FILE|oci://REF", global = true)]
     pub component: Option<PathBuf>,
+    /// Give the component this host directory as its `/` (read and write), as
+    /// `wasmtime run --dir` does: the storage of a driver over `wasi:filesystem` such as the
+    /// filesystem driver (`--component fs_driver_component.wasm --dir /srv/data ls /`).
+    /// The KS3 driver needs none.
+    #[arg(long = "dir", value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
     /// Use plain HTTP for this registry (repeatable; loopback registries always are).
     #[arg(long = "insecure-registry", value_name = "HOST:PORT", global = true)]
     pub insecure_registries: Vec<String>,
@@ -398,6 +404,7 @@ impl Context {
         Runtime::new(RuntimeOptions {
             component: self.cli.component.clone(),
             log_requests: self.cli.verbose,
+            preopen: self.cli.dir.clone(),
             ..RuntimeOptions::default()
         })
         .map_err(|e| CliError::Other(format!("sandbox: {e:#}")))
@@ -406,14 +413,23 @@ impl Context {
     /// A driver from the merged configuration.
     pub async fn driver(&self) -> Result<Driver, CliError> {
         let settings = self.settings()?;
-        if settings.iter().next().is_none() && self.cli.command.needs_configuration() {
-            return Err(CliError::Usage(
-                "no KS3 configuration: give the driver parameters (accesskey, secretkey, region, \
-                 bucket, …) with -c FILE, -p KEY=VALUE or REGISTRY_STORAGE_KS3_<KEY> variables \
-                 (see `ks3-driver --help`); no KS3 account? try `ks3-driver demo`, or \
-                 `ks3-driver serve-local` for a local server"
-                    .to_string(),
-            ));
+        // A driver on a directory (`--dir`) may need no parameters at all.
+        if settings.iter().next().is_none()
+            && self.cli.dir.is_none()
+            && self.cli.command.needs_configuration()
+        {
+            let mut message = "no KS3 configuration: give the driver parameters (accesskey, \
+                 secretkey, region, bucket, …) with -c FILE, -p KEY=VALUE or \
+                 REGISTRY_STORAGE_KS3_<KEY> variables (see `ks3-driver --help`); no KS3 \
+                 account? try `ks3-driver demo`, or `ks3-driver serve-local` for a local server"
+                .to_string();
+            if self.cli.component.is_some() {
+                message.push_str(
+                    "; a component that stores in a directory (the filesystem driver) needs \
+                     --dir DIR",
+                );
+            }
+            return Err(CliError::Usage(message));
         }
         let params = settings.params();
         let runtime = self.runtime()?;

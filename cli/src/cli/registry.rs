@@ -72,6 +72,12 @@ async fn run(cli: &Cli, args: &RegistryArgs) -> Result<(), (u8, String)> {
     let addr = config.bind_addr();
     super::logging::install_for_registry(cli.verbose, &config.log);
     let failed = |e: ks3_registry::StartError| (1, e.to_string());
+    if cli.dir.is_some() {
+        return Err(usage(
+            "registry: the filesystem driver's directory is storage.filesystem.rootdirectory in the configuration, not --dir"
+                .into(),
+        ));
+    }
     // `storage.filesystem`: the directory the filesystem component stores in, as its `/`.
     let preopen = match &config.storage {
         Storage::Filesystem(root) if cli.component.is_some() => {
