@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -40,22 +40,8 @@ impl Registry {
         Registry::start_with(bare_cli())
     }
 
-    fn start_with(mut c: Command) -> Registry {
-        let mut child = c
-            .args(["registry", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_string();
+    fn start_with(c: Command) -> Registry {
+        let (child, addr) = start_registry(c, Stdio::null());
         Registry { child, addr }
     }
 
@@ -143,22 +129,7 @@ fn unique_root_for(test: &str) -> String {
 
 /// One HTTP/1.1 GET; the status and the body.
 fn get(addr: &str, target: &str, accept: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let i = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    (status, raw[i + 4..].to_vec())
+    http_request(addr, "GET", target, &[&format!("Accept: {accept}")], b"")
 }
 
 /// The component's export names, read by wasmtime as `component push` reads them.

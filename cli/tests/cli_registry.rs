@@ -2,7 +2,7 @@
 //! through its HTTP API landing in distribution's layout in the configured bucket.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
@@ -11,48 +11,19 @@ use ks3_driver_host::Driver;
 use sha2::{Digest, Sha256};
 
 /// Starts the registry and returns it with its `HOST:PORT`, from the first stdout line.
-fn start(mut c: Command) -> (Child, String) {
-    let mut child = c
-        .args(["registry", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
-    (child, addr)
+fn start(c: Command) -> (Child, String) {
+    start_registry(c, Stdio::piped())
 }
 
 /// One HTTP/1.1 request; the status and the body.
 fn http(addr: &str, method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-        body.len()
+    http_request(
+        addr,
+        method,
+        target,
+        &["Content-Type: application/octet-stream"],
+        body,
     )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = match raw.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(i) => raw[i + 4..].to_vec(),
-        None => Vec::new(),
-    };
-    (status, body)
 }
 
 fn stop(mut child: Child) -> String {

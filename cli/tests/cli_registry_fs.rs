@@ -5,8 +5,6 @@
 //! distribution API, and its bytes are on disk in distribution's layout.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
 
@@ -32,46 +30,18 @@ impl Drop for Registry {
 
 /// The registry with `config` and the filesystem component; its address from stdout.
 fn start(config: &Path) -> Registry {
-    let mut child = bare_cli()
-        .arg("--component")
+    let mut c = bare_cli();
+    c.arg("--component")
         .arg(fs_component())
         .arg("-c")
-        .arg(config)
-        .args(["registry", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
+        .arg(config);
+    let (child, addr) = start_registry(c, Stdio::null());
     Registry { child, addr }
 }
 
 /// One HTTP/1.1 GET; the status and the body.
 fn get(addr: &str, target: &str, accept: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let i = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    (status, raw[i + 4..].to_vec())
+    http_request(addr, "GET", target, &[&format!("Accept: {accept}")], b"")
 }
 
 fn sha256(bytes: &[u8]) -> String {

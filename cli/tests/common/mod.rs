@@ -48,3 +48,65 @@ pub fn cli_for(endpoint: &str, root: &str) -> std::process::Command {
     }
     c
 }
+
+/// `c registry --addr 127.0.0.1:0`, started with `stderr`; the child (its stdout taken)
+/// and its `HOST:PORT`, read from the first line it prints.
+pub fn start_registry(
+    mut c: std::process::Command,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = c
+        .args(["registry", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+/// One HTTP/1.1 request to `addr` with `headers` (`Name: value` each) and `body`, on a
+/// connection closed after it; the status and the body of the answer.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = match raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => raw[i + 4..].to_vec(),
+        None => Vec::new(),
+    };
+    (status, body)
+}
