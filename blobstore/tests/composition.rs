@@ -11,32 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ks3_blobstore_consumer::{pattern, BIG_LEN, BIG_NAME, BIG_SEED, HELLO, KEPT_NAME, REPORT_NAME};
-use ks3_test_support::{server, unique, ACCESS_KEY, BUCKET, SECRET_KEY};
+use ks3_test_support::{server, tool, unique, ACCESS_KEY, BUCKET, SECRET_KEY};
 
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm-release";
-
-/// A tool: `$ENV_VAR`, else `PATH`, else cargo's bin directory. Missing, the test fails.
-fn tool(name: &str, env_var: &str, install: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(env_var) {
-        return PathBuf::from(p);
-    }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is needed by this test and is not installed: {install} (.ci/run does this)")
-        })
-}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

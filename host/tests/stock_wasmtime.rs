@@ -11,31 +11,14 @@ use std::process::Command;
 
 use common::{AK, BUCKET, SK};
 
-/// The `wasmtime` binary: `$WASMTIME`, else `PATH`, else cargo's bin directory (where
-/// `cargo install` puts it). Missing, the test fails: a skipped test would hide a broken
-/// promise of the README.
+/// The stock `wasmtime` CLI (`$WASMTIME`, `PATH` or cargo's bin directory); missing, the
+/// test fails: a skipped test would hide a broken promise of the README.
 fn wasmtime() -> PathBuf {
-    if let Some(p) = std::env::var_os("WASMTIME") {
-        return PathBuf::from(p);
-    }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("wasmtime"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the stock `wasmtime` CLI is needed by this test and is not installed: \
-                 cargo install --locked wasmtime-cli --version 48.0.8 (.ci/run does this)"
-            )
-        })
+    ks3_test_support::tool(
+        "wasmtime",
+        "WASMTIME",
+        "cargo install --locked wasmtime-cli --version 48.0.8",
+    )
 }
 
 struct Stock {

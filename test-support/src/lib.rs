@@ -80,3 +80,28 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// An external tool a test runs: `$env_var`, else the first `name` on `PATH`, else in
+/// cargo's bin directory (where `cargo install` puts it). Missing, the test fails with
+/// `install` (how to get it): a skipped test would hide a broken promise.
+pub fn tool(name: &str, env_var: &str, install: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(p) = std::env::var_os(env_var) {
+        return PathBuf::from(p);
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is needed by this test and is not installed: {install} (.ci/run does this)")
+        })
+}
