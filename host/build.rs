@@ -1,5 +1,13 @@
-//! Builds the driver component (`driver/`, `wasm32-wasip2`) and puts it in `OUT_DIR` so the
-//! host embeds it with `include_bytes!`.
+//! Builds the driver component (`driver/`) and puts it in `OUT_DIR` so the host embeds it
+//! with `include_bytes!`.
+//!
+//! The KS3 components (the driver and the blobstore provider) are built for
+//! `wasm32-unknown-unknown` and linked by the toolchain's own `wasm-component-ld` (the
+//! linker of `wasm32-wasip2`), which makes the component. Without std's WASI support they
+//! import exactly the interfaces their code calls through the `wasi` crate: Rust's std on
+//! `wasm32-wasip2` links `wasi:cli/exit`, stdin, stdout, stderr and five terminal
+//! interfaces into every component (for panic messages), which no host should need to
+//! grant a storage driver. The filesystem driver uses `std::fs` and stays on `wasm32-wasip2`.
 //!
 //! The nested `cargo build` uses its own target directory (`target/wasm-component`) so it
 //! never waits on the lock of the build that runs this script. Environment that cargo sets
@@ -39,7 +47,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGET: &str = "wasm32-wasip2";
+/// The KS3 components' target (see the header) and the filesystem driver's.
+const TARGET: &str = "wasm32-unknown-unknown";
+const FS_TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm-release";
 const PACKAGE: &str = "ks3-driver-component";
 const ARTIFACT: &str = "ks3_driver_component.wasm";
@@ -119,8 +129,16 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
 
-    ensure_target_installed()?;
-    let target_dir = nested_build(workspace, out_dir, "wasm-component", &[PACKAGE, FS_PACKAGE])?;
+    ensure_target_installed(TARGET)?;
+    ensure_target_installed(FS_TARGET)?;
+    let target_dir = nested_build(workspace, out_dir, "wasm-component", &[PACKAGE], TARGET)?;
+    nested_build(
+        workspace,
+        out_dir,
+        "wasm-component",
+        &[FS_PACKAGE],
+        FS_TARGET,
+    )?;
 
     let built = target_dir.join(TARGET).join(PROFILE).join(ARTIFACT);
     if !built.is_file() {
@@ -130,7 +148,7 @@ fn component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, String> {
         ));
     }
     rerun_on_dep_info(&built.with_extension("d"), workspace)?;
-    let fs_built = target_dir.join(TARGET).join(PROFILE).join(FS_ARTIFACT);
+    let fs_built = target_dir.join(FS_TARGET).join(PROFILE).join(FS_ARTIFACT);
     read_wasm(&fs_built)?;
     rerun_on_dep_info(&fs_built.with_extension("d"), workspace)?;
     println!(
@@ -156,7 +174,13 @@ fn blobstore_component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, Stri
         "cargo:rerun-if-changed={}",
         workspace.join("blobstore/Cargo.toml").display()
     );
-    let target_dir = nested_build(workspace, out_dir, "wasm-blobstore", &[BLOBSTORE_PACKAGE])?;
+    let target_dir = nested_build(
+        workspace,
+        out_dir,
+        "wasm-blobstore",
+        &[BLOBSTORE_PACKAGE],
+        TARGET,
+    )?;
     let built = target_dir
         .join(TARGET)
         .join(PROFILE)
@@ -166,13 +190,15 @@ fn blobstore_component(workspace: &Path, out_dir: &Path) -> Result<Vec<u8>, Stri
     Ok(wasm)
 }
 
-/// `cargo build -p PACKAGE… --target wasm32-wasip2 --profile wasm-release` into
+/// `cargo build -p PACKAGE… --target TARGET --profile wasm-release` into
 /// `<outer target>/<dir>`, with the build script's environment scrubbed; that directory.
+/// For `wasm32-unknown-unknown` the linker is the toolchain's `wasm-component-ld`.
 fn nested_build(
     workspace: &Path,
     out_dir: &Path,
     dir: &str,
     packages: &[&str],
+    target: &str,
 ) -> Result<PathBuf, String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = outer_target_dir(out_dir)
@@ -186,10 +212,16 @@ fn nested_build(
     for p in packages {
         cmd.args(["-p", p]);
     }
-    cmd.args(["--target", TARGET, "--profile", PROFILE])
+    cmd.args(["--target", target, "--profile", PROFILE])
         .arg("--target-dir")
         .arg(&target_dir);
     scrub_env(&mut cmd);
+    if target == TARGET {
+        cmd.env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER",
+            component_linker()?,
+        );
+    }
 
     let output = cmd
         .output()
@@ -200,7 +232,7 @@ fn nested_build(
             || stderr.contains("can't find crate for `core`")
             || stderr.contains("can't find crate for `std`")
         {
-            format!("\nThe {TARGET} target is missing: run `rustup target add {TARGET}`.")
+            format!("\nThe {target} target is missing: run `rustup target add {target}`.")
         } else {
             String::new()
         };
@@ -289,31 +321,51 @@ fn env_var(name: &str) -> Result<String, String> {
     env::var(name).map_err(|_| format!("{name} is not set (is this run by cargo?)"))
 }
 
+/// The toolchain's `wasm-component-ld` (`<sysroot>/lib/rustlib/<host>/bin/`), the linker
+/// rustc uses for `wasm32-wasip2`: `wasm-ld`, then the module made a component from the
+/// component types the bindings embed.
+fn component_linker() -> Result<PathBuf, String> {
+    let sysroot = sysroot().ok_or("`rustc --print sysroot` failed")?;
+    let host = env_var("HOST")?;
+    let linker = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(&host)
+        .join("bin/wasm-component-ld");
+    if !linker.is_file() {
+        return Err(format!(
+            "{} is missing: Rust toolchains ship it beside rust-lld (it links \
+             wasm32-wasip2); this toolchain is too old or incomplete",
+            linker.display()
+        ));
+    }
+    Ok(linker)
+}
+
 /// Installs the target's standard library through rustup when it is absent (rustup does
 /// that by itself from rust-toolchain.toml only when auto-install is on), saying so; fails
 /// with the fix when that is not possible.
-fn ensure_target_installed() -> Result<(), String> {
+fn ensure_target_installed(target: &str) -> Result<(), String> {
     let Some(sysroot) = sysroot() else {
         return Ok(()); // let cargo report it
     };
-    if target_lib(&sysroot).is_dir() {
+    if target_lib(&sysroot, target).is_dir() {
         return Ok(());
     }
     println!(
-        "cargo:warning=the Rust target {TARGET} is missing for {sysroot}: installing it with `rustup target add {TARGET}`"
+        "cargo:warning=the Rust target {target} is missing for {sysroot}: installing it with `rustup target add {target}`"
     );
     // RUSTUP_TOOLCHAIN, set by rustup's proxy, keeps the install on this build's toolchain.
     let installed = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if installed && target_lib(&sysroot).is_dir() {
+    if installed && target_lib(&sysroot, target).is_dir() {
         return Ok(());
     }
     Err(format!(
-        "the Rust target {TARGET} is not installed for the toolchain at {sysroot}, and          `rustup target add {TARGET}` did not install it.\n\
-         Install it (`rustup target add {TARGET}`), or build the component elsewhere and          set KS3_DRIVER_PREBUILT_COMPONENT=/path/to/driver.wasm."
+        "the Rust target {target} is not installed for the toolchain at {sysroot}, and          `rustup target add {target}` did not install it.\n\
+         Install it (`rustup target add {target}`), or build the component elsewhere and          set KS3_DRIVER_PREBUILT_COMPONENT=/path/to/driver.wasm."
     ))
 }
 
@@ -330,8 +382,8 @@ fn sysroot() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn target_lib(sysroot: &str) -> PathBuf {
-    Path::new(sysroot).join("lib/rustlib").join(TARGET)
+fn target_lib(sysroot: &str, target: &str) -> PathBuf {
+    Path::new(sysroot).join("lib/rustlib").join(target)
 }
 
 /// Removes what cargo sets for this build script that the nested cargo would otherwise

@@ -46,7 +46,8 @@ fn driver() -> Result<Arc<Ks3>, String> {
     static DRIVER: OnceLock<Result<Arc<Ks3>, String>> = OnceLock::new();
     DRIVER
         .get_or_init(|| {
-            let config = Config::from_env_vars(std::env::vars()).map_err(|e| e.to_string())?;
+            let config = Config::from_env_vars(ks3_driver_component::wasm::environment())
+                .map_err(|e| e.to_string())?;
             let transport = WasiTransport::new(&config.endpoint);
             Ok(Driver::new(config, transport))
         })

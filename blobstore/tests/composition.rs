@@ -2,8 +2,9 @@
 //! (`blobstore/consumer`), by the stock tools: `wac plug` composes them, `wasmtime run -S
 //! http` runs the result against ks3-local with the driver's parameters in its
 //! environment, and the bytes the program left are then read back through the host's
-//! driver. Both components are built here, by the nested cargo build `host/build.rs`
-//! uses, into their own target directory (`target/wasm-blobstore`).
+//! driver. The provider is the one `ks3-driver component save --world blobstore` writes
+//! (built by `host/build.rs` and embedded in the host); the consumer is built here by a
+//! nested cargo build into `target/wasm-blobstore`.
 //!
 //! `wac` and `wasmtime` missing fail the test (`.ci/run` installs both): a skipped test
 //! would hide a broken promise.
@@ -23,8 +24,8 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `package` for wasm32-wasip2 (each package alone: built together, cargo would
-/// unify the consumer's no-std wit-bindgen with the provider's) and returns its component.
+/// Builds `package` for wasm32-wasip2 (alone: built with others, cargo would unify its
+/// no-std wit-bindgen with theirs) and returns its component.
 fn build(package: &str, artifact: &str) -> PathBuf {
     let ws = workspace();
     let target_dir = ws.join("target").join("wasm-blobstore");
@@ -103,7 +104,15 @@ fn blobstore_component_composed_with_a_consumer_runs_on_stock_wasmtime() {
         "WASMTIME",
         "cargo install --locked wasmtime-cli --version 48.0.8",
     );
-    let provider = build("ks3-blobstore-component", "ks3_blobstore_component.wasm");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let provider = dir.path().join("ks3_blobstore_component.wasm");
+    assert!(
+        !ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT.is_empty(),
+        "the host was built without the blobstore component (KS3_DRIVER_PREBUILT_COMPONENT \
+         without KS3_DRIVER_PREBUILT_BLOBSTORE)"
+    );
+    std::fs::write(&provider, ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT)
+        .expect("write the provider");
     let consumer = build("ks3-blobstore-consumer", "ks3_blobstore_consumer.wasm");
 
     // The provider: exactly the blobstore world and the streams its values use; it reaches
@@ -128,22 +137,13 @@ fn blobstore_component_composed_with_a_consumer_runs_on_stock_wasmtime() {
             .all(|e| e.ends_with("@0.2.0-draft") || e.ends_with("@0.2.2")),
         "{exports:?}"
     );
-    // wasi:http is its only way out; wasi:cli/environment its configuration. The rest of
-    // wasi:cli is what Rust's std links on wasm32-wasip2 (stdio for panic messages, exit);
-    // no filesystem, no sockets.
+    // wasi:http is its only way out; wasi:cli/environment its configuration; clocks for
+    // request dates and retry backoff, random for backoff jitter. Nothing else: no stdio,
+    // no exit, no terminal (built without std's WASI support), no filesystem, no sockets.
     assert_eq!(
         unversioned(&imports),
         [
             "wasi:cli/environment",
-            "wasi:cli/exit",
-            "wasi:cli/stderr",
-            "wasi:cli/stdin",
-            "wasi:cli/stdout",
-            "wasi:cli/terminal-input",
-            "wasi:cli/terminal-output",
-            "wasi:cli/terminal-stderr",
-            "wasi:cli/terminal-stdin",
-            "wasi:cli/terminal-stdout",
             "wasi:clocks/monotonic-clock",
             "wasi:clocks/wall-clock",
             "wasi:http/outgoing-handler",
@@ -178,7 +178,6 @@ fn blobstore_component_composed_with_a_consumer_runs_on_stock_wasmtime() {
         "the consumer's imports: {imports:?}"
     );
 
-    let dir = tempfile::tempdir().expect("temporary directory");
     let composed = dir.path().join("composed.wasm");
     let out = Command::new(&wac)
         .arg("plug")

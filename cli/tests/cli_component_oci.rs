@@ -142,6 +142,36 @@ fn exports_of(wasm: &[u8]) -> Vec<String> {
     v
 }
 
+/// The component's imports without their versions (`wasi:io/poll@0.2.4` → `wasi:io/poll`),
+/// sorted, as `wasm-tools component wit` lists them.
+fn unversioned_imports_of(wasm: &[u8]) -> Vec<String> {
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, wasm).unwrap();
+    let ty = component.component_type();
+    let mut v: Vec<String> = ty
+        .imports(&engine)
+        .map(|(n, _)| n.split('@').next().unwrap_or(n).to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// What a KS3 component may import: its way out (wasi:http and the streams of its bodies),
+/// its configuration (the environment), clocks (request dates, backoff) and randomness
+/// (backoff jitter). No stdio, exit or terminal interfaces (the components are built
+/// without std's WASI support), no filesystem, no sockets.
+const KS3_COMPONENT_IMPORTS: [&str; 9] = [
+    "wasi:cli/environment",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:http/outgoing-handler",
+    "wasi:http/types",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/random",
+];
+
 #[test]
 fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,7 +179,13 @@ fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     let mut c = bare_cli();
     c.args(["component", "save", "-o"]).arg(&out);
     ok(c);
-    assert!(std::fs::read(&out).unwrap() == ks3_driver_host::EMBEDDED_COMPONENT);
+    let saved = std::fs::read(&out).unwrap();
+    assert!(saved == ks3_driver_host::EMBEDDED_COMPONENT);
+    // The driver also imports its contract's `types` interface (types only, nothing for a
+    // host to provide).
+    let mut expected = KS3_COMPONENT_IMPORTS.to_vec();
+    expected.insert(0, "registry:storage-driver/types");
+    assert_eq!(unversioned_imports_of(&saved), expected);
 
     // The wasi:blobstore provider: a component of its own, not a storage driver.
     let blob = dir.path().join("b.wasm");
@@ -160,6 +196,7 @@ fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     let bytes = std::fs::read(&blob).unwrap();
     assert!(bytes == ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT);
     assert!(bytes != ks3_driver_host::EMBEDDED_COMPONENT);
+    assert_eq!(unversioned_imports_of(&bytes), KS3_COMPONENT_IMPORTS);
     let exports = exports_of(&bytes);
     assert!(
         exports

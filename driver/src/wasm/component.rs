@@ -36,7 +36,7 @@ fn driver() -> Result<Arc<Driver>, DriverError> {
     static DRIVER: OnceLock<Result<Arc<Driver>, Error>> = OnceLock::new();
     DRIVER
         .get_or_init(|| {
-            let config = Config::from_env_vars(std::env::vars())?;
+            let config = Config::from_env_vars(super::environment())?;
             let transport = WasiTransport::new(&config.endpoint);
             Ok(ops::Driver::new(config, transport))
         })

@@ -564,4 +564,11 @@ impl Transport for WasiTransport {
     fn random_u64(&self) -> u64 {
         wasi::random::random::get_random_u64()
     }
+
+    // wasi:clocks directly, not `std::time`: the component is built without std's WASI
+    // support (wasm32-unknown-unknown), where `SystemTime::now` is unsupported.
+    fn now_unix(&self) -> i64 {
+        let now = wasi::clocks::wall_clock::now();
+        i64::try_from(now.seconds).unwrap_or(i64::MAX)
+    }
 }
