@@ -137,22 +137,11 @@ fn blobstore_component_composed_with_a_consumer_runs_on_stock_wasmtime() {
             .all(|e| e.ends_with("@0.2.0-draft") || e.ends_with("@0.2.2")),
         "{exports:?}"
     );
-    // wasi:http is its only way out; wasi:cli/environment its configuration; clocks for
-    // request dates and retry backoff, random for backoff jitter. Nothing else: no stdio,
-    // no exit, no terminal (built without std's WASI support), no filesystem, no sockets.
+    // wasi:http is its only way out; nothing else beyond its configuration, clocks and
+    // randomness (no stdio, exit, terminal, filesystem or sockets).
     assert_eq!(
         unversioned(&imports),
-        [
-            "wasi:cli/environment",
-            "wasi:clocks/monotonic-clock",
-            "wasi:clocks/wall-clock",
-            "wasi:http/outgoing-handler",
-            "wasi:http/types",
-            "wasi:io/error",
-            "wasi:io/poll",
-            "wasi:io/streams",
-            "wasi:random/random",
-        ],
+        ks3_test_support::KS3_COMPONENT_IMPORTS,
         "the provider's imports: {imports:?}"
     );
 

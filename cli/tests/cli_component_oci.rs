@@ -156,22 +156,6 @@ fn unversioned_imports_of(wasm: &[u8]) -> Vec<String> {
     v
 }
 
-/// What a KS3 component may import: its way out (wasi:http and the streams of its bodies),
-/// its configuration (the environment), clocks (request dates, backoff) and randomness
-/// (backoff jitter). No stdio, exit or terminal interfaces (the components are built
-/// without std's WASI support), no filesystem, no sockets.
-const KS3_COMPONENT_IMPORTS: [&str; 9] = [
-    "wasi:cli/environment",
-    "wasi:clocks/monotonic-clock",
-    "wasi:clocks/wall-clock",
-    "wasi:http/outgoing-handler",
-    "wasi:http/types",
-    "wasi:io/error",
-    "wasi:io/poll",
-    "wasi:io/streams",
-    "wasi:random/random",
-];
-
 #[test]
 fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,7 +167,7 @@ fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     assert!(saved == ks3_driver_host::EMBEDDED_COMPONENT);
     // The driver also imports its contract's `types` interface (types only, nothing for a
     // host to provide).
-    let mut expected = KS3_COMPONENT_IMPORTS.to_vec();
+    let mut expected = ks3_test_support::KS3_COMPONENT_IMPORTS.to_vec();
     expected.insert(0, "registry:storage-driver/types");
     assert_eq!(unversioned_imports_of(&saved), expected);
 
@@ -196,7 +180,10 @@ fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     let bytes = std::fs::read(&blob).unwrap();
     assert!(bytes == ks3_driver_host::EMBEDDED_BLOBSTORE_COMPONENT);
     assert!(bytes != ks3_driver_host::EMBEDDED_COMPONENT);
-    assert_eq!(unversioned_imports_of(&bytes), KS3_COMPONENT_IMPORTS);
+    assert_eq!(
+        unversioned_imports_of(&bytes),
+        ks3_test_support::KS3_COMPONENT_IMPORTS
+    );
     let exports = exports_of(&bytes);
     assert!(
         exports

@@ -81,6 +81,23 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// What a KS3 component (the driver, the `wasi:blobstore` provider) may import, without
+/// versions, sorted: its way out (wasi:http and the streams of its bodies), its
+/// configuration (the environment), clocks (request dates, retry backoff) and randomness
+/// (backoff jitter). No stdio, exit or terminal interfaces (the components are built
+/// without std's WASI support, `host/build.rs`), no filesystem, no sockets.
+pub const KS3_COMPONENT_IMPORTS: [&str; 9] = [
+    "wasi:cli/environment",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:http/outgoing-handler",
+    "wasi:http/types",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/random",
+];
+
 /// An external tool a test runs: `$env_var`, else the first `name` on `PATH`, else in
 /// cargo's bin directory (where `cargo install` puts it). Missing, the test fails with
 /// `install` (how to get it): a skipped test would hide a broken promise.
