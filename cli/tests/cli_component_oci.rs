@@ -15,7 +15,7 @@ use std::sync::Arc;
 use common::*;
 use sha2::{Digest, Sha256};
 
-const DRIVER: &str = "registry:storage-driver/driver@1.0.0";
+const DRIVER: &str = "registry:storage-driver/driver@1.1.0";
 /// The smallest valid component: the preamble of component-model layer 1, no sections.
 const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
 
@@ -208,11 +208,11 @@ fn save_writes_the_embedded_components_and_refuses_other_worlds() {
     c.args(["component", "save", "--help"]);
     let help = String::from_utf8(ok(c).stdout).unwrap();
     assert!(
-        help.contains("registry:storage-driver/driver@1.0.0"),
+        help.contains("registry:storage-driver/driver@1.1.0"),
         "{help}"
     );
     assert!(
-        help.contains("registry:storage-driver/fast-path@1.0.0"),
+        help.contains("registry:storage-driver/fast-path@1.1.0"),
         "{help}"
     );
     assert!(
@@ -275,7 +275,7 @@ fn pushed_pulled_run_and_then_run_from_the_cache_with_the_registry_stopped() {
     };
     let mut exports = names("exports");
     exports.sort();
-    assert_eq!(exports, [DRIVER, "registry:storage-driver/fast-path@1.0.0"]);
+    assert_eq!(exports, [DRIVER, "registry:storage-driver/fast-path@1.1.0"]);
     let imports = names("imports");
     assert!(
         imports

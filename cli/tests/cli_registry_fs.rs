@@ -134,7 +134,7 @@ fn an_artifact_is_pushed_to_and_pulled_from_a_registry_on_local_disk() {
             .map(|v| v.as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(names("exports"), ["registry:storage-driver/driver@1.0.0"]);
+    assert_eq!(names("exports"), ["registry:storage-driver/driver@1.1.0"]);
     let imports = names("imports");
     assert!(
         imports.iter().any(|i| i.starts_with("wasi:filesystem/")),

@@ -1,4 +1,4 @@
-//! Typed access to a driver component's `registry:storage-driver/driver@1.0.0` exports
+//! Typed access to a driver component's `registry:storage-driver/driver@1.1.0` exports
 //! (and, when it has them, the optional `fast-path` accelerations).
 //!
 //! Written by hand rather than with `wasmtime::component::bindgen!`: wasmtime 48's
@@ -18,11 +18,13 @@ use wasmtime_wasi::p2::DynInputStream;
 
 use crate::error::{BackendError, DriverError, IoError, IoKind};
 
-/// The exported interface every driver has, by its versioned name.
-pub const INTERFACE: &str = "registry:storage-driver/driver@1.0.0";
+/// The exported interface every driver has, by its versioned name. Wasmtime finds an
+/// export by any semver-compatible version (`@1.0.0` for a driver built for 1.0), so
+/// drivers of every 1.x load.
+pub const INTERFACE: &str = "registry:storage-driver/driver@1.1.0";
 
 /// The optional accelerations (`wit/README.md`): used when exported, done without when not.
-pub const FAST_PATH: &str = "registry:storage-driver/fast-path@1.0.0";
+pub const FAST_PATH: &str = "registry:storage-driver/fast-path@1.1.0";
 
 #[derive(ComponentType, Lift, Lower, Clone, Debug, PartialEq, Eq)]
 #[component(record)]
@@ -196,6 +198,8 @@ pub struct Exports {
     pub reader_stream_done: Export<Res<()>>,
     pub writer_write: Export<Res<()>>,
     pub writer_write_with_crc64: Export<Res<()>>,
+    /// `fast-path.put-content-writerless` (since 1.1.0: absent from a 1.0 `fast-path`).
+    pub put_content_writerless: Export<Res<()>>,
     pub writer_size: Export<(u64,)>,
     pub writer_close: Export<Res<()>>,
     pub writer_cancel: Export<Res<()>>,
@@ -255,6 +259,17 @@ impl Exports {
             ),
             None => (Export::absent(), Export::absent(), Export::absent()),
         };
+        // Added in 1.1.0, so optional on its own: a 1.0 driver's `fast-path` lacks it.
+        let put_content_writerless = match fast {
+            Some(fast)
+                if component
+                    .get_export(Some(&fast), "put-content-writerless")
+                    .is_some() =>
+            {
+                func!(fast, "put-content-writerless", (&str, &[u8]), Res<()>)
+            }
+            _ => Export::absent(),
+        };
         Ok(Exports {
             name: func!("name", (), (String,)),
             validate_config: func!("validate-config", (), Res<()>),
@@ -274,6 +289,7 @@ impl Exports {
             reader_stream_done,
             writer_write: func!("[method]file-writer.write", (ResourceAny, &[u8]), Res<()>),
             writer_write_with_crc64,
+            put_content_writerless,
             writer_size: func!("[method]file-writer.size", (ResourceAny,), (u64,)),
             writer_close: func!("[method]file-writer.close", (ResourceAny,), Res<()>),
             writer_cancel: func!("[method]file-writer.cancel", (ResourceAny,), Res<()>),

@@ -9,7 +9,7 @@ use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 use crate::bindings::{Export, Exports, Res, WitError, WitFileInfo};
 use crate::egress::{Destination, Egress};
-use crate::error::{Error, SandboxKind};
+use crate::error::{DriverError, Error, SandboxKind};
 pub use crate::reader::FileReader;
 use crate::runtime::Runtime;
 use crate::session::{Session, SessionSpec};
@@ -345,6 +345,24 @@ impl Driver {
         let what = format!("put-content {path}");
         let params = (path.to_string(), content.to_vec());
         self.stateless(what, |e| &e.put_content, params).await
+    }
+
+    /// [`Self::put_content`] at a path no writer is ever opened at, which the caller
+    /// promises (`fast-path.put-content-writerless`, `wit/README.md`): the KS3 driver then
+    /// sends the content alone, without probing for a closed writer's tail. A driver
+    /// without it gets `put-content`, which is the same but for that probe.
+    pub async fn put_content_writerless(&self, path: &str, content: &[u8]) -> Result<(), Error> {
+        let what = format!("put-content-writerless {path}");
+        let params = (path.to_string(), content.to_vec());
+        match self
+            .stateless(what, |e| &e.put_content_writerless, params)
+            .await
+        {
+            Err(Error::Driver(DriverError::UnsupportedMethod(_))) => {
+                self.put_content(path, content).await
+            }
+            done => done,
+        }
     }
 
     /// A reader from byte `offset`. Each response body's stream is handed over by the

@@ -728,6 +728,63 @@ async fn put_content_retries_each_of_its_two_requests() {
     }
 }
 
+/// `put_content_writerless` (`fast-path`, for paths no writer is ever opened at) is the
+/// content's PUT alone: one request where `put_content` sends two (the content and the
+/// probe for a closed writer's tail). It stores what `put_content` stores, and a failure
+/// of its one request is retried like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_content_writerless_is_the_content_alone() {
+    let server = start_server(|_| {});
+    let root = unique_root("writerless");
+    let d = driver_on(&server, &root, &Kind::Err500.params()).await;
+    // A warm instance first: the counts below are the operations' own.
+    d.put_content("/warm", &b"w"[..]).await.unwrap();
+
+    let before = server.request_count();
+    d.put_content("/a", &b"AAA"[..]).await.unwrap();
+    assert_eq!(
+        server.request_count() - before,
+        2,
+        "put_content: the content and the tail probe"
+    );
+    let (before, tail_reads) = (
+        server.request_count(),
+        server.requests_matching("GET", "~tails"),
+    );
+    d.put_content_writerless("/b", &b"BBB"[..]).await.unwrap();
+    assert_eq!(server.request_count() - before, 1, "the content alone");
+    assert_eq!(
+        server.requests_matching("GET", "~tails"),
+        tail_reads,
+        "no tail was looked for"
+    );
+
+    server.faults().inject(FaultRule {
+        method: Some("PUT".into()),
+        path_pattern: "/c".into(),
+        count: 1,
+        action: Kind::Err500.action(),
+    });
+    d.put_content_writerless("/c", &b"CCC"[..]).await.unwrap();
+    assert_eq!(
+        server.faults().remaining(),
+        0,
+        "the failure was met and retried"
+    );
+    assert_bucket(
+        &server.endpoint(),
+        &d,
+        &root,
+        &[
+            ("/a", &b"AAA"[..]),
+            ("/b", &b"BBB"[..]),
+            ("/c", &b"CCC"[..]),
+            ("/warm", &b"w"[..]),
+        ],
+    )
+    .await;
+}
+
 /// KS3 starts an upload for every initiate that reaches it, also when the answer is lost
 /// and the driver tries again. Nothing names those uploads, so the writer aborts them as
 /// soon as an initiate needed a retry: a writer that is only closed (no commit to clean

@@ -20,8 +20,8 @@ pub enum ComponentCommand {
     /// Write an embedded component to FILE, to run or compose it elsewhere.
     #[command(
         after_help = "The `storage-driver` component is the KS3 driver this binary embeds: it \
-                      exports `registry:storage-driver/driver@1.0.0` and \
-                      `registry:storage-driver/fast-path@1.0.0` (world storage-driver-fast) and \
+                      exports `registry:storage-driver/driver@1.1.0` and \
+                      `registry:storage-driver/fast-path@1.1.0` (world storage-driver-fast) and \
                       imports wasi:http, wasi:io, wasi:clocks, wasi:random and \
                       wasi:cli/environment.\n\
                       The `blobstore` component is the same driver as a wasi:blobstore \
@@ -153,13 +153,20 @@ fn interface_names(wasm: &[u8]) -> Result<(Vec<String>, Vec<String>), CliError> 
 /// exports fast-path beside driver, storage-driver when driver alone, the blobstore
 /// provider's world (`blobstore/wit/world.wit`) when it exports exactly that world's
 /// interfaces.
-fn target(exports: &[String]) -> Option<&'static str> {
+/// The contract's version is the one the driver interface carries (any 1.x).
+fn target(exports: &[String]) -> Option<String> {
     let has = |n: &str| exports.iter().any(|e| e == n);
-    let driver = has("registry:storage-driver/driver@1.0.0");
-    let fast = has("registry:storage-driver/fast-path@1.0.0");
-    match (driver, fast) {
-        (true, true) => return Some("registry:storage-driver/storage-driver-fast@1.0.0"),
-        (true, false) => return Some("registry:storage-driver/storage-driver@1.0.0"),
+    let version_of = |iface: &str| {
+        let prefix = format!("registry:storage-driver/{iface}@");
+        exports
+            .iter()
+            .find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
+    };
+    match (version_of("driver"), version_of("fast-path")) {
+        (Some(v), Some(f)) if v == f => {
+            return Some(format!("registry:storage-driver/storage-driver-fast@{v}"))
+        }
+        (Some(v), _) => return Some(format!("registry:storage-driver/storage-driver@{v}")),
         _ => {}
     }
     const BLOBSTORE_PROVIDER: [&str; 6] = [
@@ -171,7 +178,7 @@ fn target(exports: &[String]) -> Option<&'static str> {
         "wasi:blobstore/blobstore@0.2.0-draft",
     ];
     (exports.len() == BLOBSTORE_PROVIDER.len() && BLOBSTORE_PROVIDER.iter().all(|n| has(n)))
-        .then_some("ks3:blobstore/provider@0.1.0")
+        .then(|| "ks3:blobstore/provider@0.1.0".to_string())
 }
 
 /// The config and manifest of the artifact whose one layer is `wasm`.

@@ -149,6 +149,13 @@ impl<T: Transport> Driver<T> {
         self.release_probed_tail(tail?.resp, &tail_key, p)
     }
 
+    /// `put_content` at a path no writer is ever opened at (the caller's promise, see
+    /// `put-content-writerless` in the WIT): no closed writer's tail can be there, so
+    /// there is none to look for, and the content is the one request.
+    pub fn put_content_writerless(&self, p: &FilePath, content: &[u8]) -> Result<(), DriverError> {
+        self.put_object(&self.keys.key(p), p, content)
+    }
+
     pub(crate) fn put_object(&self, key: &str, p: &str, content: &[u8]) -> Result<(), DriverError> {
         let resp = self.client.send(&self.put_call(key, p, content))?.resp;
         self.client.verify_crc(&resp, crc64(content), p)

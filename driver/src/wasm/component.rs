@@ -194,7 +194,8 @@ impl GuestFileReader for ReaderResource {
 }
 
 /// The `fast-path` interface: the host reads a response body's stream itself and hands
-/// the writer a CRC-64 it computed anyway (see `wit/README.md`).
+/// the writer a CRC-64 it computed anyway; a registry puts content at writerless paths in
+/// one request (see `wit/README.md`).
 impl FastPath for Component {
     fn reader_take_stream(
         reader: FileReaderBorrow<'_>,
@@ -243,6 +244,12 @@ impl FastPath for Component {
             .0
             .borrow_mut()
             .write_with_crc(&data, Some(crc64))
+            .map_err(convert)
+    }
+
+    fn put_content_writerless(path: String, content: Vec<u8>) -> Result<(), DriverError> {
+        driver()?
+            .put_content_writerless(&file(&path)?, &content)
             .map_err(convert)
     }
 }
