@@ -307,7 +307,7 @@ async fn write_manifest(
     let bytes_written = async {
         app.store
             .driver()
-            .put_content(&layout::blob_data(d), bytes)
+            .put_content_writerless(&layout::blob_data(d), bytes)
             .await
             .map_err(|e| RegistryError::storage("storing a manifest", e))
     };

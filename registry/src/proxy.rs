@@ -185,7 +185,7 @@ impl Proxy {
         let blob = layout::blob_data(d);
         let data = async {
             driver
-                .put_content(&blob, bytes)
+                .put_content_writerless(&blob, bytes)
                 .await
                 .map_err(|e| RegistryError::storage("caching a manifest", e))
         };

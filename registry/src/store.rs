@@ -148,7 +148,7 @@ impl Store {
     /// Writes a link exactly as distribution does: the digest string, no newline.
     pub async fn write_link(&self, path: &str, d: &Digest) -> Result<()> {
         self.driver
-            .put_content(path, d.to_string().as_bytes())
+            .put_content_writerless(path, d.to_string().as_bytes())
             .await
             .map_err(|e| RegistryError::storage("writing a link", e))
     }

@@ -55,7 +55,7 @@ pub async fn start(
     let started = async {
         app.store
             .driver()
-            .put_content(
+            .put_content_writerless(
                 &layout::upload_started_at(name, &id),
                 crate::ids::rfc3339_now().as_bytes(),
             )
@@ -149,7 +149,7 @@ async fn monolithic_in_memory(
     let put_blob = || async {
         app.store
             .driver()
-            .put_content(&layout::blob_data(d), &bytes)
+            .put_content_writerless(&layout::blob_data(d), &bytes)
             .await
             .map_err(storage("storing a blob"))
     };
@@ -294,7 +294,7 @@ async fn save_state(app: &App, name: &str, id: &str, state: &ResumableSha256) {
     if let Err(e) = app
         .store
         .driver()
-        .put_content(&path, &state.marshal())
+        .put_content_writerless(&path, &state.marshal())
         .await
     {
         tracing::warn!(
@@ -343,7 +343,7 @@ async fn append_marked(
     let store_marker = async {
         app.store
             .driver()
-            .put_content(&marker, b"")
+            .put_content_writerless(&marker, b"")
             .await
             .map_err(storage("marking an upload's writer"))
     };
@@ -538,7 +538,7 @@ async fn finish_from_memory(
     let store = || async {
         app.store
             .driver()
-            .put_content(&layout::blob_data(want), &bytes)
+            .put_content_writerless(&layout::blob_data(want), &bytes)
             .await
             .map_err(storage("storing a blob"))
     };

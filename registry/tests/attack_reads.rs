@@ -173,8 +173,8 @@ async fn an_index_naming_one_child_many_times_checks_it_once() {
     );
     // One child check (two link reads and a stat at most), the garbage collector's
     // records (one listing), its bytes, the revision link and the tag's two links (each
-    // write with the driver's tail probe).
-    assert!(made <= 12, "{made} KS3 requests for one distinct child");
+    // write one PUT: `put_content_writerless`).
+    assert!(made <= 8, "{made} KS3 requests for one distinct child");
     assert!(took < Duration::from_secs(20), "took {took:?}");
 }
 

@@ -7,10 +7,11 @@ mod common;
 use common::*;
 use http::{Method, StatusCode};
 
-/// A small blob pushed in one `POST ?digest=` costs seven requests in three round trips —
+/// A small blob pushed in one `POST ?digest=` costs five requests in three round trips —
 /// the blob's lookup (a HEAD, then a listing: the driver's stat of an absent file) beside
-/// the garbage collector's records (a listing); then its bytes and its link, each PUT
-/// beside the driver's probe for a writer's tail at that path — and leaves no upload
+/// the garbage collector's records (a listing); then its bytes and its link, each a PUT
+/// alone (`put_content_writerless`: no writer is ever opened at a blob's or a link's path,
+/// so the driver does not look for a closed writer's tail there) — and leaves no upload
 /// session behind; a body that is not the digest's writes nothing at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_monolithic_push_is_three_round_trips_and_no_session() {
@@ -20,7 +21,7 @@ async fn a_small_monolithic_push_is_three_round_trips_and_no_session() {
     let before = ks3.server.request_count();
     let d = push_blob(&reg.base, "app", &data).await;
     let used = ks3.server.request_count() - before;
-    assert_eq!(used, 7, "requests for one monolithic push");
+    assert_eq!(used, 5, "requests for one monolithic push");
     assert_eq!(
         ks3.server.requests_matching("PUT", ""),
         2,
@@ -45,7 +46,7 @@ async fn a_small_monolithic_push_is_three_round_trips_and_no_session() {
     // link is written.
     let before = ks3.server.request_count();
     push_blob(&reg.base, "other", &data).await;
-    assert_eq!(ks3.server.request_count() - before, 4);
+    assert_eq!(ks3.server.request_count() - before, 3);
 
     // The wrong digest: refused before any request.
     let before = ks3.server.request_count();
@@ -92,9 +93,9 @@ async fn a_large_monolithic_push_goes_through_a_session() {
 /// session): the POST writes only the session's date; the PUT finds no data and stores
 /// the blob from memory as a monolithic POST does, then drops the session. No more KS3
 /// requests than distribution 2.8.2 makes for the same two requests (19, measured by
-/// `ks3-driver bench`): 2 for the POST, 17 for the PUT (the session and its absent data
-/// looked up, the blob's lookup and the fence's listing, the bytes and the link, the
-/// session's directory deleted).
+/// `ks3-driver bench`), and fewer: 1 for the POST (the session's date), 15 for the PUT (the
+/// session and its absent data looked up, the blob's lookup and the fence's listing, the
+/// bytes and the link, the session's directory deleted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_push_in_one_put_costs_no_more_than_distribution() {
     let ks3 = shared_ks3();
@@ -130,8 +131,8 @@ async fn a_session_push_in_one_put_costs_no_more_than_distribution() {
     let put = ks3.server.request_count() - before;
     eprintln!("POST {post}, PUT {put}");
 
-    assert_eq!(post, 2, "the session's date (and the driver's tail probe)");
-    assert!(post + put <= 19, "POST {post} + PUT {put} requests");
+    assert_eq!(post, 1, "the session's date alone");
+    assert!(post + put <= 16, "POST {post} + PUT {put} requests");
     let r = request(
         Method::GET,
         &format!("{}/v2/app/blobs/{d}", reg.base),

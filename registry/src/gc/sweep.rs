@@ -49,7 +49,7 @@ impl Sweep {
             .map_err(|e| GcError::Fence(format!("encoding the sweep record: {e}")))?;
         let began = Instant::now();
         driver
-            .put_content(&self.record.path(), &body)
+            .put_content_writerless(&self.record.path(), &body)
             .await
             .map_err(storage("writing the sweep record"))?;
         self.written = began;

@@ -72,7 +72,7 @@ pub async fn schedule(p: &Proxy, kind: Kind, name: &str, d: &Digest) {
     };
     let path = format!("{}/{at:012}-{}", dir(), item_id(kind, &key));
     let body = serde_json::to_vec(&entry).unwrap_or_default();
-    if let Err(e) = p.store.driver().put_content(&path, &body).await {
+    if let Err(e) = p.store.driver().put_content_writerless(&path, &body).await {
         tracing::warn!(target: LOG, "scheduling the expiry of {key}: {e}");
     }
 }

@@ -402,7 +402,7 @@ async fn write_upload(
     let now = crate::ids::rfc3339_now();
     let (writer, started) = tokio::join!(
         driver.writer(&path, false),
-        driver.put_content(&started_at, now.as_bytes())
+        driver.put_content_writerless(&started_at, now.as_bytes())
     );
     started.map_err(storage("writing a cached blob's startedat"))?;
     let mut writer = writer.map_err(storage("opening a cached blob's writer"))?;
