@@ -20,19 +20,20 @@ impl<T: Transport> Driver<T> {
         let tail_prefix = self.keys.tail_dir_prefix(p);
         // One round trip asks everything that does not depend on another answer: the
         // uploads in progress at the path or under it, the first page of keys under it and
-        // of tails under it, and deletes the object and its tail. Then the uploads are
+        // of the tails at it and under it, and deletes the object. Then the uploads are
         // aborted, so none can be resumed or completed over what is deleted (the listing
         // by `key` also returns siblings such as `key-2`, which are not ours), and the
-        // keys listed are deleted.
+        // keys and tails listed are deleted. The tails are listed by the tail key itself,
+        // which finds the path's own tail and those under it at once (siblings' tails are
+        // passed over; tails are few: only a closed, uncommitted writer leaves one).
         let calls = [
             Self::uploads_page_call(&key, None, p),
-            Self::list_page_call(&tail_prefix, false, None, PAGE_FLAT, p),
+            Self::list_page_call(&tail_key, false, None, PAGE_FLAT, p),
             Self::list_page_call(&prefix, false, None, PAGE_FLAT, p),
-            Self::delete_call(&tail_key, p),
             Self::delete_call(&key, p),
         ];
         let sent = self.client.send_all(&calls, AfterBatch::Continue);
-        let [uploads, tails, under, tail, object]: [_; 5] = sent.try_into().map_err(|_| {
+        let [uploads, tails, under, object]: [_; 4] = sent.try_into().map_err(|_| {
             DriverError::other(p, "the client answered fewer calls than it was given")
         })?;
         let (first, next) = self.read_uploads_page(uploads?.resp, None, p)?;
@@ -41,12 +42,12 @@ impl<T: Transport> Driver<T> {
                 self.abort(&u.key, &u.upload_id, p)?;
             }
         }
-        self.judge_delete(tail?.resp, p)?;
         let deleted_object = self.judge_delete(object?.resp, p)?;
-        let tails = self.read_list_page(tails?.resp, &tail_prefix, None, p)?;
-        self.delete_all_under_from(&tail_prefix, tails, p)?;
+        let tails = self.read_list_page(tails?.resp, &tail_key, None, p)?;
+        let ours = |k: &str| k == tail_key || k.starts_with(&tail_prefix);
+        self.delete_listed_from(&tail_key, tails, ours, p)?;
         let under = self.read_list_page(under?.resp, &prefix, None, p)?;
-        let deleted_any = self.delete_all_under_from(&prefix, under, p)?;
+        let deleted_any = self.delete_listed_from(&prefix, under, |_| true, p)?;
         if deleted_object || deleted_any {
             Ok(())
         } else {
@@ -54,17 +55,23 @@ impl<T: Transport> Driver<T> {
         }
     }
 
-    /// Deletes every key that starts with `prefix`, from the first page of its listing
-    /// (already made) on; true if there was any.
-    fn delete_all_under_from(
+    /// Deletes every key listed by `prefix` that `keep` accepts, from the first page of
+    /// the listing (already made) on; true if there was any.
+    fn delete_listed_from(
         &self,
         prefix: &str,
         mut page: super::listing::Page,
+        keep: impl Fn(&str) -> bool,
         p: &str,
     ) -> Result<bool, DriverError> {
         let mut deleted_any = false;
         loop {
-            let keys: Vec<String> = page.entries.into_iter().map(|e| e.key).collect();
+            let keys: Vec<String> = page
+                .entries
+                .into_iter()
+                .map(|e| e.key)
+                .filter(|k| keep(k))
+                .collect();
             if !keys.is_empty() {
                 deleted_any = true;
                 self.delete_keys(&keys, p)?;

@@ -74,6 +74,19 @@ pub(crate) enum CompleteError {
 
 /// What the object a Complete makes must look like, to recognise it when the answer to
 /// the Complete was lost.
+/// What a successful Complete proved of the object it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Completed {
+    /// The CRC-64 of the whole object, when KS3 reported one with its answer and it was the
+    /// parts' combined: the object is then known without a HEAD. `None` when KS3 sent none
+    /// or the completion was recognised afterwards (a lost answer).
+    pub(crate) crc: Option<u64>,
+}
+
+impl Completed {
+    const UNCONFIRMED: Completed = Completed { crc: None };
+}
+
 struct Expected {
     size: u64,
     crc: Option<u64>,
@@ -300,7 +313,7 @@ impl<T: Transport> Driver<T> {
         upload_id: &str,
         parts: &[Part],
         p: &str,
-    ) -> Result<(), CompleteError> {
+    ) -> Result<Completed, CompleteError> {
         let request = xml::CompleteMultipartUpload {
             parts: parts
                 .iter()
@@ -342,21 +355,23 @@ impl<T: Transport> Driver<T> {
             let err = match outcome {
                 Ok((result, crc_header)) => {
                     let got = crc_header.or(result.crc64.map(|c| c.to_string()));
-                    return self
-                        .check_crc(got.as_deref(), expected.crc, p, "completed object")
-                        .map_err(CompleteError::Failed);
+                    self.check_crc(got.as_deref(), expected.crc, p, "completed object")
+                        .map_err(CompleteError::Failed)?;
+                    // `check_crc` passed: when both sides had a CRC, they are equal.
+                    let crc = expected.crc.filter(|_| got.is_some());
+                    return Ok(Completed { crc });
                 }
                 Err((e, _)) if matches!(e.code(), Some("InvalidPart" | "InvalidPartOrder")) => {
                     // After a lost answer, a retried Complete can meet parts already
                     // consumed by the first one.
                     if attempt > 0 && self.completed_as_expected(key, &expected, p) {
-                        return Ok(());
+                        return Ok(Completed::UNCONFIRMED);
                     }
                     return Err(CompleteError::Refused(e));
                 }
                 Err((e, _)) if e.code() == Some("NoSuchUpload") => {
                     if self.completed_as_expected(key, &expected, p) {
-                        return Ok(());
+                        return Ok(Completed::UNCONFIRMED);
                     }
                     return Err(CompleteError::Failed(e));
                 }
@@ -365,7 +380,7 @@ impl<T: Transport> Driver<T> {
             };
             // Transient: did it happen anyway (a lost response, a timeout after the work)?
             if self.completed_as_expected(key, &expected, p) {
-                return Ok(());
+                return Ok(Completed::UNCONFIRMED);
             }
             if !policy.may_retry(attempt) {
                 return Err(CompleteError::Failed(err));
