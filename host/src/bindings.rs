@@ -198,8 +198,11 @@ pub struct Exports {
     pub reader_stream_done: Export<Res<()>>,
     pub writer_write: Export<Res<()>>,
     pub writer_write_with_crc64: Export<Res<()>>,
-    /// `fast-path.put-content-writerless` (since 1.1.0: absent from a 1.0 `fast-path`).
+    /// `fast-path.put-content-writerless`, `move-to-writerless` and
+    /// `writer-append-or-create` (since 1.1.0: absent from a 1.0 `fast-path`).
     pub put_content_writerless: Export<Res<()>>,
+    pub move_to_writerless: Export<Res<()>>,
+    pub writer_append_or_create: Export<Res<ResourceAny>>,
     pub writer_size: Export<(u64,)>,
     pub writer_close: Export<Res<()>>,
     pub writer_cancel: Export<Res<()>>,
@@ -259,17 +262,21 @@ impl Exports {
             ),
             None => (Export::absent(), Export::absent(), Export::absent()),
         };
-        // Added in 1.1.0, so optional on its own: a 1.0 driver's `fast-path` lacks it.
-        let put_content_writerless = match fast {
-            Some(fast)
-                if component
-                    .get_export(Some(&fast), "put-content-writerless")
-                    .is_some() =>
-            {
-                func!(fast, "put-content-writerless", (&str, &[u8]), Res<()>)
-            }
-            _ => Export::absent(),
-        };
+        // Added in 1.1.0, so each optional on its own: a 1.0 driver's `fast-path` lacks them.
+        macro_rules! since_1_1 {
+            ($name:literal, $params:ty, $results:ty) => {
+                match fast {
+                    Some(fast) if component.get_export(Some(&fast), $name).is_some() => {
+                        func!(fast, $name, $params, $results)
+                    }
+                    _ => Export::absent(),
+                }
+            };
+        }
+        let put_content_writerless = since_1_1!("put-content-writerless", (&str, &[u8]), Res<()>);
+        let move_to_writerless = since_1_1!("move-to-writerless", (&str, &str), Res<()>);
+        let writer_append_or_create =
+            since_1_1!("writer-append-or-create", (&str,), Res<ResourceAny>);
         Ok(Exports {
             name: func!("name", (), (String,)),
             validate_config: func!("validate-config", (), Res<()>),
@@ -290,6 +297,8 @@ impl Exports {
             writer_write: func!("[method]file-writer.write", (ResourceAny, &[u8]), Res<()>),
             writer_write_with_crc64,
             put_content_writerless,
+            move_to_writerless,
+            writer_append_or_create,
             writer_size: func!("[method]file-writer.size", (ResourceAny,), (u64,)),
             writer_close: func!("[method]file-writer.close", (ResourceAny,), Res<()>),
             writer_cancel: func!("[method]file-writer.cancel", (ResourceAny,), Res<()>),

@@ -14,6 +14,7 @@ pub use crate::reader::FileReader;
 use crate::runtime::Runtime;
 use crate::session::{Session, SessionSpec};
 pub use crate::writer::FileWriter;
+use crate::writer::Opening;
 
 /// Entries pulled from the guest walker per call.
 pub const WALK_BATCH: u32 = 1000;
@@ -382,7 +383,20 @@ impl Driver {
     /// A writer; with `append`, resumes a closed, uncommitted upload. The CRC-64 of each
     /// chunk is computed here, natively, and handed to the guest with the bytes.
     pub async fn writer(&self, path: &str, append: bool) -> Result<FileWriter, Error> {
-        FileWriter::open(self.session().await?, path, append, true).await
+        FileWriter::open(
+            self.session().await?,
+            path,
+            Opening::Writer { append },
+            true,
+        )
+        .await
+    }
+
+    /// `writer(path, true)`, or where that is path-not-found, `writer(path, false)`, in
+    /// one call (`fast-path.writer-append-or-create`): the KS3 driver then does not clear
+    /// again a path its resume just found empty. A driver without it gets the two calls.
+    pub async fn writer_append_or_create(&self, path: &str) -> Result<FileWriter, Error> {
+        FileWriter::open(self.session().await?, path, Opening::AppendOrCreate, true).await
     }
 
     /// A writer whose guest hashes every byte itself (`file-writer.write`), as with a host
@@ -393,7 +407,13 @@ impl Driver {
         path: &str,
         append: bool,
     ) -> Result<FileWriter, Error> {
-        FileWriter::open(self.session().await?, path, append, false).await
+        FileWriter::open(
+            self.session().await?,
+            path,
+            Opening::Writer { append },
+            false,
+        )
+        .await
     }
 
     pub async fn stat(&self, path: &str) -> Result<FileInfo, Error> {
@@ -413,6 +433,21 @@ impl Driver {
         let what = format!("move {src} {dst}");
         let params = (src.to_string(), dst.to_string());
         self.stateless(what, |e| &e.move_, params).await
+    }
+
+    /// [`Self::mv`] to a destination no writer is ever opened at, which the caller
+    /// promises (`fast-path.move-to-writerless`): the KS3 driver then does not clear the
+    /// destination of closed writers' state. A driver without it gets `move`.
+    pub async fn mv_to_writerless(&self, src: &str, dst: &str) -> Result<(), Error> {
+        let what = format!("move-to-writerless {src} {dst}");
+        let params = (src.to_string(), dst.to_string());
+        match self
+            .stateless(what, |e| &e.move_to_writerless, params)
+            .await
+        {
+            Err(Error::Driver(DriverError::UnsupportedMethod(_))) => self.mv(src, dst).await,
+            done => done,
+        }
     }
 
     /// Deletes the object at `path` and everything under `path/`.

@@ -4,11 +4,20 @@ use ks3_proto::Crc64;
 use wasmtime::component::ResourceAny;
 
 use crate::bindings::{Export, Exports, Res};
-use crate::error::Error;
+use crate::error::{DriverError, Error};
 use crate::session::Session;
 
 /// Largest chunk handed to the guest in one `write` call.
 pub const WRITE_CHUNK: usize = 1 << 20;
+
+/// How a writer is opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Opening {
+    /// `writer(path, append)`.
+    Writer { append: bool },
+    /// `fast-path.writer-append-or-create` (or, without it, its two `writer` calls).
+    AppendOrCreate,
+}
 
 /// An upload in progress, with its own sandboxed instance.
 pub struct FileWriter {
@@ -26,13 +35,36 @@ impl FileWriter {
     pub(crate) async fn open(
         mut session: Session,
         path: &str,
-        append: bool,
+        opening: Opening,
         crc_by_host: bool,
     ) -> Result<FileWriter, Error> {
         let fast = session.has_fast_path();
-        let handle = session
-            .call(&format!("writer {path}"), |e| &e.writer, (path, append))
-            .await?;
+        let handle = match opening {
+            Opening::Writer { append } => {
+                session
+                    .call(&format!("writer {path}"), |e| &e.writer, (path, append))
+                    .await?
+            }
+            Opening::AppendOrCreate => {
+                let what = format!("writer-append-or-create {path}");
+                match session
+                    .call(&what, |e| &e.writer_append_or_create, (path,))
+                    .await
+                {
+                    // A driver without it: the two calls it stands for.
+                    Err(Error::Driver(DriverError::UnsupportedMethod(_))) => {
+                        let what = format!("writer {path}");
+                        match session.call(&what, |e| &e.writer, (path, true)).await {
+                            Err(e) if e.is_not_found() => {
+                                session.call(&what, |e| &e.writer, (path, false)).await?
+                            }
+                            other => other?,
+                        }
+                    }
+                    other => other?,
+                }
+            }
+        };
         let mut w = FileWriter {
             session,
             handle,

@@ -785,6 +785,81 @@ async fn put_content_writerless_is_the_content_alone() {
     .await;
 }
 
+/// `delete` takes the path's own closed upload and those under it (their tails are found
+/// by one listing by the path's tail key), and leaves a sibling's (`/d-2`, whose tail that
+/// listing also returns): it resumes whole afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_takes_the_closed_uploads_at_and_under_the_path_not_a_siblings() {
+    let server = start_server(|_| {});
+    let root = unique_root("delete_tails");
+    let d = driver_on(&server, &root, &[]).await;
+    d.put_content("/d", &b"file"[..]).await.unwrap();
+    close_upload(&d, "/d", b"at").await;
+    close_upload(&d, "/d/e", upload_data()).await;
+    close_upload(&d, "/d-2", b"sibling").await;
+    d.put_content("/d/f", &b"under"[..]).await.unwrap();
+    d.delete("/d").await.unwrap();
+    let mut w = d.writer("/d-2", true).await.expect("the sibling's upload");
+    assert_eq!(w.size(), 7);
+    w.commit().await.unwrap();
+    assert_path_not_found(d.writer("/d", true).await, "append at the deleted path");
+    assert_path_not_found(
+        d.writer("/d/e", true).await,
+        "append under the deleted path",
+    );
+    assert_bucket(&server.endpoint(), &d, &root, &[("/d-2", &b"sibling"[..])]).await;
+}
+
+/// A multipart copy (a large `mv`) whose Complete answer carries the whole object's
+/// CRC-64, equal to the source's, is proven by it: no HEAD of the copy follows (the one
+/// HEAD is the source's). When that answer is lost and the completion is recognised
+/// afterwards, nothing vouches for the copy but a HEAD, which is then made, and the
+/// content is the source's either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_copy_confirmed_by_its_complete_needs_no_head() {
+    let server = start_server(|_| {});
+    let root = unique_root("copy_confirmed");
+    let d = driver_on(
+        &server,
+        &root,
+        &[
+            ("maxretries", "2"),
+            ("multipartcopythresholdsize", "5242880"),
+            ("multipartcopychunksize", "5242880"),
+        ],
+    )
+    .await;
+    let data = upload_data();
+    for (src, dst, lose_complete) in [("/a", "/b", false), ("/b", "/c", true)] {
+        if src == "/a" {
+            let mut w = d.writer(src, false).await.unwrap();
+            w.write(data).await.unwrap();
+            w.commit().await.unwrap();
+        }
+        if lose_complete {
+            server.faults().inject(FaultRule {
+                method: Some("POST".into()),
+                path_pattern: format!("{dst}?uploadId="),
+                count: 1,
+                action: FaultAction::LoseResponse,
+            });
+        }
+        let heads = server.requests_matching("HEAD", "");
+        d.mv(src, dst).await.unwrap();
+        assert_eq!(server.faults().remaining(), 0);
+        let made = server.requests_matching("HEAD", "") - heads;
+        if lose_complete {
+            assert!(
+                made >= 2,
+                "{made} HEADs: the copy is checked after a lost answer"
+            );
+        } else {
+            assert_eq!(made, 1, "only the source's HEAD");
+        }
+    }
+    assert_bucket(&server.endpoint(), &d, &root, &[("/c", data)]).await;
+}
+
 /// KS3 starts an upload for every initiate that reaches it, also when the answer is lost
 /// and the driver tries again. Nothing names those uploads, so the writer aborts them as
 /// soon as an initiate needed a retry: a writer that is only closed (no commit to clean

@@ -199,6 +199,9 @@ struct Open {
 #[derive(Debug, Clone)]
 enum Op {
     Open(&'static str, bool),
+    /// `writer_append_or_create`: `writer(p, true)`, or `writer(p, false)` where that is
+    /// path-not-found.
+    OpenOrCreate(&'static str),
     Write(usize, usize),
     Close(usize),
     Commit(usize),
@@ -307,7 +310,13 @@ impl World {
                     } else {
                         self.pick(PATHS)
                     };
-                    p.map(|p| Op::Open(p, append))
+                    p.map(|p| {
+                        if append && self.rng.gen_bool(0.3) {
+                            Op::OpenOrCreate(p)
+                        } else {
+                            Op::Open(p, append)
+                        }
+                    })
                 }
                 15..=39 if n_open > 0 => {
                     let i = self.rng.gen_range(0..n_open);
@@ -586,15 +595,22 @@ impl World {
     async fn step(&mut self, op: &Op, fault: Option<&Fault>) -> Result<Vec<&'static str>, String> {
         let may_fail = |writer_op: bool| fault.is_some_and(|f| f.may_fail(writer_op));
         match *op {
-            Op::Open(p, append) => {
+            Op::Open(..) | Op::OpenOrCreate(_) => {
+                let (p, append, or_create) = match *op {
+                    Op::Open(p, append) => (p, append, false),
+                    Op::OpenOrCreate(p) => (p, true, true),
+                    _ => unreachable!("matched above"),
+                };
                 // Half the writers send each chunk's CRC-64 along (the host's default),
                 // half leave the hashing to the guest: the model holds for both.
-                let r = if self.rng.gen_bool(0.5) {
+                let r = if or_create {
+                    self.d.writer_append_or_create(p).await
+                } else if self.rng.gen_bool(0.5) {
                     self.d.writer(p, append).await
                 } else {
                     self.d.writer_through_guest(p, append).await
                 };
-                let expect_resume: Option<Vec<u8>> = if append {
+                let mut expect_resume: Option<Vec<u8>> = if append {
                     match (self.model.uploads.get(p), self.model.committed.get(p)) {
                         (Some(u), _) => Some(u.clone()),
                         (None, Some(c)) if c.is_empty() => Some(Vec::new()),
@@ -603,6 +619,12 @@ impl World {
                 } else {
                     Some(Vec::new())
                 };
+                // Where the append is path-not-found, or-create is `writer(p, false)`.
+                let created = or_create && expect_resume.is_none();
+                let append = append && !created;
+                if created {
+                    expect_resume = Some(Vec::new());
+                }
                 match (r, expect_resume) {
                     (Ok(w), Some(content)) => {
                         ensure!(

@@ -117,6 +117,9 @@ pub struct FileWriter<T: Transport> {
     size: u64,
     state: State,
     tail: Tail,
+    /// Set by a resume that found nothing to continue and left nothing at the key: no
+    /// tail, every upload there aborted (see `resume_untailed`).
+    left_nothing: bool,
 }
 
 impl<T: Transport> Driver<T> {
@@ -125,8 +128,42 @@ impl<T: Transport> Driver<T> {
         p: &FilePath,
         append: bool,
     ) -> Result<FileWriter<T>, DriverError> {
+        let mut w = self.new_writer(p);
+        if append {
+            w.resume()?;
+        } else {
+            // A new writer owns the path: whatever was uploaded and not committed goes.
+            self.release_uploads(&w.key, p)?;
+        }
+        Ok(w)
+    }
+
+    /// `writer(p, true)`, or where that is path-not-found, `writer(p, false)`, in one
+    /// call (`fast-path.writer-append-or-create`). A resume that found no tail, no upload
+    /// worth continuing (those it found it aborted) and no object has already done what
+    /// `writer(p, false)` would do before starting: the new writer starts at once.
+    pub fn writer_append_or_create(
+        self: &Arc<Self>,
+        p: &FilePath,
+    ) -> Result<FileWriter<T>, DriverError> {
+        let mut w = self.new_writer(p);
+        match w.resume() {
+            Ok(()) => Ok(w),
+            Err(DriverError::PathNotFound(_)) => {
+                let cleared = w.left_nothing;
+                let w = self.new_writer(p);
+                if !cleared {
+                    self.release_uploads(&w.key, p)?;
+                }
+                Ok(w)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn new_writer(self: &Arc<Self>, p: &FilePath) -> FileWriter<T> {
         let key = self.keys.key(p);
-        let mut w = FileWriter {
+        FileWriter {
             driver: Arc::clone(self),
             path: p.clone(),
             key,
@@ -141,14 +178,8 @@ impl<T: Transport> Driver<T> {
             size: 0,
             state: State::Open,
             tail: Tail::Absent,
-        };
-        if append {
-            w.resume()?;
-        } else {
-            // A new writer owns the path: whatever was uploaded and not committed goes.
-            self.release_uploads(&w.key, p)?;
+            left_nothing: false,
         }
-        Ok(w)
     }
 }
 
@@ -503,7 +534,7 @@ impl<T: Transport> FileWriter<T> {
         }
         let stale = self.stale_before(&id);
         match d.complete(&self.key, &id, &parts, &self.path) {
-            Ok(()) => {
+            Ok(_) => {
                 self.abort_all(stale);
                 self.committed()
             }

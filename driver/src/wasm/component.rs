@@ -252,6 +252,19 @@ impl FastPath for Component {
             .put_content_writerless(&file(&path)?, &content)
             .map_err(convert)
     }
+
+    fn move_to_writerless(source: String, dest: String) -> Result<(), DriverError> {
+        driver()?
+            .mv_to_writerless(&file(&source)?, &file(&dest)?)
+            .map_err(convert)
+    }
+
+    fn writer_append_or_create(path: String) -> Result<FileWriter, DriverError> {
+        let w = driver()?
+            .writer_append_or_create(&file(&path)?)
+            .map_err(convert)?;
+        Ok(FileWriter::new(WriterResource(RefCell::new(w))))
+    }
 }
 
 struct WriterResource(RefCell<ops::FileWriter<WasiTransport>>);

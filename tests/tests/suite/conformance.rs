@@ -605,3 +605,50 @@ async fn file_stream(d: &Driver, source: &std::path::Path, offset: usize, size: 
     );
     delete_path(d, &first_part(&p)).await;
 }
+
+// Not distribution's: the contract's 1.1.0 additions, through the host's API. Each is its
+// plain counterpart under a caller's promise, so it must behave as that counterpart does:
+// on the KS3 component through `fast-path`, on a driver without them through the host's
+// fallbacks (the plain calls).
+suite_test!(writerless_put_and_move_and_append_or_create, |d| {
+    let root = random_path(8);
+    let (a, b, w) = (
+        format!("{root}/a"),
+        format!("{root}/b"),
+        format!("{root}/w"),
+    );
+    d.put_content_writerless(&a, b"first").await.unwrap();
+    assert_eq!(d.get_content(&a).await.unwrap(), b"first");
+    d.put_content_writerless(&a, b"second").await.unwrap();
+    assert_eq!(d.get_content(&a).await.unwrap(), b"second");
+    d.mv_to_writerless(&a, &b).await.unwrap();
+    assert_eq!(d.get_content(&b).await.unwrap(), b"second");
+    assert!(matches!(
+        d.stat(&a).await,
+        Err(Error::Driver(DriverError::PathNotFound(_)))
+    ));
+    assert!(matches!(
+        d.mv_to_writerless(&a, &b).await,
+        Err(Error::Driver(DriverError::PathNotFound(_)))
+    ));
+
+    // Nothing at `w`: a new writer, as `writer(w, false)`.
+    let mut fw = d.writer_append_or_create(&w).await.unwrap();
+    assert_eq!(fw.size(), 0);
+    fw.write(b"abc").await.unwrap();
+    fw.close().await.unwrap();
+    // A closed upload at `w`: resumed, as `writer(w, true)`.
+    let mut fw = d.writer_append_or_create(&w).await.unwrap();
+    assert_eq!(fw.size(), 3);
+    fw.write(b"def").await.unwrap();
+    fw.commit().await.unwrap();
+    assert_eq!(d.get_content(&w).await.unwrap(), b"abcdef");
+    // Committed content and no upload: appending is path-not-found, so a new writer
+    // (which replaces the content at its commit).
+    let mut fw = d.writer_append_or_create(&w).await.unwrap();
+    assert_eq!(fw.size(), 0);
+    fw.write(b"new").await.unwrap();
+    fw.commit().await.unwrap();
+    assert_eq!(d.get_content(&w).await.unwrap(), b"new");
+    delete_path(&d, &first_part(&root)).await;
+});

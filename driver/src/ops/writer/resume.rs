@@ -98,6 +98,8 @@ impl<T: Transport> FileWriter<T> {
             for u in &uploads {
                 d.abort(&self.key, &u.upload_id, &self.path)?;
             }
+            // No tail (none was read, or the one read was dropped) and no upload left.
+            self.left_nothing = self.tail == Tail::Absent;
             return match object {
                 // distribution appends to an empty object as to nothing.
                 Some(info) if info.size == 0 => Ok(()),
