@@ -105,8 +105,9 @@ pub fn upload_dir(name: &str, id: &str) -> String {
 }
 
 /// The one path the registry opens storage writers at. Every other path is written whole
-/// with `put_content_writerless` (the driver's `fast-path.put-content-writerless`), whose
-/// promise is exactly this: no writer is ever opened there.
+/// with `put_content_writerless` or moved into with `mv_to_writerless` (the driver's
+/// `fast-path.put-content-writerless` and `move-to-writerless`), whose promise is exactly
+/// this: no writer is ever opened there.
 pub fn upload_data(name: &str, id: &str) -> String {
     format!("{}/data", upload_dir(name, id))
 }

@@ -260,17 +260,26 @@ async fn session(app: &App, name: &str, id: &str) -> Result<Session> {
     }
 }
 
-/// The upload's writer: resumed, or new for an upload with no data yet.
+/// The upload's writer: resumed, or new for an upload with no data yet. One driver call
+/// (`writer_append_or_create`) where a resume that finds nothing and a new writer would
+/// be two, the second clearing again what the first found empty.
 async fn resume(app: &App, name: &str, id: &str) -> Result<FileWriter> {
-    match session(app, name, id).await? {
-        Session::Data(w) => Ok(*w),
-        Session::Empty => app
-            .store
-            .driver()
-            .writer(&layout::upload_data(name, id), false)
-            .await
-            .map_err(storage("starting an upload's data")),
+    check_id(id)?;
+    let (started_at, data) = (
+        layout::upload_started_at(name, id),
+        layout::upload_data(name, id),
+    );
+    let (started, writer) = tokio::join!(
+        app.store.get_small(&started_at),
+        app.store.driver().writer_append_or_create(&data)
+    );
+    if started?.is_none() {
+        // Nothing was written: the writer is dropped unclosed.
+        return Err(RegistryError::BlobUploadUnknown(format!(
+            "upload {id} is unknown"
+        )));
     }
+    writer.map_err(storage("resuming an upload"))
 }
 
 /// The SHA-256 state after exactly `size` bytes, if one was saved and is valid.
@@ -491,7 +500,7 @@ pub async fn put(
     let private = upload_guard::private_copy(name, id);
     app.store
         .driver()
-        .mv(&data, &private)
+        .mv_to_writerless(&data, &private)
         .await
         .map_err(storage("moving an upload aside"))?;
     let linear = match app
@@ -624,7 +633,7 @@ async fn finish(
     let store = || async {
         app.store
             .driver()
-            .mv(verified, &layout::blob_data(want))
+            .mv_to_writerless(verified, &layout::blob_data(want))
             .await
             .map_err(storage("moving an upload into place"))
     };

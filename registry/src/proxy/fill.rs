@@ -301,7 +301,7 @@ impl Proxy {
     async fn place(&self, name: &str, d: &Digest, upload: &str) -> Result<()> {
         self.store
             .driver()
-            .mv(upload, &layout::blob_data(d))
+            .mv_to_writerless(upload, &layout::blob_data(d))
             .await
             .map_err(|e| RegistryError::storage("moving a cached blob into place", e))?;
         self.link(name, d).await
