@@ -121,9 +121,10 @@ async fn try_mount(
 /// budget, whose `room` it holds): the body is read into memory and hashed; bytes that
 /// are not the digest's are refused before anything is written. Then the blob's bytes
 /// and its repository link are written at once — one round trip to KS3 where a session
-/// takes nine —, through the sweep fence (its listing alongside the lookup of the blob):
-/// the blob may be a collection's candidate, and a sweep that may have missed these
-/// writes makes the request store the bytes again. Nothing is left behind to purge.
+/// takes nine —, through the sweep fence (its listing first): the blob may be a
+/// collection's candidate, and a sweep that may have missed these writes makes the
+/// request store the bytes again. The bytes are written without looking whether the blob
+/// is stored ([`Placing::Write`]). Nothing is left behind to purge.
 async fn monolithic_in_memory(
     app: &App,
     name: &str,
@@ -153,7 +154,7 @@ async fn monolithic_in_memory(
             .await
             .map_err(storage("storing a blob"))
     };
-    store_and_link(app, name, d, put_blob).await?;
+    store_and_link(app, name, d, Placing::Write, put_blob).await?;
     Stats::bump(&app.stats.blobs_uploaded);
     Ok(created(name, d))
 }
@@ -551,7 +552,7 @@ async fn finish_from_memory(
             .await
             .map_err(storage("storing a blob"))
     };
-    place_and_link(app, name, id, want, store).await
+    place_and_link(app, name, id, want, Placing::Write, store).await
 }
 
 /// Reads the object at `path` from its start, handing each chunk to `each`.
@@ -637,47 +638,72 @@ async fn finish(
             .await
             .map_err(storage("moving an upload into place"))
     };
-    place_and_link(app, name, id, want, store).await
+    place_and_link(app, name, id, want, Placing::LookFirst, store).await
 }
 
-/// Puts verified bytes at the blob's path with `store` unless the blob is stored already
-/// (content-addressed: it has the same bytes, and two requests storing the same verified
-/// bytes at once write the same content), links it into the repository and drops the
-/// upload. A blob found stored may be a garbage collection's candidate, so the request
-/// goes through the fence (its listing alongside the lookup of the blob), and stores its
-/// own bytes if a sweep took the blob meanwhile. The bytes and the link are written at
-/// once: a link beside a failed write names nothing the repository serves.
+/// Puts verified bytes at the blob's path with `store` (with [`Placing::LookFirst`],
+/// unless the blob is stored already; content-addressed: it has the same bytes, and two
+/// requests storing the same verified bytes at once write the same content), links it
+/// into the repository and drops the upload. A blob found stored may be a garbage
+/// collection's candidate, so the request goes through the fence (its listing alongside
+/// the lookup of the blob), and stores its own bytes if a sweep took the blob meanwhile.
+/// The bytes and the link are written at once: a link beside a failed write names nothing
+/// the repository serves.
 async fn place_and_link<F, Fut>(
     app: &App,
     name: &str,
     id: &str,
     want: &Digest,
+    placing: Placing,
     store: F,
 ) -> Result<Response<Body>>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    store_and_link(app, name, want, store).await?;
+    store_and_link(app, name, want, placing, store).await?;
     clean_up(app, name, id, want).await
+}
+
+/// How a blob's bytes are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placing {
+    /// The bytes are at hand (at most the read-back size): written whether or not the
+    /// blob is stored already. Content-addressed, so a rewrite stores the same bytes, and
+    /// one PUT costs less than looking first (a stat of an absent file is a HEAD, then a
+    /// listing, one after the other).
+    Write,
+    /// The bytes are an object to move: looked for first, so a stored blob is not
+    /// copied again.
+    LookFirst,
 }
 
 /// Through the fence (its listing beside the lookup of the blob): links blob `want`
 /// into repository `name`, storing its bytes with `store` unless they are stored (both at
 /// once), and storing them again when a sweep that may have missed the link took them.
-async fn store_and_link<F, Fut>(app: &App, name: &str, want: &Digest, store: F) -> Result<()>
+/// With [`Placing::Write`] the bytes are stored without looking.
+async fn store_and_link<F, Fut>(
+    app: &App,
+    name: &str,
+    want: &Digest,
+    placing: Placing,
+    store: F,
+) -> Result<()>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
     let protect = Protect::blob(want);
-    let (entered, stored) = tokio::join!(
-        app.fence.enter(&app.store, &protect),
-        app.store.blob_size(want)
-    );
+    let look = || async {
+        match placing {
+            Placing::LookFirst => app.store.blob_size(want).await,
+            Placing::Write => Ok(None),
+        }
+    };
+    let (entered, stored) = tokio::join!(app.fence.enter(&app.store, &protect), look());
     let entered = entered?;
     let stored = if entered.recheck() {
-        app.store.blob_size(want).await?
+        look().await?
     } else {
         stored?
     };
@@ -691,7 +717,7 @@ where
         linked?;
     }
     if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck
-        && app.store.blob_size(want).await?.is_none()
+        && look().await?.is_none()
     {
         store().await?;
     }

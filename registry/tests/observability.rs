@@ -177,7 +177,7 @@ async fn a_push_moves_the_metrics_and_promtool_accepts_them() {
     assert!(
         moved(
             "registry_storage_action_seconds_count",
-            &["action=\"put-content\""]
+            &["action=\"put-content-writerless\""]
         ) >= 1.0
     );
     assert!(
