@@ -810,6 +810,43 @@ async fn delete_takes_the_closed_uploads_at_and_under_the_path_not_a_siblings() 
     assert_bucket(&server.endpoint(), &d, &root, &[("/d-2", &b"sibling"[..])]).await;
 }
 
+/// A recursive delete is three listings in one round trip (the uploads, the tails, the
+/// keys under the path), then one request: the multi-object delete of what is under the
+/// path together with the object at the path, or, with nothing under the path, the
+/// object's own DELETE (which alone tells whether the path existed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_is_three_listings_and_one_delete() {
+    let server = start_server(|_| {});
+    let root = unique_root("delete_count");
+    let d = driver_on(&server, &root, &[]).await;
+    for p in ["/d", "/d/a", "/d/b", "/f"] {
+        d.put_content(p, &b"x"[..]).await.unwrap();
+    }
+    for (p, exists) in [("/d", true), ("/f", true), ("/nope", false)] {
+        let (before, deletes, batches) = (
+            server.request_count(),
+            server.requests_matching("DELETE", ""),
+            server.requests_matching("POST", "?delete"),
+        );
+        let r = d.delete(p).await;
+        if exists {
+            r.unwrap_or_else(|e| panic!("delete({p}): {e}"));
+        } else {
+            assert_path_not_found(r, "delete of nothing");
+        }
+        assert_eq!(server.request_count() - before, 4, "delete({p})");
+        let batched = server.requests_matching("POST", "?delete") - batches;
+        let deleted = server.requests_matching("DELETE", "") - deletes;
+        let (want_batched, want_deleted) = if p == "/d" { (1, 0) } else { (0, 1) };
+        assert_eq!(
+            (batched, deleted),
+            (want_batched, want_deleted),
+            "delete({p})"
+        );
+    }
+    assert_bucket(&server.endpoint(), &d, &root, &[]).await;
+}
+
 /// A multipart copy (a large `mv`) whose Complete answer carries the whole object's
 /// CRC-64, equal to the source's, is proven by it: no HEAD of the copy follows (the one
 /// HEAD is the source's). When that answer is lost and the completion is recognised

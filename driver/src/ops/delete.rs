@@ -20,20 +20,19 @@ impl<T: Transport> Driver<T> {
         let tail_prefix = self.keys.tail_dir_prefix(p);
         // One round trip asks everything that does not depend on another answer: the
         // uploads in progress at the path or under it, the first page of keys under it and
-        // of the tails at it and under it, and deletes the object. Then the uploads are
-        // aborted, so none can be resumed or completed over what is deleted (the listing
-        // by `key` also returns siblings such as `key-2`, which are not ours), and the
-        // keys and tails listed are deleted. The tails are listed by the tail key itself,
-        // which finds the path's own tail and those under it at once (siblings' tails are
-        // passed over; tails are few: only a closed, uncommitted writer leaves one).
+        // of the tails at it and under it. Then the uploads are aborted, so none can be
+        // resumed or completed over what is deleted (the listing by `key` also returns
+        // siblings such as `key-2`, which are not ours), and what was found is deleted.
+        // The tails are listed by the tail key itself, which finds the path's own tail and
+        // those under it at once (siblings' tails are passed over; tails are few: only a
+        // closed, uncommitted writer leaves one).
         let calls = [
             Self::uploads_page_call(&key, None, p),
             Self::list_page_call(&tail_key, false, None, PAGE_FLAT, p),
             Self::list_page_call(&prefix, false, None, PAGE_FLAT, p),
-            Self::delete_call(&key, p),
         ];
         let sent = self.client.send_all(&calls, AfterBatch::Continue);
-        let [uploads, tails, under, object]: [_; 4] = sent.try_into().map_err(|_| {
+        let [uploads, tails, under]: [_; 3] = sent.try_into().map_err(|_| {
             DriverError::other(p, "the client answered fewer calls than it was given")
         })?;
         let (first, next) = self.read_uploads_page(uploads?.resp, None, p)?;
@@ -42,43 +41,71 @@ impl<T: Transport> Driver<T> {
                 self.abort(&u.key, &u.upload_id, p)?;
             }
         }
-        let deleted_object = self.judge_delete(object?.resp, p)?;
         let tails = self.read_list_page(tails?.resp, &tail_key, None, p)?;
         let ours = |k: &str| k == tail_key || k.starts_with(&tail_prefix);
-        self.delete_listed_from(&tail_key, tails, ours, p)?;
+        let tails = self.all_listed_from(&tail_key, tails, ours, p)?;
         let under = self.read_list_page(under?.resp, &prefix, None, p)?;
-        let deleted_any = self.delete_listed_from(&prefix, under, |_| true, p)?;
-        if deleted_object || deleted_any {
-            Ok(())
-        } else {
-            Err(DriverError::PathNotFound(p.to_string()))
+        if under.entries.is_empty() && under.next_marker.is_none() {
+            // Nothing under the path: it exists if its object did, which only the
+            // object's own DELETE tells (a multi-object delete reports every key deleted).
+            if !tails.is_empty() {
+                self.delete_keys(&tails, p)?;
+            }
+            return if self.delete_object(&key, p)? {
+                Ok(())
+            } else {
+                Err(DriverError::PathNotFound(p.to_string()))
+            };
         }
+        // Something under the path, so it exists: the object at the path (if there is
+        // one) and the tails go in the first batch with the keys under it, one request
+        // where a DELETE of the object beside the listings would be one more.
+        let mut first_batch = tails;
+        first_batch.push(key.clone());
+        self.delete_listed_from(&prefix, under, first_batch, p)?;
+        Ok(())
     }
 
-    /// Deletes every key listed by `prefix` that `keep` accepts, from the first page of
-    /// the listing (already made) on; true if there was any.
-    fn delete_listed_from(
+    /// Every key listed by `prefix` that `keep` accepts, from the first page of the
+    /// listing (already made) on.
+    fn all_listed_from(
         &self,
         prefix: &str,
         mut page: super::listing::Page,
         keep: impl Fn(&str) -> bool,
         p: &str,
-    ) -> Result<bool, DriverError> {
-        let mut deleted_any = false;
+    ) -> Result<Vec<String>, DriverError> {
+        let mut keys = Vec::new();
         loop {
-            let keys: Vec<String> = page
-                .entries
-                .into_iter()
-                .map(|e| e.key)
-                .filter(|k| keep(k))
-                .collect();
+            keys.extend(page.entries.into_iter().map(|e| e.key).filter(|k| keep(k)));
+            match page.next_marker {
+                Some(m) => page = self.list_page(prefix, false, Some(&m), PAGE_FLAT, p)?,
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    /// Deletes every key listed by `prefix`, from the first page of the listing (already
+    /// made) on, and `first_batch` with the first page's keys.
+    fn delete_listed_from(
+        &self,
+        prefix: &str,
+        mut page: super::listing::Page,
+        first_batch: Vec<String>,
+        p: &str,
+    ) -> Result<(), DriverError> {
+        let mut keys = first_batch;
+        loop {
+            keys.extend(page.entries.into_iter().map(|e| e.key));
             if !keys.is_empty() {
-                deleted_any = true;
                 self.delete_keys(&keys, p)?;
             }
             match page.next_marker {
-                Some(m) => page = self.list_page(prefix, false, Some(&m), PAGE_FLAT, p)?,
-                None => return Ok(deleted_any),
+                Some(m) => {
+                    page = self.list_page(prefix, false, Some(&m), PAGE_FLAT, p)?;
+                    keys = Vec::new();
+                }
+                None => return Ok(()),
             }
         }
     }
