@@ -291,11 +291,14 @@ async fn check_references(app: &App, name: &str, kind: Kind, distinct: &[Digest]
     .map(|_: Vec<()>| ())
 }
 
-/// The manifest's bytes, its revision link, its referrers entry and its tags' index
-/// entries, all at once; then, once all of those exist, the tags' current links
-/// (distribution's order: a tag never names a manifest that is not there yet). The bytes
-/// are written even when stored already (the same bytes, content-addressed): looking
-/// first would cost a round trip and two requests on every fresh push.
+/// The manifest's bytes with its tags' index entries; then, once the bytes are stored,
+/// its revision link and its referrers entry; then, once those exist, the tags' current
+/// links (distribution's order: a tag never names a manifest that is not there yet). No
+/// link that serves the manifest is written before its bytes: a failed write of the bytes
+/// (KS3 unreachable through every retry) leaves at most tag index entries, which nothing
+/// serves (fsck's `tag-index-dangling`, a leftover). The bytes are written even when
+/// stored already (the same bytes, content-addressed): looking first would cost a round
+/// trip and two requests on every fresh push.
 async fn write_manifest(
     app: &App,
     name: &str,
@@ -311,12 +314,16 @@ async fn write_manifest(
             .await
             .map_err(|e| RegistryError::storage("storing a manifest", e))
     };
+    let indexes: Vec<String> = tags
+        .iter()
+        .map(|t| layout::tag_index_link(name, t, d))
+        .collect();
+    let (written, indexed) = tokio::join!(bytes_written, write_links(app, &indexes, d));
+    written?;
+    indexed?;
     let mut links = vec![layout::revision_link(name, d)];
     links.extend(subject.map(|s| layout::referrer_link(name, s, d)));
-    links.extend(tags.iter().map(|t| layout::tag_index_link(name, t, d)));
-    let (written, linked) = tokio::join!(bytes_written, write_links(app, &links, d));
-    written?;
-    linked?;
+    write_links(app, &links, d).await?;
     let currents: Vec<String> = tags
         .iter()
         .map(|t| layout::tag_current_link(name, t))

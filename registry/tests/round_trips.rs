@@ -214,3 +214,54 @@ async fn the_one_pass_pushes_under_faults() {
     }
     assert_eq!(hit, targets.len() * kinds.len(), "every fault was hit");
 }
+
+/// A manifest whose bytes cannot be stored (every attempt of their PUT fails) leaves no
+/// link that would serve it: the revision link and the tag are written only once the
+/// bytes are stored (found by the chaos test: a revision link beside bytes that never
+/// landed is fsck's `revision-missing-blob`). The same push succeeds once KS3 is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_whose_bytes_fail_leaves_no_link_to_them() {
+    let ks3 = shared_ks3();
+    let reg = serve_shared(&ks3, "storage:\n  redirect:\n    disable: true\n").await;
+    let config = bytes(300, 41);
+    let layer = bytes(5000, 43);
+    let cd = push_blob(&reg.base, "app", &config).await;
+    let ld = push_blob(&reg.base, "app", &layer).await;
+    let m = oci_manifest((&cd, config.len()), &[(&ld, layer.len())], None, None);
+    let md = sha256(&m);
+    let hex = md.trim_start_matches("sha256:");
+    ks3.server.faults().inject(
+        ks3_local::FaultRule::parse(&format!(
+            "PUT:/blobs/sha256/{}/{hex}/data:50:500:InternalError",
+            &hex[..2]
+        ))
+        .expect("fault rule"),
+    );
+    let url = format!("{}/v2/app/manifests/v1", reg.base);
+    let ct = [("content-type", "application/vnd.oci.image.manifest.v1+json")];
+    let r = request(Method::PUT, &url, &ct, m.clone()).await;
+    assert!(r.status.is_server_error(), "{}", r.status);
+    let keys = ks3_tests::list_keys_on(&ks3.server.endpoint(), "").await;
+    for k in &keys {
+        assert!(
+            !(k.contains(hex) && (k.contains("/revisions/") || k.contains("/blobs/"))),
+            "a revision link or bytes of the failed manifest: {k}"
+        );
+        assert!(!k.contains("/tags/v1/current/"), "the tag was written: {k}");
+    }
+    let get = request(Method::GET, &url, &[], vec![]).await;
+    assert_eq!(get.status, StatusCode::NOT_FOUND);
+
+    ks3.server.faults().clear();
+    let r = request(Method::PUT, &url, &ct, m.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let get = request(
+        Method::GET,
+        &format!("{}/v2/app/manifests/{md}", reg.base),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert!(get.body == m);
+}
