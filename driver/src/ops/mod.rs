@@ -212,13 +212,10 @@ impl<T: Transport> Driver<T> {
             .and_then(ks3_proto::date::parse_http_date)
             .map(|s| (s.max(0) as u64).saturating_mul(1_000_000_000))
             .unwrap_or(0);
-        let crc =
-            match resp.header("x-kss-checksum-crc64ecma") {
-                None => None,
-                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                    DriverError::io(p, format!("KS3 sent an unreadable CRC-64 `{v}`"))
-                })?),
-            };
+        let crc = resp
+            .header("x-kss-checksum-crc64ecma")
+            .map(|v| multipart::parse_crc(v, p, "object"))
+            .transpose()?;
         Ok(Some(ObjectMeta {
             size,
             mod_time_ns,

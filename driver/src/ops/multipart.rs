@@ -74,6 +74,16 @@ pub(crate) enum CompleteError {
 
 /// What the object a Complete makes must look like, to recognise it when the answer to
 /// the Complete was lost.
+/// A CRC-64 as KS3 sends it (`x-kss-checksum-crc64ecma`, decimal), for the `what` of `p`.
+pub(crate) fn parse_crc(raw: &str, p: &str, what: &str) -> Result<u64, DriverError> {
+    raw.trim().parse::<u64>().map_err(|_| {
+        DriverError::io(
+            p,
+            format!("KS3 sent an unreadable CRC-64 `{raw}` for the {what}"),
+        )
+    })
+}
+
 /// What a successful Complete proved of the object it made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Completed {
@@ -424,12 +434,7 @@ impl<T: Transport> Driver<T> {
         what: &str,
     ) -> Result<(), DriverError> {
         let Some(raw) = got else { return Ok(()) };
-        let Ok(got) = raw.trim().parse::<u64>() else {
-            return Err(DriverError::io(
-                p,
-                format!("KS3 sent an unreadable CRC-64 `{raw}` for the {what}"),
-            ));
-        };
+        let got = parse_crc(raw, p, what)?;
         match expected {
             Some(want) if want != got => Err(DriverError::integrity(
                 p,

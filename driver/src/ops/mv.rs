@@ -2,7 +2,7 @@
 //! the copy is a multipart copy, several parts in flight, so objects over 5 GB move.
 use ks3_proto::encode::encode_key;
 
-use super::multipart::{CompleteError, Part};
+use super::multipart::{parse_crc, CompleteError, Part};
 use super::{Driver, ObjectMeta};
 use crate::client::{AfterBatch, Call, MAX_XML};
 use crate::config::MAX_PARTS;
@@ -172,12 +172,7 @@ impl<T: Transport> Driver<T> {
                     ));
                 }
                 let crc = match crc_header {
-                    Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                        DriverError::io(
-                            dst,
-                            format!("KS3 sent an unreadable CRC-64 `{v}` for part copy {n}"),
-                        )
-                    })?),
+                    Some(v) => Some(parse_crc(&v, dst, &format!("part copy {n}"))?),
                     None => copied.crc64,
                 };
                 let etag = copied.etag;
