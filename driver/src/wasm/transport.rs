@@ -82,10 +82,11 @@ impl WasiTransport {
         timeout: Duration,
     ) -> Result<Pending, TransportError> {
         let (out, opts) = self.request(req, timeout)?;
+        let head = req.method == "HEAD";
         let has_body = !body.is_empty() || matches!(req.method, "PUT" | "POST");
         if !has_body {
             return outgoing_handler::handle(out, Some(opts))
-                .map(Pending::Future)
+                .map(|f| Pending::Future(f, head))
                 .map_err(error_code);
         }
         let outgoing_body = out.body().map_err(|_| bad("body"))?;
@@ -111,13 +112,13 @@ impl WasiTransport {
             // reading it all; its answer says more than the broken write. So does the
             // sandbox refusing the destination (not retryable, unlike a broken write).
             return match wait(fut) {
-                Ok(resp) => Ok(Pending::Ready(resp)),
+                Ok(resp) => Ok(Pending::Ready(resp, head)),
                 Err(denied) if denied.kind == TransportErrorKind::Denied => Err(denied),
                 Err(_) => Err(e),
             };
         }
         OutgoingBody::finish(outgoing_body, None).map_err(error_code)?;
-        Ok(Pending::Future(fut))
+        Ok(Pending::Future(fut, head))
     }
 
     /// A request whose body is written as the flight advances (`Transport::start`).
@@ -309,17 +310,17 @@ fn write_all(out: &OutputStream, mut buf: &[u8]) -> Result<(), TransportError> {
     Ok(())
 }
 
-/// A request whose head has gone out.
+/// A request whose head has gone out; the flag: whether it was a HEAD.
 enum Pending {
-    Future(FutureIncomingResponse),
-    Ready(IncomingResponse),
+    Future(FutureIncomingResponse, bool),
+    Ready(IncomingResponse, bool),
 }
 
 impl Pending {
     fn response(self) -> Result<Response, TransportError> {
         match self {
-            Pending::Future(f) => into_response(wait(f)?),
-            Pending::Ready(r) => into_response(r),
+            Pending::Future(f, head) => into_response(wait(f)?, head),
+            Pending::Ready(r, head) => into_response(r, head),
         }
     }
 }
@@ -336,14 +337,29 @@ fn wait(fut: FutureIncomingResponse) -> Result<IncomingResponse, TransportError>
     }
 }
 
-fn into_response(resp: IncomingResponse) -> Result<Response, TransportError> {
+/// The answer to a request (`head`: a HEAD). A response that has no body by HTTP's rules
+/// is not consumed: its body's stream is never opened, read to its end and dropped, which
+/// spares a stat or a PUT's answer five or six calls into the host.
+fn into_response(resp: IncomingResponse, head: bool) -> Result<Response, TransportError> {
     let status = resp.status();
     let headers: Vec<(String, String)> = resp
         .headers()
         .entries()
         .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .map(|(k, v)| (k, utf8_lossy(v)))
         .collect();
+    if has_no_body(head, status, &headers) {
+        return Ok(Response {
+            status,
+            headers,
+            body: Box::new(WasiBody {
+                deferred: None,
+                stream: None,
+                body: None,
+                resp: None,
+            }),
+        });
+    }
     let body = resp.consume().map_err(|_| {
         TransportError::new(TransportErrorKind::Protocol, "response body unavailable")
     })?;
@@ -363,6 +379,23 @@ fn into_response(resp: IncomingResponse) -> Result<Response, TransportError> {
             resp: Some(resp),
         }),
     })
+}
+
+/// A header value as text: its own bytes when they are UTF-8 (as they nearly always are:
+/// no copy, no second allocation), otherwise with U+FFFD for what is not.
+fn utf8_lossy(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Whether a response has no body whatever its headers say of the content (RFC 9110
+/// §6.4.1): the answer to a HEAD, a 1xx, 204 or 304, or one whose Content-Length is 0
+/// (without a Transfer-Encoding, which would override it).
+fn has_no_body(head: bool, status: u16, headers: &[(String, String)]) -> bool {
+    let empty = || {
+        crate::http::find_header(headers, "content-length").is_some_and(|v| v.trim() == "0")
+            && crate::http::find_header(headers, "transfer-encoding").is_none()
+    };
+    head || status < 200 || status == 204 || status == 304 || empty()
 }
 
 /// Fields drop in declaration order: the stream before the body before the response.
@@ -549,7 +582,7 @@ impl Transport for WasiTransport {
             wasi::io::poll::poll(&refs);
         }
         match std::mem::replace(&mut flight.0, FlightState::Gone) {
-            FlightState::Done(r) => into_response(r?),
+            FlightState::Done(r) => into_response(r?, false),
             _ => Err(TransportError::new(
                 TransportErrorKind::Protocol,
                 "request already finished",
