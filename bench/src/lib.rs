@@ -27,6 +27,7 @@ mod rows;
 mod schemes;
 mod server;
 mod sides;
+mod stat_loop;
 mod steps;
 
 use cold::{ColdFigures, ColdStarts};
@@ -118,10 +119,41 @@ pub async fn run(
     options: Options,
     progress: Progress,
 ) -> Result<String, String> {
-    let use_local = !configured.contains_key("bucket");
     let sizes = Sizes::new(options.quick);
-    // A multi-threaded runtime of its own (the command line runs a single-threaded one);
-    // native operations block on its handle from blocking threads.
+    on_bench_runtime(configured, move |rt, params, server| {
+        rt.block_on(bench(runtime, params, server, sizes, options, progress))
+    })
+    .await
+}
+
+/// `ks3-driver bench --stat-loop N`: only `n` stats of one 4 KiB object, one at a time,
+/// through the component then natively (or through one `side` alone: `component`,
+/// `native`), in rounds as the main table's; a line per side and round with the median
+/// and the mean. Something for a profiler to watch (docs/benchmarks.md, "Where a stat's
+/// time goes").
+pub async fn stat_loop(
+    runtime: ks3_driver_host::Runtime,
+    configured: Params,
+    n: usize,
+    side: Option<String>,
+) -> Result<String, String> {
+    on_bench_runtime(configured, move |rt, params, _server| {
+        rt.block_on(stat_loop::run(runtime, params, n, side.as_deref()))
+    })
+    .await
+}
+
+/// Runs `f` on a blocking thread with a multi-threaded runtime of the benchmark's own (the
+/// command line runs a single-threaded one; native operations block on its handle from
+/// blocking threads), against the local server in a child process when `configured` names
+/// no bucket, else against `configured`.
+async fn on_bench_runtime(
+    configured: Params,
+    f: impl FnOnce(&tokio::runtime::Runtime, Params, Option<LocalServer>) -> Result<String, String>
+        + Send
+        + 'static,
+) -> Result<String, String> {
+    let use_local = !configured.contains_key("bucket");
     tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -137,7 +169,7 @@ pub async fn run(
             Some(s) => local_params(&s.endpoint),
             None => configured,
         };
-        rt.block_on(bench(runtime, params, server, sizes, options, progress))
+        f(&rt, params, server)
     })
     .await
     .map_err(|e| format!("benchmark: {e}"))?

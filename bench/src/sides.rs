@@ -225,7 +225,7 @@ impl Native {
         self.0.get_content(&file(path)?).map_err(err)
     }
 
-    fn stat(&self, path: &str) -> Result<(), String> {
+    pub(crate) fn stat(&self, path: &str) -> Result<(), String> {
         self.0.stat(&dir(path)?).map(|_| ()).map_err(err)
     }
 

@@ -18,6 +18,13 @@ pub struct BenchArgs {
     /// Only the "Mirror" table: the registry in proxy mode in front of distribution 2.8.2.
     #[arg(long)]
     pub only_mirror: bool,
+    /// Only N stats of one 4 KiB object, one at a time, through the component then natively:
+    /// the per-call path alone, for a profiler (docs/benchmarks.md).
+    #[arg(long, value_name = "N")]
+    pub stat_loop: Option<usize>,
+    /// With --stat-loop: through one side only, `component` or `native`.
+    #[arg(long, value_name = "SIDE", requires = "stat_loop")]
+    pub side: Option<String>,
     /// Internal: run the benchmark's local server (until stdin closes).
     #[arg(long, hide = true)]
     pub serve_local: bool,
@@ -39,6 +46,13 @@ pub async fn run(ctx: &Context, args: &BenchArgs) -> Result<(), CliError> {
             .map_err(CliError::Other);
     }
     let runtime = ctx.runtime()?;
+    if let Some(n) = args.stat_loop {
+        let report = ks3_bench::stat_loop(runtime, configured, n, args.side.clone())
+            .await
+            .map_err(CliError::Other)?;
+        print!("{report}");
+        return Ok(());
+    }
     let options = ks3_bench::Options {
         quick: args.quick,
         no_sdk: args.no_sdk,

@@ -223,3 +223,49 @@ fn bench_quick_prints_the_table() {
         }
     }
 }
+
+/// `bench --stat-loop N` stats through both sides (or the one `--side` names), a line per
+/// side and round and one for all; a side it does not know is refused by name.
+#[test]
+fn stat_loop_stats_through_the_sides_it_is_given() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ks3-driver"))
+            .args(["bench", "--stat-loop"])
+            .args(args)
+            .env_remove("KS3_DRIVER_LOG")
+            .output()
+            .expect("run ks3-driver bench --stat-loop")
+    };
+    let out = run(&["25"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for side in ["component", "native"] {
+        let rounds = stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("stat {side} round ")))
+            .count();
+        assert_eq!(rounds, 9, "25 stats in rounds of 3: {stdout}");
+        assert!(
+            stdout.contains(&format!("stat {side} all: 25 stats, p50 ")),
+            "{stdout}"
+        );
+    }
+
+    let out = run(&["4", "--side", "native"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("stat native all: 4 stats"), "{stdout}");
+    assert!(!stdout.contains("component"), "{stdout}");
+
+    let out = run(&["4", "--side", "wasm"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--side wasm: expected `component` or `native`"),
+        "{stderr}"
+    );
+}
