@@ -11,7 +11,7 @@ use crate::app::{respond, App, ClientAddr, Stats};
 use crate::blobs::parse_digest;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::errors::{RegistryError, Result};
-use crate::fence::{Left, Protect};
+use crate::fence::{Entered, Left, Protect};
 use crate::http_io::{query_get, Body, BodyReader, RequestBody};
 use crate::layout;
 use crate::resumable_sha256::ResumableSha256;
@@ -48,7 +48,7 @@ pub async fn start(
         // one pass, with no upload session at all (see `monolithic_in_memory`).
         if let Some(room) = app.read_back_room(len) {
             let _slot = slot;
-            return monolithic_in_memory(app, name, d, len, body, room).await;
+            return monolithic_in_memory(app, name, d, len, body, room, None).await;
         }
     }
     let id = crate::ids::uuid4();
@@ -124,7 +124,9 @@ async fn try_mount(
 /// takes nine —, through the sweep fence (its listing first): the blob may be a
 /// collection's candidate, and a sweep that may have missed these writes makes the
 /// request store the bytes again. The bytes are written without looking whether the blob
-/// is stored ([`Placing::Write`]). Nothing is left behind to purge.
+/// is stored ([`Placing::Write`]). Nothing is left behind to purge: the directory of
+/// `session`, when the blob came in a session's `PUT`, is dropped beside the writes
+/// (which is why a `PUT` whose writes fail cannot be retried on its session).
 async fn monolithic_in_memory(
     app: &App,
     name: &str,
@@ -132,6 +134,7 @@ async fn monolithic_in_memory(
     len: u64,
     body: RequestBody,
     _room: tokio::sync::OwnedSemaphorePermit,
+    session: Option<&str>,
 ) -> Result<Response<Body>> {
     let bytes = body_reader(app, body).read_all(len).await?;
     if bytes.len() as u64 != len {
@@ -154,7 +157,10 @@ async fn monolithic_in_memory(
             .await
             .map_err(storage("storing a blob"))
     };
-    store_and_link(app, name, d, Placing::Write, put_blob).await?;
+    let looked = enter_and_look(app, d, Placing::Write).await?;
+    // The bytes are at hand: the session's directory (if any) goes at the same time.
+    let linked = store_and_link(app, name, d, looked, put_blob);
+    with_session_dropped(app, name, session, linked).await?;
     Stats::bump(&app.stats.blobs_uploaded);
     Ok(created(name, d))
 }
@@ -197,12 +203,15 @@ async fn monolithic(
         return Err(e);
     }
     crate::notify::blob_size(w.size());
-    w.commit().await.map_err(storage("committing an upload"))?;
+    // Whether the blob is stored already is looked for (through the fence) while the
+    // upload commits.
+    let (committed, looked) = tokio::join!(w.commit(), enter_and_look(app, d, Placing::LookFirst));
+    committed.map_err(storage("committing an upload"))?;
     let actual = hasher.finish();
     if &actual != d {
         return Err(digest_mismatch(app, name, id, d, &actual).await);
     }
-    finish(app, name, id, d, &data).await
+    finish(app, name, id, d, &data, looked?).await
 }
 
 /// A blob request's body under the configured limits.
@@ -451,9 +460,7 @@ pub async fn put(
                 .is_none_or(|(first, _)| first == 0);
             if let (Some(len), true) = (len, starts_at_zero) {
                 if let Some(room) = app.read_back_room(len) {
-                    let created = monolithic_in_memory(app, name, &d, len, body, room).await?;
-                    clean_up_session(app, name, id).await?;
-                    return Ok(created);
+                    return monolithic_in_memory(app, name, &d, len, body, room, Some(id)).await;
                 }
             }
             resume(app, name, id).await?
@@ -497,13 +504,15 @@ pub async fn put(
         // Small: the bytes read back are hashed and become the blob themselves.
         return finish_from_memory(app, name, id, &d, &data).await;
     }
-    // Large: from here on only this request can change the bytes it checks.
+    // Large: from here on only this request can change the bytes it checks. Whether the
+    // blob is stored already does not depend on them: it is looked for (through the
+    // fence) while they move aside.
     let private = upload_guard::private_copy(name, id);
-    app.store
-        .driver()
-        .mv_to_writerless(&data, &private)
-        .await
-        .map_err(storage("moving an upload aside"))?;
+    let (moved, looked) = tokio::join!(
+        app.store.driver().mv_to_writerless(&data, &private),
+        enter_and_look(app, &d, Placing::LookFirst)
+    );
+    moved.map_err(storage("moving an upload aside"))?;
     let linear = match app
         .store
         .list_names(&upload_guard::writers_dir(name, id))
@@ -526,12 +535,14 @@ pub async fn put(
     if actual != d {
         return Err(digest_mismatch(app, name, id, &d, &actual).await);
     }
-    finish(app, name, id, &d, &private).await
+    finish(app, name, id, &d, &private, looked?).await
 }
 
 /// A small committed upload: read back (refusing more than the budget it was given, in
 /// case another instance committed something larger meanwhile), hashed, and written to
-/// the blob path from the same bytes.
+/// the blob path from the same bytes; the upload's directory is dropped beside those
+/// writes (so a `PUT` whose writes fail cannot be retried on its session: the client
+/// starts a new one, as it must after any 404 `BLOB_UPLOAD_UNKNOWN`).
 async fn finish_from_memory(
     app: &App,
     name: &str,
@@ -539,7 +550,12 @@ async fn finish_from_memory(
     want: &Digest,
     data: &str,
 ) -> Result<Response<Body>> {
-    let bytes = read_bounded(app, data, upload_guard::READ_BACK_MAX).await?;
+    // The fence's records are read while the bytes are read back.
+    let (bytes, looked) = tokio::join!(
+        read_bounded(app, data, upload_guard::READ_BACK_MAX),
+        enter_and_look(app, want, Placing::Write)
+    );
+    let bytes = bytes?;
     Stats::bump(&app.stats.digests_from_small_read_back);
     let actual = Digest::of(want.algorithm(), &bytes);
     if &actual != want {
@@ -552,7 +568,11 @@ async fn finish_from_memory(
             .await
             .map_err(storage("storing a blob"))
     };
-    place_and_link(app, name, id, want, Placing::Write, store).await
+    // The bytes are at hand: nothing in the upload's directory is needed any more.
+    let linked = store_and_link(app, name, want, looked?, store);
+    with_session_dropped(app, name, Some(id), linked).await?;
+    Stats::bump(&app.stats.blobs_uploaded);
+    Ok(created(name, want))
 }
 
 /// Reads the object at `path` from its start, handing each chunk to `each`.
@@ -622,14 +642,16 @@ async fn digest_mismatch(
 }
 
 /// After the bytes at `verified` were proven to hash to `want` (and only this request can
-/// change them): move them into `blobs/`, link the blob into the repository, and drop the
-/// upload directory.
+/// change them), with the fence entered and the blob looked for (`looked`): move them into
+/// `blobs/` unless it is stored, link the blob into the repository, then drop the upload
+/// directory (which holds `verified` until it has moved).
 async fn finish(
     app: &App,
     name: &str,
     id: &str,
     want: &Digest,
     verified: &str,
+    looked: Looked,
 ) -> Result<Response<Body>> {
     let store = || async {
         app.store
@@ -638,31 +660,28 @@ async fn finish(
             .await
             .map_err(storage("moving an upload into place"))
     };
-    place_and_link(app, name, id, want, Placing::LookFirst, store).await
+    store_and_link(app, name, want, looked, store).await?;
+    clean_up_session(app, name, id).await?;
+    Stats::bump(&app.stats.blobs_uploaded);
+    Ok(created(name, want))
 }
 
-/// Puts verified bytes at the blob's path with `store` (with [`Placing::LookFirst`],
-/// unless the blob is stored already; content-addressed: it has the same bytes, and two
-/// requests storing the same verified bytes at once write the same content), links it
-/// into the repository and drops the upload. A blob found stored may be a garbage
-/// collection's candidate, so the request goes through the fence (its listing alongside
-/// the lookup of the blob), and stores its own bytes if a sweep took the blob meanwhile.
-/// The bytes and the link are written at once: a link beside a failed write names nothing
-/// the repository serves.
-async fn place_and_link<F, Fut>(
+/// `work`, and at the same time the directory of upload session `id` (if any) dropped:
+/// for work that no longer needs anything in it. Both must succeed.
+async fn with_session_dropped(
     app: &App,
     name: &str,
-    id: &str,
-    want: &Digest,
-    placing: Placing,
-    store: F,
-) -> Result<Response<Body>>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    store_and_link(app, name, want, placing, store).await?;
-    clean_up(app, name, id, want).await
+    id: Option<&str>,
+    work: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    match id {
+        None => work.await,
+        Some(id) => {
+            let (done, dropped) = tokio::join!(work, clean_up_session(app, name, id));
+            done?;
+            dropped
+        }
+    }
 }
 
 /// How a blob's bytes are placed.
@@ -678,28 +697,25 @@ enum Placing {
     LookFirst,
 }
 
-/// Through the fence (its listing beside the lookup of the blob): links blob `want`
-/// into repository `name`, storing its bytes with `store` unless they are stored (both at
-/// once), and storing them again when a sweep that may have missed the link took them.
-/// With [`Placing::Write`] the bytes are stored without looking.
-async fn store_and_link<F, Fut>(
-    app: &App,
-    name: &str,
-    want: &Digest,
+/// A request inside the sweep fence, with what it found of the blob it links.
+struct Looked {
+    entered: Entered,
     placing: Placing,
-    store: F,
-) -> Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let protect = Protect::blob(want);
+    /// The blob's size, if it is stored (always `None` with [`Placing::Write`]).
+    stored: Option<u64>,
+}
+
+/// Enters the fence for blob `want` and, with [`Placing::LookFirst`], looks whether it is
+/// stored, both at once (again after the fence when a sweep that named it ended
+/// meanwhile).
+async fn enter_and_look(app: &App, want: &Digest, placing: Placing) -> Result<Looked> {
     let look = || async {
         match placing {
             Placing::LookFirst => app.store.blob_size(want).await,
             Placing::Write => Ok(None),
         }
     };
+    let protect = Protect::blob(want);
     let (entered, stored) = tokio::join!(app.fence.enter(&app.store, &protect), look());
     let entered = entered?;
     let stored = if entered.recheck() {
@@ -707,6 +723,33 @@ where
     } else {
         stored?
     };
+    Ok(Looked {
+        entered,
+        placing,
+        stored,
+    })
+}
+
+/// Links blob `want` into repository `name` from inside the fence (`looked`), storing its
+/// bytes with `store` unless they were found stored (bytes and link at once: a link
+/// beside a failed write names nothing the repository serves), and storing them again
+/// when a sweep that may have missed the link took them.
+async fn store_and_link<F, Fut>(
+    app: &App,
+    name: &str,
+    want: &Digest,
+    looked: Looked,
+    store: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let Looked {
+        entered,
+        placing,
+        stored,
+    } = looked;
     let link_path = layout::layer_link(name, want);
     let link = app.store.write_link(&link_path, want);
     if stored.is_some() {
@@ -716,18 +759,17 @@ where
         placed?;
         linked?;
     }
-    if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck
-        && look().await?.is_none()
-    {
-        store().await?;
+    let protect = Protect::blob(want);
+    if app.fence.leave(&app.store, entered, &protect).await? == Left::Recheck {
+        let gone = match placing {
+            Placing::LookFirst => app.store.blob_size(want).await?.is_none(),
+            Placing::Write => true,
+        };
+        if gone {
+            store().await?;
+        }
     }
     Ok(())
-}
-
-async fn clean_up(app: &App, name: &str, id: &str, want: &Digest) -> Result<Response<Body>> {
-    clean_up_session(app, name, id).await?;
-    Stats::bump(&app.stats.blobs_uploaded);
-    Ok(created(name, want))
 }
 
 /// Drops a finished upload's directory.
