@@ -202,6 +202,31 @@ pub async fn native_stat(config: Config, path: String) -> Result<(), String> {
     blocking(move || Native::standalone_stat(config, handle, &path)).await
 }
 
+/// The component driver on `params`, its KS3 configuration and the native driver over
+/// its pooled client: the two sides every comparison runs (of KS3 drivers only).
+async fn drivers(
+    runtime: &ks3_driver_host::Runtime,
+    params: Params,
+) -> Result<(Driver, Config, Native), String> {
+    let driver = Driver::with_runtime(runtime, params).await.map_err(err)?;
+    let config = driver.config().cloned().ok_or_else(|| {
+        format!(
+            "the bench compares KS3 drivers; this component is `{}`",
+            driver.name()
+        )
+    })?;
+    let native = Native::new(&driver, &config, Handle::current());
+    Ok((driver, config, native))
+}
+
+/// Where this run's objects go, apart from any other run's: `/ks3-driver-bench/<pid>-<ms>`.
+fn run_root() -> String {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("/ks3-driver-bench/{}-{stamp}", std::process::id())
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -342,27 +367,15 @@ async fn bench(
     options: Options,
     say: Progress,
 ) -> Result<String, String> {
-    let driver = Driver::with_runtime(&runtime, params.clone())
-        .await
-        .map_err(err)?;
+    let (driver, config, native) = drivers(&runtime, params.clone()).await?;
     let component = Component(driver.clone());
-    let config = driver.config().cloned().ok_or_else(|| {
-        format!(
-            "the bench compares KS3 drivers; this component is `{}`",
-            driver.name()
-        )
-    })?;
-    let native = Native::new(&driver, &config, Handle::current());
     let mut table: Table = [
         (&component, Figures::default()),
         (&native, Figures::default()),
     ];
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
     let mut run = Run {
         sizes,
-        root: format!("/ks3-driver-bench/{}-{stamp}", std::process::id()),
+        root: run_root(),
         data: payload(),
         server,
         say,

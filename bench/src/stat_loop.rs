@@ -5,10 +5,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use ks3_driver_host::{Driver, Params};
-use tokio::runtime::Handle;
+use ks3_driver_host::Params;
 
-use crate::sides::{blocking, Native};
+use crate::sides::blocking;
 use crate::{err, lat_stats, SMALL, SMALL_ROUNDS};
 
 /// Which side a loop runs through.
@@ -42,18 +41,8 @@ pub(crate) async fn run(
     if n == 0 {
         return Err("--stat-loop 0: nothing to measure; give a number of stats".into());
     }
-    let driver = Driver::with_runtime(&runtime, params).await.map_err(err)?;
-    let config = driver.config().cloned().ok_or_else(|| {
-        format!(
-            "the stat loop compares KS3 drivers; this component is `{}`",
-            driver.name()
-        )
-    })?;
-    let native = Native::new(&driver, &config, Handle::current());
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let path = format!("/ks3-driver-bench/{}-{stamp}/stat-loop", std::process::id());
+    let (driver, _, native) = crate::drivers(&runtime, params).await?;
+    let path = format!("{}/stat-loop", crate::run_root());
     driver
         .put_content(&path, &[7u8; SMALL])
         .await
