@@ -475,8 +475,22 @@ async fn the_guards_requests_survive_every_fault_kind() {
     ks3.params.insert("requesttimeout".into(), "2".into());
     let r = serve_shared(&ks3, STREAMED).await;
     let kinds = ["500:InternalError", "503:SlowDown", "drop", "lost"];
-    let small: &[(&str, &str)] = &[("PUT", "/writers/"), ("GET", "/data")];
-    let large: &[(&str, &str)] = &[("PUT", "/writers/"), ("GET", "writers"), ("PUT", "verify-")];
+    // Also the requests that run beside others: the fence's listing beside a small
+    // read-back, the upload directory's batch delete beside a small blob's writes, the
+    // blob's lookup beside a large upload's move aside.
+    let small: &[(&str, &str)] = &[
+        ("PUT", "/writers/"),
+        ("GET", "/data"),
+        ("GET", "_gc"),
+        ("POST", "delete"),
+    ];
+    let large: &[(&str, &str)] = &[
+        ("PUT", "/writers/"),
+        ("GET", "writers"),
+        ("PUT", "verify-"),
+        ("HEAD", "/blobs/sha256/"),
+        ("POST", "delete"),
+    ];
     let mut round = 0u64;
     for (size, targets) in [(64 * 1024, small), (6 << 20, large)] {
         for (method, pattern) in targets {

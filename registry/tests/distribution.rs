@@ -1074,3 +1074,111 @@ async fn each_tolerates_what_the_other_leaves() {
     assert_no_server_errors(&dist);
     assert_fsck_clean(&ours).await;
 }
+
+/// A closing `PUT` whose blob cannot be stored (every attempt at the blob's path answered
+/// 500) fails in both registries, and in both the session is gone afterwards: 2.8.2
+/// cancels an upload whose commit failed, and this registry drops a small upload's
+/// directory beside the blob's writes (its bytes are in memory by then). Asked about the
+/// session, this registry answers 404 `BLOB_UPLOAD_UNKNOWN` and 2.8.2 a 500 naming the
+/// missing data. In both a new upload of the same bytes then succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_whose_blob_cannot_be_stored_ends_its_session_in_both() {
+    let (ks3, ours, dist) = both(ROOT).await;
+    for (who, base, seed) in [
+        ("ours", ours.base.as_str(), 77),
+        ("2.8.2", dist.base.as_str(), 78),
+    ] {
+        // Bytes of its own for each: one registry's blob is the other's on one root.
+        let data = bytes(64 * 1024, seed);
+        let digest = sha256(&data);
+        let absolute = |l: &str| {
+            if l.starts_with('/') {
+                format!("{base}{l}")
+            } else {
+                l.to_string()
+            }
+        };
+        let repo = format!("failing/{}", if who == "ours" { "a" } else { "b" });
+        let r = request(
+            Method::POST,
+            &format!("{base}/v2/{repo}/blobs/uploads/"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{who} POST");
+        let location = absolute(r.header("location").expect("Location"));
+        let r = request(
+            Method::PATCH,
+            &location,
+            &[("content-type", "application/octet-stream")],
+            data.clone(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{who} PATCH");
+        let location = absolute(r.header("location").expect("Location"));
+        // Every write at the blob's path fails, through either registry's retries (a PUT
+        // of the bytes for ours, a PUT with a copy source for 2.8.2's move).
+        ks3.server.faults().inject(
+            ks3_local::FaultRule::parse("PUT:/blobs/sha256/:1000:500:InternalError")
+                .expect("fault rule"),
+        );
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = request(
+            Method::PUT,
+            &format!("{location}{sep}digest={digest}"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+        ks3.server.faults().clear();
+        assert!(
+            put.status.is_server_error(),
+            "{who}: PUT answered {} {}",
+            put.status,
+            String::from_utf8_lossy(&put.body)
+        );
+        let status = request(Method::GET, &location, &[], Vec::new()).await;
+        let said = String::from_utf8_lossy(&status.body).to_string();
+        if who == "ours" {
+            assert_eq!(status.status, StatusCode::NOT_FOUND, "{who}: {said}");
+            assert_eq!(status.error_code(), "BLOB_UPLOAD_UNKNOWN", "{who}");
+        } else {
+            // 2.8.2 cancelled the upload too, but its status request then fails on the
+            // missing data (500 UNKNOWN, the driver's PathNotFound as the detail) where
+            // the spec says 404 BLOB_UPLOAD_UNKNOWN.
+            assert_eq!(
+                status.status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{who}: {said}"
+            );
+            assert!(
+                said.contains("\"Path\"") && said.contains("/_uploads/"),
+                "{who}: {said}"
+            );
+        }
+        // A new upload of the same bytes goes through: POST, then PUT with the body.
+        let r = request(
+            Method::POST,
+            &format!("{base}/v2/{repo}/blobs/uploads/"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{who} POST again");
+        let location = absolute(r.header("location").expect("Location"));
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let r = request(
+            Method::PUT,
+            &format!("{location}{sep}digest={digest}"),
+            &[("content-type", "application/octet-stream")],
+            data.clone(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{who} PUT again");
+        assert!(
+            get_blob(base, &repo, &digest).await == data,
+            "{who}: the bytes"
+        );
+    }
+}
