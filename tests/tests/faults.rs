@@ -436,3 +436,67 @@ async fn checksum_mismatch_is_caught() {
     let _ = d.delete("/p").await;
     assert_clean(&d).await;
 }
+
+/// The answers the component no longer reads a body of (7bae782: a HEAD's, a PUT's empty
+/// one, a DELETE's 204) under every fault kind, one at a time: the call is retried to
+/// the right outcome (a lost DELETE answer: see below), and what it wrote reads back
+/// whole or is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodiless_answers_survive_every_fault_kind() {
+    let (d, tag) = driver_and_tag("faults_bodiless", &[]).await;
+    let faults = server().faults();
+    let kinds = [
+        err500(),
+        slow_down(),
+        FaultAction::DropMidBody,
+        FaultAction::LoseResponse,
+    ];
+    // Other tests share the server and its rules: only this test's (by its tag) count.
+    let left = || {
+        faults
+            .rules()
+            .iter()
+            .filter(|r| r.path_pattern == tag)
+            .count()
+    };
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let path = format!("/bodiless/{i}");
+        let data = random_contents(10_000 + i);
+        faults.inject(rule("PUT", &tag, 1, kind.clone()));
+        d.put_content(&path, &data).await.expect("put retried");
+        assert_eq!(left(), 0, "{kind:?} on the PUT was hit");
+        faults.inject(rule("HEAD", &tag, 1, kind.clone()));
+        assert_eq!(
+            d.stat(&path).await.expect("stat retried").size,
+            data.len() as u64,
+            "{kind:?}"
+        );
+        assert_eq!(left(), 0, "{kind:?} on the HEAD was hit");
+        assert_eq!(d.get_content(&path).await.unwrap(), data, "{kind:?}");
+        faults.inject(rule("DELETE", &tag, 1, kind.clone()));
+        let deleted = d.delete(&path).await;
+        assert_eq!(left(), 0, "{kind:?} on the DELETE was hit");
+        match kind {
+            // Refused before it ran: retried to the right answer.
+            FaultAction::Error { .. } => deleted.expect("delete retried"),
+            // The DELETE ran and its answer never came: the retry finds the key gone, and a
+            // file's delete learns whether the path existed from that answer alone, so it
+            // may report PathNotFound for the file it removed. The writer model allows an
+            // operation under a fault to fail having taken effect; the file must be gone.
+            _ => assert!(
+                matches!(
+                    deleted,
+                    Ok(()) | Err(Error::Driver(DriverError::PathNotFound(_)))
+                ),
+                "{kind:?}: {deleted:?}"
+            ),
+        }
+        assert!(
+            matches!(
+                d.stat(&path).await,
+                Err(Error::Driver(DriverError::PathNotFound(_)))
+            ),
+            "{kind:?}: deleted"
+        );
+    }
+}
