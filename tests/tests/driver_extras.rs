@@ -389,6 +389,72 @@ async fn over_thousand_blobs() {
     assert_clean(&d).await;
 }
 
+/// A delete learns whether its path exists from one listing by the path's key, which also
+/// returns the siblings that sort before `key/` (`a-0000`…). More than a page of them
+/// neither hides the path's own keys nor counts as the path, and a missing path is answered
+/// without a DELETE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_sees_past_a_page_of_siblings() {
+    let d = fresh_driver("delete_past_siblings").await;
+    // 1 001 siblings each of /s/a and /s/b: a listing page holds 1 000 keys.
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (t..1001).step_by(8) {
+                for name in ["a", "b"] {
+                    d.put_content(&format!("/s/{name}-{i:04}"), b"s")
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let own = ["/s/a", "/s/a/x", "/s/a/y/z"];
+    for p in own {
+        d.put_content(p, b"own").await.unwrap();
+    }
+    d.delete("/s/a").await.unwrap();
+    for p in own {
+        assert!(
+            matches!(
+                d.stat(p).await,
+                Err(Error::Driver(DriverError::PathNotFound(_)))
+            ),
+            "{p} deleted with /s/a"
+        );
+    }
+    let deletes_of_b = || {
+        server()
+            .request_log()
+            .iter()
+            .filter(|l| {
+                l.starts_with("DELETE ") && l.contains("delete_past_siblings") && l.contains("/s/b")
+            })
+            .count()
+    };
+    let before = deletes_of_b();
+    assert!(matches!(
+        d.delete("/s/b").await,
+        Err(Error::Driver(DriverError::PathNotFound(_)))
+    ));
+    assert_eq!(
+        deletes_of_b(),
+        before,
+        "a missing path's delete sent a DELETE"
+    );
+    assert_eq!(
+        d.list("/s").await.unwrap().len(),
+        2002,
+        "every sibling stays"
+    );
+    d.delete("/s").await.unwrap();
+    assert_clean(&d).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn move_with_multipart_copy() {
     let threshold = (5 * MIB).to_string();
