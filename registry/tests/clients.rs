@@ -256,6 +256,7 @@ async fn skopeo_copies_an_umoci_image_in_and_out() {
     .expect("list-tags json");
     assert_eq!(tags["Tags"], serde_json::json!([]));
     let gone = Command::new("skopeo")
+        .envs(no_stored_credentials())
         .args(["inspect", "--tls-verify=false", &dest])
         .output()
         .await

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::distribution::require_docker_registry;
+use common::token_server::{require_python_module, TokenServer};
 use common::*;
 use http::{Method, StatusCode};
 use rcgen::{
@@ -179,6 +180,7 @@ async fn tls_with_a_private_ca_http2_client_certificates_and_a_minimum_version()
     .await;
     assert!(raw.contains("\"layers\""), "{raw}");
     let refused = Command::new("skopeo")
+        .envs(no_stored_credentials())
         .args(["inspect", "--raw", &dest])
         .output()
         .expect("skopeo");
@@ -307,106 +309,6 @@ async fn read_only_mode_serves_pulls_and_refuses_every_write() {
     )
     .await;
     assert_eq!(still.status, StatusCode::OK, "the manifest was not deleted");
-}
-
-/// The PyJWT token server of `clients/token_server.py`, serving `users` until dropped.
-struct TokenServer {
-    child: std::process::Child,
-    url: String,
-    keys: tempfile::TempDir,
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/token_server.py")
-}
-
-fn require_pyjwt() {
-    let ok = Command::new("python3")
-        .args(["-c", "import jwt, cryptography, oras.client"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "PyJWT, cryptography and oras are needed: python3 -m pip install PyJWT cryptography oras (.ci/run does this)"
-    );
-}
-
-impl TokenServer {
-    fn start(users: serde_json::Value) -> TokenServer {
-        use std::io::BufRead;
-        require_pyjwt();
-        let keys = tempfile::tempdir().expect("keys");
-        let users_file = keys.path().join("users.json");
-        std::fs::write(&users_file, users.to_string()).expect("users");
-        let mut child = Command::new("python3")
-            .arg(script())
-            .args(["serve", path_str(keys.path()), path_str(&users_file)])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("token server starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listening line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("token server said {line:?}"))
-            .to_string();
-        TokenServer { child, url, keys }
-    }
-
-    fn bundle(&self) -> PathBuf {
-        self.keys.path().join("ca.pem")
-    }
-
-    fn jwks(&self) -> PathBuf {
-        self.keys.path().join("jwks.json")
-    }
-
-    /// One token minted outside the server: `kind` x5c, libtrust, jwks or foreign.
-    fn mint(&self, alg: &str, kind: &str, exp_offset: i64, access: serde_json::Value) -> String {
-        let out = Command::new("python3")
-            .arg(script())
-            .args([
-                "mint",
-                path_str(self.keys.path()),
-                alg,
-                kind,
-                &exp_offset.to_string(),
-                "tester",
-                &access.to_string(),
-            ])
-            .output()
-            .expect("mint");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn yaml(&self, jwks: bool) -> String {
-        let mut y = format!(
-            "auth:\n  token:\n    realm: {}/token\n    service: registry.test\n    issuer: token.test\n    rootcertbundle: {}\n",
-            self.url,
-            path_str(&self.bundle())
-        );
-        if jwks {
-            y.push_str(&format!("    jwks: {}\n", path_str(&self.jwks())));
-        }
-        y
-    }
 }
 
 /// Status and challenge of one request, for the comparison with distribution.
@@ -547,6 +449,7 @@ async fn token_auth_answers_as_distribution_and_grants_per_repository() {
 async fn skopeo_and_oras_push_and_pull_through_the_token_server() {
     require("skopeo", "apt-get install -y skopeo");
     require("umoci", "apt-get install -y umoci");
+    require_python_module("oras.client", "python3 -m pip install oras");
     let tokens = TokenServer::start(serde_json::json!({
         "alice": {"password": "alice-pw", "grants": {"team/app": ["pull", "push"], "oras/art": ["pull", "push"]}, "alg": "RS256", "kid": "x5c"},
         "bob": {"password": "bob-pw", "grants": {"team/app": ["pull"]}, "alg": "ES256", "kid": "libtrust"},
@@ -592,6 +495,7 @@ async fn skopeo_and_oras_push_and_pull_through_the_token_server() {
     // …but not push, here or to another repository.
     for target in [dest.clone(), format!("docker://{}/other/app:v1", r.host)] {
         let out = Command::new("skopeo")
+            .envs(no_stored_credentials())
             .args([
                 "--insecure-policy",
                 "copy",
@@ -605,12 +509,23 @@ async fn skopeo_and_oras_push_and_pull_through_the_token_server() {
             .expect("skopeo");
         assert!(!out.status.success(), "bob pushed to {target}");
     }
-    // Nobody without credentials.
+    // Nobody without credentials (`--no-creds`: no stored login is sent either).
     let anon = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false", &dest])
+        .envs(no_stored_credentials())
+        .args([
+            "inspect",
+            "--raw",
+            "--no-creds",
+            "--tls-verify=false",
+            &dest,
+        ])
         .output()
         .expect("skopeo");
-    assert!(!anon.status.success(), "an anonymous pull was served");
+    assert!(
+        !anon.status.success(),
+        "an anonymous pull was served: {}",
+        String::from_utf8_lossy(&anon.stdout)
+    );
 
     // oras (the Python package) through the same token flow.
     let script = work.path().join("oras_token.py");
@@ -621,7 +536,9 @@ import oras.client
 host, workdir = sys.argv[1], sys.argv[2]
 os.chdir(workdir)
 c = oras.client.OrasClient(hostname=host, insecure=True)
-c.login(username="alice", password="alice-pw", hostname=host)
+# The login goes to a file of this test's own, not ~/.docker/config.json.
+c.login(username="alice", password="alice-pw", hostname=host,
+        config_path=os.path.join(workdir, "docker-config.json"))
 with open("artifact.txt", "w") as f:
     f.write("an artifact behind token auth\n")
 c.push(target=f"{host}/oras/art:v1", files=["artifact.txt"], quiet=True)

@@ -8,10 +8,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::distribution::{Distribution, Options, S3Target};
+use common::token_server::TokenServer;
 use common::*;
 use http::{Method, StatusCode};
 
@@ -103,6 +103,7 @@ async fn pull(src: &str, dir: &Path, creds: Option<&str>) -> Result<(), String> 
     }
     args.extend([src, dest.as_str()]);
     let out = tokio::process::Command::new("skopeo")
+        .envs(no_stored_credentials())
         .args(&args)
         .output()
         .await
@@ -127,64 +128,6 @@ fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
-}
-
-/// The PyJWT token server of `clients/token_server.py`, serving `users` until dropped.
-struct TokenServer {
-    child: std::process::Child,
-    url: String,
-    keys: tempfile::TempDir,
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl TokenServer {
-    fn start(users: serde_json::Value) -> TokenServer {
-        use std::io::BufRead;
-        let ok = Command::new("python3")
-            .args(["-c", "import jwt, cryptography"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "PyJWT and cryptography are needed: python3 -m pip install PyJWT cryptography (.ci/run does this)"
-        );
-        let keys = tempfile::tempdir().expect("keys");
-        let users_file = keys.path().join("users.json");
-        std::fs::write(&users_file, users.to_string()).expect("users");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/token_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(["serve", path_str(keys.path()), path_str(&users_file)])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("token server starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listening line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("token server said {line:?}"))
-            .to_string();
-        TokenServer { child, url, keys }
-    }
-
-    fn yaml(&self) -> String {
-        format!(
-            "auth:\n  token:\n    realm: {}/token\n    service: registry.test\n    issuer: token.test\n    rootcertbundle: {}\n",
-            self.url,
-            path_str(&self.keys.path().join("ca.pem"))
-        )
-    }
 }
 
 fn upstream(ks3: &SharedKs3, tag: &str, extra_yaml: String) -> Distribution {
@@ -218,7 +161,7 @@ async fn token_upstream_byte_identical_offline_and_retagged() {
         "mirror": {"password": "mirror-pw", "grants": {"*": ["pull"]}, "alg": "ES256", "kid": "x5c"},
     }));
     let ks3 = shared_ks3();
-    let up = upstream(&ks3, "up-token", tokens.yaml());
+    let up = upstream(&ks3, "up-token", tokens.yaml(false));
     let work = tempfile::tempdir().expect("work");
     let v1 = image(&work.path().join("one"), "first\n", 3 << 20).await;
     let v2 = image(&work.path().join("two"), "second\n", 1 << 20).await;

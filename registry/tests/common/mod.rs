@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod distribution;
+pub mod token_server;
 
 use std::sync::Arc;
 
@@ -235,9 +236,27 @@ pub fn require(tool: &str, install: &str) {
     );
 }
 
-/// Runs a command; panics with its output if it fails. Returns stdout.
+/// The environment that gives a registry client (skopeo, the oras scripts) no stored
+/// credentials. Both keep logins in the user's home (`~/.docker/config.json`, skopeo's
+/// `auth.json`) and send them unasked to the registry a login named, and oras's `login`
+/// writes there. A login one test made for `127.0.0.1:<port>` is then sent by any later
+/// run whose registry draws the same port (the likely cause of a CI run where skopeo's
+/// anonymous pull from a token-auth registry succeeded). So every client a test runs looks
+/// at a path nobody writes (a test that logs in keeps the login in its own directory), and
+/// no test writes into the developer's own credentials.
+pub fn no_stored_credentials() -> [(&'static str, std::path::PathBuf); 2] {
+    let nowhere = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-stored-credentials");
+    [
+        ("REGISTRY_AUTH_FILE", nowhere.join("auth.json")),
+        ("DOCKER_CONFIG", nowhere),
+    ]
+}
+
+/// Runs a command (with [`no_stored_credentials`]); panics with its output if it fails.
+/// Returns stdout.
 pub async fn run(program: &str, args: &[&str]) -> String {
     let out = tokio::process::Command::new(program)
+        .envs(no_stored_credentials())
         .args(args)
         .output()
         .await
