@@ -65,9 +65,20 @@ async fn put_and_get_survive_500_and_slowdown() {
     // Listing requests carry the root in the (encoded) prefix parameter.
     faults.inject(rule("GET", &tag.replace('/', "%2F"), 2, err500()));
     assert_eq!(d.list("/a").await.unwrap(), vec!["/a/b".to_string()]);
+    // Two keys under /a: one multi-object delete, its 500 retried.
+    d.put_content("/a/c", b"c").await.unwrap();
     faults.inject(rule("POST", "?delete", 1, err500()));
-    faults.inject(rule("DELETE", &tag, 1, slow_down()));
     d.delete("/a").await.unwrap();
+    // A lone file goes by its own DELETE, its SlowDown retried.
+    d.put_content("/f", b"f").await.unwrap();
+    faults.inject(rule("DELETE", &tag, 1, slow_down()));
+    d.delete("/f").await.unwrap();
+    let left: Vec<_> = faults
+        .rules()
+        .into_iter()
+        .filter(|r| r.path_pattern == "?delete" || r.path_pattern == tag)
+        .collect();
+    assert!(left.is_empty(), "faults not hit: {left:?}");
     assert_clean(&d).await;
 }
 
