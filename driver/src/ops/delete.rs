@@ -50,7 +50,7 @@ impl<T: Transport> Driver<T> {
         let tails = self.all_listed_from(&tail_key, tails, ours, p)?;
         let first = self.read_list_page(at_and_under?.resp, &key, None, p)?;
         let (found, rest) = split_by_key(first, &key, &prefix);
-        let exists = !found.is_empty();
+        let found_on_first_page = !found.is_empty();
         // The tails and what the first page found go in one batch; the rest of a large
         // directory follows page by page.
         let mut batch = tails;
@@ -60,13 +60,13 @@ impl<T: Transport> Driver<T> {
                 if !batch.is_empty() {
                     self.delete_keys(&batch, p)?;
                 }
-                exists
+                found_on_first_page
             }
             Rest::Under(marker) => {
                 let page = self.list_page(&prefix, false, marker.as_deref(), PAGE_FLAT, p)?;
-                let more = !page.entries.is_empty();
+                let found_under = !page.entries.is_empty();
                 self.delete_listed_from(&prefix, page, batch, p)?;
-                exists || more
+                found_on_first_page || found_under
             }
         };
         if exists {
