@@ -277,15 +277,7 @@ async fn skopeo_copies_an_umoci_image_in_and_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oras_pushes_a_referrer_and_finds_it() {
     require("python3", "apt-get install -y python3");
-    let has_oras = std::process::Command::new("python3")
-        .args(["-c", "import oras.client"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        has_oras,
-        "the `oras` Python package is needed by this test: python3 -m pip install oras (.ci/run does this)"
-    );
+    require_python_module("oras.client", "python3 -m pip install oras");
     let r = serve_yaml("").await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_referrers.py");

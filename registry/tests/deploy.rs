@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::distribution::require_docker_registry;
-use common::token_server::{require_python_module, TokenServer};
+use common::token_server::TokenServer;
 use common::*;
 use http::{Method, StatusCode};
 use rcgen::{

@@ -236,6 +236,19 @@ pub fn require(tool: &str, install: &str) {
     );
 }
 
+/// Fails (never skips) when a Python module a test needs is missing.
+pub fn require_python_module(module: &str, install: &str) {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "the Python module `{module}` is needed by this test and is not installed: {install} (.ci/run does this)"
+    );
+}
+
 /// The environment that gives a registry client (skopeo, the oras scripts) no stored
 /// credentials. Both keep logins in the user's home (`~/.docker/config.json`, skopeo's
 /// `auth.json`) and send them unasked to the registry a login named, and oras's `login`

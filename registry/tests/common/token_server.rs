@@ -3,25 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::require_python_module;
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/token_server.py")
-}
-
-/// Fails (never skips) when a Python module a test needs is missing.
-pub fn require_python_module(module: &str, install: &str) {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "the Python module `{module}` is needed: {install} (.ci/run does this)"
-    );
 }
 
 /// The token server, serving `users` until dropped.
