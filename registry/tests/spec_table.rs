@@ -7,9 +7,9 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::token_server::mint_token;
 use common::*;
 
 /// One request of the table: what it does, and the status and code the spec asks for.
@@ -420,31 +420,12 @@ fn bcrypt_hash(pw: &str) -> String {
 async fn every_spec_error_code_over_tls_with_token_auth() {
     require("curl", "apt-get install -y curl");
     let keys = tempfile::tempdir().expect("keys");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/token_server.py");
     let access = serde_json::json!([
         {"type": "repository", "name": "spec/app", "actions": ["pull", "push", "delete"]},
         {"type": "repository", "name": "spec/none", "actions": ["pull"]},
         {"type": "repository", "name": "Spec/App", "actions": ["pull"]}
     ]);
-    let mint = Command::new("python3")
-        .arg(&script)
-        .args([
-            "mint",
-            keys.path().to_str().expect("utf-8"),
-            "ES256",
-            "x5c",
-            "600",
-            "spec",
-        ])
-        .arg(access.to_string())
-        .output()
-        .expect("python3 runs the token script (PyJWT; .ci/run installs it)");
-    assert!(
-        mint.status.success(),
-        "{}",
-        String::from_utf8_lossy(&mint.stderr)
-    );
-    let token = String::from_utf8_lossy(&mint.stdout).trim().to_string();
+    let token = mint_token(keys.path(), "ES256", "x5c", 600, "spec", &access);
     // The server's certificate, from a CA of its own.
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");

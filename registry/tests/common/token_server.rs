@@ -73,25 +73,7 @@ impl TokenServer {
         exp_offset: i64,
         access: serde_json::Value,
     ) -> String {
-        let out = Command::new("python3")
-            .arg(script())
-            .args([
-                "mint",
-                path_str(self.keys.path()),
-                alg,
-                kind,
-                &exp_offset.to_string(),
-                "tester",
-                &access.to_string(),
-            ])
-            .output()
-            .expect("mint");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        mint_token(self.keys.path(), alg, kind, exp_offset, "tester", &access)
     }
 
     /// The `auth.token` section of a registry's configuration (with `jwks` when asked).
@@ -106,4 +88,37 @@ impl TokenServer {
         }
         y
     }
+}
+
+/// One token minted by the script alone (no server): signed with the keys in `keys` (made
+/// there on first use, `ca.pem` among them), `kind` x5c, libtrust, jwks or foreign, for
+/// `subject` with `access`, expiring `exp_offset` seconds from now.
+pub fn mint_token(
+    keys: &Path,
+    alg: &str,
+    kind: &str,
+    exp_offset: i64,
+    subject: &str,
+    access: &serde_json::Value,
+) -> String {
+    require_python_module("jwt", "python3 -m pip install PyJWT cryptography");
+    let out = Command::new("python3")
+        .arg(script())
+        .args([
+            "mint",
+            path_str(keys),
+            alg,
+            kind,
+            &exp_offset.to_string(),
+            subject,
+            &access.to_string(),
+        ])
+        .output()
+        .expect("python3 runs the token script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
